@@ -1,0 +1,36 @@
+# bigseg: two-command quick start.  `make demo`, then `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo-output
+
+.PHONY: demo test lint venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the project's metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	rm -rf $(DEMO)
+	$(BIN)/bigseg synth $(DEMO)/sample.ome.zarr --shape 24 256 256 --nuclei 40 --seed 0
+	$(BIN)/bigseg segment $(DEMO)/sample.ome.zarr -o $(DEMO)/result --workers 2
+	$(BIN)/bigseg score $(DEMO)/result/nuclei.parquet $(DEMO)/sample.ome.zarr/truth.csv
+	$(BIN)/bigseg plot $(DEMO)/result
+	@echo "Tables and figures are in $(DEMO)/result/"
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -1,0 +1,665 @@
+"""Reading stacks lazily and writing labels and tables.
+
+`open_stack` turns a TIFF, OME-TIFF, ImageJ hyperstack, OME-Zarr (0.4 or 0.5)
+or plain Zarr array into an :class:`xarray.DataArray` with dims
+``("z", "y", "x")`` or ``("t", "z", "y", "x")``, coordinates in µm and a dask
+array whose chunks line up with the storage chunks.  Nothing is read until a
+sink computes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ._errors import InputError
+
+__all__ = ["open_stack", "write_labels", "write_ngff_image"]
+
+SPATIAL = ("z", "y", "x")
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
+_UNIT_TO_UM = {
+    "micrometer": 1.0,
+    "micron": 1.0,
+    "um": 1.0,
+    "µm": 1.0,
+    "\u03bcm": 1.0,  # Greek mu
+    "nanometer": 1e-3,
+    "nm": 1e-3,
+    "millimeter": 1e3,
+    "mm": 1e3,
+    "centimeter": 1e4,
+    "cm": 1e4,
+    "meter": 1e6,
+    "m": 1e6,
+}
+_SUPPORTED_KINDS = "uif"  # unsigned, signed integer, float
+
+
+def open_stack(
+    path: str | os.PathLike,
+    *,
+    scale: Sequence[float] | None = None,
+    chunks: Mapping[str, int] | Sequence[int] | None = None,
+    channel: int | None = None,
+) -> xr.DataArray:
+    """Open a microscopy stack lazily as a labelled dask-backed array.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A TIFF / OME-TIFF / ImageJ file, an OME-Zarr image group (NGFF 0.4 or
+        0.5; the highest resolution level is used) or a Zarr array.
+    scale : sequence of 3 floats, optional
+        Voxel size ``(z, y, x)`` in µm.  Overrides the file's metadata; needed
+        when the file has none.
+    chunks : mapping or sequence, optional
+        Dask chunks per dim (``{"z": 4}`` or ``(z, y, x)``); by default the
+        storage chunks.
+    channel : int, optional
+        Which channel to keep when the data has a channel axis of size > 1.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("z", "y", "x")`` or ``("t", "z", "y", "x")``; coordinates in µm
+        (``z = index * scale_z + translation_z``); ``attrs`` hold ``scale``,
+        ``translation`` (dicts of µm per spatial dim), ``source`` and
+        ``format``.  A 2D image becomes a stack of one plane.
+
+    Raises
+    ------
+    InputError
+        When the path is missing or unreadable, the array is not an image
+        bigseg can segment, or no voxel size is known.
+    """
+    path_str = os.fspath(path)
+    if not os.path.exists(path_str):
+        raise InputError(f"Input {path_str!r} does not exist; check the path.")
+    if os.path.isdir(path_str):
+        data, dims, meta_scale, translation, fmt = _open_zarr(path_str)
+    elif path_str.lower().endswith(TIFF_SUFFIXES):
+        data, dims, meta_scale, translation, fmt = _open_tiff(path_str)
+    else:
+        raise InputError(
+            f"Input {path_str!r} is neither a TIFF file (.tif/.tiff) nor a Zarr "
+            "directory; convert it to one of these formats."
+        )
+    data, dims = _select_channel(data, dims, channel, path_str)
+    data, dims = _to_standard_dims(data, dims, path_str)
+    _check_dtype(data.dtype, path_str)
+    if any(n == 0 for n in data.shape):
+        raise InputError(
+            f"Input {path_str!r} has an empty axis (shape {dict(zip(dims, data.shape))}); "
+            "it holds no image to segment."
+        )
+    resolved = _resolve_scale(scale, meta_scale, path_str)
+    if chunks is not None:
+        data = data.rechunk(_chunks_for(chunks, dims))
+    return as_stack(
+        data, dims=dims, scale=resolved, translation=translation, source=path_str, fmt=fmt
+    )
+
+
+def as_stack(
+    data: Any,
+    *,
+    scale: Sequence[float],
+    dims: Sequence[str] | None = None,
+    translation: Sequence[float] | None = None,
+    source: str = "<array>",
+    fmt: str = "array",
+) -> xr.DataArray:
+    """Wrap a NumPy or dask array as a bigseg stack with µm coordinates.
+
+    Parameters
+    ----------
+    data : array-like
+        2D ``(y, x)``, 3D ``(z, y, x)`` or 4D ``(t, z, y, x)`` image.
+    scale : sequence of 3 floats
+        Voxel size ``(z, y, x)`` in µm.
+    dims : sequence of str, optional
+        Dim names; default ``("t", "z", "y", "x")[-ndim:]``.
+    translation : sequence of 3 floats, optional
+        Position of voxel 0 in µm, ``(z, y, x)``; default zeros.
+    source, fmt : str
+        Recorded in ``attrs`` for provenance.
+
+    Returns
+    -------
+    xarray.DataArray
+        See :func:`open_stack`.
+    """
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(1,) * (np.ndim(data) - 2) + (-1, -1))
+    if dims is None:
+        if not 2 <= data.ndim <= 4:
+            raise InputError(
+                f"An image must have 2, 3 or 4 dims (y, x / z, y, x / t, z, y, x), "
+                f"not {data.ndim} (shape {data.shape})."
+            )
+        dims = ("t", "z", "y", "x")[-data.ndim :]
+    dims = tuple(dims)
+    if "z" not in dims:
+        data = data[..., None, :, :]
+        dims = dims[:-2] + ("z",) + dims[-2:]
+    scale = _validated_scale(scale, "scale")
+    translation = (0.0, 0.0, 0.0) if translation is None else tuple(float(v) for v in translation)
+    coords: dict[str, Any] = {}
+    for name, step, origin in zip(SPATIAL, scale, translation):
+        n = data.shape[dims.index(name)]
+        coords[name] = xr.Variable(name, origin + step * np.arange(n), {"units": "µm"})
+    if "t" in dims:
+        coords["t"] = np.arange(data.shape[dims.index("t")])
+    attrs = {
+        "scale": dict(zip(SPATIAL, scale)),
+        "translation": dict(zip(SPATIAL, translation)),
+        "units": "µm",
+        "source": source,
+        "format": fmt,
+    }
+    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name="image")
+
+
+def scale_of(stack: xr.DataArray) -> tuple[float, float, float]:
+    """Return the ``(z, y, x)`` voxel size in µm recorded on a stack."""
+    try:
+        s = stack.attrs["scale"]
+        return (float(s["z"]), float(s["y"]), float(s["x"]))
+    except (KeyError, TypeError):
+        raise InputError(
+            "The array has no voxel size in attrs['scale']; open it with "
+            "bigseg.open_stack(..., scale=(z, y, x)) or bigseg.as_stack."
+        ) from None
+
+
+# --------------------------------------------------------------------------- TIFF
+
+
+class _TiffArray:
+    """A picklable, lazily read view of one TIFF series through tifffile's zarr store.
+
+    Only the path travels to workers; each process opens the file once
+    (cached) and reads the requested chunk through ``zarr``.
+    """
+
+    def __init__(self, path: str, series: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.path = path
+        self.series = series
+        self.shape = shape
+        self.dtype = dtype
+        self.ndim = len(shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(_tiff_zarr(self.path, self.series, os.path.getmtime(self.path))[key])
+        except (ValueError, OSError, IndexError) as exc:
+            raise InputError(
+                f"Could not read {self.path!r} ({exc}); the TIFF file may be truncated or corrupt."
+            ) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _tiff_zarr(path: str, series: int, mtime: float) -> Any:
+    import tifffile
+    import zarr
+
+    store = tifffile.imread(path, aszarr=True, series=series, level=0)
+    return zarr.open(store, mode="r")
+
+
+def _open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple, str]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = series.axes
+            shape = tuple(series.shape)
+            dtype = np.dtype(series.dtype)
+            # Touch the last page: a truncated file fails here, not mid-run.
+            if series.keyframe is None or len(tif.pages) == 0:
+                raise ValueError("no image pages")
+            scale, fmt = _tiff_scale(tif, axes)
+            arr = _tiff_zarr(path, 0, os.path.getmtime(path))
+            chunks = arr.chunks
+    except InputError:
+        raise
+    except Exception as exc:  # tifffile raises many types for broken files
+        raise InputError(
+            f"Could not read {path!r} as a TIFF ({type(exc).__name__}: {exc}); "
+            "the file may be truncated, corrupt or not an image."
+        ) from exc
+    dims = _tiff_dims(axes, path)
+    data = da.from_array(
+        _TiffArray(path, 0, shape, dtype),
+        chunks=chunks,
+        name=f"tiff-{_token(path)}",
+        asarray=False,
+        lock=False,
+        meta=np.empty((0,) * len(shape), dtype),
+    )
+    return data, dims, scale, (0.0, 0.0, 0.0), fmt
+
+
+def _token(path: str) -> str:
+    from dask.base import tokenize
+
+    st = os.stat(path)
+    return tokenize(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+
+def _tiff_dims(axes: str, path: str) -> tuple[str, ...]:
+    mapping = {"T": "t", "Z": "z", "C": "c", "S": "c", "Y": "y", "X": "x"}
+    dims = []
+    for letter in axes:
+        if letter in mapping:
+            dims.append(mapping[letter])
+        elif letter in "QIP" and "Z" not in axes and "z" not in dims:
+            dims.append("z")  # an untagged page sequence is a z stack
+        else:
+            raise InputError(
+                f"TIFF {path!r} has axes {axes!r}; bigseg understands T, Z, C, Y and X "
+                "(save it as an ImageJ hyperstack or OME-TIFF with those axes)."
+            )
+    if dims.count("c") > 1:
+        raise InputError(f"TIFF {path!r} has two channel-like axes ({axes!r}); split it first.")
+    return tuple(dims)
+
+
+def _tiff_scale(tif: Any, axes: str) -> tuple[list | None, str]:
+    if tif.is_ome and tif.ome_metadata:
+        return _ome_xml_scale(tif.ome_metadata), "ome-tiff"
+    if tif.is_imagej:
+        meta = tif.imagej_metadata or {}
+        unit = str(meta.get("unit", "micron")).replace("\\u00B5", "µ")
+        factor = _UNIT_TO_UM.get(unit.lower(), None)
+        xy = _resolution_um(tif.pages[0], factor)
+        z = meta.get("spacing")
+        if xy is None or z is None or factor is None:
+            return None, "imagej-tiff"
+        return [float(z) * factor, xy[0], xy[1]], "imagej-tiff"
+    return None, "tiff"
+
+
+def _resolution_um(page: Any, factor: float | None) -> tuple[float, float] | None:
+    if factor is None:
+        return None
+    out = []
+    for tag in ("YResolution", "XResolution"):
+        value = page.tags.get(tag)
+        if value is None:
+            return None
+        num, den = value.value
+        if num == 0 or (num == 1 and den == 1):
+            return None
+        out.append(den / num * factor)
+    return out[0], out[1]
+
+
+def _ome_xml_scale(xml: str) -> list | None:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return None
+    values = []
+    for ax in "ZYX":
+        size = pixels.get(f"PhysicalSize{ax}")
+        unit = pixels.get(f"PhysicalSize{ax}Unit", "µm")
+        if size is None:
+            if ax == "Z" and pixels.get("SizeZ", "1") == "1":
+                size, unit = "1", "µm"  # a single plane: z spacing is irrelevant
+            else:
+                return None
+        factor = _UNIT_TO_UM.get(unit.lower())
+        if factor is None:
+            return None
+        values.append(float(size) * factor)
+    return values
+
+
+# --------------------------------------------------------------------------- Zarr
+
+
+def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple, str]:
+    import zarr
+
+    try:
+        node = zarr.open(path, mode="r")
+    except Exception as exc:
+        raise InputError(
+            f"Could not open {path!r} as Zarr ({type(exc).__name__}: {exc}); a directory "
+            "input must be a Zarr array or an OME-Zarr image."
+        ) from exc
+    if isinstance(node, zarr.Array):
+        _check_codecs(node, path)
+        dims = _zarr_dim_names(node)
+        scale = None
+        return da.from_zarr(node), dims, scale, (0.0, 0.0, 0.0), "zarr"
+    attrs = dict(node.attrs)
+    ome = attrs.get("ome", attrs)
+    multiscales = ome.get("multiscales")
+    if not multiscales:
+        arrays = sorted(name for name, _ in node.arrays())
+        hint = (
+            f" It holds the arrays {arrays}: pass one of them, e.g. {path}/{arrays[0]}."
+            if arrays
+            else ""
+        )
+        raise InputError(f"Zarr group {path!r} has no OME-Zarr 'multiscales' metadata.{hint}")
+    ms = multiscales[0]
+    version = str(ome.get("version", ms.get("version", "0.4")))
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in ms.get("axes", [])]
+    dataset = ms["datasets"][0]
+    array = node[dataset["path"]]
+    _check_codecs(array, path)
+    if not axes:
+        axes = list(_zarr_dim_names(array))
+    units = [a.get("unit") if isinstance(a, dict) else None for a in ms.get("axes", [])]
+    scale_all = [1.0] * len(axes)
+    trans_all = [0.0] * len(axes)
+    for transforms in (
+        dataset.get("coordinateTransformations", []),
+        ms.get("coordinateTransformations", []),
+    ):
+        for tf in transforms:
+            if tf.get("type") == "scale":
+                scale_all = [a * float(b) for a, b in zip(scale_all, tf["scale"])]
+                trans_all = [a * float(b) for a, b in zip(trans_all, tf["scale"])]
+            elif tf.get("type") == "translation":
+                trans_all = [a + float(b) for a, b in zip(trans_all, tf["translation"])]
+    factors = [_UNIT_TO_UM.get(str(u).lower(), 1.0) if u else 1.0 for u in units] or [1.0] * len(
+        axes
+    )
+    by_name = {n: (s * f, o * f) for n, s, o, f in zip(axes, scale_all, trans_all, factors)}
+    has_scale = any(
+        tf.get("type") == "scale" for tf in dataset.get("coordinateTransformations", [])
+    )
+    scale = [by_name.get(n, (1.0, 0.0))[0] for n in SPATIAL] if has_scale else None
+    translation = tuple(by_name.get(n, (1.0, 0.0))[1] for n in SPATIAL)
+    return da.from_zarr(array), tuple(axes), scale, translation, f"ome-zarr-{version}"
+
+
+def _zarr_dim_names(array: Any) -> tuple[str, ...]:
+    names = getattr(array.metadata, "dimension_names", None)
+    if not names:
+        names = array.attrs.get("_ARRAY_DIMENSIONS")
+    if names and all(names):
+        return tuple(str(n).lower() for n in names)
+    if not 2 <= array.ndim <= 4:
+        raise InputError(
+            f"Zarr array with shape {array.shape} has no dimension names; bigseg reads "
+            "2D (y, x), 3D (z, y, x) or 4D (t, z, y, x) arrays, or named dims."
+        )
+    return ("t", "z", "y", "x")[-array.ndim :]
+
+
+def _check_codecs(array: Any, path: str) -> None:
+    text = json.dumps(array.metadata.to_dict(), default=str).lower()
+    if "pickle" in text or '"object"' in text or "vlen" in text and "bytes" not in text:
+        raise InputError(
+            f"Zarr array in {path!r} uses an object/pickle codec, which could run code "
+            "when decoded; bigseg refuses it. Re-save the data with a numeric dtype."
+        )
+
+
+# --------------------------------------------------------------------------- common
+
+
+def _select_channel(
+    data: da.Array, dims: tuple[str, ...], channel: int | None, path: str
+) -> tuple[da.Array, tuple[str, ...]]:
+    if "c" not in dims:
+        if channel not in (None, 0):
+            raise InputError(f"Input {path!r} has no channel axis; drop --channel.")
+        return data, dims
+    axis = dims.index("c")
+    n = data.shape[axis]
+    if channel is None:
+        if n != 1:
+            raise InputError(
+                f"Input {path!r} has {n} channels; choose one with --channel (0 to {n - 1})."
+            )
+        channel = 0
+    if not 0 <= channel < n:
+        raise InputError(
+            f"--channel {channel} is out of range: {path!r} has channels 0 to {n - 1}."
+        )
+    index = tuple(channel if i == axis else slice(None) for i in range(data.ndim))
+    return data[index], dims[:axis] + dims[axis + 1 :]
+
+
+def _to_standard_dims(
+    data: da.Array, dims: tuple[str, ...], path: str
+) -> tuple[da.Array, tuple[str, ...]]:
+    unknown = [d for d in dims if d not in ("t", "z", "y", "x")]
+    if unknown or len(set(dims)) != len(dims) or not {"y", "x"} <= set(dims):
+        raise InputError(
+            f"Input {path!r} has dims {dims}; bigseg reads images with dims among "
+            "t, c, z, y, x including y and x."
+        )
+    if "z" not in dims:
+        data = data[..., None, :, :] if dims[-2:] == ("y", "x") else data
+        dims = tuple(d for d in dims if d not in ("y", "x")) + ("z", "y", "x")
+    order = [d for d in ("t", "z", "y", "x") if d in dims]
+    data = data.transpose([dims.index(d) for d in order])
+    return data, tuple(order)
+
+
+def _check_dtype(dtype: np.dtype, path: str) -> None:
+    if dtype.kind not in _SUPPORTED_KINDS or dtype.itemsize > 8:
+        raise InputError(
+            f"Input {path!r} has dtype {dtype}, which bigseg cannot segment; convert it "
+            "to an unsigned integer or float image."
+        )
+
+
+def _validated_scale(scale: Sequence[float], what: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be three numbers (z y x) in µm, not {scale!r}.") from None
+    if len(values) != 3:
+        raise InputError(f"{what} must be three numbers (z y x) in µm, not {len(values)}.")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"{what} {values} must be positive, finite voxel sizes in µm (z y x).")
+    return values  # type: ignore[return-value]
+
+
+def _resolve_scale(
+    scale: Sequence[float] | None, meta: list | None, path: str
+) -> tuple[float, float, float]:
+    if scale is not None:
+        return _validated_scale(scale, "--scale")
+    if meta is None:
+        raise InputError(
+            f"Input {path!r} carries no voxel size; give it with --scale Z Y X "
+            "(µm, e.g. --scale 1.5 0.71 0.71) or scale=(z, y, x)."
+        )
+    return _validated_scale(meta, f"The voxel size in {path!r}")
+
+
+def _chunks_for(chunks: Mapping[str, int] | Sequence[int], dims: tuple[str, ...]) -> dict:
+    if isinstance(chunks, Mapping):
+        bad = set(chunks) - set(dims)
+        if bad:
+            raise InputError(f"chunks names dims {sorted(bad)} that the stack lacks ({dims}).")
+        return {dims.index(d): c for d, c in chunks.items()}
+    chunks = tuple(chunks)
+    spatial = [d for d in dims if d in SPATIAL]
+    if len(chunks) != len(spatial):
+        raise InputError(f"chunks {chunks} must give one size per dim z, y, x.")
+    if any(int(c) < 1 and int(c) != -1 for c in chunks):
+        raise InputError(f"chunks {chunks} must be positive sizes (or -1 for a whole axis).")
+    return {dims.index(d): int(c) for d, c in zip(spatial, chunks)}
+
+
+def parse_chunks(text: str) -> tuple[int, int, int]:
+    """Parse ``"Z,Y,X"`` (``-1`` for a whole axis) as given to ``--chunks``."""
+    parts = [p for p in re.split(r"[,x\s]+", text.strip()) if p]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"--chunks {text!r} must be three integers Z,Y,X (e.g. 4,-1,-1)."
+        ) from None
+    if len(values) != 3 or any(v == 0 or v < -1 for v in values):
+        raise InputError(
+            f"--chunks {text!r} must be three positive integers Z,Y,X (-1: whole axis)."
+        )
+    return values  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _ngff_multiscales(
+    dims: Sequence[str], scale: Mapping[str, float], translation: Mapping[str, float], name: str
+) -> dict:
+    axes = []
+    for d in dims:
+        if d == "t":
+            axes.append({"name": "t", "type": "time"})
+        else:
+            axes.append({"name": d, "type": "space", "unit": "micrometer"})
+    s = [1.0 if d == "t" else float(scale[d]) for d in dims]
+    o = [0.0 if d == "t" else float(translation[d]) for d in dims]
+    transforms: list[dict] = [{"type": "scale", "scale": s}]
+    if any(o):
+        transforms.append({"type": "translation", "translation": o})
+    return {
+        "name": name,
+        "axes": axes,
+        "datasets": [{"path": "0", "coordinateTransformations": transforms}],
+    }
+
+
+def _compressor() -> Any:
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+
+
+def write_ngff_image(
+    data: da.Array,
+    path: str | os.PathLike,
+    *,
+    dims: Sequence[str],
+    scale: Mapping[str, float],
+    translation: Mapping[str, float] | None = None,
+    name: str = "image",
+    extra_attrs: Mapping[str, Any] | None = None,
+    compute: bool = True,
+) -> Any:
+    """Write a dask array as a single-level OME-Zarr 0.5 image (Zarr v3).
+
+    Dask chunks become Zarr chunks, so every task writes whole chunks and
+    parallel writes are safe.  With ``compute=False`` the delayed store is
+    returned for the caller to compute together with other work.
+    """
+    import zarr
+
+    translation = translation or dict.fromkeys(SPATIAL, 0.0)
+    data = _regular_chunks(data)
+    group = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
+    ome: dict[str, Any] = {
+        "version": "0.5",
+        "multiscales": [_ngff_multiscales(dims, scale, translation, name)],
+    }
+    if extra_attrs:
+        ome.update(extra_attrs)
+    group.attrs["ome"] = ome
+    array = group.create_array(
+        "0",
+        shape=data.shape,
+        chunks=tuple(c[0] for c in data.chunks),
+        dtype=data.dtype,
+        compressors=_compressor(),
+        fill_value=0,
+        dimension_names=tuple(dims),
+    )
+    return da.store(data, array, lock=False, compute=compute)
+
+
+def _regular_chunks(data: da.Array) -> da.Array:
+    """Rechunk so every dask chunk except the last along each axis has one size."""
+    regular = all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in data.chunks)
+    return data if regular else data.rechunk(tuple(max(c) for c in data.chunks))
+
+
+def write_labels(
+    labels: xr.DataArray | da.Array,
+    path: str | os.PathLike,
+    *,
+    scale: Mapping[str, float] | None = None,
+    translation: Mapping[str, float] | None = None,
+    dims: Sequence[str] | None = None,
+    source: str | None = None,
+    compute: bool = True,
+) -> Any:
+    """Write a label volume as an OME-Zarr image with NGFF ``image-label`` metadata.
+
+    Parameters
+    ----------
+    labels : xarray.DataArray or dask.array.Array
+        Integer labels, 0 = background.  A DataArray brings its own dims and
+        ``attrs['scale']``.
+    path : path-like
+        Where to create the Zarr v3 group (must not exist, or is replaced).
+    scale, translation, dims : optional
+        Physical metadata when ``labels`` is a bare dask array.
+    source : str, optional
+        Path of the image the labels belong to (recorded in the metadata).
+    compute : bool
+        Write now (default) or return the delayed store.
+    """
+    if isinstance(labels, xr.DataArray):
+        dims = labels.dims
+        scale = scale or labels.attrs["scale"]
+        translation = translation or labels.attrs.get("translation")
+        data = labels.data
+    else:
+        data = labels
+    if dims is None or scale is None:
+        raise InputError("write_labels needs dims and scale for a bare array.")
+    extra: dict[str, Any] = {"image-label": {"version": "0.5", "colors": []}}
+    if source:
+        extra["image-label"]["source"] = {"image": str(source)}
+    return write_ngff_image(
+        data,
+        path,
+        dims=dims,
+        scale=scale,
+        translation=translation,
+        name="labels",
+        extra_attrs=extra,
+        compute=compute,
+    )
+
+
+def read_table(path: str | os.PathLike) -> Any:
+    """Read a bigseg table (Parquet or CSV) into pandas."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"Table {os.fspath(path)!r} does not exist; check the path.")
+    if p.suffix == ".parquet" or p.is_dir():
+        return pd.read_parquet(p)
+    if p.suffix in (".csv", ".txt"):
+        return pd.read_csv(p)
+    raise InputError(f"Table {os.fspath(path)!r} must be .parquet or .csv.")

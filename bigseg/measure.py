@@ -1,0 +1,160 @@
+"""Per-plane region measurements gathered into one dask DataFrame."""
+
+from __future__ import annotations
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import xarray as xr
+from skimage.measure import regionprops_table
+
+from .io import scale_of
+from .segment import as_4d
+
+__all__ = ["DETECTION_COLUMNS", "measure", "measure_delayed", "measure_planes"]
+
+#: Columns of the detections table, in order, with their dtypes.
+DETECTION_COLUMNS: dict[str, str] = {
+    "t": "float64",
+    "z": "float64",
+    "y": "float64",
+    "x": "float64",
+    "z_um": "float64",
+    "y_um": "float64",
+    "x_um": "float64",
+    "label": "int32",
+    "area_px": "int64",
+    "area_um2": "float64",
+    "radius_um": "float64",
+    "intensity_sum": "float64",
+    "intensity_mean": "float64",
+}
+
+
+def empty_detections() -> pd.DataFrame:
+    """Return an empty detections table with the right columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in DETECTION_COLUMNS.items()})
+
+
+def measure_planes(
+    labels: np.ndarray,
+    image: np.ndarray,
+    *,
+    origin: tuple[int, int, int, int] = (0, 0, 0, 0),
+    scale: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    translation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> pd.DataFrame:
+    """Measure every region of every plane of a ``(t, z, y, x)`` block (NumPy kernel).
+
+    Parameters
+    ----------
+    labels, image : (T, Z, Y, X) ndarray
+        Plane-local labels and the raw intensities of the same block.
+    origin : tuple of 4 ints
+        Index of the block's first voxel in the whole stack, ``(t, z, y, x)``.
+    scale, translation : tuple of 3 floats
+        Voxel size and origin in µm, ``(z, y, x)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per region per plane with :data:`DETECTION_COLUMNS`; positions
+        are intensity-weighted centroids in stack index units and µm.
+    """
+    frames = []
+    sz, sy, sx = scale
+    for ti in range(labels.shape[0]):
+        for zi in range(labels.shape[1]):
+            lab = labels[ti, zi]
+            if not lab.any():
+                continue
+            props = regionprops_table(
+                lab,
+                intensity_image=image[ti, zi],
+                properties=("label", "area", "centroid", "centroid_weighted", "intensity_mean"),
+            )
+            cy = props["centroid_weighted-0"]
+            cx = props["centroid_weighted-1"]
+            # A region of zero intensity has no weighted centroid: use its geometric one.
+            cy = np.where(np.isfinite(cy), cy, props["centroid-0"]) + origin[2]
+            cx = np.where(np.isfinite(cx), cx, props["centroid-1"]) + origin[3]
+            area = props["area"].astype(np.int64)
+            mean = props["intensity_mean"].astype(np.float64)
+            z = float(origin[1] + zi)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "t": float(origin[0] + ti),
+                        "z": z,
+                        "y": cy,
+                        "x": cx,
+                        "z_um": translation[0] + z * sz,
+                        "y_um": translation[1] + cy * sy,
+                        "x_um": translation[2] + cx * sx,
+                        "label": props["label"].astype(np.int32),
+                        "area_px": area,
+                        "area_um2": area * (sy * sx),
+                        "radius_um": np.sqrt(area / np.pi) * np.sqrt(sy * sx),
+                        "intensity_sum": mean * area,
+                        "intensity_mean": mean,
+                    }
+                )
+            )
+    if not frames:
+        return empty_detections()
+    return pd.concat(frames, ignore_index=True).astype(DETECTION_COLUMNS)
+
+
+def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
+    """Measure the regions of every plane, one partition per label chunk (lazy).
+
+    Parameters
+    ----------
+    labels : xarray.DataArray
+        Plane-local labels from :func:`bigseg.segment`.
+    stack : xarray.DataArray
+        The image they were segmented from.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        Detections with :data:`DETECTION_COLUMNS`, one partition per chunk.
+    """
+    return dd.from_delayed(
+        measure_delayed(labels, stack), meta=empty_detections(), verify_meta=False
+    )
+
+
+def measure_delayed(labels: xr.DataArray, stack: xr.DataArray) -> list:
+    """One delayed :func:`measure_planes` table per label chunk (see :func:`measure`).
+
+    Useful to compute the tables in the same pass as other array work, e.g.
+    storing the labels.
+    """
+    lab4 = as_4d(labels)
+    img4 = as_4d(stack)
+    if lab4.shape != img4.shape:
+        raise ValueError(
+            f"`labels` (shape {lab4.shape}) must have the same shape as `stack` "
+            f"(shape {img4.shape})."
+        )
+    scale = scale_of(stack)
+    tr = stack.attrs.get("translation", {})
+    translation = (tr.get("z", 0.0), tr.get("y", 0.0), tr.get("x", 0.0))
+    lab = lab4.data
+    img = img4.data.rechunk(lab.chunks)
+    starts = [np.cumsum((0,) + c[:-1]) for c in lab.chunks]
+    measure_block = dask.delayed(measure_planes, pure=True)
+    return [
+        measure_block(
+            lab_block,
+            img_block,
+            scale=scale,
+            translation=translation,
+            origin=tuple(int(starts[axis][i]) for axis, i in enumerate(index)),
+        )
+        for index, lab_block, img_block in zip(
+            np.ndindex(*lab.numblocks), lab.to_delayed().ravel(), img.to_delayed().ravel()
+        )
+    ]

@@ -1,0 +1,115 @@
+"""Segmentation parameters in physical units, and the named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ._errors import InputError
+
+__all__ = ["PRESETS", "Params", "PixelParams"]
+
+PRESET_NAMES = ("default", "seed")
+
+
+@dataclass(frozen=True)
+class PixelParams:
+    """Parameters converted to pixels of one stack (what the kernels take)."""
+
+    smooth_radius: int
+    min_distance: int
+    min_radius: float
+    max_radius: float
+
+
+@dataclass(frozen=True)
+class Params:
+    """Segmentation parameters; sizes are in µm.
+
+    Attributes
+    ----------
+    preset : str
+        ``"seed"`` (the 2014 scikit-image recipe, exactly) or ``"default"``.
+    smooth_radius : float
+        Radius of the median and contrast-enhancement disks, µm.
+    min_radius, max_radius : float
+        Per-plane regions are kept when ``min_radius < sqrt(area/pi) <
+        max_radius`` (µm).  Markers are at least ``2 * min_radius`` apart.
+    link_distance : float
+        Detections in nearby planes belong to one nucleus when their centres
+        are closer than ``link_distance`` times the larger of their radii.
+    max_gap : int
+        Planes without a detection that a nucleus may skip.
+    """
+
+    preset: str = "default"
+    smooth_radius: float = 3.55
+    min_radius: float = 2.84
+    max_radius: float = 14.2
+    link_distance: float = 0.5
+    max_gap: int = 1
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESET_NAMES:
+            raise InputError(
+                f"Unknown preset {self.preset!r}; choose one of {', '.join(PRESET_NAMES)}."
+            )
+        for name in ("smooth_radius", "min_radius", "max_radius", "link_distance"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                flag = "--" + name.replace("_", "-")
+                raise InputError(f"{flag} must be a positive number of µm, not {value!r}.")
+        if self.min_radius >= self.max_radius:
+            raise InputError(
+                f"--min-radius ({self.min_radius} µm) must be smaller than --max-radius "
+                f"({self.max_radius} µm)."
+            )
+        if not (isinstance(self.max_gap, int) and self.max_gap >= 0):
+            raise InputError(
+                f"max_gap must be a whole number of planes >= 0, not {self.max_gap!r}."
+            )
+
+    @classmethod
+    def from_preset(cls, preset: str = "default", **overrides: float | None) -> Params:
+        """Return a preset's parameters with any non-None ``overrides`` applied."""
+        if preset not in PRESET_NAMES:
+            raise InputError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(given) - fields
+        if unknown:
+            raise TypeError(f"Unknown parameter(s) {sorted(unknown)}; known: {sorted(fields)}.")
+        return dataclasses.replace(PRESETS[preset], **given)
+
+    def in_pixels(self, scale: Sequence[float]) -> PixelParams:
+        """Convert to pixels with the stack's ``(z, y, x)`` voxel size in µm.
+
+        Per-plane sizes use the y/x pixel size (their mean when they differ).
+        """
+        pixel = (float(scale[1]) + float(scale[2])) / 2
+        smooth = round(self.smooth_radius / pixel)
+        min_r = self.min_radius / pixel
+        if smooth < 1:
+            raise InputError(
+                f"--smooth-radius {self.smooth_radius} µm is under one pixel "
+                f"({pixel:g} µm); give at least {pixel:g} µm."
+            )
+        return PixelParams(
+            smooth_radius=int(smooth),
+            min_distance=max(1, round(2 * min_r)),
+            min_radius=round(min_r, 9),
+            max_radius=round(self.max_radius / pixel, 9),
+        )
+
+    def to_dict(self) -> dict:
+        """Plain dict for run records."""
+        return dataclasses.asdict(self)
+
+
+# Sizes in µm are the recipe's pixel sizes at its 0.71 µm pixels: 5, 4 and 20 px.
+PRESETS: dict[str, Params] = {
+    "default": Params(preset="default"),
+    "seed": Params(preset="seed"),
+}

@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bigseg.cli import main
+
+from .conftest import data_file
+
+
+def bigseg(*args, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bigseg.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    bigseg("synth", root / "s.ome.zarr", "--shape", 10, 96, 96, "--nuclei", 6, "--seed", 1)
+    proc = bigseg(
+        "segment",
+        root / "s.ome.zarr",
+        "-o",
+        root / "out",
+        "--workers",
+        2,
+        "--threads-per-worker",
+        1,
+        "--memory-limit",
+        "1GiB",
+    )
+    return root, proc
+
+
+def test_segment_on_local_cluster(demo):
+    root, proc = demo
+    assert "dashboard http://127.0.0.1:" in proc.stdout
+    assert "Found 6 nuclei" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    record = json.loads((root / "out" / "run.json").read_text())
+    assert record["counts"]["nuclei"] == 6
+
+
+def test_score_and_plot(demo):
+    root, _ = demo
+    proc = bigseg("score", root / "out" / "nuclei.parquet", root / "s_truth.csv", "--json")
+    assert json.loads(proc.stdout)["f1"] == 1.0
+    bigseg("plot", root / "out")
+    assert (root / "out" / "projections.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["segment", "missing.tif", "-o", "x"], "does not exist"),
+        (["segment", "{seed}", "-o", "x"], "--scale"),
+        (["segment", "{seed}", "-o", "x", "--scale", "1", "0", "1"], "positive"),
+        (
+            [
+                "segment",
+                "{seed}",
+                "-o",
+                "x",
+                "--scale",
+                "1.5",
+                ".71",
+                ".71",
+                "--min-radius",
+                "9",
+                "--max-radius",
+                "3",
+            ],
+            "smaller than --max-radius",
+        ),
+        (
+            ["segment", "{seed}", "-o", "x", "--scale", "1.5", ".71", ".71", "--chunks", "1,2"],
+            "three",
+        ),
+    ],
+)
+def test_bad_input_is_one_sentence_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if "{seed}" in args:
+        args = [str(data_file("seed/test_nuclei_stack.tif")) if a == "{seed}" else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_unreachable_scheduler(tmp_path, capsys):
+    image = tmp_path / "s.ome.zarr"
+    assert main(["synth", str(image), "--shape", "2", "16", "16", "--nuclei", "0"]) == 0
+    code = main(
+        ["segment", str(image), "-o", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"]
+    )
+    assert code == 2
+    assert "Could not reach the dask scheduler" in capsys.readouterr().err
+
+
+def test_existing_output_refused_before_work(demo, capsys):
+    root, _ = demo
+    before = pd.read_parquet(root / "out" / "nuclei.parquet")
+    assert main(["segment", str(root / "s.ome.zarr"), "-o", str(root / "out")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(before, pd.read_parquet(root / "out" / "nuclei.parquet"))

@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bigseg.cluster import NUCLEUS_COLUMNS, link, link_pairs, nuclei_table
+
+
+def _detections(rows):
+    """rows: (t, z, y_um, x_um, radius_um, intensity_sum)."""
+    df = pd.DataFrame(rows, columns=["t", "z", "y_um", "x_um", "radius_um", "intensity_sum"])
+    df["y"], df["x"] = df["y_um"], df["x_um"]
+    df["z_um"] = df["z"] * 2.0
+    df["area_px"] = (np.pi * df["radius_um"] ** 2).round().astype(int)
+    df["label"] = 1
+    return df
+
+
+def _column(z_range, y, x, r=5.0, t=0, w=100.0):
+    return [(t, z, y, x, r, w) for z in z_range]
+
+
+def test_touching_nuclei_stay_apart():
+    # Two nuclei of radius 5 touching at x = 10: the recipe's single linkage merged these.
+    rows = _column(range(0, 6), 0.0, 5.0) + _column(range(0, 6), 0.0, 15.0)
+    linked = link(_detections(rows))
+    assert linked["nucleus"].nunique() == 2
+
+
+def test_chain_of_neighbours_is_not_merged():
+    rows = []
+    for i in range(10):
+        rows += _column(range(0, 5), 0.0, 9.0 * i)
+    assert link(_detections(rows))["nucleus"].nunique() == 10
+
+
+def test_one_plane_gap_is_bridged_but_not_two():
+    one_gap = _column([0, 1, 2, 4, 5], 0, 0)
+    assert link(_detections(one_gap))["nucleus"].nunique() == 1
+    two_gap = _column([0, 1, 2, 5, 6], 0, 0)
+    assert link(_detections(two_gap))["nucleus"].nunique() == 2
+
+
+def test_time_points_never_link():
+    rows = _column(range(3), 0, 0, t=0) + _column(range(3), 0, 0, t=1)
+    linked = link(_detections(rows))
+    assert linked.groupby("t")["nucleus"].nunique().tolist() == [1, 1]
+    assert linked["nucleus"].nunique() == 2
+
+
+def test_each_detection_links_once_per_plane_pair():
+    # A big detection above two small ones: it keeps only the nearer one.
+    rows = [(0, 0, 0.0, 0.0, 8.0, 1.0), (0, 1, 0.0, 1.0, 3.0, 1.0), (0, 1, 0.0, -3.0, 3.0, 1.0)]
+    pairs = link_pairs(_detections(rows))
+    assert pairs.tolist() == [[0, 1]]
+
+
+def test_nuclei_table_weighted_centre_and_volume():
+    rows = [(0, 0, 0.0, 0.0, 5.0, 100.0), (0, 1, 2.0, 0.0, 5.0, 300.0)]
+    linked = link(_detections(rows))
+    nuclei = nuclei_table(linked, scale=(2.0, 1.0, 1.0))
+    assert list(nuclei.columns) == list(NUCLEUS_COLUMNS)
+    row = nuclei.iloc[0]
+    assert row["y_um"] == pytest.approx(1.5) and row["z"] == pytest.approx(0.75)
+    assert row["n_planes"] == 2
+    assert row["volume_um3"] == pytest.approx(linked["area_px"].sum() * 2.0)
+    assert row["intensity_sum"] == pytest.approx(400.0)
+
+
+def test_empty_inputs():
+    empty = _detections([])
+    assert len(link(empty)) == 0 and "nucleus" in link(empty)
+    assert list(nuclei_table(link(empty), scale=(1, 1, 1)).columns) == list(NUCLEUS_COLUMNS)
+
+
+def test_many_detections_link_without_quadratic_memory():
+    # 200 000 detections: 20 000 nuclei of 10 planes on a grid; a dense distance
+    # matrix would need 320 GB.
+    rng = np.random.default_rng(0)
+    n = 20_000
+    side = int(np.ceil(np.sqrt(n)))
+    grid = np.stack(np.divmod(np.arange(n), side), axis=1) * 15.0
+    rows = np.repeat(grid, 10, axis=0) + rng.normal(0, 0.3, (n * 10, 2))
+    z = np.tile(np.arange(10), n)
+    df = _detections([(0, zz, y, x, 5.0, 1.0) for zz, (y, x) in zip(z, rows)])
+    assert link(df)["nucleus"].nunique() == n
