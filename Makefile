@@ -21,7 +21,7 @@ demo: venv
 	rm -rf $(DEMO)
 	$(BIN)/bigseg synth $(DEMO)/sample.ome.zarr --shape 24 256 256 --nuclei 40 --seed 0
 	$(BIN)/bigseg segment $(DEMO)/sample.ome.zarr -o $(DEMO)/result --workers 2
-	$(BIN)/bigseg score $(DEMO)/result/nuclei.parquet $(DEMO)/sample.ome.zarr/truth.csv
+	$(BIN)/bigseg score $(DEMO)/result/nuclei.parquet $(DEMO)/sample_truth.csv
 	$(BIN)/bigseg plot $(DEMO)/result
 	@echo "Tables and figures are in $(DEMO)/result/"
 
