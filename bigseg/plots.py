@@ -282,7 +282,7 @@ def plane_montage(
         )
         if labels is not None:
             lab = np.asarray(computed[1][k])
-            edges = find_boundaries(lab, mode="inner")
+            edges = find_boundaries(lab, mode="thick")
             overlay = np.zeros((*lab.shape, 4), np.float32)
             overlay[edges] = _float_rgba(lab[edges])
             ax.imshow(overlay, extent=(*xlim, ylim[1], ylim[0]), interpolation="nearest")
