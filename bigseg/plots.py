@@ -30,6 +30,7 @@ __all__ = [
     "PALETTE",
     "intensity_histogram",
     "label_rgba",
+    "napari_layers",
     "orthogonal_projections",
     "plane_montage",
     "time_summary",
@@ -514,3 +515,99 @@ def time_summary(
     )
     fig.align_ylabels(axes)
     return fig
+
+
+# --------------------------------------------------------------------------- napari
+
+
+def napari_layers(
+    result: str | Any,
+    *,
+    source: str | None = None,
+    channel: int | None = None,
+    point_size_um: float = 2.0,
+) -> list[tuple[Any, dict, str]]:
+    """Layers of a finished run for napari: image, nuclei labels and centres, in µm.
+
+    napari is not imported (nor needed to call this); pass each ``(data,
+    kwargs, kind)`` to ``viewer.add_<kind>(data, **kwargs)``::
+
+        viewer = napari.Viewer()
+        for data, kwargs, kind in bigseg.plots.napari_layers("out/"):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+    The image and the labels stay lazy (napari reads the planes it shows),
+    with the voxel size and origin as the layers' ``scale`` and
+    ``translate``; so are the centres, drawn in the plane nearest to each.  Labels
+    and centres share the colours of the other figures (up to
+    :data:`bigseg.io.MAX_LISTED_LABELS` nuclei; napari's own beyond), and
+    carry the nuclei table as ``features``.  Works for every input format.
+
+    Parameters
+    ----------
+    result : path-like
+        Output directory of ``bigseg segment`` / :func:`bigseg.run`.
+    source : path-like, optional
+        The run's input, when it has moved since the run.
+    channel : int, optional
+        The channel that was segmented, for multi-channel inputs.
+    point_size_um : float
+        Diameter of the centre markers in µm.
+
+    Returns
+    -------
+    list of (data, dict, str)
+        ``image``, ``labels`` and ``points`` layer data, in that order.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from .io import MAX_LISTED_LABELS, open_stack, read_table
+
+    out = Path(result)
+    record_path = out / "run.json"
+    if not record_path.exists():
+        raise InputError(f"{str(out)!r} is not a finished bigseg output (no run.json).")
+    record = json.loads(record_path.read_text())
+    source = os.fspath(source) if source is not None else record["input"]["source"]
+    if not os.path.exists(source):
+        raise InputError(
+            f"The input of this run, {source!r}, is not there any more; give its new "
+            "location with source=."
+        )
+    sc = record["input"]["scale_um"]
+    stack = open_stack(source, scale=(sc["z"], sc["y"], sc["x"]), channel=channel)
+    labels = open_stack(out / "labels.zarr")
+    nuclei = read_table(out / "nuclei.parquet")
+    lead = [1.0] * (stack.ndim - 3)
+    place = {
+        "scale": lead + list(scale_of(stack)),
+        "translate": [0.0] * len(lead) + list(_origin(stack)),
+    }
+    name = Path(source.rstrip("/")).name
+    features = nuclei.rename(columns={"nucleus": "index"})
+    ids = nuclei["nucleus"].to_numpy(np.int64)
+    label_kwargs: dict[str, Any] = {"name": "nuclei", "features": features, **place}
+    if 0 < len(ids) <= MAX_LISTED_LABELS:
+        colours = _float_rgba(ids)
+        label_kwargs["colormap"] = {
+            None: (0.0, 0.0, 0.0, 0.0),
+            **{int(i): tuple(c) for i, c in zip(ids, colours)},
+        }
+    # Centres in voxel index units with the image's scale and translate: each shows in the
+    # plane nearest to it, at the world position (µm) of the table.
+    position = ["t", "z", "y", "x"] if stack.ndim == 4 else ["z", "y", "x"]
+    _, sy, sx = scale_of(stack)
+    points_kwargs = {
+        "name": "centres",
+        "size": point_size_um / ((sy + sx) / 2),
+        "face_color": _float_rgba(ids) if len(ids) else "white",
+        "features": nuclei,
+        **place,
+    }
+    return [
+        (stack.data, {"name": name, **place}, "image"),
+        (labels.data, label_kwargs, "labels"),
+        (nuclei[position].to_numpy(np.float64), points_kwargs, "points"),
+    ]

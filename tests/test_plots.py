@@ -178,3 +178,44 @@ def test_functions_draw_into_given_axes_and_figures(small_stack):
 def test_bad_time_point(small_stack):
     with pytest.raises(bigseg.InputError, match="time points 0 to 0"):
         plots.orthogonal_projections(small_stack[0], t=3)
+
+
+def test_napari_layers_line_up_in_um_and_stay_lazy(tmp_path):
+    from bigseg.pipeline import run
+    from bigseg.synth import synth
+
+    image, _ = synth(tmp_path / "ts.ome.zarr", shape=(6, 48, 48), nuclei=2, t=2, seed=6)
+    result = run(image, tmp_path / "out")
+    with raise_if_dask_computes():
+        layers = plots.napari_layers(tmp_path / "out")
+    assert [kind for _, _, kind in layers] == ["image", "labels", "points"]
+    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _) = layers
+    assert isinstance(img, da.Array) and isinstance(lab, da.Array) and img.shape == lab.shape
+    for kw in (img_kw, lab_kw, pts_kw):
+        assert kw["scale"] == [1.0, *SCALE] and kw["translate"] == [0.0, 0.0, 0.0, 0.0]
+    nuclei = result.nuclei
+    world = pts * np.array(pts_kw["scale"]) + np.array(pts_kw["translate"])
+    np.testing.assert_allclose(world, nuclei[["t", "z_um", "y_um", "x_um"]].to_numpy())
+    # Each centre lies in its own nucleus in the label volume.
+    under = lab.compute()[tuple(np.round(pts).astype(int).T)]
+    np.testing.assert_array_equal(under, nuclei["nucleus"])
+    ids = nuclei["nucleus"].tolist()
+    assert set(lab_kw["colormap"]) == {None, *ids}
+    np.testing.assert_allclose(lab_kw["colormap"][ids[0]], plots.label_rgba(ids[:1])[0] / 255)
+    np.testing.assert_allclose(pts_kw["face_color"], plots.label_rgba(ids) / 255)
+    assert lab_kw["features"]["index"].tolist() == ids
+
+
+def test_napari_layers_name_the_fix_when_the_input_moved(tmp_path):
+    from bigseg.pipeline import run
+    from bigseg.synth import synth
+
+    image, _ = synth(tmp_path / "a.ome.zarr", shape=(4, 32, 32), nuclei=1, seed=2)
+    run(image, tmp_path / "out")
+    moved = image.rename(tmp_path / "b.ome.zarr")
+    with pytest.raises(bigseg.InputError, match="source="):
+        plots.napari_layers(tmp_path / "out")
+    layers = plots.napari_layers(tmp_path / "out", source=moved)
+    assert layers[0][0].shape == (4, 32, 32) and layers[0][1]["scale"] == list(SCALE)
+    with pytest.raises(bigseg.InputError, match="no run.json"):
+        plots.napari_layers(tmp_path)
