@@ -8,6 +8,9 @@ The public API::
     linked = bigseg.link(detections.compute())      # detections with a nucleus id
     nuclei = bigseg.nuclei_table(linked, scale=(1.75, 0.8, 0.8))
     result = bigseg.run("embryo.tif", "out/", scale=(1.75, 0.8, 0.8))  # all, written
+
+Figures are in :mod:`bigseg.plots` (``from bigseg import plots``; matplotlib is
+imported only when a figure is drawn).
 """
 
 from ._errors import InputError

@@ -41,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bigseg",
         description="Find cell nuclei in 3D and time-lapse stacks larger than memory.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="debug logs of bigseg and dask's INFO logs (-vv: debug logs of everything)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     seg = sub.add_parser(
@@ -95,8 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="use an existing dask scheduler, e.g. tcp://10.0.0.5:8786",
     )
     seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    seg.add_argument("--no-progress", action="store_true", help="no progress bars")
-    seg.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    seg.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are shown only when stdout is a terminal)",
+    )
+    seg.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors: no bars, link or summary"
+    )
 
     syn = sub.add_parser(
         "synth",
@@ -143,7 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write figures (PNG) of a finished run into its directory.",
     )
     plo.add_argument("result", help="output directory of 'bigseg segment'")
-    plo.add_argument("--t", type=int, default=0, help="time point to draw")
+    plo.add_argument("--t", type=int, default=0, help="time point to draw (default 0)")
+    plo.add_argument(
+        "--input", metavar="PATH", help="the run's input, when it has moved since the run"
+    )
+    plo.add_argument("--channel", type=int, help="channel of the input that was segmented")
+    for sp in (seg, syn, sco, plo):
+        # -v is accepted after the subcommand too (bigseg segment IN -o OUT -v).
+        sp.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="debug logs"
+        )
     return parser
 
 
@@ -151,10 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bigseg`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose, getattr(args, "quiet", False))
     command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
     try:
         return command[args.command](args)
@@ -164,6 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bigseg: interrupted; no complete output was written.", file=sys.stderr)
         return 130
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """Errors only with ``--quiet``; warnings by default; ``-v`` bigseg debug; ``-vv`` all."""
+    level = logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if verbose and not quiet else level)
 
 
 @contextlib.contextmanager
@@ -224,7 +249,17 @@ def _segment(args: argparse.Namespace) -> int:
     chunks = parse_chunks(args.chunks) if args.chunks else None
     # Open (and validate) before starting a cluster, so bad input fails fast.
     stack = open_stack(args.input, scale=args.scale, chunks=chunks, channel=args.channel)
-    params.in_pixels(tuple(stack.attrs["scale"].values()))
+    px = params.in_pixels(tuple(stack.attrs["scale"].values()))
+    log.debug(
+        "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",
+        args.input,
+        stack.dims,
+        stack.shape,
+        stack.dtype,
+        stack.data.chunksize,
+        stack.attrs["scale"],
+    )
+    log.debug("parameters %s; in pixels %s", params, px)
     check_output(Path(args.output), args.input, args.overwrite)
     started = time.perf_counter()
     with dask_client(args) as client:
@@ -234,23 +269,77 @@ def _segment(args: argparse.Namespace) -> int:
             params=params,
             overwrite=args.overwrite,
             client=client,
-            progress=not (args.no_progress or args.quiet),
+            progress=_show_progress(args),
         )
     seconds = time.perf_counter() - started
+    log.debug("timings (s): %s", result.record.get("timings_s"))
     if not args.quiet:
-        rec = result.record
-        voxels = int(__import__("math").prod(stack.shape))
-        n_t = rec["counts"]["time_points"]
-        print(
-            f"Found {rec['counts']['nuclei']} nuclei ({rec['counts']['detections']} plane "
-            f"detections) in {n_t} time point(s) of {args.input} "
-            f"(threshold{'s' if n_t > 1 else ''} "
-            f"{', '.join(f'{v:g}' for v in rec['thresholds'][:5])}"
-            f"{' ...' if n_t > 5 else ''}) in {seconds:.1f} s, "
-            f"{voxels / seconds / 1e6:.2f} Mvoxel/s. Outputs: {result.output}/ "
-            "(nuclei.parquet, nuclei.csv, detections.parquet, labels.zarr, run.json)."
-        )
+        print(summary(result.record, args.input, result.output, seconds), flush=True)
     return 0
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless asked not to, and only on a terminal (not in logs or pipes)."""
+    return not (args.no_progress or args.quiet) and sys.stdout.isatty()
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.3g} {unit}" if unit != "B" else f"{int(nbytes)} B"
+        nbytes /= 1000
+    return ""  # pragma: no cover
+
+
+def summary(record: dict, source: str, output: Any, seconds: float) -> str:
+    """Return the one-paragraph account printed at the end of ``bigseg segment``.
+
+    Parameters
+    ----------
+    record : dict
+        The run record (``Result.record``, as in ``run.json``).
+    source : str
+        The input as the user named it.
+    output : path-like
+        The output directory.
+    seconds : float
+        Wall time of the whole command, cluster start included.
+
+    Returns
+    -------
+    str
+        A paragraph wrapped at 100 characters.
+    """
+    import textwrap
+
+    import numpy as np
+
+    counts = record["counts"]
+    n_t = int(counts["time_points"])
+    inp = record["input"]
+    shape = [int(v) for v in inp["shape"]]
+    voxels = float(np.prod(shape))
+    nbytes = voxels * np.dtype(inp["dtype"]).itemsize
+    thresholds = [float(v) for v in record["thresholds"]]
+    if n_t == 1:
+        per_t = ""
+        thr = f"threshold {thresholds[0]:g}" if thresholds else "no threshold"
+    else:
+        per_t = f", {counts['nuclei'] / n_t:.1f} per time point on average"
+        thr = f"thresholds {min(thresholds):g} to {max(thresholds):g}"
+    compute = float(record.get("timings_s", {}).get("total") or seconds)
+    text = (
+        f"Found {counts['nuclei']} nuclei ({counts['detections']} plane detections{per_t}) in "
+        f"{source}: {n_t} time point{'s' if n_t > 1 else ''} of "
+        f"{' x '.join(str(v) for v in shape[-3:])} {inp['dtype']} voxels "
+        f"({_size(nbytes)}), {thr}. "
+        f"Took {seconds:.1f} s, of which {compute:.1f} s computing "
+        f"({voxels / compute / 1e6:.2f} Mvoxel/s, {_size(nbytes / compute)}/s). "
+        f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
+        "detections.parquet (one row per region per plane), labels.zarr (OME-Zarr labels "
+        f"for napari) and run.json. Figures: bigseg plot {output}"
+    )
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -284,22 +373,47 @@ def _plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from . import plots
     from .io import open_stack, read_table
-    from .plots import orthogonal_projections
 
     out = Path(args.result)
     record_path = out / "run.json"
     if not record_path.exists():
         raise InputError(f"{str(out)!r} is not a finished bigseg output (no run.json).")
     record = json.loads(record_path.read_text())
+    n_t = int(record["counts"]["time_points"])
+    if not 0 <= args.t < n_t:
+        raise InputError(f"--t {args.t} is out of range: this run has time points 0 to {n_t - 1}.")
+    source = args.input or record["input"]["source"]
+    if not os.path.exists(source):
+        raise InputError(
+            f"The input of this run, {source!r}, is not there any more; give its new "
+            "location with --input PATH."
+        )
     scale = record["input"]["scale_um"]
-    stack = open_stack(record["input"]["source"], scale=(scale["z"], scale["y"], scale["x"]))
+    stack = open_stack(source, scale=(scale["z"], scale["y"], scale["x"]), channel=args.channel)
+    if list(stack.shape) != list(record["input"]["shape"]):
+        raise InputError(
+            f"{source!r} has shape {list(stack.shape)} but this run's input had "
+            f"{record['input']['shape']}; give the right image with --input (and --channel)."
+        )
     nuclei = read_table(out / "nuclei.parquet")
-    fig = orthogonal_projections(stack, nuclei, t=args.t)
-    target = out / "projections.png"
-    fig.savefig(target, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    print(f"Wrote {target}.")
+    labels_path = out / "labels.zarr"
+    labels = open_stack(labels_path) if labels_path.exists() else None
+    thresholds = record.get("thresholds") or False
+    figures = {
+        "projections.png": lambda: plots.orthogonal_projections(stack, nuclei, t=args.t),
+        "montage.png": lambda: plots.plane_montage(stack, labels, t=args.t),
+        "histogram.png": lambda: plots.intensity_histogram(stack, thresholds, t=args.t),
+    }
+    if n_t > 1:
+        figures["time.png"] = lambda: plots.time_summary(nuclei, time_points=n_t)
+    for name, draw in figures.items():
+        log.debug("drawing %s", name)
+        fig = draw()
+        fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    print(f"Wrote {', '.join(figures)} in {out}/.")
     return 0
 
 

@@ -563,6 +563,7 @@ def write_ngff_image(
     translation: Mapping[str, float] | None = None,
     name: str = "image",
     extra_attrs: Mapping[str, Any] | None = None,
+    group_attrs: Mapping[str, Any] | None = None,
     compute: bool = True,
 ) -> Any:
     """Write a dask array as a single-level OME-Zarr 0.5 image (Zarr v3).
@@ -583,6 +584,8 @@ def write_ngff_image(
     if extra_attrs:
         ome.update(extra_attrs)
     group.attrs["ome"] = ome
+    if group_attrs:
+        group.attrs.update(dict(group_attrs))
     array = group.create_array(
         "0",
         shape=data.shape,
@@ -601,6 +604,22 @@ def _regular_chunks(data: da.Array) -> da.Array:
     return data if regular else data.rechunk(tuple(max(c) for c in data.chunks))
 
 
+#: Above this many nuclei, ``labels.zarr`` lists no per-label colours and properties
+#: (they would make its metadata file large); viewers then pick their own colours.
+MAX_LISTED_LABELS = 10_000
+
+_LABEL_PROPERTIES = (
+    "t",
+    "z_um",
+    "y_um",
+    "x_um",
+    "volume_um3",
+    "radius_um",
+    "intensity_mean",
+    "n_planes",
+)
+
+
 def write_labels(
     labels: xr.DataArray | da.Array,
     path: str | os.PathLike,
@@ -609,9 +628,17 @@ def write_labels(
     translation: Mapping[str, float] | None = None,
     dims: Sequence[str] | None = None,
     source: str | None = None,
+    nuclei: Any = None,
     compute: bool = True,
 ) -> Any:
-    """Write a label volume as an OME-Zarr image with NGFF ``image-label`` metadata.
+    """Write a label volume as an OME-Zarr 0.5 label image (NGFF ``image-label``).
+
+    The group holds one full-resolution array ``0`` (Zarr v3, chunks as the
+    dask chunks) and, in ``attributes["ome"]``, the ``multiscales`` metadata
+    (axes in micrometer, the voxel size as a ``scale`` transformation and
+    the origin as a ``translation``) and an ``image-label`` object: so
+    napari with the ome-zarr reader overlays it on the image at the right
+    size, and other NGFF readers know it is a label image.
 
     Parameters
     ----------
@@ -623,9 +650,22 @@ def write_labels(
     scale, translation, dims : optional
         Physical metadata when ``labels`` is a bare dask array.
     source : str, optional
-        Path of the image the labels belong to (recorded in the metadata).
+        The image the labels belong to.  When it is a local OME-Zarr image,
+        ``image-label.source.image`` is its path relative to ``path`` (as
+        NGFF asks), so viewers open the image with the labels.  It is also
+        recorded verbatim in ``attributes["bigseg"]["source"]``.
+    nuclei : pandas.DataFrame, optional
+        The nuclei table (``nucleus`` ids and measurements).  Up to
+        :data:`MAX_LISTED_LABELS` nuclei get an ``image-label`` colour (the
+        colour :mod:`bigseg.plots` draws them in) and ``properties`` (time
+        point, centre in µm, volume, radius, mean intensity, planes).
     compute : bool
         Write now (default) or return the delayed store.
+
+    Returns
+    -------
+    None or dask.delayed.Delayed
+        The delayed store when ``compute=False``.
     """
     if isinstance(labels, xr.DataArray):
         dims = labels.dims
@@ -636,9 +676,16 @@ def write_labels(
         data = labels
     if dims is None or scale is None:
         raise InputError("write_labels needs dims and scale for a bare array.")
-    extra: dict[str, Any] = {"image-label": {"version": "0.5", "colors": []}}
-    if source:
-        extra["image-label"]["source"] = {"image": str(source)}
+    if np.dtype(data.dtype).kind not in "iu":
+        raise InputError(
+            f"Labels must have an integer dtype (NGFF label images do), not {data.dtype}; "
+            "cast them, e.g. labels.astype('uint32')."
+        )
+    image_label: dict[str, Any] = {"version": "0.5"}
+    image_label.update(_label_listing(nuclei))
+    relative = _relative_image_path(source, path) if source else None
+    if relative is not None:
+        image_label["source"] = {"image": relative}
     return write_ngff_image(
         data,
         path,
@@ -646,9 +693,51 @@ def write_labels(
         scale=scale,
         translation=translation,
         name="labels",
-        extra_attrs=extra,
+        extra_attrs={"image-label": image_label},
+        group_attrs={"bigseg": {"source": str(source)}} if source else None,
         compute=compute,
     )
+
+
+def _label_listing(nuclei: Any) -> dict[str, list]:
+    """NGFF ``colors`` and ``properties`` of the nuclei (nothing when too many or none)."""
+    if nuclei is None or "nucleus" not in getattr(nuclei, "columns", ()):
+        return {}
+    if not 0 < len(nuclei) <= MAX_LISTED_LABELS:
+        return {}
+    from .plots import label_rgba
+
+    ids = nuclei["nucleus"].to_numpy(np.int64)
+    rgba = label_rgba(ids)
+    colors = [{"label-value": int(i), "rgba": [int(c) for c in col]} for i, col in zip(ids, rgba)]
+    columns = [c for c in _LABEL_PROPERTIES if c in nuclei.columns]
+    values = nuclei[columns].to_numpy(np.float64)
+    properties = []
+    for i, row in zip(ids, values):
+        entry: dict[str, Any] = {"label-value": int(i)}
+        for name, v in zip(columns, row):
+            if name in ("t", "n_planes"):
+                entry[name] = int(v)
+            else:
+                entry[name] = round(float(v), 3)
+        properties.append(entry)
+    return {"colors": colors, "properties": properties}
+
+
+def _relative_image_path(source: str, labels_path: str | os.PathLike) -> str | None:
+    """Path of ``source`` relative to the label group when it is a local OME-Zarr image."""
+    if not os.path.isdir(source):
+        return None
+    import zarr
+
+    try:
+        attrs = dict(zarr.open_group(source, mode="r").attrs)
+    except Exception:  # not a Zarr group (e.g. a bare array): nothing to point at
+        return None
+    if "multiscales" not in attrs.get("ome", attrs):
+        return None
+    rel = os.path.relpath(os.path.abspath(source), os.path.abspath(os.fspath(labels_path)))
+    return rel.replace(os.sep, "/")
 
 
 def read_table(path: str | os.PathLike) -> Any:

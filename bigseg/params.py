@@ -73,7 +73,20 @@ class Params:
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: float | None) -> Params:
-        """Return a preset's parameters with any non-None ``overrides`` applied."""
+        """Return a preset's parameters with any non-None ``overrides`` applied.
+
+        Parameters
+        ----------
+        preset : str
+            ``"default"`` or ``"seed"``.
+        **overrides : float or None
+            Fields to change (e.g. ``min_radius=3.0``, in µm); ``None`` keeps
+            the preset's value, so CLI options can be passed straight through.
+
+        Returns
+        -------
+        Params
+        """
         if preset not in PRESET_NAMES:
             raise InputError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -87,6 +100,21 @@ class Params:
         """Convert to pixels with the stack's ``(z, y, x)`` voxel size in µm.
 
         Per-plane sizes use the y/x pixel size (their mean when they differ).
+
+        Parameters
+        ----------
+        scale : sequence of 3 floats
+            Voxel size ``(z, y, x)`` in µm.
+
+        Returns
+        -------
+        PixelParams
+            Filter radius and marker distance in whole pixels, radii in pixels.
+
+        Raises
+        ------
+        InputError
+            When the smoothing radius is under one pixel.
         """
         pixel = (float(scale[1]) + float(scale[2])) / 2
         smooth = round(self.smooth_radius / pixel)

@@ -156,7 +156,9 @@ def run(
             labels = labels[0]
         labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
         _compute(
-            write_labels(labels_da, work / "labels.zarr", source=source_name, compute=False),
+            write_labels(
+                labels_da, work / "labels.zarr", source=source_name, nuclei=nuclei, compute=False
+            ),
             client,
             progress,
             "labels",

@@ -1,21 +1,115 @@
-"""Figures.  matplotlib is imported inside each function; nothing calls ``show()``.
+"""Figures of stacks, labels and results.
 
-Every function takes a lazy stack and computes only what it draws (a
-projection, a few planes), and returns the matplotlib figure.
+matplotlib is imported inside each function and nothing calls ``show()``.
+Every function takes a lazy stack (or a table), computes only what it draws
+(a projection, a few planes, one histogram) in a single dask computation, and
+returns the matplotlib figure.  Each accepts ``fig=`` (or ``ax=`` for single
+axes) to draw into an existing figure.
+
+Nucleus ``n`` has the colour ``PALETTE[n % len(PALETTE)]`` everywhere: in the
+centres drawn here, in label outlines, and in the NGFF label colours written
+with ``labels.zarr`` (so napari shows the same colours).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._errors import InputError
 from .io import scale_of
-from .segment import as_4d
+from .segment import as_4d, global_threshold
 
-__all__ = ["orthogonal_projections"]
+__all__ = [
+    "PALETTE",
+    "intensity_histogram",
+    "label_rgba",
+    "napari_layers",
+    "orthogonal_projections",
+    "plane_montage",
+    "time_summary",
+    "time_table",
+]
+
+#: Colours of nucleus ids: matplotlib's ``tab20`` without its two greys.
+PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#aec7e8",
+    "#ff7f0e",
+    "#ffbb78",
+    "#2ca02c",
+    "#98df8a",
+    "#d62728",
+    "#ff9896",
+    "#9467bd",
+    "#c5b0d5",
+    "#8c564b",
+    "#c49c94",
+    "#e377c2",
+    "#f7b6d2",
+    "#bcbd22",
+    "#dbdb8d",
+    "#17becf",
+    "#9edae5",
+)
+_PALETTE_RGB = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in PALETTE], np.uint8)
+
+
+def label_rgba(ids: Any) -> np.ndarray:
+    """Return the RGBA colour (uint8, shape ``(n, 4)``) of each nucleus id; 0 is transparent.
+
+    Parameters
+    ----------
+    ids : array-like of int
+        Nucleus (label) ids.
+
+    Returns
+    -------
+    numpy.ndarray
+        One ``(r, g, b, a)`` row per id, values 0 to 255.
+    """
+    ids = np.asarray(ids, np.int64).ravel()
+    out = np.empty((ids.size, 4), np.uint8)
+    out[:, :3] = _PALETTE_RGB[ids % len(PALETTE)]
+    out[:, 3] = np.where(ids == 0, 0, 255)
+    return out
+
+
+def _float_rgba(ids: Any) -> np.ndarray:
+    return label_rgba(ids) / 255.0
+
+
+def _extent(n: int, step: float, origin: float) -> tuple[float, float]:
+    """Edges (µm) of ``n`` voxels whose centres are ``origin + i * step``."""
+    return origin - step / 2, origin + (n - 0.5) * step
+
+
+def _origin(stack: xr.DataArray) -> tuple[float, float, float]:
+    tr = stack.attrs.get("translation") or {}
+    return (float(tr.get("z", 0.0)), float(tr.get("y", 0.0)), float(tr.get("x", 0.0)))
+
+
+def _check_t(four: xr.DataArray, t: int) -> int:
+    n_t = four.sizes["t"]
+    if not -n_t <= t < n_t:
+        raise InputError(f"t = {t} is out of range: the stack has time points 0 to {n_t - 1}.")
+    return t % n_t
+
+
+def _contrast(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(values, [1, 99.8])
+    return float(lo), float(max(hi, lo + 1e-9))
+
+
+# --------------------------------------------------------------------------- projections
 
 
 def orthogonal_projections(
@@ -28,12 +122,18 @@ def orthogonal_projections(
 ) -> Any:
     """Max projections along z, y and x at physical aspect, with nucleus centres.
 
+    The xy projection is drawn top left, the zy projection (z horizontal) to
+    its right and the xz projection below it, all in µm so that one µm is
+    the same length on every axis.  The three projections are computed in
+    one pass over the time point; nothing else is read.
+
     Parameters
     ----------
     stack : xarray.DataArray
-        The image (lazy is fine: only the three projections are computed).
+        The image (lazy is fine).
     nuclei : pandas.DataFrame, optional
-        Nuclei table; centres (``x_um, y_um, z_um``) are drawn coloured by id.
+        Nuclei table; centres (``x_um, y_um, z_um``) of time point ``t`` are
+        drawn as crosses coloured by ``nucleus`` id (see :data:`PALETTE`).
     t : int
         Time point to show.
     fig : matplotlib.figure.Figure, optional
@@ -45,41 +145,40 @@ def orthogonal_projections(
     -------
     matplotlib.figure.Figure
     """
-    import dask
     import matplotlib.pyplot as plt
 
-    four = as_4d(stack).isel(t=t)
+    four = as_4d(stack)
+    t = _check_t(four, t)
+    one = four.data[t]
     sz, sy, sx = scale_of(stack)
-    nz, ny, nx = four.shape
-    xy, xz, zy = dask.compute(four.max("z").data, four.max("y").data, four.max("x").data)
+    z0, y0, x0 = _origin(stack)
+    nz, ny, nx = one.shape
+    xy, xz, zy = dask.compute(one.max(axis=0), one.max(axis=1), one.max(axis=2))
+    zlim, ylim, xlim = _extent(nz, sz, z0), _extent(ny, sy, y0), _extent(nx, sx, x0)
     z_ext, y_ext, x_ext = nz * sz, ny * sy, nx * sx
     if fig is None:
         width = 8.0
         height = width * (y_ext + z_ext) / (x_ext + z_ext)
-        fig = plt.figure(figsize=(width, max(3.0, height)))
+        fig = plt.figure(figsize=(width, min(max(3.0, height), 16.0)))
     grid = fig.add_gridspec(
         2, 2, width_ratios=[x_ext, z_ext], height_ratios=[y_ext, z_ext], wspace=0.05, hspace=0.05
     )
     ax_xy = fig.add_subplot(grid[0, 0])
     ax_zy = fig.add_subplot(grid[0, 1], sharey=ax_xy)
     ax_xz = fig.add_subplot(grid[1, 0], sharex=ax_xy)
-    lo, hi = np.percentile(xy, [1, 99.8])
+    lo, hi = _contrast(np.asarray(xy))
     style = {"cmap": cmap, "vmin": lo, "vmax": hi, "interpolation": "nearest"}
-    ax_xy.imshow(xy, extent=(0, x_ext, y_ext, 0), **style)
-    ax_zy.imshow(zy.T, extent=(0, z_ext, y_ext, 0), **style)
-    ax_xz.imshow(xz, extent=(0, x_ext, z_ext, 0), **style)
+    ax_xy.imshow(xy, extent=(*xlim, ylim[1], ylim[0]), **style)
+    ax_zy.imshow(zy.T, extent=(*zlim, ylim[1], ylim[0]), **style)
+    ax_xz.imshow(xz, extent=(*xlim, zlim[1], zlim[0]), **style)
     n_shown = 0
     if nuclei is not None and len(nuclei):
         sel = nuclei[nuclei["t"] == t] if "t" in nuclei else nuclei
-        origin = stack.attrs.get("translation", {})
-        zc = sel["z_um"] - origin.get("z", 0.0)
-        yc = sel["y_um"] - origin.get("y", 0.0)
-        xc = sel["x_um"] - origin.get("x", 0.0)
-        colour = sel["nucleus"] if "nucleus" in sel else np.arange(len(sel))
-        marker = {"c": colour, "cmap": "tab20", "s": 30, "marker": "+", "linewidths": 1.2}
-        ax_xy.scatter(xc, yc, **marker)
-        ax_zy.scatter(zc, yc, **marker)
-        ax_xz.scatter(xc, zc, **marker)
+        ids = sel["nucleus"].to_numpy() if "nucleus" in sel else np.arange(1, len(sel) + 1)
+        marker = {"c": _float_rgba(ids), "s": 30, "marker": "+", "linewidths": 1.2}
+        ax_xy.scatter(sel["x_um"], sel["y_um"], **marker)
+        ax_zy.scatter(sel["z_um"], sel["y_um"], **marker)
+        ax_xz.scatter(sel["x_um"], sel["z_um"], **marker)
         n_shown = len(sel)
     ax_xy.set_ylabel("y (µm)")
     ax_xz.set_xlabel("x (µm)")
@@ -87,5 +186,428 @@ def orthogonal_projections(
     ax_zy.set_xlabel("z (µm)")
     ax_xy.tick_params(labelbottom=False)
     ax_zy.tick_params(labelleft=False)
-    ax_xy.set_title(f"Max projections, t = {t}: {n_shown} nuclei", loc="left", fontsize=10)
+    what = f"{n_shown} nuclei" if nuclei is not None else "no table"
+    ax_xy.set_title(f"Max projections, t = {t}: {what}", loc="left", fontsize=10)
     return fig
+
+
+# --------------------------------------------------------------------------- montage
+
+
+def plane_montage(
+    stack: xr.DataArray,
+    labels: xr.DataArray | None = None,
+    *,
+    t: int = 0,
+    z: Sequence[int] | None = None,
+    n: int = 6,
+    ncols: int = 3,
+    fig: Any = None,
+    cmap: str = "gray",
+) -> Any:
+    """Draw a grid of planes of one time point, with label outlines coloured by id.
+
+    Only the chunks holding the chosen planes (of the image and the labels)
+    are read, in one computation.
+
+    Parameters
+    ----------
+    stack : xarray.DataArray
+        The image (lazy is fine).
+    labels : xarray.DataArray, optional
+        Labels of the same shape (plane labels or nucleus ids, 0 = background);
+        their outlines are drawn over the image.
+    t : int
+        Time point.
+    z : sequence of int, optional
+        Plane indexes to show; by default ``n`` planes evenly spaced in z.
+    n : int
+        Number of planes when ``z`` is not given.
+    ncols : int
+        Panels per row.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into; a new one by default.
+    cmap : str
+        Colour map of the image.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from skimage.segmentation import find_boundaries
+
+    four = as_4d(stack)
+    t = _check_t(four, t)
+    nz, ny, nx = four.shape[1:]
+    if z is None:
+        planes = np.unique(np.linspace(0, nz - 1, max(1, min(n, nz))).round().astype(int))
+    else:
+        planes = np.asarray(list(z), int)
+        if planes.size == 0 or planes.min() < -nz or planes.max() >= nz:
+            raise InputError(f"z = {list(z)} must name planes between 0 and {nz - 1}.")
+        planes = planes % nz
+    image = four.data[t][planes]
+    parts = [image]
+    if labels is not None:
+        lab4 = as_4d(labels)
+        if lab4.shape != four.shape:
+            raise InputError(
+                f"labels (shape {lab4.shape}) must have the same shape as the stack "
+                f"(shape {four.shape})."
+            )
+        parts.append(lab4.data[t][planes])
+    computed = dask.compute(*parts)
+    image = np.asarray(computed[0])
+    sz, sy, sx = scale_of(stack)
+    z0, y0, x0 = _origin(stack)
+    ylim, xlim = _extent(ny, sy, y0), _extent(nx, sx, x0)
+    ncols = max(1, min(ncols, len(planes)))
+    nrows = -(-len(planes) // ncols)
+    if fig is None:
+        aspect = (ny * sy) / (nx * sx)
+        fig = plt.figure(figsize=(3.0 * ncols, min(3.0 * ncols * aspect * nrows / ncols, 20.0)))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    lo, hi = _contrast(image)
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(planes):
+            ax.set_axis_off()
+            continue
+        ax.imshow(
+            image[k],
+            extent=(*xlim, ylim[1], ylim[0]),
+            cmap=cmap,
+            vmin=lo,
+            vmax=hi,
+            interpolation="nearest",
+        )
+        if labels is not None:
+            lab = np.asarray(computed[1][k])
+            edges = find_boundaries(lab, mode="thick")
+            overlay = np.zeros((*lab.shape, 4), np.float32)
+            overlay[edges] = _float_rgba(lab[edges])
+            ax.imshow(overlay, extent=(*xlim, ylim[1], ylim[0]), interpolation="nearest")
+        ax.set_title(f"z = {planes[k]} ({z0 + planes[k] * sz:.1f} µm)", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("x (µm)", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("y (µm)", fontsize=8)
+    fig.suptitle(f"Planes of time point {t}", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- histogram
+
+
+def _block_bincount(block: np.ndarray, nbins: int) -> np.ndarray:
+    counts = np.bincount(block.ravel(), minlength=nbins)
+    return counts.reshape((1,) * block.ndim + (nbins,))
+
+
+def _lazy_histogram(data: da.Array) -> tuple[da.Array, Any]:
+    """Count every grey level of 8/16-bit data (lazy); other data get 512 bins.
+
+    Returns the lazy counts and the bin edges (an array for integer data, a
+    lazy ``(lo, hi)`` pair to build them from for other data).
+    """
+    if data.dtype in (np.uint8, np.uint16):
+        nbins = int(np.iinfo(data.dtype).max) + 1
+        per_block = da.map_blocks(
+            _block_bincount,
+            data,
+            nbins,
+            chunks=tuple((1,) * nb for nb in data.numblocks) + ((nbins,),),
+            new_axis=[data.ndim],
+            dtype=np.int64,
+            meta=np.empty((0,) * (data.ndim + 1), np.int64),
+        )
+        counts = per_block.sum(axis=tuple(range(data.ndim)))
+        return counts, np.arange(nbins + 1) - 0.5
+    return None, (data.min(), data.max())
+
+
+def intensity_histogram(
+    stack: xr.DataArray,
+    threshold: float | Sequence[float] | xr.DataArray | bool | None = None,
+    *,
+    t: int | None = None,
+    ax: Any = None,
+) -> Any:
+    """Histogram of every grey level, log counts, with the threshold(s) marked.
+
+    For 8- and 16-bit data every grey level is its own bin (the full bit
+    depth, no binning); the x axis spans the data's effective bit depth
+    (e.g. 0 to 4095 for 12-bit data in 16-bit pixels).  Other data get 512
+    bins between their minimum and maximum.  Counts are summed from one
+    histogram per chunk: the stack is read once and never held in memory.
+
+    Parameters
+    ----------
+    stack : xarray.DataArray
+        The image (lazy is fine).
+    threshold : float, sequence, xarray.DataArray, bool or None
+        Threshold(s) to mark, e.g. ``Result.thresholds``; ``None`` (default)
+        computes :func:`bigseg.global_threshold` in the same pass as the
+        histogram; ``False`` marks none.
+    t : int, optional
+        Only this time point (and its threshold); by default all.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; new ones by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    four = as_4d(stack)
+    data = four.data
+    if t is not None:
+        t = _check_t(four, t)
+        data = data[t : t + 1]
+    lazy: list[Any] = []
+    if threshold is None:
+        lazy.append(global_threshold(four if t is None else four.isel(t=slice(t, t + 1))).data)
+    counts, edges = _lazy_histogram(data)
+    if counts is None:  # float or wide integer data: range first, then 512 bins
+        lo, hi = (float(v) for v in dask.compute(*edges))
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, 513)
+        counts, _ = da.histogram(data, bins=edges)
+    values = dask.compute(counts, *lazy)
+    counts = np.asarray(values[0])
+    if threshold is None:
+        thresholds = np.atleast_1d(np.asarray(values[1], float))
+    elif threshold is False:
+        thresholds = np.empty(0)
+    else:
+        raw = threshold.values if isinstance(threshold, xr.DataArray) else threshold
+        thresholds = np.atleast_1d(np.asarray(raw, float))
+        if t is not None and thresholds.size == four.sizes["t"] > 1:
+            thresholds = thresholds[t : t + 1]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.0, 3.5))
+    else:
+        fig = ax.figure
+    ax.stairs(counts, edges, fill=True, color="0.35")
+    ax.set_yscale("log")
+    total = int(counts.sum())
+    nonzero = np.flatnonzero(counts)
+    top = float(edges[nonzero[-1] + 1]) if nonzero.size else float(edges[-1])
+    if data.dtype in (np.uint8, np.uint16):
+        bits = max(8, int(np.ceil(np.log2(max(top, 2.0)))))
+        ax.set_xlim(-0.5, 2**bits - 0.5)
+        ax.set_xlabel(f"intensity ({bits}-bit range, one bin per grey level)")
+    else:
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel("intensity (512 bins)")
+    ax.set_ylabel("voxels (log)")
+    if len(thresholds) == 1:
+        centres = (edges[:-1] + edges[1:]) / 2
+        above = counts[centres > thresholds[0]].sum() / total if total else 0.0
+        label = f"threshold {thresholds[0]:g} ({above:.1%} of voxels above)"
+    else:
+        label = (
+            f"thresholds of {len(thresholds)} time points: "
+            f"{thresholds.min(initial=np.inf):g} to {thresholds.max(initial=-np.inf):g}"
+        )
+    for k, value in enumerate(thresholds):
+        ax.axvline(value, color="tab:red", lw=1, alpha=0.8, label=label if k == 0 else None)
+    if len(thresholds):
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    when = "all time points" if t is None else f"time point {t}"
+    ax.set_title(f"Intensity histogram, {when}: {total:,} voxels", loc="left", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- time series
+
+
+def time_table(nuclei: pd.DataFrame, *, time_points: int | None = None) -> pd.DataFrame:
+    """Per-time-point statistics of a nuclei table (pandas, no image access).
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        Nuclei table with ``t``, ``volume_um3`` and ``intensity_mean``.
+    time_points : int, optional
+        Number of time points of the stack, so that time points without
+        nuclei appear with a count of 0; by default those seen in the table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``t``: ``nuclei`` (count), ``mean_volume_um3``,
+        ``sd_volume_um3``, ``mean_intensity``, ``sd_intensity`` (means over
+        the nuclei of each time point; NaN where there are none).
+    """
+    missing = {"t", "volume_um3", "intensity_mean"} - set(nuclei.columns)
+    if missing:
+        raise InputError(
+            f"The nuclei table lacks the column(s) {sorted(missing)}; pass a table from "
+            "bigseg.run or nuclei.parquet."
+        )
+    g = nuclei.groupby(nuclei["t"].astype(int))
+    out = pd.DataFrame(
+        {
+            "nuclei": g.size(),
+            "mean_volume_um3": g["volume_um3"].mean(),
+            "sd_volume_um3": g["volume_um3"].std(ddof=0),
+            "mean_intensity": g["intensity_mean"].mean(),
+            "sd_intensity": g["intensity_mean"].std(ddof=0),
+        }
+    )
+    n = time_points if time_points is not None else (int(out.index.max()) + 1 if len(out) else 0)
+    out = out.reindex(pd.RangeIndex(n, name="t"))
+    out["nuclei"] = out["nuclei"].fillna(0).astype(np.int64)
+    return out
+
+
+def time_summary(
+    nuclei: pd.DataFrame,
+    *,
+    time_points: int | None = None,
+    fig: Any = None,
+) -> Any:
+    """Nucleus count, mean volume and mean intensity against time point.
+
+    Drawn from the nuclei table alone (see :func:`time_table`); bands show
+    one standard deviation over the nuclei of each time point.
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        Nuclei table (``bigseg.run(...).nuclei`` or ``nuclei.parquet``).
+    time_points : int, optional
+        Number of time points of the stack (time points without nuclei are
+        drawn as 0); by default those seen in the table.
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into; a new one by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    table = time_table(nuclei, time_points=time_points)
+    if fig is None:
+        fig = plt.figure(figsize=(6.0, 6.0))
+    axes = fig.subplots(3, 1, sharex=True)
+    t = table.index.to_numpy()
+    axes[0].plot(t, table["nuclei"], "o-", color="k", ms=4)
+    axes[0].set_ylabel("nuclei")
+    axes[0].set_ylim(bottom=0)
+    for ax, column, label in (
+        (axes[1], "volume_um3", "mean volume (µm³)"),
+        (axes[2], "intensity", "mean intensity"),
+    ):
+        mean = table[f"mean_{column}"].to_numpy(float)
+        sd = table[f"sd_{column}"].to_numpy(float)
+        ax.plot(t, mean, "o-", color="tab:blue", ms=4)
+        ax.fill_between(t, mean - sd, mean + sd, color="tab:blue", alpha=0.2, lw=0)
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("time point")
+    if len(t) and len(t) <= 20:
+        axes[-1].set_xticks(t)
+    axes[0].set_title(
+        f"{int(table['nuclei'].sum())} nuclei in {len(t)} time points", loc="left", fontsize=10
+    )
+    fig.align_ylabels(axes)
+    return fig
+
+
+# --------------------------------------------------------------------------- napari
+
+
+def napari_layers(
+    result: str | Any,
+    *,
+    source: str | None = None,
+    channel: int | None = None,
+    point_size_um: float = 2.0,
+) -> list[tuple[Any, dict, str]]:
+    """Layers of a finished run for napari: image, nuclei labels and centres, in µm.
+
+    napari is not imported (nor needed to call this); pass each ``(data,
+    kwargs, kind)`` to ``viewer.add_<kind>(data, **kwargs)``::
+
+        viewer = napari.Viewer()
+        for data, kwargs, kind in bigseg.plots.napari_layers("out/"):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+    The image and the labels stay lazy (napari reads the planes it shows),
+    with the voxel size and origin as the layers' ``scale`` and
+    ``translate``; so are the centres, drawn in the plane nearest to each.  Labels
+    and centres share the colours of the other figures (up to
+    :data:`bigseg.io.MAX_LISTED_LABELS` nuclei; napari's own beyond), and
+    carry the nuclei table as ``features``.  Works for every input format.
+
+    Parameters
+    ----------
+    result : path-like
+        Output directory of ``bigseg segment`` / :func:`bigseg.run`.
+    source : path-like, optional
+        The run's input, when it has moved since the run.
+    channel : int, optional
+        The channel that was segmented, for multi-channel inputs.
+    point_size_um : float
+        Diameter of the centre markers in µm.
+
+    Returns
+    -------
+    list of (data, dict, str)
+        ``image``, ``labels`` and ``points`` layer data, in that order.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from .io import MAX_LISTED_LABELS, open_stack, read_table
+
+    out = Path(result)
+    record_path = out / "run.json"
+    if not record_path.exists():
+        raise InputError(f"{str(out)!r} is not a finished bigseg output (no run.json).")
+    record = json.loads(record_path.read_text())
+    source = os.fspath(source) if source is not None else record["input"]["source"]
+    if not os.path.exists(source):
+        raise InputError(
+            f"The input of this run, {source!r}, is not there any more; give its new "
+            "location with source=."
+        )
+    sc = record["input"]["scale_um"]
+    stack = open_stack(source, scale=(sc["z"], sc["y"], sc["x"]), channel=channel)
+    labels = open_stack(out / "labels.zarr")
+    nuclei = read_table(out / "nuclei.parquet")
+    lead = [1.0] * (stack.ndim - 3)
+    place = {
+        "scale": lead + list(scale_of(stack)),
+        "translate": [0.0] * len(lead) + list(_origin(stack)),
+    }
+    name = Path(source.rstrip("/")).name
+    features = nuclei.rename(columns={"nucleus": "index"})
+    ids = nuclei["nucleus"].to_numpy(np.int64)
+    label_kwargs: dict[str, Any] = {"name": "nuclei", "features": features, **place}
+    if 0 < len(ids) <= MAX_LISTED_LABELS:
+        colours = _float_rgba(ids)
+        label_kwargs["colormap"] = {
+            None: (0.0, 0.0, 0.0, 0.0),
+            **{int(i): tuple(c) for i, c in zip(ids, colours)},
+        }
+    # Centres in voxel index units with the image's scale and translate: each shows in the
+    # plane nearest to it, at the world position (µm) of the table.
+    position = ["t", "z", "y", "x"] if stack.ndim == 4 else ["z", "y", "x"]
+    _, sy, sx = scale_of(stack)
+    points_kwargs = {
+        "name": "centres",
+        "size": point_size_um / ((sy + sx) / 2),
+        "face_color": _float_rgba(ids) if len(ids) else "white",
+        "features": nuclei,
+        **place,
+    }
+    return [
+        (stack.data, {"name": name, **place}, "image"),
+        (labels.data, label_kwargs, "labels"),
+        (nuclei[position].to_numpy(np.float64), points_kwargs, "points"),
+    ]

@@ -43,6 +43,11 @@ def global_threshold(stack: xr.DataArray) -> xr.DataArray:
     ``skimage.filters.threshold_otsu(stack.max("z"))`` exactly, computed from
     per-block histograms so that no whole projection is ever held in memory.
 
+    Parameters
+    ----------
+    stack : xarray.DataArray
+        From :func:`bigseg.open_stack`; dims ``(z, y, x)`` or ``(t, z, y, x)``.
+
     Returns
     -------
     xarray.DataArray

@@ -1,0 +1,221 @@
+import dask
+import dask.array as da
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import bigseg
+from bigseg import plots
+from bigseg.io import as_stack
+
+from .conftest import SCALE, raise_if_dask_computes, synthetic
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def series():
+    stack, truth = synthetic((6, 64, 64), 3, t=3, seed=4)
+    result_nuclei = bigseg.nuclei_table(
+        bigseg.link(bigseg.measure(bigseg.segment(stack), stack).compute()), scale=SCALE
+    )
+    return stack, truth, result_nuclei
+
+
+def recording_stack(data: np.ndarray, chunks):
+    """A lazy stack that records the location of every block it reads."""
+    reads: list[tuple] = []
+
+    def read(block, block_info=None):
+        loc = tuple(tuple(r) for r in block_info[0]["array-location"])
+        reads.append(loc)
+        return data[tuple(slice(a, b) for a, b in loc)]
+
+    template = da.zeros(data.shape, dtype=data.dtype, chunks=chunks)
+    lazy = template.map_blocks(read, dtype=data.dtype, meta=np.empty((0,) * data.ndim, data.dtype))
+    return as_stack(lazy, scale=SCALE), reads
+
+
+def test_palette_colours_are_shared_and_background_is_transparent():
+    rgba = plots.label_rgba([0, 1, 2, 1 + len(plots.PALETTE)])
+    assert rgba.dtype == np.uint8 and rgba.shape == (4, 4)
+    assert rgba[0, 3] == 0 and (rgba[1:, 3] == 255).all()
+    np.testing.assert_array_equal(rgba[1], rgba[3])  # the palette cycles
+    assert not np.array_equal(rgba[1], rgba[2])
+
+
+def test_projections_compute_once_and_draw_centres_in_um(series):
+    stack, _, nuclei = series
+    with raise_if_dask_computes(max_computes=1):
+        fig = plots.orthogonal_projections(stack, nuclei, t=1)
+    ax_xy = fig.axes[0]
+    sel = nuclei[nuclei["t"] == 1]
+    offsets = ax_xy.collections[0].get_offsets()
+    np.testing.assert_allclose(offsets, sel[["x_um", "y_um"]].to_numpy())
+    np.testing.assert_allclose(
+        ax_xy.collections[0].get_facecolors(), plots.label_rgba(sel["nucleus"]) / 255
+    )
+    # Physical extent: x spans nx * scale_x µm, z spans nz * scale_z µm.
+    x0, x1 = ax_xy.images[0].get_extent()[:2]
+    assert x1 - x0 == pytest.approx(64 * SCALE[2])
+    z0, z1 = fig.axes[1].images[0].get_extent()[:2]
+    assert z1 - z0 == pytest.approx(6 * SCALE[0])
+    np.testing.assert_array_equal(ax_xy.images[0].get_array(), stack.values[1].max(axis=0))
+
+
+def test_projections_read_only_the_time_point():
+    data = np.random.default_rng(0).integers(0, 4000, (3, 4, 16, 16)).astype(np.uint16)
+    stack, reads = recording_stack(data, (1, 2, 16, 16))
+    with dask.config.set(scheduler="sync"):
+        plots.orthogonal_projections(stack, t=2)
+    assert reads and {loc[0] for loc in reads} == {(2, 3)}
+    assert len(reads) == 2  # each block once, though three projections were drawn
+
+
+def test_montage_reads_only_the_chosen_planes(series):
+    data = np.asarray(series[0].values)
+    stack, reads = recording_stack(data, (1, 1, 64, 64))
+    labels, label_reads = recording_stack(
+        np.asarray(bigseg.segment(series[0]).values), (1, 2, 64, 64)
+    )
+    with dask.config.set(scheduler="sync"):
+        fig = plots.plane_montage(stack, labels, t=1, z=[1, 4], ncols=2)
+    assert sorted(reads) == [((1, 2), (1, 2), (0, 64), (0, 64)), ((1, 2), (4, 5), (0, 64), (0, 64))]
+    assert sorted(loc[1] for loc in label_reads) == [(0, 2), (4, 6)]
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert len(drawn) == 2
+    np.testing.assert_array_equal(drawn[1].images[0].get_array(), data[1, 4])
+    outline = drawn[1].images[1].get_array()
+    assert outline.shape == (64, 64, 4) and outline[..., 3].any()  # label outlines drawn
+
+
+def test_montage_default_planes_and_bad_planes(small_stack):
+    stack, _ = small_stack
+    fig = plots.plane_montage(stack, n=4)
+    assert len([ax for ax in fig.axes if ax.images]) == 4
+    with pytest.raises(bigseg.InputError, match="planes between 0 and 9"):
+        plots.plane_montage(stack, z=[12])
+
+
+def test_histogram_counts_every_grey_level_lazily(series):
+    stack, _, _ = series
+    values = stack.values
+    with raise_if_dask_computes(max_computes=1):  # histogram and thresholds in one pass
+        fig = plots.intensity_histogram(stack.chunk({"t": 1, "z": 2}))
+    ax = fig.axes[0]
+    counts, edges, _ = ax.patches[0].get_data()
+    assert len(counts) == 65536
+    np.testing.assert_array_equal(counts, np.bincount(values.ravel(), minlength=65536))
+    assert ax.get_yscale() == "log"
+    assert ax.get_xlim() == (-0.5, 4095.5)  # 12-bit data in 16-bit pixels
+    drawn = sorted(line.get_xdata()[0] for line in ax.lines)
+    expected = sorted(bigseg.global_threshold(stack).values)
+    np.testing.assert_allclose(drawn, expected)
+
+
+def test_histogram_of_one_time_point_reads_only_it():
+    data = np.random.default_rng(1).integers(0, 255, (3, 2, 8, 8)).astype(np.uint8)
+    stack, reads = recording_stack(data, (1, 1, 8, 8))
+    with dask.config.set(scheduler="sync"):
+        fig = plots.intensity_histogram(stack, [10.0, 20.0, 30.0], t=1)
+    assert {loc[0] for loc in reads} == {(1, 2)}
+    ax = fig.axes[0]
+    assert [line.get_xdata()[0] for line in ax.lines] == [20.0]
+    counts = ax.patches[0].get_data().values
+    np.testing.assert_array_equal(counts, np.bincount(data[1].ravel(), minlength=256))
+
+
+def test_histogram_of_float_data_and_empty_stack():
+    data = np.linspace(0, 1, 2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    fig = plots.intensity_histogram(as_stack(data, scale=SCALE), False)
+    counts, edges, _ = fig.axes[0].patches[0].get_data()
+    assert counts.sum() == data.size and len(edges) == 513 and not fig.axes[0].lines
+    blank = as_stack(np.zeros((2, 8, 8), np.uint16), scale=SCALE)
+    fig = plots.intensity_histogram(blank, False)
+    assert fig.axes[0].patches[0].get_data().values[0] == 128
+
+
+def test_time_table_and_summary_need_no_image(series):
+    _, _, nuclei = series
+    with raise_if_dask_computes():
+        table = plots.time_table(nuclei, time_points=5)
+        fig = plots.time_summary(nuclei, time_points=5)
+    assert list(table.index) == [0, 1, 2, 3, 4]
+    assert list(table["nuclei"]) == [*nuclei.groupby("t").size().tolist(), 0, 0]
+    first = nuclei[nuclei["t"] == 0]
+    assert table.loc[0, "mean_volume_um3"] == pytest.approx(first["volume_um3"].mean())
+    assert table.loc[0, "mean_intensity"] == pytest.approx(first["intensity_mean"].mean())
+    assert np.isnan(table.loc[4, "mean_volume_um3"])
+    assert len(fig.axes) == 3
+    np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), table["nuclei"])
+
+
+def test_time_table_of_empty_and_bad_tables():
+    empty = pd.DataFrame({"t": [], "volume_um3": [], "intensity_mean": []})
+    assert len(plots.time_table(empty)) == 0
+    assert list(plots.time_table(empty, time_points=2)["nuclei"]) == [0, 0]
+    with pytest.raises(bigseg.InputError, match="volume_um3"):
+        plots.time_table(pd.DataFrame({"t": [0]}))
+
+
+def test_functions_draw_into_given_axes_and_figures(small_stack):
+    stack, _ = small_stack
+    fig, ax = plt.subplots()
+    assert plots.intensity_histogram(stack, 500.0, ax=ax) is fig
+    other = plt.figure()
+    assert plots.orthogonal_projections(stack, fig=other) is other
+    assert plots.plane_montage(stack, fig=other, n=2) is other
+
+
+def test_bad_time_point(small_stack):
+    with pytest.raises(bigseg.InputError, match="time points 0 to 0"):
+        plots.orthogonal_projections(small_stack[0], t=3)
+
+
+def test_napari_layers_line_up_in_um_and_stay_lazy(tmp_path):
+    from bigseg.pipeline import run
+    from bigseg.synth import synth
+
+    image, _ = synth(tmp_path / "ts.ome.zarr", shape=(6, 48, 48), nuclei=2, t=2, seed=6)
+    result = run(image, tmp_path / "out")
+    with raise_if_dask_computes():
+        layers = plots.napari_layers(tmp_path / "out")
+    assert [kind for _, _, kind in layers] == ["image", "labels", "points"]
+    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _) = layers
+    assert isinstance(img, da.Array) and isinstance(lab, da.Array) and img.shape == lab.shape
+    for kw in (img_kw, lab_kw, pts_kw):
+        assert kw["scale"] == [1.0, *SCALE] and kw["translate"] == [0.0, 0.0, 0.0, 0.0]
+    nuclei = result.nuclei
+    world = pts * np.array(pts_kw["scale"]) + np.array(pts_kw["translate"])
+    np.testing.assert_allclose(world, nuclei[["t", "z_um", "y_um", "x_um"]].to_numpy())
+    # Each centre lies in its own nucleus in the label volume.
+    under = lab.compute()[tuple(np.round(pts).astype(int).T)]
+    np.testing.assert_array_equal(under, nuclei["nucleus"])
+    ids = nuclei["nucleus"].tolist()
+    assert set(lab_kw["colormap"]) == {None, *ids}
+    np.testing.assert_allclose(lab_kw["colormap"][ids[0]], plots.label_rgba(ids[:1])[0] / 255)
+    np.testing.assert_allclose(pts_kw["face_color"], plots.label_rgba(ids) / 255)
+    assert lab_kw["features"]["index"].tolist() == ids
+
+
+def test_napari_layers_name_the_fix_when_the_input_moved(tmp_path):
+    from bigseg.pipeline import run
+    from bigseg.synth import synth
+
+    image, _ = synth(tmp_path / "a.ome.zarr", shape=(4, 32, 32), nuclei=1, seed=2)
+    run(image, tmp_path / "out")
+    moved = image.rename(tmp_path / "b.ome.zarr")
+    with pytest.raises(bigseg.InputError, match="source="):
+        plots.napari_layers(tmp_path / "out")
+    layers = plots.napari_layers(tmp_path / "out", source=moved)
+    assert layers[0][0].shape == (4, 32, 32) and layers[0][1]["scale"] == list(SCALE)
+    with pytest.raises(bigseg.InputError, match="no run.json"):
+        plots.napari_layers(tmp_path)
