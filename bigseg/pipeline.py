@@ -130,7 +130,7 @@ def run(
     with _scratch_dir(out) as work:
         t0 = time.perf_counter()
         thresholds = np.atleast_1d(
-            _compute(global_threshold(stack).data, client, progress, "threshold")[0]
+            _compute(global_threshold(stack, params=params).data, client, progress, "threshold")[0]
         )
         timings["threshold"] = time.perf_counter() - t0
 
@@ -145,7 +145,12 @@ def run(
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked = link(detections, link_distance=params.link_distance, max_gap=params.max_gap)
+        linked = link(
+            detections,
+            link_distance=params.link_distance,
+            max_gap=params.max_gap,
+            neck_ratio=params.neck_ratio if params.preset == "default" else None,
+        )
         nuclei = nuclei_table(linked, scale=sc)
         timings["link"] = time.perf_counter() - t0
 
