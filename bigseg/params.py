@@ -61,7 +61,7 @@ class Params:
     max_radius: float = 14.2
     link_distance: float = 0.5
     max_gap: int = 1
-    local_fraction: float = 0.3
+    local_fraction: float = 0.5
     local_radius: float | None = None
     neck_ratio: float | None = 0.7
 
