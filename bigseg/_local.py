@@ -39,7 +39,7 @@ def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
     px = params.in_pixels(scale)
     sigma_um = params.smooth_radius / 2
     sigma = tuple(sigma_um / s for s in scale)
-    radius_um = params.local_radius if params.local_radius is not None else params.min_radius
+    radius_um = params.local_radius if params.local_radius is not None else 2 * params.min_radius
     radii = tuple(int(round(radius_um / s)) for s in scale)
     return LocalPixels(
         sigma=sigma,
