@@ -28,11 +28,13 @@ def _nuclei(image, scale, params=None):
 
 
 def test_hard_synthetic_stack():
+    # bench/accuracy.py's moderate-density stack.  Over seeds 0-5 F1 ranges 0.92-1.00
+    # (mean 0.98); at high density 0.90-0.97 (mean 0.945): see README, "Accuracy".
     scale = (1.5, 0.71, 0.71)
     hard = DIFFICULTY["hard"]
-    truth = make_truth((32, 160, 160), 30, scale=scale, seed=11, **hard["truth"])
+    truth = make_truth((40, 256, 256), 40, scale=scale, seed=1, **hard["truth"])
     image = render(
-        truth, (0, 0, 0, 0), (1, 32, 160, 160), scale=scale, noise_seed=11, **hard["render"]
+        truth, (0, 0, 0, 0), (1, 40, 256, 256), scale=scale, noise_seed=1, **hard["render"]
     )
     found = _nuclei(image[0], scale)
     s = bigseg.score(found, truth)
