@@ -32,6 +32,7 @@ from scipy import ndimage
 from scipy.cluster.hierarchy import fcluster, linkage
 
 import bigseg
+from bigseg.cluster import drop_small
 from bigseg.io import as_stack
 from bigseg.measure import measure
 from bigseg.synth import DIFFICULTY, make_truth, render
@@ -101,6 +102,8 @@ def bigseg_nuclei(stack: np.ndarray, scale, params: bigseg.Params) -> pd.DataFra
     linked = bigseg.link(
         det, link_distance=params.link_distance, max_gap=params.max_gap, neck_ratio=neck
     )
+    if params.preset == "default":
+        linked = drop_small(linked, scale=scale, min_radius=params.min_radius)
     return bigseg.nuclei_table(linked, scale=scale)
 
 

@@ -37,9 +37,12 @@ def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
     """Convert the default preset's µm sizes with the voxel size ``(z, y, x)``."""
     scale = tuple(float(s) for s in scale)
     px = params.in_pixels(scale)
-    sigma_um = params.smooth_radius / 2
+    # A Gaussian cut at 3 sigma spans the recipe's smoothing disk.
+    sigma_um = params.smooth_radius / K.TRUNCATE
     sigma = tuple(sigma_um / s for s in scale)
-    radius_um = params.local_radius if params.local_radius is not None else 2 * params.min_radius
+    radius_um = params.local_radius
+    if radius_um is None:
+        radius_um = 1.25 * params.min_radius
     radii = tuple(int(round(radius_um / s)) for s in scale)
     return LocalPixels(
         sigma=sigma,

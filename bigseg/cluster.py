@@ -20,7 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-__all__ = ["NUCLEUS_COLUMNS", "link", "nuclei_table", "split_at_necks"]
+__all__ = ["NUCLEUS_COLUMNS", "drop_small", "link", "nuclei_table", "split_at_necks"]
 
 #: Columns of the nuclei table, in order.
 NUCLEUS_COLUMNS: dict[str, str] = {
@@ -210,7 +210,13 @@ def link(
             out["intensity_sum"].to_numpy(float),
             neck_ratio=neck_ratio,
         )
-    # Stable, meaningful numbering: order components by (t, first z, y, x) of their first row.
+    out["nucleus"] = _numbered(out, component)
+    return out
+
+
+def _numbered(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
+    """Ids 1..N for component labels, ordered by (t, first z, y, x) of each one's first row."""
+    n = len(out)
     order = np.lexsort(
         (out["x"].to_numpy(), out["y"].to_numpy(), out["z"].to_numpy(), out["t"].to_numpy())
     )
@@ -221,7 +227,38 @@ def link(
     best = np.full(component.max() + 1, np.iinfo(np.int64).max, np.int64)
     np.minimum.at(best, component, ranks)
     first_seen[np.argsort(best)] = np.arange(1, best.size + 1)
-    out["nucleus"] = first_seen[component]
+    return first_seen[component]
+
+
+def drop_small(linked: pd.DataFrame, *, scale: Sequence[float], min_radius: float) -> pd.DataFrame:
+    """Drop the detections of nuclei smaller than a sphere of ``min_radius`` µm, renumbered.
+
+    A nucleus's volume is its summed area times the z step (as in
+    :func:`nuclei_table`); fragments seen in one or two planes only, smaller
+    than the smallest nucleus, go.
+
+    Parameters
+    ----------
+    linked : pandas.DataFrame
+        Output of :func:`link`.
+    scale : sequence of 3 floats
+        Voxel size ``(z, y, x)`` in µm.
+    min_radius : float
+        Smallest nucleus radius, µm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The detections of the nuclei kept, with ``nucleus`` renumbered 1..N.
+    """
+    if len(linked) == 0:
+        return linked.copy()
+    volume = linked.groupby("nucleus")["area_um2"].transform("sum") * float(scale[0])
+    keep = volume.to_numpy() >= 4 / 3 * np.pi * float(min_radius) ** 3
+    out = linked[keep].reset_index(drop=True)
+    if len(out):
+        _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
+        out["nucleus"] = _numbered(out, component.astype(np.int64))
     return out
 
 

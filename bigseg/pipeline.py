@@ -35,7 +35,7 @@ import pandas as pd
 import xarray as xr
 
 from ._errors import InputError
-from .cluster import link, nuclei_table
+from .cluster import drop_small, link, nuclei_table
 from .io import open_stack, scale_of, write_labels
 from .measure import empty_detections, measure_delayed
 from .params import Params
@@ -151,6 +151,8 @@ def run(
             max_gap=params.max_gap,
             neck_ratio=params.neck_ratio if params.preset == "default" else None,
         )
+        if params.preset == "default":
+            linked = drop_small(linked, scale=sc, min_radius=params.min_radius)
         nuclei = nuclei_table(linked, scale=sc)
         timings["link"] = time.perf_counter() - t0
 

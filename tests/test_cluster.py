@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bigseg.cluster import NUCLEUS_COLUMNS, link, link_pairs, nuclei_table, split_at_necks
+from bigseg.cluster import (
+    NUCLEUS_COLUMNS,
+    drop_small,
+    link,
+    link_pairs,
+    nuclei_table,
+    split_at_necks,
+)
 
 
 def _detections(rows):
@@ -114,3 +121,16 @@ def test_split_at_necks_vectorised_over_components():
     assert len(set(out[:3])) == 1 and len(set(out[4:7])) == 1 and out[0] != out[5]
     assert len(set(out[7:])) == 1 and out[7] == 1
     assert split_at_necks(np.zeros(0, int), np.zeros(0), np.zeros(0), neck_ratio=0.5).size == 0
+
+
+def test_drop_small_removes_fragments_and_renumbers():
+    rows = _column(range(0, 6), 0.0, 0.0, r=5.0) + [(0, 3, 0.0, 40.0, 3.0, 1.0)]
+    rows += _column(range(0, 6), 0.0, 80.0, r=5.0)
+    det = _detections(rows)
+    det["area_um2"] = det["area_px"] * 1.0  # 1 µm pixels
+    linked = link(det)
+    assert linked["nucleus"].nunique() == 3
+    kept = drop_small(linked, scale=(2.0, 1.0, 1.0), min_radius=3.0)
+    assert sorted(kept["nucleus"].unique()) == [1, 2]
+    assert set(kept["x_um"].round()) == {0.0, 80.0}
+    assert len(drop_small(linked.iloc[:0], scale=(1, 1, 1), min_radius=1.0)) == 0
