@@ -71,3 +71,15 @@ def test_read_noise_option():
     quiet = render(truth, (0, 0, 0, 0), (1, 4, 32, 32), scale=(1.5, 0.71, 0.71), read_noise=0.0)
     loud = render(truth, (0, 0, 0, 0), (1, 4, 32, 32), scale=(1.5, 0.71, 0.71), read_noise=30.0)
     assert quiet.std() < loud.std()
+
+
+def test_cli_difficulty_hard(tmp_path):
+    from bigseg.cli import main
+
+    image = tmp_path / "h.ome.zarr"
+    args = ["synth", str(image), "--shape", "20", "96", "96", "--nuclei", "8", "--seed", "3"]
+    assert main([*args, "--difficulty", "hard"]) == 0
+    truth = pd.read_csv(tmp_path / "h_truth.csv")
+    expected = make_truth((20, 96, 96), 8, seed=3, **DIFFICULTY["hard"]["truth"])
+    pd.testing.assert_frame_equal(truth, expected, check_dtype=False)
+    assert open_stack(image).shape == (20, 96, 96)
