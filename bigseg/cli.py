@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="voxel size in µm",
     )
     syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument(
+        "--difficulty",
+        default="easy",
+        choices=("easy", "hard"),
+        help="hard: tenfold brightness range, touching and z-stacked nuclei, saturation, noise",
+    )
     syn.add_argument("--overwrite", action="store_true")
 
     sco = sub.add_parser(
@@ -353,6 +359,7 @@ def _synth(args: argparse.Namespace) -> int:
         scale=args.scale,
         seed=args.seed,
         overwrite=args.overwrite,
+        difficulty=args.difficulty,
     )
     print(f"Wrote {image} and its truth table {truth}.")
     return 0

@@ -20,7 +20,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-__all__ = ["NUCLEUS_COLUMNS", "link", "nuclei_table"]
+__all__ = ["NUCLEUS_COLUMNS", "drop_small", "link", "nuclei_table", "split_at_necks"]
 
 #: Columns of the nuclei table, in order.
 NUCLEUS_COLUMNS: dict[str, str] = {
@@ -84,11 +84,96 @@ def link_pairs(
     return cand[["a", "b"]].to_numpy(np.int64)
 
 
+def split_at_necks(
+    component: np.ndarray,
+    z: np.ndarray,
+    weight: np.ndarray,
+    *,
+    neck_ratio: float,
+    min_planes: int = 2,
+) -> np.ndarray:
+    """Split chains of nuclei stacked in z where their profile along z has a neck.
+
+    For each component, the profile is the summed ``weight`` (e.g. integrated
+    intensity) of its detections per plane, with 0 in skipped planes.  A
+    plane is a neck when its value is below ``neck_ratio`` times the smaller
+    of the largest values above and below it, with at least ``min_planes``
+    planes on each side.  Each component is cut at its deepest neck (the
+    planes above it become a new component), and again until no neck is
+    left.  One nucleus alone has a profile that rises and falls once and is
+    never cut.  Vectorised over components: no Python loop over nuclei.
+
+    Parameters
+    ----------
+    component : (n,) int array
+        Component id of each detection.
+    z : (n,) array
+        Plane index of each detection.
+    weight : (n,) array
+        Per-detection weight whose profile is examined.
+    neck_ratio : float
+        Depth a neck must reach, as a fraction of the smaller side's peak.
+    min_planes : int
+        Planes each side of a neck must keep.
+
+    Returns
+    -------
+    (n,) int64 array
+        Component ids after splitting (ids of uncut parts are unchanged).
+    """
+    comp = np.asarray(component, np.int64).copy()
+    if comp.size == 0:
+        return comp
+    z = np.asarray(z, float)
+    weight = np.asarray(weight, float)
+    for _ in range(64):  # each round cuts every component at most once
+        frame = pd.DataFrame({"c": comp, "z": z, "w": weight})
+        prof = frame.groupby(["c", "z"], sort=True)["w"].sum().reset_index()
+        ext = prof.groupby("c", sort=True)["z"].agg(["min", "max"])
+        sizes = (ext["max"] - ext["min"] + 1).to_numpy(np.int64)
+        if sizes.max() < 2 * min_planes + 1:
+            break
+        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        full = pd.DataFrame(
+            {
+                "c": np.repeat(ext.index.to_numpy(), sizes),
+                "z": np.repeat(ext["min"].to_numpy(), sizes) + (np.arange(sizes.sum()) - starts),
+            }
+        )
+        full = full.merge(prof, how="left", on=["c", "z"]).fillna({"w": 0.0})
+        by = full.groupby("c", sort=False)
+        below = by["w"].cummax().groupby(full["c"]).shift(1)
+        rev = full.iloc[::-1]
+        above = rev.groupby("c", sort=False)["w"].cummax().groupby(rev["c"]).shift(1).iloc[::-1]
+        pos = by.cumcount().to_numpy()
+        count = by["z"].transform("size").to_numpy()
+        side = np.minimum(below.to_numpy(), above.to_numpy())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            depth = full["w"].to_numpy() / side
+        ok = (depth < neck_ratio) & (pos >= min_planes) & (count - 1 - pos >= min_planes)
+        if not ok.any():
+            break
+        cuts = (
+            full.loc[ok, ["c", "z"]]
+            .assign(depth=depth[ok])
+            .sort_values(["depth", "c", "z"], kind="stable")
+            .drop_duplicates("c")
+        )
+        new_ids = comp.max() + 1 + np.arange(len(cuts))
+        cut_z = pd.Series(cuts["z"].to_numpy(), index=cuts["c"].to_numpy())
+        cut_new = pd.Series(new_ids, index=cuts["c"].to_numpy())
+        at = pd.Series(comp).map(cut_z).to_numpy()
+        upper = np.isfinite(at) & (z > at)
+        comp[upper] = pd.Series(comp[upper]).map(cut_new).to_numpy()
+    return comp
+
+
 def link(
     detections: pd.DataFrame,
     *,
     link_distance: float = 0.5,
     max_gap: int = 1,
+    neck_ratio: float | None = None,
 ) -> pd.DataFrame:
     """Give every detection the id of the 3D nucleus it belongs to.
 
@@ -100,6 +185,9 @@ def link(
         Centres closer than this fraction of the larger radius can link.
     max_gap : int
         Empty planes a nucleus may skip.
+    neck_ratio : float, optional
+        When given, split linked chains of nuclei stacked in z where their
+        integrated-intensity profile has a neck (:func:`split_at_necks`).
 
     Returns
     -------
@@ -115,7 +203,20 @@ def link(
     pairs = link_pairs(out, link_distance=link_distance, max_gap=max_gap)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
-    # Stable, meaningful numbering: order components by (t, first z, y, x) of their first row.
+    if neck_ratio is not None:
+        component = split_at_necks(
+            component,
+            out["z"].to_numpy(float),
+            out["intensity_sum"].to_numpy(float),
+            neck_ratio=neck_ratio,
+        )
+    out["nucleus"] = _numbered(out, component)
+    return out
+
+
+def _numbered(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
+    """Ids 1..N for component labels, ordered by (t, first z, y, x) of each one's first row."""
+    n = len(out)
     order = np.lexsort(
         (out["x"].to_numpy(), out["y"].to_numpy(), out["z"].to_numpy(), out["t"].to_numpy())
     )
@@ -126,7 +227,38 @@ def link(
     best = np.full(component.max() + 1, np.iinfo(np.int64).max, np.int64)
     np.minimum.at(best, component, ranks)
     first_seen[np.argsort(best)] = np.arange(1, best.size + 1)
-    out["nucleus"] = first_seen[component]
+    return first_seen[component]
+
+
+def drop_small(linked: pd.DataFrame, *, scale: Sequence[float], min_radius: float) -> pd.DataFrame:
+    """Drop the detections of nuclei smaller than a sphere of ``min_radius`` µm, renumbered.
+
+    A nucleus's volume is its summed area times the z step (as in
+    :func:`nuclei_table`); fragments seen in one or two planes only, smaller
+    than the smallest nucleus, go.
+
+    Parameters
+    ----------
+    linked : pandas.DataFrame
+        Output of :func:`link`.
+    scale : sequence of 3 floats
+        Voxel size ``(z, y, x)`` in µm.
+    min_radius : float
+        Smallest nucleus radius, µm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The detections of the nuclei kept, with ``nucleus`` renumbered 1..N.
+    """
+    if len(linked) == 0:
+        return linked.copy()
+    volume = linked.groupby("nucleus")["area_um2"].transform("sum") * float(scale[0])
+    keep = volume.to_numpy() >= 4 / 3 * np.pi * float(min_radius) ** 3
+    out = linked[keep].reset_index(drop=True)
+    if len(out):
+        _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
+        out["nucleus"] = _numbered(out, component.astype(np.int64))
     return out
 
 

@@ -42,6 +42,17 @@ class Params:
         are closer than ``link_distance`` times the larger of their radii.
     max_gap : int
         Planes without a detection that a nucleus may skip.
+    local_fraction : float
+        ``default`` preset: a voxel is foreground when above the global floor
+        and above this fraction of the way from the floor to the brightest
+        smoothed value within ``local_radius``.
+    local_radius : float or None
+        ``default`` preset: radius (µm) of that neighbourhood; None means
+        ``1.25 * min_radius``.
+    neck_ratio : float or None
+        ``default`` preset: a linked nucleus is split in two at a plane whose
+        intensity is below this fraction of the brightest planes on both
+        sides (nuclei stacked in z); None (``seed``) never splits.
     """
 
     preset: str = "default"
@@ -50,6 +61,9 @@ class Params:
     max_radius: float = 14.2
     link_distance: float = 0.5
     max_gap: int = 1
+    local_fraction: float = 0.5
+    local_radius: float | None = None
+    neck_ratio: float | None = 0.7
 
     def __post_init__(self) -> None:
         if self.preset not in PRESET_NAMES:
@@ -65,6 +79,18 @@ class Params:
             raise InputError(
                 f"--min-radius ({self.min_radius} µm) must be smaller than --max-radius "
                 f"({self.max_radius} µm)."
+            )
+        for name in ("local_fraction", "neck_ratio"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 <= value < 1):
+                raise InputError(f"{name} must be a number from 0 to below 1, not {value!r}.")
+        if self.local_radius is not None and not (
+            isinstance(self.local_radius, int | float)
+            and math.isfinite(self.local_radius)
+            and self.local_radius > 0
+        ):
+            raise InputError(
+                f"local_radius must be a positive number of µm or None, not {self.local_radius!r}."
             )
         if not (isinstance(self.max_gap, int) and self.max_gap >= 0):
             raise InputError(
@@ -139,5 +165,5 @@ class Params:
 # Sizes in µm are the recipe's pixel sizes at its 0.71 µm pixels: 5, 4 and 20 px.
 PRESETS: dict[str, Params] = {
     "default": Params(preset="default"),
-    "seed": Params(preset="seed"),
+    "seed": Params(preset="seed", neck_ratio=None),
 }

@@ -35,7 +35,7 @@ import pandas as pd
 import xarray as xr
 
 from ._errors import InputError
-from .cluster import link, nuclei_table
+from .cluster import drop_small, link, nuclei_table
 from .io import open_stack, scale_of, write_labels
 from .measure import empty_detections, measure_delayed
 from .params import Params
@@ -130,7 +130,7 @@ def run(
     with _scratch_dir(out) as work:
         t0 = time.perf_counter()
         thresholds = np.atleast_1d(
-            _compute(global_threshold(stack).data, client, progress, "threshold")[0]
+            _compute(global_threshold(stack, params=params).data, client, progress, "threshold")[0]
         )
         timings["threshold"] = time.perf_counter() - t0
 
@@ -145,7 +145,14 @@ def run(
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked = link(detections, link_distance=params.link_distance, max_gap=params.max_gap)
+        linked = link(
+            detections,
+            link_distance=params.link_distance,
+            max_gap=params.max_gap,
+            neck_ratio=params.neck_ratio if params.preset == "default" else None,
+        )
+        if params.preset == "default":
+            linked = drop_small(linked, scale=sc, min_radius=params.min_radius)
         nuclei = nuclei_table(linked, scale=sc)
         timings["link"] = time.perf_counter() - t0
 

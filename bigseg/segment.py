@@ -36,23 +36,33 @@ def _whole_planes(data: da.Array) -> da.Array:
     return data.rechunk({data.ndim - 2: -1, data.ndim - 1: -1})
 
 
-def global_threshold(stack: xr.DataArray) -> xr.DataArray:
-    """Global Otsu threshold of the raw maximum projection, one per time point (lazy).
+def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr.DataArray:
+    """Global threshold, one per time point (lazy).
 
-    For 8- and 16-bit integer data this equals
+    Without ``params``, or with the ``seed`` preset: the Otsu threshold of the
+    raw maximum projection.  For 8- and 16-bit integer data this equals
     ``skimage.filters.threshold_otsu(stack.max("z"))`` exactly, computed from
     per-block histograms so that no whole projection is ever held in memory.
+
+    With the ``default`` preset: the floor of :mod:`bigseg._accuracy_kernels`,
+    Otsu's threshold of the log-intensity histogram of the smoothed stack.
 
     Parameters
     ----------
     stack : xarray.DataArray
         From :func:`bigseg.open_stack`; dims ``(z, y, x)`` or ``(t, z, y, x)``.
+    params : Params, optional
+        Which preset's statistic to compute; the recipe's Otsu when omitted.
 
     Returns
     -------
     xarray.DataArray
         Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack.
     """
+    if params is not None and params.preset == "default":
+        from ._local import local_floor
+
+        return local_floor(stack, params)
     four = as_4d(stack)
     data = four.data
     projection = data.max(axis=1)  # (t, y, x), lazy
@@ -121,8 +131,9 @@ def segment(
     params : Params, optional
         Sizes in µm; default ``Params.from_preset("default")``.
     threshold : float or array of one value per time point, optional
-        Foreground threshold; by default :func:`global_threshold`,
-        computed lazily as its own step of the same graph.
+        Foreground threshold (the floor, for the ``default`` preset); by
+        default :func:`global_threshold` for ``params``, computed lazily as
+        its own step of the same graph.
 
     Returns
     -------
@@ -133,7 +144,15 @@ def segment(
     params = params or Params()
     px = params.in_pixels(scale_of(stack))
     four = as_4d(stack)
-    thresholds = _threshold_array(four, stack, threshold)
+    thresholds = _threshold_array(four, stack, threshold, params)
+    if params.preset == "default":
+        from ._local import segment_local
+
+        local = segment_local(four.data, thresholds, params, scale_of(stack))
+        out = xr.DataArray(local, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs))
+        out.name = "labels"
+        out.attrs["params"] = params.to_dict()
+        return out if "t" in stack.dims else out.isel(t=0)
     data = _whole_planes(four.data)
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
     labels = da.map_blocks(
@@ -151,10 +170,12 @@ def segment(
     return out if "t" in stack.dims else out.isel(t=0)
 
 
-def _threshold_array(four: xr.DataArray, stack: xr.DataArray, value) -> da.Array:
+def _threshold_array(
+    four: xr.DataArray, stack: xr.DataArray, value, params: Params | None = None
+) -> da.Array:
     n_t = four.sizes["t"]
     if value is None:
-        value = global_threshold(stack)
+        value = global_threshold(stack, params=params)
     if isinstance(value, xr.DataArray):
         value = value.data
     arr = value if isinstance(value, da.Array) else da.from_array(np.asarray(value, np.float64))

@@ -24,6 +24,23 @@ __all__ = ["make_truth", "render", "synth"]
 
 MAX_VALUE = 4095  # 12-bit camera range
 
+#: Named sets of :func:`make_truth` and :func:`render` options (``bigseg synth --difficulty``).
+#: ``hard``: brightness log-normal over about tenfold, a quarter of the nuclei touching another,
+#: a sixth stacked on another in z, 3 % saturated, and twice the read noise.
+DIFFICULTY: dict[str, dict[str, dict[str, float]]] = {
+    "easy": {"truth": {}, "render": {}},
+    "hard": {
+        "truth": {
+            "brightness": (300.0, 3000.0),
+            "brightness_spread": 10.0,
+            "touching": 0.25,
+            "stacked": 0.15,
+            "saturated": 0.03,
+        },
+        "render": {"read_noise": 20.0},
+    },
+}
+
 
 def make_truth(
     shape: Sequence[int],
@@ -35,6 +52,10 @@ def make_truth(
     brightness: tuple[float, float] = (1200.0, 2600.0),
     seed: int = 0,
     min_separation: float = 1.1,
+    brightness_spread: float | None = None,
+    touching: float = 0.0,
+    stacked: float = 0.0,
+    saturated: float = 0.0,
 ) -> pd.DataFrame:
     """Draw nucleus centres, radii and brightness: the truth table.
 
@@ -42,6 +63,24 @@ def make_truth(
     sum of the two radii from any other, and kept whole inside the stack in
     y and x.  Fewer than ``nuclei`` are placed when the volume is too full
     (the table says how many).
+
+    The keywords after ``min_separation`` make harder stacks; at their
+    defaults the table is the same as without them.
+
+    Parameters
+    ----------
+    brightness_spread : float, optional
+        When given, brightness is log-normal with median the geometric mean
+        of ``brightness`` and 95 % of nuclei within a factor
+        ``brightness_spread`` of each other (e.g. 10).
+    touching : float
+        Fraction of nuclei placed touching an earlier one (centres
+        0.95 to 1.0 times the sum of the radii apart), in a random direction.
+    stacked : float
+        Fraction of nuclei placed touching an earlier one straight above or
+        below it in z (within 15 degrees of the z axis).
+    saturated : float
+        Fraction of nuclei five times brighter than the camera's range.
 
     Returns
     -------
@@ -57,6 +96,7 @@ def make_truth(
     rng = np.random.default_rng(seed)
     extent = np.array(shape) * np.asarray(scale, float)
     rows = []
+    hard = touching > 0 or stacked > 0
     for ti in range(t):
         placed: list[tuple[np.ndarray, float]] = []
         for _ in range(nuclei * 200):
@@ -65,16 +105,66 @@ def make_truth(
             r = rng.uniform(*radius_um)
             lo = np.array([0.0, r, r])
             hi = np.maximum(extent - np.array([scale[0], r, r]), lo)
-            c = rng.uniform(lo, hi)
-            if all(np.linalg.norm(c - pc) >= min_separation * (r + pr) for pc, pr in placed):
+            partner = -1
+            if hard and placed and rng.uniform() < touching + stacked:
+                c, partner = _touching_centre(rng, placed, r, stacked / (touching + stacked))
+                if np.any(c < lo) or np.any(c > hi):
+                    continue
+            else:
+                c = rng.uniform(lo, hi)
+            if all(
+                np.linalg.norm(c - pc) >= min_separation * (r + pr)
+                for k, (pc, pr) in enumerate(placed)
+                if k != partner
+            ):
                 placed.append((c, r))
         for c, r in placed:
-            rows.append((ti, *c, r, rng.uniform(*brightness)))
+            rows.append((ti, *c, r, _brightness(rng, brightness, brightness_spread, saturated)))
     df = pd.DataFrame(rows, columns=["t", "z_um", "y_um", "x_um", "r_um", "brightness"])
     for name, step in zip(SPATIAL, scale):
         df[name] = df[f"{name}_um"] / step
     df.insert(0, "nucleus", np.arange(1, len(df) + 1))
     return df[["nucleus", "t", "z", "y", "x", "z_um", "y_um", "x_um", "r_um", "brightness"]]
+
+
+def _brightness(
+    rng: np.random.Generator,
+    brightness: tuple[float, float],
+    spread: float | None,
+    saturated: float,
+) -> float:
+    """One nucleus's brightness (draws exactly as before when the options are off)."""
+    if spread is None:
+        value = rng.uniform(*brightness)
+    else:
+        # 95 % of a log-normal lie within exp(±1.96 σ): a factor exp(3.92 σ) apart.
+        sigma = np.log(spread) / 3.92
+        value = float(np.sqrt(brightness[0] * brightness[1]) * rng.lognormal(0.0, sigma))
+    if saturated > 0 and rng.uniform() < saturated:
+        value = 5.0 * MAX_VALUE
+    return value
+
+
+def _touching_centre(
+    rng: np.random.Generator,
+    placed: list[tuple[np.ndarray, float]],
+    r: float,
+    p_stacked: float,
+) -> tuple[np.ndarray, int]:
+    """Return a centre touching a random earlier nucleus, and that nucleus's index."""
+    k = int(rng.integers(len(placed)))
+    pc, pr = placed[k]
+    if rng.uniform() < p_stacked:
+        tilt = np.deg2rad(rng.uniform(0.0, 15.0))
+        phi = rng.uniform(0.0, 2 * np.pi)
+        sign = rng.choice([-1.0, 1.0])
+        direction = np.array(
+            [sign * np.cos(tilt), np.sin(tilt) * np.sin(phi), np.sin(tilt) * np.cos(phi)]
+        )
+    else:
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+    return pc + direction * rng.uniform(0.95, 1.0) * (r + pr), k
 
 
 def render(
@@ -86,8 +176,13 @@ def render(
     background: float = 100.0,
     noise_seed: int = 0,
     edge_um: float = 0.6,
+    read_noise: float = 10.0,
 ) -> np.ndarray:
-    """Render one ``(t, z, y, x)`` block of the synthetic stack as uint16."""
+    """Render one ``(t, z, y, x)`` block of the synthetic stack as uint16.
+
+    Intensities are Poisson (shot noise) plus Gaussian read noise of
+    ``read_noise`` grey levels, clipped to the 12-bit range.
+    """
     t0, z0, y0, x0 = (int(v) for v in block_start)
     nt, nz, ny, nx = (int(v) for v in block_shape)
     sz, sy, sx = (float(v) for v in scale)
@@ -115,7 +210,7 @@ def render(
         out[region] += profile
     seed = [noise_seed, t0, z0, y0, x0]
     rng = np.random.default_rng(seed)
-    noisy = rng.poisson(out) + rng.normal(0.0, 10.0, out.shape)
+    noisy = rng.poisson(out) + rng.normal(0.0, read_noise, out.shape)
     return np.clip(np.rint(noisy), 0, MAX_VALUE).astype(np.uint16)
 
 
@@ -136,6 +231,7 @@ def synth(
     scale: Sequence[float] = (1.5, 0.71, 0.71),
     seed: int = 0,
     overwrite: bool = False,
+    difficulty: str = "easy",
     **truth_options: object,
 ) -> tuple[Path, Path]:
     """Write a synthetic OME-Zarr stack and its truth table.
@@ -156,8 +252,10 @@ def synth(
         Seed of positions, sizes, brightness and noise.
     overwrite : bool
         Replace an existing ``path``.
+    difficulty : {"easy", "hard"}
+        A named set of options from :data:`DIFFICULTY`; ``"easy"`` changes nothing.
     **truth_options
-        Passed to :func:`make_truth`.
+        Passed to :func:`make_truth` (over the difficulty's options).
 
     Returns
     -------
@@ -169,7 +267,13 @@ def synth(
     for p in (path, truth_path):
         if p.exists() and not overwrite:
             raise InputError(f"{str(p)!r} already exists; choose another name or pass --overwrite.")
-    truth = make_truth(shape, nuclei, scale=scale, t=t, seed=seed, **truth_options)
+    if difficulty not in DIFFICULTY:
+        raise InputError(
+            f"Unknown --difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTY)}."
+        )
+    options = {**DIFFICULTY[difficulty]["truth"], **truth_options}
+    render_options = dict(DIFFICULTY[difficulty]["render"])
+    truth = make_truth(shape, nuclei, scale=scale, t=t, seed=seed, **options)
     full = (t, *(int(s) for s in shape))
     template = da.empty(full, chunks=_chunks(full), dtype=np.uint16)
     image = da.map_blocks(
@@ -178,6 +282,7 @@ def synth(
         truth,
         tuple(scale),
         seed,
+        render_options,
         dtype=np.uint16,
         meta=np.empty((0,) * 4, np.uint16),
     )
@@ -201,7 +306,12 @@ def truth_path_for(image_path: str | os.PathLike) -> Path:
 
 
 def _render_block(
-    block: np.ndarray, truth: pd.DataFrame, scale: tuple, seed: int, block_info: dict | None = None
+    block: np.ndarray,
+    truth: pd.DataFrame,
+    scale: tuple,
+    seed: int,
+    render_options: dict,
+    block_info: dict | None = None,
 ) -> np.ndarray:
     start = [lo for lo, _ in block_info[0]["array-location"]]
-    return render(truth, start, block.shape, scale=scale, noise_seed=seed)
+    return render(truth, start, block.shape, scale=scale, noise_seed=seed, **render_options)

@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bigseg.cluster import NUCLEUS_COLUMNS, link, link_pairs, nuclei_table
+from bigseg.cluster import (
+    NUCLEUS_COLUMNS,
+    drop_small,
+    link,
+    link_pairs,
+    nuclei_table,
+    split_at_necks,
+)
 
 
 def _detections(rows):
@@ -83,3 +90,47 @@ def test_many_detections_link_without_quadratic_memory():
     z = np.tile(np.arange(10), n)
     df = _detections([(0, zz, y, x, 5.0, 1.0) for zz, (y, x) in zip(z, rows)])
     assert link(df)["nucleus"].nunique() == n
+
+
+def test_nuclei_stacked_in_z_are_split_at_the_neck():
+    # Two spheres of radius 5 touching in z at the same (y, x): one chain after linking.
+    rows = []
+    for centre in (5.0, 15.0):
+        for z in range(int(centre) - 4, int(centre) + 5):
+            r = np.sqrt(max(25 - (z - centre) ** 2, 1.0))
+            rows.append((0, z, 0.0, 0.0, r, 100 * r**2))
+    det = _detections(rows)
+    assert link(det)["nucleus"].nunique() == 1
+    linked = link(det, neck_ratio=0.7)
+    assert linked["nucleus"].nunique() == 2
+    assert linked.groupby("nucleus")["z"].agg(["min", "max"]).values.tolist() == [[1, 9], [11, 19]]
+
+
+def test_one_nucleus_is_never_split():
+    rows = [(0, z, 0.0, 0.0, np.sqrt(max(36 - (z - 6) ** 2, 1)), 1.0) for z in range(13)]
+    det = _detections(rows)
+    det["intensity_sum"] = det["radius_um"] ** 2
+    assert link(det, neck_ratio=0.9)["nucleus"].nunique() == 1
+
+
+def test_split_at_necks_vectorised_over_components():
+    z = np.array([0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4], float)
+    w = np.array([1, 5, 5, 0.5, 5, 5, 1, 1, 5, 6, 5, 1], float)
+    comp = np.array([0] * 7 + [1] * 5)
+    out = split_at_necks(comp, z, w, neck_ratio=0.5)
+    assert len(set(out[:3])) == 1 and len(set(out[4:7])) == 1 and out[0] != out[5]
+    assert len(set(out[7:])) == 1 and out[7] == 1
+    assert split_at_necks(np.zeros(0, int), np.zeros(0), np.zeros(0), neck_ratio=0.5).size == 0
+
+
+def test_drop_small_removes_fragments_and_renumbers():
+    rows = _column(range(0, 6), 0.0, 0.0, r=5.0) + [(0, 3, 0.0, 40.0, 3.0, 1.0)]
+    rows += _column(range(0, 6), 0.0, 80.0, r=5.0)
+    det = _detections(rows)
+    det["area_um2"] = det["area_px"] * 1.0  # 1 µm pixels
+    linked = link(det)
+    assert linked["nucleus"].nunique() == 3
+    kept = drop_small(linked, scale=(2.0, 1.0, 1.0), min_radius=3.0)
+    assert sorted(kept["nucleus"].unique()) == [1, 2]
+    assert set(kept["x_um"].round()) == {0.0, 80.0}
+    assert len(drop_small(linked.iloc[:0], scale=(1, 1, 1), min_radius=1.0)) == 0

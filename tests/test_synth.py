@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from bigseg import InputError, open_stack
-from bigseg.synth import make_truth, render, synth
+from bigseg.synth import DIFFICULTY, make_truth, render, synth
 
 
 def test_truth_is_reproducible_and_separated():
@@ -36,3 +36,50 @@ def test_synth_writes_ome_zarr_and_truth(tmp_path):
     assert stack.shape == (4, 32, 32) and stack.attrs["scale"]["y"] == pytest.approx(0.71)
     with pytest.raises(InputError, match="exists"):
         synth(image, shape=(4, 32, 32), nuclei=1)
+
+
+def test_hard_options_make_touching_stacked_saturated_and_varied_nuclei():
+    hard = DIFFICULTY["hard"]["truth"]
+    truth = make_truth((40, 200, 200), 60, seed=0, **hard)
+    pts = truth[["z_um", "y_um", "x_um"]].to_numpy()
+    r = truth["r_um"].to_numpy()
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    ratio = d / (r[:, None] + r[None])
+    np.fill_diagonal(ratio, np.inf)
+    nearest = ratio.argmin(axis=1)
+    touching = ratio.min(axis=1) < 1.0
+    stacked = touching & (
+        np.abs(pts[:, 0] - pts[nearest, 0]) > 0.9 * d[np.arange(len(pts)), nearest]
+    )
+    assert touching.sum() >= 10 and stacked.sum() >= 4
+    assert ratio.min() >= 0.95 - 1e-9
+    b = truth["brightness"]
+    assert (b > 4095).sum() >= 1
+    assert b[b <= 4095].max() / b.min() > 5
+
+
+def test_default_difficulty_is_unchanged_and_unknown_refused(tmp_path):
+    easy = make_truth((10, 64, 64), 5, seed=2)
+    same = make_truth((10, 64, 64), 5, seed=2, touching=0.0, stacked=0.0, saturated=0.0)
+    pd.testing.assert_frame_equal(easy, same)
+    with pytest.raises(InputError, match="difficulty"):
+        synth(tmp_path / "x.ome.zarr", shape=(4, 32, 32), nuclei=1, difficulty="nightmare")
+
+
+def test_read_noise_option():
+    truth = make_truth((4, 32, 32), 0, seed=0)
+    quiet = render(truth, (0, 0, 0, 0), (1, 4, 32, 32), scale=(1.5, 0.71, 0.71), read_noise=0.0)
+    loud = render(truth, (0, 0, 0, 0), (1, 4, 32, 32), scale=(1.5, 0.71, 0.71), read_noise=30.0)
+    assert quiet.std() < loud.std()
+
+
+def test_cli_difficulty_hard(tmp_path):
+    from bigseg.cli import main
+
+    image = tmp_path / "h.ome.zarr"
+    args = ["synth", str(image), "--shape", "20", "96", "96", "--nuclei", "8", "--seed", "3"]
+    assert main([*args, "--difficulty", "hard"]) == 0
+    truth = pd.read_csv(tmp_path / "h_truth.csv")
+    expected = make_truth((20, 96, 96), 8, seed=3, **DIFFICULTY["hard"]["truth"])
+    pd.testing.assert_frame_equal(truth, expected, check_dtype=False)
+    assert open_stack(image).shape == (20, 96, 96)

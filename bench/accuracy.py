@@ -1,0 +1,210 @@
+"""Accuracy of bigseg against truth: the plain serial recipe, ``--preset seed`` and ``default``.
+
+Run from the repository root:  ``.venv/bin/python bench/accuracy.py``
+
+Datasets (real ones are skipped when ../shared/data is absent):
+
+- synthetic, moderate density, hard (``bigseg synth --difficulty hard``): 40 nuclei in
+  40 x 256 x 256 voxels of 1.5 x 0.71 x 0.71 µm;
+- synthetic, high density, hard: 90 nuclei in the same volume;
+- qcanet 8-cell (truth: 8_cell_stage_centres.csv), voxel 1.75 x 0.8 x 0.8 µm;
+- qcanet 16-cell (truth: a count of 16);
+- stardist_synthetic (truth: centres and equivalent radii of the mask3d.tif labels), 1 µm;
+- the seed stack (no truth: the count of nuclei found).
+
+"recipe" is the 2014 scikit-image recipe written plainly and serially here, with its
+step 4 as DESIGN.md describes it: single-linkage clustering of the per-plane detections on
+(y, x) cut at max_radius, each cluster's centre the intensity-weighted mean.
+
+Every method runs with the default sizes (``--smooth-radius 3.55 --min-radius 2.84
+--max-radius 14.2``) on every stack, the real ones included (their nuclei are 3 to 9.5 µm
+in radius); ``QCANET`` holds size overrides for the qcanet stacks, none by default.
+A match is a centre within half the true radius (``bigseg score``).  ``time_vs_seed`` is the
+default preset's wall time over the seed preset's, measured in the same run (threshold,
+segment, measure and link in memory on the local threaded scheduler).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.cluster.hierarchy import fcluster, linkage
+
+import bigseg
+from bigseg.cluster import drop_small
+from bigseg.io import as_stack
+from bigseg.measure import measure
+from bigseg.synth import DIFFICULTY, make_truth, render
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+QCANET: dict = {}
+
+
+def recipe_nuclei(
+    stack: np.ndarray, scale, *, smooth, min_distance, min_radius, max_radius
+) -> pd.DataFrame:
+    """The seed recipe, serial, with single-linkage z grouping (pixels as the recipe used them)."""
+    from skimage.feature import peak_local_max
+    from skimage.filters import threshold_otsu
+    from skimage.measure import regionprops
+    from skimage.segmentation import watershed
+
+    from bigseg._kernels import smooth_plane  # identical output to rank median + enhance_contrast
+
+    thresh = threshold_otsu(stack.max(axis=0))
+    rows = []
+    for z, plane in enumerate(stack):
+        smoothed = smooth_plane(plane, smooth)
+        if smoothed.max() < thresh:
+            continue
+        binary = smoothed > thresh
+        distance = ndimage.distance_transform_edt(binary)
+        peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
+        marker_mask = np.zeros(binary.shape, bool)
+        marker_mask[tuple(peaks.T)] = True
+        labels = watershed(-distance, ndimage.label(marker_mask)[0], mask=binary)
+        for region in regionprops(labels, intensity_image=plane):
+            radius = np.sqrt(region.area / np.pi)
+            if min_radius < radius < max_radius:
+                y, x = region.centroid_weighted
+                rows.append((z, y, x, region.intensity_mean * region.area))
+    det = pd.DataFrame(rows, columns=["z", "y", "x", "w"])
+    if len(det) < 2:
+        groups = np.arange(1, len(det) + 1)
+    else:
+        groups = fcluster(linkage(det[["y", "x"]].to_numpy(), "single"), max_radius, "distance")
+    det["g"] = groups
+    w = det["w"].clip(lower=1e-12)
+    centre = (
+        det[["z", "y", "x"]]
+        .mul(w, axis=0)
+        .groupby(det["g"])
+        .sum()
+        .div(w.groupby(det["g"]).sum(), axis=0)
+    )
+    return pd.DataFrame(
+        {
+            "z_um": centre["z"] * scale[0],
+            "y_um": centre["y"] * scale[1],
+            "x_um": centre["x"] * scale[2],
+        }
+    )
+
+
+def bigseg_nuclei(stack: np.ndarray, scale, params: bigseg.Params) -> pd.DataFrame:
+    """bigseg's lazy path in memory: threshold, segment, measure, link (as ``run`` does)."""
+    st = as_stack(stack, scale=scale).chunk({"z": 8})
+    thr = bigseg.global_threshold(st, params=params).compute()
+    labels = bigseg.segment(st, params=params, threshold=float(thr))
+    det = measure(labels, st).compute()
+    neck = params.neck_ratio if params.preset == "default" else None
+    linked = bigseg.link(
+        det, link_distance=params.link_distance, max_gap=params.max_gap, neck_ratio=neck
+    )
+    if params.preset == "default":
+        linked = drop_small(linked, scale=scale, min_radius=params.min_radius)
+    return bigseg.nuclei_table(linked, scale=scale)
+
+
+def datasets():
+    """(name, stack, scale, truth, size overrides); truth is a table, a count or None."""
+    sc = (1.5, 0.71, 0.71)
+    hard = DIFFICULTY["hard"]
+    for name, n, seed in [("synth moderate hard", 40, 1), ("synth dense hard", 90, 2)]:
+        truth = make_truth((40, 256, 256), n, scale=sc, seed=seed, **hard["truth"])
+        img = render(
+            truth, (0, 0, 0, 0), (1, 40, 256, 256), scale=sc, noise_seed=seed, **hard["render"]
+        )
+        yield name, img[0], sc, truth, {}
+    if not DATA.exists():
+        print(f"(real stacks skipped: {DATA} not found)", file=sys.stderr)
+        return
+    import tifffile
+
+    q = DATA / "qcanet_bbbc050"
+    qsc = (1.75, 0.8, 0.8)
+    yield (
+        "qcanet 8-cell",
+        tifffile.imread(q / "8_cell_stage_image.tif"),
+        qsc,
+        pd.read_csv(q / "8_cell_stage_centres.csv"),
+        QCANET,
+    )
+    yield "qcanet 16-cell", tifffile.imread(q / "16_cell_stage_image.tif"), qsc, 16, QCANET
+    s = DATA / "stardist_synthetic"
+    yield (
+        "stardist synthetic",
+        tifffile.imread(s / "img3d.tif"),
+        (1.0, 1.0, 1.0),
+        stardist_truth(tifffile.imread(s / "mask3d.tif")),
+        {},
+    )
+    yield "seed stack", tifffile.imread(DATA / "seed" / "test_nuclei_stack.tif"), sc, None, {}
+
+
+def stardist_truth(mask: np.ndarray) -> pd.DataFrame:
+    """Centres and equivalent-sphere radii of a label image with 1 µm voxels."""
+    from skimage.measure import regionprops_table
+
+    p = regionprops_table(mask, properties=("label", "centroid", "area"))
+    return pd.DataFrame(
+        {
+            "z_um": p["centroid-0"],
+            "y_um": p["centroid-1"],
+            "x_um": p["centroid-2"],
+            "r_um": np.cbrt(3 * p["area"] / (4 * np.pi)),
+        }
+    )
+
+
+def row(dataset: str, method: str, found: pd.DataFrame, truth) -> dict:
+    out = {"dataset": dataset, "method": method, "found": len(found)}
+    if isinstance(truth, pd.DataFrame):
+        s = bigseg.score(found, truth)
+        out.update(
+            truth=s.n_true,
+            precision=s.precision,
+            recall=s.recall,
+            f1=s.f1,
+            error_um=s.mean_error_um,
+        )
+    elif isinstance(truth, int):
+        out["truth"] = truth
+    return out
+
+
+def main() -> None:
+    rows = []
+    for name, img, sc, truth, sizes in datasets():
+        seed = bigseg.Params.from_preset("seed", **sizes)
+        px = seed.in_pixels(sc)
+        found = recipe_nuclei(
+            img,
+            sc,
+            smooth=px.smooth_radius,
+            min_distance=px.min_distance,
+            min_radius=px.min_radius,
+            max_radius=px.max_radius,
+        )
+        rows.append(row(name, "recipe", found, truth))
+        seconds = {}
+        for preset in ("seed", "default"):
+            params = bigseg.Params.from_preset(preset, **sizes)
+            t0 = time.perf_counter()
+            found = bigseg_nuclei(img, sc, params)
+            seconds[preset] = time.perf_counter() - t0
+            rows.append(row(name, preset, found, truth))
+        rows[-1]["time_vs_seed"] = seconds["default"] / seconds["seed"]
+        print(pd.DataFrame(rows[-3:]).to_string(index=False, float_format="%.3f"), flush=True)
+    table = pd.DataFrame(rows)
+    print("\nAll datasets:")
+    print(table.to_string(index=False, float_format="%.3f", na_rep="-"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Dask wrappers of the ``default`` preset's kernels (:mod:`bigseg._accuracy_kernels`).
+
+Nothing here computes.  The global floor is its own lazy step
+(:func:`local_floor`); segmentation maps the kernels over chunks holding
+whole planes, with a halo of planes in z (``map_overlap``) so that the 3D
+smoothing and the local maximum are the same however the stack is chunked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from . import _accuracy_kernels as K
+from ._errors import InputError
+from .io import scale_of
+from .params import Params
+
+
+@dataclass(frozen=True)
+class LocalPixels:
+    """The default preset's sizes in voxels of one stack, ``(z, y, x)``."""
+
+    sigma: tuple[float, float, float]
+    size: tuple[int, int, int]
+    depth: int
+    min_distance: int
+    min_radius: float
+    max_radius: float
+
+
+def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
+    """Convert the default preset's µm sizes with the voxel size ``(z, y, x)``."""
+    scale = tuple(float(s) for s in scale)
+    px = params.in_pixels(scale)
+    # A Gaussian cut at 3 sigma spans the recipe's smoothing disk.
+    sigma_um = params.smooth_radius / K.TRUNCATE
+    sigma = tuple(sigma_um / s for s in scale)
+    radius_um = params.local_radius
+    if radius_um is None:
+        radius_um = 1.25 * params.min_radius
+    radii = tuple(int(round(radius_um / s)) for s in scale)
+    return LocalPixels(
+        sigma=sigma,
+        size=tuple(2 * r + 1 for r in radii),
+        depth=K.halo(sigma[0], radii[0]),
+        min_distance=px.min_distance,
+        min_radius=px.min_radius,
+        max_radius=px.max_radius,
+    )
+
+
+def _planes_with_halo(data: da.Array, depth: int) -> da.Array:
+    """Whole (y, x) planes per chunk, and z chunks of at least ``depth`` planes where possible."""
+    data = data.rechunk({2: -1, 3: -1})
+    n_z = data.shape[1]
+    if depth and n_z > 1 and min(data.chunks[1]) < depth:
+        data = data.rechunk({1: min(n_z, max(depth, max(data.chunks[1])))})
+    return data
+
+
+def _overlapped(data: da.Array, depth: int, func, *args, dtype, **kwargs) -> da.Array:
+    """``func`` over blocks of whole planes with ``depth`` extra planes each side in z, trimmed.
+
+    At the ends of the stack there is no extra plane (``boundary="none"``);
+    the kernels treat edges by nearest value there, as on the whole array.
+    """
+    data = _planes_with_halo(data, depth)
+    depth = min(depth, data.shape[1])
+    if depth == 0 or data.numblocks[1] == 1:
+        return da.map_blocks(
+            func, data, *args, dtype=dtype, meta=np.empty((0,) * 4, dtype), **kwargs
+        )
+    axes = {0: 0, 1: depth, 2: 0, 3: 0}
+    grown = da.overlap.overlap(data, depth=axes, boundary="none")
+    out = da.map_blocks(func, grown, *args, dtype=dtype, meta=np.empty((0,) * 4, dtype), **kwargs)
+    return da.overlap.trim_internal(out, axes, boundary="none")
+
+
+def _smooth_block(block: np.ndarray, *, sigma) -> np.ndarray:
+    out = np.empty(block.shape, np.float32)
+    for t in range(block.shape[0]):
+        out[t] = K.smooth_volume(block[t], sigma)
+    return out
+
+
+def local_floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
+    """Return the global floor of each time point (lazy): log-histogram Otsu of the smoothed stack.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack.
+    """
+    from .segment import as_4d
+
+    four = as_4d(stack)
+    lp = local_pixels(params, scale_of(stack))
+    data = four.data
+    if data.dtype.kind == "u":
+        offset = da.zeros((), np.float64)
+        top = da.full((), float(np.iinfo(data.dtype).max), np.float64)
+    elif data.dtype.kind in "if":
+        offset = data.min().astype(np.float64)
+        top = data.max().astype(np.float64)
+    else:
+        raise InputError(f"Cannot segment a stack of dtype {data.dtype}; convert it to numbers.")
+    log_max = da.log(top - offset + 1.0)
+    smoothed = _overlapped(data, lp.depth, _smooth_block, sigma=lp.sigma, dtype=np.float32)
+    counts = da.map_blocks(
+        _histogram_block,
+        smoothed,
+        offset,
+        log_max,
+        chunks=(smoothed.chunks[0], (1,) * smoothed.numblocks[1], (1,), (K.LOG_BINS,)),
+        dtype=np.int64,
+        meta=np.empty((0, 0, 0, 0), np.int64),
+    )
+    counts = counts.sum(axis=(1, 2))  # (t, bins)
+    values = da.map_blocks(_floor_rows, counts, offset, log_max, drop_axis=[1], dtype=np.float64)
+    out = xr.DataArray(values, dims=("t",), coords={"t": four.t.values}, name="threshold")
+    return out if "t" in stack.dims else out.isel(t=0)
+
+
+def _histogram_block(block: np.ndarray, offset: np.ndarray, log_max: np.ndarray) -> np.ndarray:
+    out = np.zeros((block.shape[0], 1, 1, K.LOG_BINS), np.int64)
+    for t in range(block.shape[0]):
+        out[t, 0, 0] = K.log_histogram(block[t], offset=float(offset), log_max=float(log_max))
+    return out
+
+
+def _floor_rows(counts: np.ndarray, offset: np.ndarray, log_max: np.ndarray) -> np.ndarray:
+    return np.array(
+        [
+            K.log_otsu_from_counts(row, offset=float(offset), log_max=float(log_max))
+            for row in counts
+        ],
+        np.float64,
+    )
+
+
+def segment_local(data: da.Array, thresholds: da.Array, params: Params, scale) -> da.Array:
+    """Plane labels of a ``(t, z, y, x)`` dask array with the default preset (lazy).
+
+    ``thresholds`` holds one floor per time point, shape ``(t,)``.
+    """
+    from ._kernels import LABEL_DTYPE
+
+    lp = local_pixels(params, scale)
+    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
+    foreground = _overlapped(
+        data,
+        lp.depth,
+        _foreground_block,
+        thr,
+        sigma=lp.sigma,
+        fraction=params.local_fraction,
+        size=lp.size,
+        dtype=bool,
+    )
+    return da.map_blocks(
+        K.segment_foreground,
+        foreground,
+        min_distance=lp.min_distance,
+        min_radius=lp.min_radius,
+        max_radius=lp.max_radius,
+        dtype=LABEL_DTYPE,
+        meta=np.empty((0, 0, 0, 0), LABEL_DTYPE),
+    )
+
+
+def _foreground_block(
+    block: np.ndarray, thresholds: np.ndarray, *, sigma, fraction: float, size
+) -> np.ndarray:
+    out = np.zeros(block.shape, bool)
+    for t in range(block.shape[0]):
+        smoothed = K.smooth_volume(block[t], sigma)
+        out[t] = K.local_foreground(
+            smoothed, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=size
+        )
+    return out
