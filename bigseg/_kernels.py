@@ -46,14 +46,13 @@ def enhance_contrast_disk(plane: np.ndarray, radius: int) -> np.ndarray:
 
     Each pixel becomes the local maximum when it is strictly closer to it
     than to the local minimum, else the local minimum: the same output as
-    ``skimage.filters.rank.enhance_contrast`` at about a tenth of its cost
-    on 12-bit data, and for any dtype.  For a disk (convex, symmetric),
-    ``mode="nearest"`` gives the same windows as excluding out-of-image
-    pixels.
+    ``skimage.filters.rank.enhance_contrast``, for any dtype, at a small
+    fraction of its cost on 12-bit data (the rank filter's cost grows with
+    the image maximum; this one's does not).  Windows hold only in-image
+    pixels, as the rank filter's do.
     """
-    fp = disk_footprint(radius)
-    hi = ndi.maximum_filter(plane, footprint=fp, mode="nearest")
-    lo = ndi.minimum_filter(plane, footprint=fp, mode="nearest")
+    hi = disk_max(plane, radius)
+    lo = disk_min(plane, radius)
     if plane.dtype.kind in "ui":
         wide = plane.astype(np.int64)
         closer_to_max = (hi.astype(np.int64) - wide) < (wide - lo.astype(np.int64))
@@ -65,6 +64,188 @@ def enhance_contrast_disk(plane: np.ndarray, radius: int) -> np.ndarray:
 def smooth_plane(plane: np.ndarray, radius: int) -> np.ndarray:
     """Smooth as the recipe does: median, then contrast enhancement, over one disk."""
     return enhance_contrast_disk(median_disk(plane, radius), radius)
+
+
+# ------------------------------------------------------------------ disk windows
+#
+# A disk is a stack of horizontal runs, one per row offset ``dy`` with half width
+# ``w(dy)``.  Sums, maxima and minima over a disk are the sum / max / min over its
+# rows of 1D running sums / maxima / minima, which cost O(1) per pixel each.
+# Out-of-image pixels are excluded from every window (as in scikit-image's rank
+# filters) by padding with a neutral value: 0 for sums, the dtype's lowest value
+# for maxima and its highest for minima.
+
+
+@functools.lru_cache(maxsize=32)
+def _disk_rows(radius: int) -> tuple[tuple[int, int], ...]:
+    """``(dy, half_width)`` of every row of the disk footprint."""
+    fp = disk_footprint(radius)
+    return tuple((dy - radius, int(fp[dy].sum()) // 2) for dy in range(fp.shape[0]) if fp[dy].any())
+
+
+def disk_count(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Count the true pixels in each pixel's disk window (in-image pixels only).
+
+    Parameters
+    ----------
+    mask : (Y, X) ndarray of bool
+    radius : int
+        Disk radius in pixels.
+
+    Returns
+    -------
+    (Y, X) ndarray of int32
+    """
+    r = int(radius)
+    ny, nx = mask.shape
+    padded = np.zeros((ny + 2 * r, nx + 2 * r + 1), np.int32)
+    padded[r : r + ny, r + 1 : r + 1 + nx] = mask
+    csum = np.cumsum(padded, axis=1, out=padded)
+    out = np.zeros((ny, nx), np.int32)
+    runs: dict[int, np.ndarray] = {}
+    for dy, w in _disk_rows(r):
+        if w not in runs:
+            runs[w] = csum[:, r + w + 1 : r + w + 1 + nx] - csum[:, r - w : r - w + nx]
+        out += runs[w][r + dy : r + dy + ny]
+    return out
+
+
+def _disk_extreme(plane: np.ndarray, radius: int, *, maximum: bool) -> np.ndarray:
+    r = int(radius)
+    ny, nx = plane.shape
+    if plane.dtype.kind == "b":
+        plane = plane.view(np.uint8)
+    if plane.dtype.kind == "f":
+        fill = -np.inf if maximum else np.inf
+    else:
+        info = np.iinfo(plane.dtype)
+        fill = info.min if maximum else info.max
+    padded = np.full((ny + 2 * r, nx + 2 * r), fill, plane.dtype)
+    padded[r : r + ny, r : r + nx] = plane
+    filt = ndi.maximum_filter1d if maximum else ndi.minimum_filter1d
+    pick = np.maximum if maximum else np.minimum
+    runs: dict[int, np.ndarray] = {}
+    out = None
+    for dy, w in _disk_rows(r):
+        if w not in runs:
+            runs[w] = filt(padded, 2 * w + 1, axis=1, mode="constant", cval=fill)[:, r : r + nx]
+        rows = runs[w][r + dy : r + dy + ny]
+        out = rows.copy() if out is None else pick(out, rows, out=out)
+    return out
+
+
+def disk_max(plane: np.ndarray, radius: int) -> np.ndarray:
+    """Maximum over each pixel's disk window (in-image pixels only).
+
+    The same as ``scipy.ndimage.maximum_filter(plane, footprint=disk,
+    mode="nearest")`` and ``skimage.filters.rank.maximum``, faster.
+    """
+    if plane.size == 0:
+        return plane.copy()
+    return _disk_extreme(plane, radius, maximum=True)
+
+
+def disk_min(plane: np.ndarray, radius: int) -> np.ndarray:
+    """Minimum over each pixel's disk window (in-image pixels only); see :func:`disk_max`."""
+    if plane.size == 0:
+        return plane.copy()
+    return _disk_extreme(plane, radius, maximum=False)
+
+
+def _median_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -> np.ndarray:
+    """``rank.median(plane, disk(radius))`` at the pixels ``(ys, xs)`` only, as int32.
+
+    Each window's in-image values are gathered and the ``n // 2``-th smallest
+    (0-based) of its ``n`` values is taken: the rank filter's choice, which is
+    the upper median when a window clipped by the image edge holds an even
+    number of pixels.
+    """
+    r = int(radius)
+    ny, nx = plane.shape
+    width = nx + 2 * r
+    sentinel = np.iinfo(np.int32).max  # sorts after every 8/16-bit value
+    padded = np.full((ny + 2 * r, width), sentinel, np.int32)
+    padded[r : r + ny, r : r + nx] = plane
+    flat = padded.ravel()
+    fy, fx = np.nonzero(disk_footprint(r))
+    offsets = (fy - r) * width + (fx - r)
+    n_full = offsets.size
+    out = np.empty(ys.size, np.int32)
+    step = max(1, (1 << 21) // n_full)  # bounds the gathered block to ~8 MB
+    for start in range(0, ys.size, step):
+        y = ys[start : start + step]
+        x = xs[start : start + step]
+        values = flat.take(((y + r) * width + (x + r))[:, None] + offsets[None, :])
+        inside = (y >= r) & (y < ny - r) & (x >= r) & (x < nx - r)
+        res = np.empty(y.size, np.int32)
+        if inside.any():
+            k = n_full // 2
+            res[inside] = np.partition(values[inside], k, axis=1)[:, k]
+        if not inside.all():
+            edge = np.sort(values[~inside], axis=1)
+            counts = (edge != sentinel).sum(axis=1)
+            res[~inside] = edge[np.arange(edge.shape[0]), counts // 2]
+        out[start : start + y.size] = res
+    return out
+
+
+def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarray:
+    """Foreground of the smoothed plane: exactly ``smooth_plane(plane, radius) > threshold``.
+
+    For uint8 and uint16 planes the smoothed plane is never computed in
+    full.  With ``M`` the disk median and ``H``, ``L`` the disk maximum and
+    minimum of ``M``, the smoothed value is ``H`` or ``L``, so a pixel is
+    foreground where ``L > threshold``, background where ``H <= threshold``, and
+    only in between does the choice between ``H`` and ``L`` matter.  Whether
+    ``M > threshold`` is a count (``M`` is the ``n // 2``-th smallest of ``n``
+    window values), so these cases come from three disk counts of boolean
+    images; the median itself is computed only near the foreground edges,
+    where the case is open.  The cost does not depend on the intensity range.
+    Other dtypes fall back to :func:`smooth_plane`.
+
+    Parameters
+    ----------
+    plane : (Y, X) ndarray
+    threshold : float
+    radius : int
+        Disk radius of the median and contrast filters, pixels.
+
+    Returns
+    -------
+    (Y, X) ndarray of bool
+    """
+    if plane.dtype not in (np.uint8, np.uint16):
+        return smooth_plane(plane, radius) > threshold
+    out = np.zeros(plane.shape, bool)
+    above = plane > threshold
+    if plane.size == 0 or not above.any():
+        return out
+    r = int(radius)
+    n = disk_count(np.ones(plane.shape, bool), r)  # in-image pixels per window
+    median_above = disk_count(above, r) >= n - n // 2  # M > threshold
+    if not median_above.any():
+        return out
+    count = disk_count(median_above, r)
+    low_above = count == n  # L > threshold: foreground whatever is picked
+    open_case = (count > 0) & ~low_above  # L <= threshold < H
+    out[low_above] = True
+    if not open_case.any():
+        return out
+    # The median where H and L of open pixels need it, then H and L there.
+    ys, xs = np.nonzero(disk_count(open_case, r) > 0)
+    med = _median_at(plane, ys, xs, r)
+    # Pixels whose median was not computed hold a value that never wins.
+    oy, ox = np.nonzero(open_case)
+    medians = np.full(plane.shape, np.iinfo(np.int32).min, np.int32)
+    medians[ys, xs] = med
+    hi = disk_max(medians, r)[oy, ox].astype(np.int64)
+    medians[...] = np.iinfo(np.int32).max
+    medians[ys, xs] = med
+    lo = disk_min(medians, r)[oy, ox].astype(np.int64)
+    mid = medians[oy, ox].astype(np.int64)
+    smoothed = np.where((hi - mid) < (mid - lo), hi, lo)
+    out[oy, ox] = smoothed > threshold
+    return out
 
 
 def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
@@ -128,10 +309,10 @@ def segment_plane(
     """
     if plane.size == 0:
         return np.zeros(plane.shape, LABEL_DTYPE)
-    smoothed = smooth_plane(plane, smooth_radius)
-    if not smoothed.max() > threshold:
+    binary = smoothed_above(plane, threshold, smooth_radius)
+    if not binary.any():
         return np.zeros(plane.shape, LABEL_DTYPE)
-    labels = watershed_plane(smoothed > threshold, min_distance=min_distance)
+    labels = watershed_plane(binary, min_distance=min_distance)
     return filter_sizes(labels, min_radius=min_radius, max_radius=max_radius)
 
 
