@@ -248,11 +248,45 @@ def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarr
     return out
 
 
+def distance_to_background(binary: np.ndarray) -> np.ndarray:
+    """Exactly ``scipy.ndimage.distance_transform_edt(binary)``, cheaper on sparse planes.
+
+    The nearest background pixel of a foreground pixel always lies inside the
+    bounding box of its connected component grown by one pixel (along the row
+    or column towards any farther pixel, the grown box's edge is background or
+    has background before it), so each component's distances come from a
+    transform of that small box.  Falls back to one whole-plane transform when
+    the boxes would cost more.
+    """
+    binary = np.asarray(binary, bool)
+    out = np.zeros(binary.shape, np.float64)
+    if binary.ndim != 2 or not binary.any():
+        return ndi.distance_transform_edt(binary) if binary.ndim != 2 else out
+    labels, n = ndi.label(binary)
+    boxes = ndi.find_objects(labels)
+    ny, nx = binary.shape
+    grown = [
+        (
+            slice(max(b[0].start - 1, 0), min(b[0].stop + 1, ny)),
+            slice(max(b[1].start - 1, 0), min(b[1].stop + 1, nx)),
+        )
+        for b in boxes
+    ]
+    area = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in grown)
+    # About 40 µs of overhead per box against ~80 ns per pixel of transform.
+    if area + 500 * n >= binary.size:
+        return ndi.distance_transform_edt(binary)
+    for i, box in enumerate(grown, start=1):
+        own = labels[box] == i
+        out[box][own] = ndi.distance_transform_edt(binary[box])[own]
+    return out
+
+
 def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
     """Split a binary plane into regions: EDT, distance peaks as markers, watershed."""
     if not binary.any():
         return np.zeros(binary.shape, LABEL_DTYPE)
-    distance = ndi.distance_transform_edt(binary)
+    distance = distance_to_background(binary)
     peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
     marker_mask = np.zeros(binary.shape, bool)
     marker_mask[tuple(peaks.T)] = True

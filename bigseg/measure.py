@@ -155,6 +155,8 @@ def measure_delayed(labels: xr.DataArray, stack: xr.DataArray) -> list:
             origin=tuple(int(starts[axis][i]) for axis, i in enumerate(index)),
         )
         for index, lab_block, img_block in zip(
-            np.ndindex(*lab.numblocks), lab.to_delayed().ravel(), img.to_delayed().ravel()
+            np.ndindex(*lab.numblocks),
+            lab.to_delayed(optimize_graph=False).ravel(),
+            img.to_delayed(optimize_graph=False).ravel(),
         )
     ]
