@@ -153,40 +153,52 @@ def disk_min(plane: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _median_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -> np.ndarray:
-    """``rank.median(plane, disk(radius))`` at the pixels ``(ys, xs)`` only, as int32.
+    """``rank.median(plane, disk(radius))`` of a uint8/uint16 plane at pixels ``(ys, xs)``.
 
-    Each window's in-image values are gathered and the ``n // 2``-th smallest
-    (0-based) of its ``n`` values is taken: the rank filter's choice, which is
+    Each window's values are gathered and the ``n // 2``-th smallest (0-based)
+    of its ``n`` in-image values is taken: the rank filter's choice, which is
     the upper median when a window clipped by the image edge holds an even
-    number of pixels.
+    number of pixels.  Out-of-image places hold 65535, which sorts after (or
+    ties with) every in-image value, so the first ``n`` sorted values are the
+    in-image ones.  Returns uint16.
     """
     r = int(radius)
     ny, nx = plane.shape
     width = nx + 2 * r
-    sentinel = np.iinfo(np.int32).max  # sorts after every 8/16-bit value
-    padded = np.full((ny + 2 * r, width), sentinel, np.int32)
+    padded = np.full((ny + 2 * r, width), np.iinfo(np.uint16).max, np.uint16)
     padded[r : r + ny, r : r + nx] = plane
     flat = padded.ravel()
     fy, fx = np.nonzero(disk_footprint(r))
-    offsets = (fy - r) * width + (fx - r)
+    index_type = np.int32 if padded.size < 2**31 else np.int64
+    offsets = ((fy - r) * width + (fx - r)).astype(index_type)
+    centres = ((ys + r) * width + (xs + r)).astype(index_type)
     n_full = offsets.size
-    out = np.empty(ys.size, np.int32)
-    step = max(1, (1 << 21) // n_full)  # bounds the gathered block to ~8 MB
-    for start in range(0, ys.size, step):
-        y = ys[start : start + step]
-        x = xs[start : start + step]
-        values = flat.take(((y + r) * width + (x + r))[:, None] + offsets[None, :])
-        inside = (y >= r) & (y < ny - r) & (x >= r) & (x < nx - r)
-        res = np.empty(y.size, np.int32)
-        if inside.any():
-            k = n_full // 2
-            res[inside] = np.partition(values[inside], k, axis=1)[:, k]
-        if not inside.all():
-            edge = np.sort(values[~inside], axis=1)
-            counts = (edge != sentinel).sum(axis=1)
-            res[~inside] = edge[np.arange(edge.shape[0]), counts // 2]
-        out[start : start + y.size] = res
+    out = np.empty(ys.size, np.uint16)
+    # Windows wholly inside the image all hold n_full values: one fixed rank.
+    inside = (ys >= r) & (ys < ny - r) & (xs >= r) & (xs < nx - r)
+    step = max(1, (1 << 21) // n_full)  # bounds the gathered block to a few MB
+    for subset, full in ((np.flatnonzero(inside), True), (np.flatnonzero(~inside), False)):
+        for start in range(0, subset.size, step):
+            chunk = subset[start : start + step]
+            values = flat.take(centres[chunk][:, None] + offsets[None, :])
+            if full:
+                out[chunk] = np.partition(values, n_full // 2, axis=1)[:, n_full // 2]
+            else:
+                counts = _window_sizes(ny, nx, r)[ys[chunk], xs[chunk]]
+                out[chunk] = np.sort(values, axis=1)[np.arange(chunk.size), counts // 2]
     return out
+
+
+def _window_sizes(ny: int, nx: int, radius: int) -> np.ndarray:
+    """In-image pixels of each pixel's disk window (read-only, cached per shape)."""
+    return _window_sizes_cached(int(ny), int(nx), int(radius))
+
+
+@functools.lru_cache(maxsize=4)
+def _window_sizes_cached(ny: int, nx: int, radius: int) -> np.ndarray:
+    sizes = disk_count(np.ones((ny, nx), bool), radius)
+    sizes.flags.writeable = False
+    return sizes
 
 
 def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarray:
@@ -221,7 +233,7 @@ def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarr
     if plane.size == 0 or not above.any():
         return out
     r = int(radius)
-    n = disk_count(np.ones(plane.shape, bool), r)  # in-image pixels per window
+    n = _window_sizes(*plane.shape, r)  # in-image pixels per window
     median_above = disk_count(above, r) >= n - n // 2  # M > threshold
     if not median_above.any():
         return out
@@ -234,13 +246,12 @@ def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarr
     # The median where H and L of open pixels need it, then H and L there.
     ys, xs = np.nonzero(disk_count(open_case, r) > 0)
     med = _median_at(plane, ys, xs, r)
-    # Pixels whose median was not computed hold a value that never wins.
+    # Every window of an open pixel lies inside the computed medians, so the
+    # value left elsewhere never reaches ``hi`` or ``lo``.
     oy, ox = np.nonzero(open_case)
-    medians = np.full(plane.shape, np.iinfo(np.int32).min, np.int32)
+    medians = np.zeros(plane.shape, np.uint16)
     medians[ys, xs] = med
     hi = disk_max(medians, r)[oy, ox].astype(np.int64)
-    medians[...] = np.iinfo(np.int32).max
-    medians[ys, xs] = med
     lo = disk_min(medians, r)[oy, ox].astype(np.int64)
     mid = medians[oy, ox].astype(np.int64)
     smoothed = np.where((hi - mid) < (mid - lo), hi, lo)
