@@ -94,14 +94,17 @@ def disk_count(mask: np.ndarray, radius: int) -> np.ndarray:
 
     Returns
     -------
-    (Y, X) ndarray of int32
+    (Y, X) ndarray of uint16 (int64 for disks of 65536 pixels or more)
     """
     r = int(radius)
     ny, nx = mask.shape
-    padded = np.zeros((ny + 2 * r, nx + 2 * r + 1), np.int32)
+    # Row sums are differences of running sums; both stay exact modulo 2**16
+    # while every true sum is below 2**16.
+    dtype = np.uint16 if int(disk_footprint(r).sum()) < 2**16 else np.int64
+    padded = np.zeros((ny + 2 * r, nx + 2 * r + 1), dtype)
     padded[r : r + ny, r + 1 : r + 1 + nx] = mask
-    csum = np.cumsum(padded, axis=1, out=padded)
-    out = np.zeros((ny, nx), np.int32)
+    csum = np.cumsum(padded, axis=1, dtype=dtype, out=padded)
+    out = np.zeros((ny, nx), dtype)
     runs: dict[int, np.ndarray] = {}
     for dy, w in _disk_rows(r):
         if w not in runs:
