@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dask
-import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -11,6 +12,9 @@ from skimage.measure import regionprops_table
 
 from .io import scale_of
 from .segment import as_4d
+
+if TYPE_CHECKING:  # dask.dataframe is imported on first use: a CLI run never needs it
+    import dask.dataframe as dd
 
 __all__ = ["DETECTION_COLUMNS", "measure", "measure_delayed", "measure_planes"]
 
@@ -121,6 +125,8 @@ def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
     dask.dataframe.DataFrame
         Detections with :data:`DETECTION_COLUMNS`, one partition per chunk.
     """
+    import dask.dataframe as dd
+
     return dd.from_delayed(
         measure_delayed(labels, stack), meta=empty_detections(), verify_meta=False
     )
