@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -85,11 +87,11 @@ def _recipe_child(path: str, out: str) -> None:
 
     warnings.filterwarnings("ignore", message="Bad rank filter performance")
     recipe_detections(np.zeros((1, 16, 16), np.uint16) + np.arange(16, dtype=np.uint16))  # warm
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     table = recipe_detections(_read_stack(Path(path)))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     table.to_parquet(out, index=False)
-    print(json.dumps({"seconds": seconds}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu}))
 
 
 # --------------------------------------------------------------------------- measuring
@@ -131,8 +133,14 @@ class PeakRSS:
         return self.peak
 
 
-def run_timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Run a command; return (wall seconds, peak tree RSS in bytes, stdout)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_timed(cmd: list[str]) -> tuple[float, float, int, str]:
+    """Run a command; return (wall s, CPU s of its process tree, peak tree RSS, stdout)."""
+    cpu0 = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = PeakRSS(proc.pid)
@@ -141,21 +149,26 @@ def run_timed(cmd: list[str]) -> tuple[float, int, str]:
     peak = sampler.stop()
     if proc.returncode:
         raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return seconds, peak, stdout
+    return seconds, _children_cpu() - cpu0, peak, stdout
 
 
-def run_recipe(stack_path: Path, out: Path) -> tuple[float, float, int]:
+def run_recipe(stack_path: Path, out: Path) -> tuple[float, float, float, int]:
+    """(recipe seconds, recipe CPU seconds, process wall seconds, peak RSS)."""
     cmd = [sys.executable, __file__, "--_recipe", str(stack_path), str(out)]
-    wall, peak, stdout = run_timed(cmd)
-    return json.loads(stdout.strip().splitlines()[-1])["seconds"], wall, peak
+    wall, _, peak, stdout = run_timed(cmd)
+    got = json.loads(stdout.strip().splitlines()[-1])
+    return got["seconds"], got["cpu"], wall, peak
 
 
-def run_bigseg(stack_path: Path, out: Path, preset: str, extra: list[str]) -> tuple[float, int]:
+def run_bigseg(
+    stack_path: Path, out: Path, preset: str, extra: list[str]
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS) of one ``bigseg segment`` process."""
     shutil.rmtree(out, ignore_errors=True)
     exe = Path(sys.executable).with_name("bigseg")
     cmd = [str(exe), "segment", str(stack_path), "-o", str(out), "--preset", preset, "-q"]
-    wall, peak, _ = run_timed(cmd + extra)
-    return wall, peak
+    wall, cpu, peak, _ = run_timed(cmd + extra)
+    return wall, cpu, peak
 
 
 def same_detections(recipe: pd.DataFrame, found: pd.DataFrame) -> str:
@@ -258,24 +271,26 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
         f"Mvoxel), {repeats} repeats, alternating",
         flush=True,
     )
-    extra = ["--chunks", args.chunks] if args.chunks else []
+    extra = shlex.split(args.bigseg_args)
     times: dict[str, list[float]] = {"recipe": [], "recipe process": []}
+    cpus: dict[str, list[float]] = {"recipe": []}
     peaks: dict[str, int] = {"recipe": 0}
     for p in presets:
-        times[p] = []
-        peaks[p] = 0
+        times[p], cpus[p], peaks[p] = [], [], 0
     mismatch = None
     for rep in range(repeats):
-        secs, wall, peak = run_recipe(stack_path, work / "recipe.parquet")
+        secs, cpu, wall, peak = run_recipe(stack_path, work / "recipe.parquet")
         times["recipe"].append(secs)
+        cpus["recipe"].append(cpu)
         times["recipe process"].append(wall)
         peaks["recipe"] = max(peaks["recipe"], peak)
-        line = [f"recipe {secs:.2f} s"]
+        line = [f"recipe {secs:.2f} s (CPU {cpu:.2f} s)"]
         for p in presets:
-            wall, peak = run_bigseg(stack_path, work / f"out-{p}", p, extra)
+            wall, cpu, peak = run_bigseg(stack_path, work / f"out-{p}", p, extra)
             times[p].append(wall)
+            cpus[p].append(cpu)
             peaks[p] = max(peaks[p], peak)
-            line.append(f"{p} {wall:.2f} s")
+            line.append(f"{p} {wall:.2f} s (CPU {cpu:.2f} s)")
             if p == "seed" and rep == 0:
                 found = pd.read_parquet(work / "out-seed" / "detections.parquet")
                 mismatch = same_detections(pd.read_parquet(work / "recipe.parquet"), found)
@@ -283,15 +298,20 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
         print(f"  run {rep + 1}: " + ", ".join(line), flush=True)
     cores = len(os.sched_getaffinity(0))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print("\n| run | median s | Mvoxel/s | Mvoxel/s per core | vs recipe | peak memory |")
-    print("|---|---:|---:|---:|---:|---:|")
+    cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
+    print(
+        "\n| run | median s | Mvoxel/s | Mvoxel/s per core | vs recipe | CPU s | CPU vs recipe "
+        "| peak memory |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in ["recipe", *presets]:
         used = 1 if name == "recipe" else cores
         label = "recipe (serial, in memory)" if name == "recipe" else f"bigseg --preset {name}"
         rate = voxels / med[name] / 1e6
         print(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {rate / used:.2f} | "
-            f"{med['recipe'] / med[name]:.1f}x | {peaks[name] / 2**20:.0f} MiB |"
+            f"{med['recipe'] / med[name]:.1f}x | {cpu_med[name]:.2f} | "
+            f"{cpu_med['recipe'] / cpu_med[name]:.1f}x | {peaks[name] / 2**20:.0f} MiB |"
         )
     print(
         f"(recipe process incl. interpreter start and imports: {med['recipe process']:.2f} s; "
@@ -317,7 +337,11 @@ def main(argv=None) -> int:
     parser.add_argument("--large-planes", type=int, default=32, help="0 skips the large stack")
     parser.add_argument("--large-repeats", type=int, default=3)
     parser.add_argument("--stage-planes", type=int, default=3, help="planes for the breakdown")
-    parser.add_argument("--chunks", help="passed to bigseg segment --chunks")
+    parser.add_argument(
+        "--bigseg-args",
+        default="",
+        help="extra options for bigseg segment, e.g. '--workers 2 --threads-per-worker 1'",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", help="keep the stacks and outputs here")
     parser.add_argument("--_recipe", nargs=2, help=argparse.SUPPRESS)
