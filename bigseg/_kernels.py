@@ -7,12 +7,10 @@ typed result.  The dask wrappers in :mod:`bigseg.segment` map them over chunks.
 from __future__ import annotations
 
 import functools
-import warnings
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
-from skimage.filters import rank
 from skimage.morphology import disk
 from skimage.segmentation import watershed
 
@@ -28,17 +26,16 @@ def disk_footprint(radius: int) -> np.ndarray:
 def median_disk(plane: np.ndarray, radius: int) -> np.ndarray:
     """Median over a disk, exactly as ``skimage.filters.rank.median``.
 
-    Integer planes of 8 or 16 bits use the rank filter (out-of-image pixels
-    are excluded from each window); other dtypes use
-    ``scipy.ndimage.median_filter`` with nearest-edge padding.
+    For uint8 and uint16 planes each window's in-image values are gathered and
+    ranked (see :func:`_median_at`): the rank filter's output, faster on 12-bit
+    data, with a cost that does not depend on the intensity range (one hot
+    pixel at 65535 costs nothing) and without the rank filter's warning.
+    Other dtypes use ``scipy.ndimage.median_filter`` with nearest-edge padding.
     """
-    fp = disk_footprint(radius)
     if plane.dtype in (np.uint8, np.uint16):
-        with warnings.catch_warnings():
-            # rank filters warn about their speed above 10 bits; the result is exact.
-            warnings.filterwarnings("ignore", message="Bad rank filter performance")
-            return rank.median(plane, fp.astype(np.uint8))
-    return ndi.median_filter(plane, footprint=fp, mode="nearest")
+        ys, xs = np.indices(plane.shape).reshape(2, -1)
+        return _median_at(plane, ys, xs, radius).reshape(plane.shape).astype(plane.dtype)
+    return ndi.median_filter(plane, footprint=disk_footprint(radius), mode="nearest")
 
 
 def enhance_contrast_disk(plane: np.ndarray, radius: int) -> np.ndarray:

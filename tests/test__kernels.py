@@ -272,3 +272,20 @@ def test_segment_plane_equals_recipe_chain_on_synthetic_plane():
     )
     assert expected.max() > 0
     np.testing.assert_array_equal(got, expected)
+
+
+def test_median_disk_is_rank_median_on_random_planes_without_warnings():
+    import warnings
+
+    rng = np.random.default_rng(12)
+    for plane, _ in _random_planes(rng, 60):
+        radius = int(rng.integers(1, 7))
+        expected = rank.median(plane, disk(radius))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = _kernels.median_disk(plane, radius)
+        assert got.dtype == plane.dtype
+        np.testing.assert_array_equal(got, expected)
+    constant = np.full((9, 4), 4095, np.uint16)
+    np.testing.assert_array_equal(_kernels.median_disk(constant, 5), constant)
+    assert _kernels.median_disk(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
