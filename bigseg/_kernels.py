@@ -128,7 +128,8 @@ def _disk_extreme(plane: np.ndarray, radius: int, *, maximum: bool) -> np.ndarra
     out = None
     for dy, w in _disk_rows(r):
         if w not in runs:
-            runs[w] = filt(padded, 2 * w + 1, axis=1, mode="constant", cval=fill)[:, r : r + nx]
+            run = padded if w == 0 else filt(padded, 2 * w + 1, axis=1, mode="constant", cval=fill)
+            runs[w] = run[:, r : r + nx]
         rows = runs[w][r + dy : r + dy + ny]
         out = rows.copy() if out is None else pick(out, rows, out=out)
     return out
