@@ -265,9 +265,18 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     voxels = int(np.prod(shape))
     nuclei = max(1, round(NUCLEI_PER_MVOXEL * voxels / 1e6))
     stack_path = work / f"stack{n_planes}.ome.zarr"
-    synth(stack_path, shape=shape, nuclei=nuclei, scale=SCALE, seed=args.seed, overwrite=True)
+    synth(
+        stack_path,
+        shape=shape,
+        nuclei=nuclei,
+        scale=SCALE,
+        seed=args.seed,
+        overwrite=True,
+        brightness=tuple(args.brightness),
+    )
     print(
-        f"\n## {n_planes} x {args.size} x {args.size} uint16 ({nuclei} nuclei, {voxels / 1e6:.1f} "
+        f"\n## {n_planes} x {args.size} x {args.size} uint16 ({nuclei} nuclei of brightness "
+        f"{args.brightness[0]:g}-{args.brightness[1]:g}, {voxels / 1e6:.1f} "
         f"Mvoxel), {repeats} repeats, alternating",
         flush=True,
     )
@@ -343,6 +352,14 @@ def main(argv=None) -> int:
         help="extra options for bigseg segment, e.g. '--workers 2 --threads-per-worker 1'",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--brightness",
+        nargs=2,
+        type=float,
+        default=(1200.0, 2600.0),
+        metavar=("LO", "HI"),
+        help="nucleus brightness range (synth's default; 2500 4000 fills the 12-bit range)",
+    )
     parser.add_argument("--workdir", help="keep the stacks and outputs here")
     parser.add_argument("--_recipe", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
