@@ -362,6 +362,51 @@ def segment_plane(
     return filter_sizes(labels, min_radius=min_radius, max_radius=max_radius)
 
 
+def region_stats(labels: np.ndarray, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Label, area, centroid, weighted centroid and mean intensity of each region of a plane.
+
+    The values of ``skimage.measure.regionprops_table(labels, image, properties=("label",
+    "area", "centroid", "centroid_weighted", "intensity_mean"))`` (same keys, regions
+    in label order; weighted centroids equal to rounding, integer sums exactly), from
+    a few ``bincount`` calls over the foreground pixels: no loop over regions.  A
+    region of zero total intensity has a NaN weighted centroid, as there.
+
+    Parameters
+    ----------
+    labels : (Y, X) ndarray of non-negative int
+        0 = background.
+    image : (Y, X) ndarray
+        Intensities.
+
+    Returns
+    -------
+    dict of str to 1D ndarray
+    """
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    ids_of = flat[where].astype(np.intp)
+    n = int(ids_of.max()) + 1 if where.size else 1
+    area = np.bincount(ids_of, minlength=n)
+    ids = np.flatnonzero(area)
+    ids = ids[ids > 0]
+    ys, xs = np.divmod(where, max(labels.shape[1], 1))
+    weight = image.ravel()[where].astype(np.float64)
+    total = np.bincount(ids_of, weights=weight, minlength=n)[ids]
+    count = area[ids].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wy = np.bincount(ids_of, weights=weight * ys, minlength=n)[ids] / total
+        wx = np.bincount(ids_of, weights=weight * xs, minlength=n)[ids] / total
+    return {
+        "label": ids.astype(labels.dtype if labels.dtype.kind in "iu" else np.int64),
+        "area": area[ids].astype(np.float64),
+        "centroid-0": np.bincount(ids_of, weights=ys, minlength=n)[ids] / count,
+        "centroid-1": np.bincount(ids_of, weights=xs, minlength=n)[ids] / count,
+        "centroid_weighted-0": wy,
+        "centroid_weighted-1": wx,
+        "intensity_mean": total / count,
+    }
+
+
 def otsu_from_counts(counts: np.ndarray, first_value: int = 0) -> float:
     """Otsu threshold from an integer histogram (one bin per value from ``first_value``).
 

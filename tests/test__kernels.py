@@ -289,3 +289,31 @@ def test_median_disk_is_rank_median_on_random_planes_without_warnings():
     constant = np.full((9, 4), 4095, np.uint16)
     np.testing.assert_array_equal(_kernels.median_disk(constant, 5), constant)
     assert _kernels.median_disk(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
+
+
+def test_region_stats_matches_regionprops_table():
+    from skimage.measure import regionprops_table
+
+    rng = np.random.default_rng(13)
+    props = ("label", "area", "centroid", "centroid_weighted", "intensity_mean")
+    for trial in range(40):
+        shape = tuple(int(s) for s in rng.integers(1, 60, 2))
+        labels = rng.integers(0, int(rng.integers(1, 12)), shape).astype(np.int32)
+        if trial % 3 == 0:
+            labels[labels == 2] = 0  # gaps in the label ids
+        dtype = [np.uint8, np.uint16, np.float32][trial % 3]
+        image = (rng.random(shape) * 4000).astype(dtype)
+        if trial % 5 == 0:
+            image[labels == 1] = 0  # zero intensity: NaN weighted centroid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = regionprops_table(labels, intensity_image=image, properties=props)
+        got = _kernels.region_stats(labels, image)
+        assert list(got) == list(expected)
+        for key in expected:
+            np.testing.assert_array_equal(got[key].shape, expected[key].shape)
+            exact = key in ("label", "area", "centroid-0", "centroid-1") or dtype != np.float32
+            np.testing.assert_allclose(
+                got[key], expected[key], rtol=1e-12 if exact else 1e-6, atol=1e-9, equal_nan=True
+            )
+    empty = _kernels.region_stats(np.zeros((4, 5), np.int32), np.zeros((4, 5), np.uint16))
+    assert all(v.size == 0 for v in empty.values())
