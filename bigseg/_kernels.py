@@ -28,8 +28,8 @@ def median_disk(plane: np.ndarray, radius: int) -> np.ndarray:
 
     For uint8 and uint16 planes each window's in-image values are gathered and
     ranked (see :func:`_median_at`): the rank filter's output, faster on 12-bit
-    data, with a cost that does not depend on the intensity range (one hot
-    pixel at 65535 costs nothing) and without the rank filter's warning.
+    data, with a cost that does not depend on the intensity range, and without
+    the rank filter's performance warning (no warning filters needed).
     Other dtypes use ``scipy.ndimage.median_filter`` with nearest-edge padding.
     """
     if plane.dtype in (np.uint8, np.uint16):
