@@ -190,17 +190,18 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     threads = args.threads_per_worker or min(2, cores)
     workers = args.workers or max(1, cores // threads)
     # One worker runs in this process (its kernels release the GIL): no worker process to
-    # spawn, import into and shut down, about a second less per run.  Several workers are
-    # processes bound to 127.0.0.1; an in-process cluster listens on no network port.
+    # spawn, import into and shut down, about a second less per run.  TCP on 127.0.0.1 for
+    # both, so that nothing (the worker's HTTP server included) listens anywhere else.
     processes = workers > 1
     try:
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
             memory_limit=args.memory_limit,
+            host="127.0.0.1",
+            protocol="tcp://",
             dashboard_address="127.0.0.1:0",
             processes=processes,
-            **({"host": "127.0.0.1"} if processes else {}),
         )
     except ValueError as exc:
         raise InputError(f"Could not start a local dask cluster: {exc}.") from None
