@@ -228,7 +228,9 @@ def _compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
     """Compute one pass, on the client when there is one, with optional progress."""
     items = collection if isinstance(collection, tuple) else (collection,)
     if client is not None:
-        futures = client.compute(list(items))
+        # Unoptimised: array-graph fusion would rename the segment tasks that the
+        # delayed measure tasks share, and every plane would be segmented twice.
+        futures = client.compute(list(items), optimize_graph=False)
         if progress:
             show = progress if callable(progress) else _distributed_progress
             show(futures)
@@ -237,8 +239,8 @@ def _compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar():
-            return dask.compute(*items)
-    return dask.compute(*items)
+            return dask.compute(*items, optimize_graph=False)
+    return dask.compute(*items, optimize_graph=False)
 
 
 def _distributed_progress(futures: Any) -> None:

@@ -91,3 +91,229 @@ def test_otsu_from_counts_constant_and_empty():
     assert _kernels.otsu_from_counts(counts) == 0.0
     counts[7] = 10
     assert _kernels.otsu_from_counts(counts) == threshold_otsu(np.full((3, 3), 7, np.uint8))
+
+
+# --------------------------------------------------------------------------- fast exact kernels
+
+
+def _recipe_binary(plane, threshold, radius):
+    """The recipe's foreground: rank median, rank enhance_contrast, threshold."""
+    fp = disk(radius)
+    return rank.enhance_contrast(rank.median(plane, fp), fp) > threshold
+
+
+def _random_planes(rng, n):
+    """Random planes of 8-, 12- and 16-bit ranges, tiny to medium, some with hot pixels."""
+    for _ in range(n):
+        shape = tuple(int(s) for s in rng.integers(1, 45, 2))
+        high = int(rng.choice([1, 3, 40, 255, 1023, 4095, 65535]))
+        dtype = np.uint8 if high <= 255 and rng.random() < 0.5 else np.uint16
+        plane = rng.integers(0, high, shape, endpoint=True).astype(dtype)
+        if rng.random() < 0.3:
+            plane[rng.integers(0, shape[0]), rng.integers(0, shape[1])] = np.iinfo(dtype).max
+        yield plane, high
+
+
+def test_smoothed_above_is_recipe_foreground_on_random_planes():
+    rng = np.random.default_rng(11)
+    for plane, high in _random_planes(rng, 250):
+        threshold = float(rng.integers(0, high + 1)) + float(rng.choice([0.0, 0.5, -0.5]))
+        radius = int(rng.integers(1, 7))
+        expected = _recipe_binary(plane, threshold, radius)
+        np.testing.assert_array_equal(
+            _kernels.smoothed_above(plane, threshold, radius),
+            expected,
+            err_msg=f"shape {plane.shape}, max {plane.max()}, threshold {threshold}, r {radius}",
+        )
+
+
+@pytest.mark.parametrize("radius", [1, 5, 8])
+def test_smoothed_above_on_blobs_with_hot_pixels(radius):
+    # Smooth bright blobs on a noisy 12-bit background: long foreground edges.
+    rng = np.random.default_rng(radius)
+    from scipy import ndimage as ndi
+
+    blobs = ndi.gaussian_filter(rng.random((150, 170)), 6)
+    plane = 100 + 3000 * (blobs - blobs.min()) / np.ptp(blobs) + rng.normal(0, 30, blobs.shape)
+    plane = np.clip(plane, 0, 4095).astype(np.uint16)
+    plane[[0, 75, 149], [0, 80, 169]] = 65535  # hot pixels, one in a corner
+    for threshold in (0.0, 400.0, 1500.5, 3000.0, 70000.0):
+        np.testing.assert_array_equal(
+            _kernels.smoothed_above(plane, threshold, radius),
+            _recipe_binary(plane, threshold, radius),
+        )
+
+
+def test_smoothed_above_on_seed_planes(seed_stack):
+    thresh = threshold_otsu(seed_stack.max(axis=0))
+    for plane in seed_stack:
+        for t in (thresh, thresh / 2, 1.5 * thresh):
+            np.testing.assert_array_equal(
+                _kernels.smoothed_above(plane, t, 5), _recipe_binary(plane, t, 5)
+            )
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_smoothed_above_constant_empty_and_tiny(dtype):
+    for shape in [(1, 1), (2, 3), (4, 4), (30, 20)]:
+        for value in (0, 7, np.iinfo(dtype).max):
+            plane = np.full(shape, value, dtype)
+            for t in (value - 0.5, value, value + 0.5):
+                out = _kernels.smoothed_above(plane, float(t), 5)
+                assert out.dtype == bool and out.shape == shape
+                np.testing.assert_array_equal(out, _recipe_binary(plane, float(t), 5))
+    empty = _kernels.smoothed_above(np.zeros((0, 4), dtype), 1.0, 3)
+    assert empty.shape == (0, 4) and empty.dtype == bool
+
+
+def test_smoothed_above_other_dtypes_follow_smooth_plane():
+    plane = RNG.random((25, 30)).astype(np.float32)
+    np.testing.assert_array_equal(
+        _kernels.smoothed_above(plane, 0.5, 2), _kernels.smooth_plane(plane, 2) > 0.5
+    )
+
+
+def test_median_at_is_rank_median_everywhere():
+    rng = np.random.default_rng(3)
+    for plane, _ in _random_planes(rng, 60):
+        radius = int(rng.integers(1, 7))
+        ys, xs = np.nonzero(np.ones(plane.shape, bool))
+        expected = rank.median(plane, disk(radius))
+        got = _kernels._median_at(plane, ys, xs, radius).reshape(plane.shape)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_disk_max_min_match_scipy_and_rank():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    for plane, _ in _random_planes(rng, 60):
+        radius = int(rng.integers(1, 7))
+        fp = disk(radius).astype(bool)
+        hi = _kernels.disk_max(plane, radius)
+        lo = _kernels.disk_min(plane, radius)
+        assert hi.dtype == plane.dtype and lo.dtype == plane.dtype
+        np.testing.assert_array_equal(hi, ndi.maximum_filter(plane, footprint=fp, mode="nearest"))
+        np.testing.assert_array_equal(lo, ndi.minimum_filter(plane, footprint=fp, mode="nearest"))
+        np.testing.assert_array_equal(hi, rank.maximum(plane, disk(radius)))
+        np.testing.assert_array_equal(lo, rank.minimum(plane, disk(radius)))
+    floats = rng.normal(size=(17, 23))
+    np.testing.assert_array_equal(
+        _kernels.disk_max(floats, 3),
+        ndi.maximum_filter(floats, footprint=disk(3).astype(bool), mode="nearest"),
+    )
+    assert _kernels.disk_max(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
+
+
+def test_disk_count_is_zero_padded_correlation():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        mask = rng.random(tuple(int(s) for s in rng.integers(1, 40, 2))) < rng.random()
+        radius = int(rng.integers(1, 8))
+        expected = ndi.correlate(
+            mask.astype(np.int32), disk(radius).astype(np.int32), mode="constant"
+        )
+        np.testing.assert_array_equal(_kernels.disk_count(mask, radius), expected)
+
+
+def test_enhance_contrast_with_hot_pixel_matches_rank():
+    plane = RNG.integers(0, 4095, (40, 50)).astype(np.uint16)
+    plane[20, 20] = 65535
+    np.testing.assert_array_equal(
+        _kernels.enhance_contrast_disk(plane, 4), rank.enhance_contrast(plane, disk(4))
+    )
+
+
+def test_distance_to_background_is_scipy_edt():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(9)
+    cases = [np.zeros((5, 7), bool), np.ones((6, 4), bool), np.eye(9, dtype=bool)]
+    checker = np.indices((20, 20)).sum(axis=0) % 2 == 0  # many components: whole-plane path
+    cases.append(checker)
+    for _ in range(200):
+        shape = tuple(int(s) for s in rng.integers(1, 70, 2))
+        field = ndi.gaussian_filter(rng.random(shape), rng.uniform(0.5, 5))
+        cases.append(field > np.quantile(field, rng.uniform(0.2, 0.99)))
+    # Components whose boxes overlap, one inside another's hole, touching the border.
+    ring = np.zeros((40, 40), bool)
+    ring[5:35, 5:35] = True
+    ring[10:30, 10:30] = False
+    ring[15:25, 15:25] = True
+    ring[0:3, :] = True
+    cases.append(ring)
+    for binary in cases:
+        np.testing.assert_array_equal(
+            _kernels.distance_to_background(binary), ndi.distance_transform_edt(binary)
+        )
+
+
+def test_segment_plane_equals_recipe_chain_on_synthetic_plane():
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    from .conftest import synthetic
+
+    stack, _ = synthetic(shape=(3, 160, 150), nuclei=12, seed=6)
+    plane = stack.values[1]
+    thresh = float(threshold_otsu(stack.values.max(axis=0)))
+    binary = _recipe_binary(plane, thresh, 5)
+    distance = ndi.distance_transform_edt(binary)
+    peaks = peak_local_max(distance, min_distance=8, labels=binary)
+    markers = np.zeros(binary.shape, bool)
+    markers[tuple(peaks.T)] = True
+    expected = watershed(-distance, ndi.label(markers)[0], mask=binary)
+    expected = _kernels.filter_sizes(expected, min_radius=4, max_radius=20)
+    got = _kernels.segment_plane(
+        plane, thresh, smooth_radius=5, min_distance=8, min_radius=4, max_radius=20
+    )
+    assert expected.max() > 0
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_median_disk_is_rank_median_on_random_planes_without_warnings():
+    import warnings
+
+    rng = np.random.default_rng(12)
+    for plane, _ in _random_planes(rng, 60):
+        radius = int(rng.integers(1, 7))
+        expected = rank.median(plane, disk(radius))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = _kernels.median_disk(plane, radius)
+        assert got.dtype == plane.dtype
+        np.testing.assert_array_equal(got, expected)
+    constant = np.full((9, 4), 4095, np.uint16)
+    np.testing.assert_array_equal(_kernels.median_disk(constant, 5), constant)
+    assert _kernels.median_disk(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
+
+
+def test_region_stats_matches_regionprops_table():
+    from skimage.measure import regionprops_table
+
+    rng = np.random.default_rng(13)
+    props = ("label", "area", "centroid", "centroid_weighted", "intensity_mean")
+    for trial in range(40):
+        shape = tuple(int(s) for s in rng.integers(1, 60, 2))
+        labels = rng.integers(0, int(rng.integers(1, 12)), shape).astype(np.int32)
+        if trial % 3 == 0:
+            labels[labels == 2] = 0  # gaps in the label ids
+        dtype = [np.uint8, np.uint16, np.float32][trial % 3]
+        image = (rng.random(shape) * 4000).astype(dtype)
+        if trial % 5 == 0:
+            image[labels == 1] = 0  # zero intensity: NaN weighted centroid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = regionprops_table(labels, intensity_image=image, properties=props)
+        got = _kernels.region_stats(labels, image)
+        assert list(got) == list(expected)
+        for key in expected:
+            np.testing.assert_array_equal(got[key].shape, expected[key].shape)
+            exact = key in ("label", "area", "centroid-0", "centroid-1") or dtype != np.float32
+            np.testing.assert_allclose(
+                got[key], expected[key], rtol=1e-12 if exact else 1e-6, atol=1e-9, equal_nan=True
+            )
+    empty = _kernels.region_stats(np.zeros((4, 5), np.int32), np.zeros((4, 5), np.uint16))
+    assert all(v.size == 0 for v in empty.values())

@@ -113,3 +113,32 @@ def test_existing_output_refused_before_work(demo, capsys):
     assert main(["segment", str(root / "s.ome.zarr"), "-o", str(root / "out")]) == 2
     assert "--overwrite" in capsys.readouterr().err
     pd.testing.assert_frame_equal(before, pd.read_parquet(root / "out" / "nuclei.parquet"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_cluster_listens_only_on_localhost(workers):
+    import argparse
+
+    import psutil
+
+    from bigseg.cli import dask_client
+
+    args = argparse.Namespace(
+        verbose=False,
+        scheduler=None,
+        threads_per_worker=1,
+        workers=workers,
+        memory_limit="1GiB",
+        quiet=True,
+    )
+    with dask_client(args) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+        procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        addresses = {
+            c.laddr.ip
+            for p in procs
+            for c in p.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+    assert addresses and addresses <= {"127.0.0.1"}, addresses

@@ -121,3 +121,22 @@ def test_seed_preset_run_matches_segment_measure(sample, tmp_path):
     np.testing.assert_allclose(
         np.sort(direct["intensity_sum"]), np.sort(result.detections["intensity_sum"])
     )
+
+
+def test_run_segments_each_plane_once(sample, tmp_path, monkeypatch):
+    import dask
+
+    from bigseg import _kernels
+
+    calls = []
+    original = _kernels.segment_plane
+
+    def counting(plane, *args, **kwargs):
+        calls.append(plane.shape)
+        return original(plane, *args, **kwargs)
+
+    monkeypatch.setattr(_kernels, "segment_plane", counting)
+    image, _ = sample
+    with dask.config.set(scheduler="synchronous"):
+        run(image, tmp_path / "once")
+    assert len(calls) == open_stack(image).sizes["z"]
