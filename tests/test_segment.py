@@ -107,7 +107,7 @@ def test_threshold_argument_checked(small_stack):
 def test_one_segment_task_per_chunk(small_stack):
     stack, _ = small_stack
     for z_chunk in (1, 3, 10):
-        labels = bigseg.segment(stack.chunk({"z": z_chunk}), threshold=500.0)
+        labels = bigseg.segment(stack.chunk({"z": z_chunk}), params=SEED, threshold=500.0)
         graph = dict(labels.data.__dask_graph__())
         tasks = [k for k in graph if isinstance(k, tuple) and k[0].startswith("_segment_block")]
         assert len(tasks) == labels.data.npartitions == -(-stack.sizes["z"] // z_chunk)
