@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _stitch
 from ._errors import InputError
 from .cluster import link, nuclei_table
 from .io import open_stack, scale_of, write_labels
@@ -87,6 +88,7 @@ def run(
     overwrite: bool = False,
     progress: bool | Callable[[Any], Any] = False,
     client: Any = None,
+    stitch: bool | None = None,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -107,6 +109,9 @@ def run(
         (e.g. ``distributed.progress``).
     client : distributed.Client, optional
         Compute on this client; by default the current dask scheduler.
+    stitch : bool, optional
+        How planes split into y/x chunks are handled (see :func:`bigseg.segment`);
+        stitched runs stream block labels and record ``stitching`` in ``run.json``.
 
     Returns
     -------
@@ -135,13 +140,20 @@ def run(
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        plane_labels = segment(stack, params=params, threshold=thresholds)
         planes_path = work / "planes.zarr"
-        store = write_labels(plane_labels, planes_path, compute=False)
-        _, *tables = _compute(
-            (store, *measure_delayed(plane_labels, stack)), client, progress, "segment"
-        )
-        detections = pd.concat([empty_detections(), *tables], ignore_index=True)
+        split = _stitch.plan(as_4d(stack).data, px, stitch)
+        if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
+            detections, stitched = _stitch.run_pass(
+                stack, split, thresholds, px, planes_path,
+                lambda items, label: _compute(items, client, progress, label),
+            )  # fmt: skip
+        else:
+            plane_labels = segment(stack, params=params, threshold=thresholds, stitch=False)
+            store = write_labels(plane_labels, planes_path, compute=False)
+            _, *tables = _compute(
+                (store, *measure_delayed(plane_labels, stack)), client, progress, "segment"
+            )
+            detections = pd.concat([empty_detections(), *tables], ignore_index=True)
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -151,7 +163,10 @@ def run(
 
         t0 = time.perf_counter()
         planes = as_4d(open_stack(planes_path, scale=sc)).data
-        labels = relabel(planes, linked)
+        if split is not None:
+            labels = _stitch.relabel_nuclei(planes.rechunk(split.chunks), linked, stitched)
+        else:
+            labels = relabel(planes, linked)
         if "t" not in stack.dims:
             labels = labels[0]
         labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
@@ -171,6 +186,9 @@ def run(
         timings["tables"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         record = _record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        if split is not None:
+            record["stitching"] = stitched.record(_stitch.halo_px(px))
+            _stitch.warn_conflicts(stitched, _stitch.halo_px(px))
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
         _finalise(work, out, overwrite)
     return Result(
