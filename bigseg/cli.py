@@ -235,6 +235,8 @@ def _segment(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             client=client,
             progress=not (args.no_progress or args.quiet),
+            # --chunks that split planes ask for stitching: too small is an error.
+            stitch=True if chunks and (chunks[1] != -1 or chunks[2] != -1) else None,
         )
     seconds = time.perf_counter() - started
     if not args.quiet:
