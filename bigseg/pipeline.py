@@ -89,6 +89,7 @@ def run(
     progress: bool | Callable[[Any], Any] = False,
     client: Any = None,
     stitch: bool | None = None,
+    t: slice | int | None = None,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -112,6 +113,9 @@ def run(
     stitch : bool, optional
         How planes split into y/x chunks are handled (see :func:`bigseg.segment`);
         stitched runs stream block labels and record ``stitching`` in ``run.json``.
+    t : slice or int, optional
+        Segment only these time points of a ``(t, z, y, x)`` stack (e.g.
+        ``slice(0, 10)``); tables keep the original time indices.
 
     Returns
     -------
@@ -126,6 +130,8 @@ def run(
     else:
         source_name = os.fspath(source)
         stack = open_stack(source, scale=scale, chunks=chunks, channel=channel)
+    if t is not None:
+        stack = select_t(stack, t)
     out = Path(output)
     check_output(out, source_name, overwrite)
     sc = scale_of(stack)
@@ -180,6 +186,10 @@ def run(
         timings["labels"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        if t is not None:  # tables keep the original time indices
+            t_values = as_4d(stack)["t"].to_numpy().astype(np.float64)
+            for table in (linked, nuclei):
+                table["t"] = t_values[table["t"].to_numpy(np.int64)]
         nuclei.to_parquet(work / "nuclei.parquet", index=False)
         nuclei.to_csv(work / "nuclei.csv", index=False)
         linked.to_parquet(work / "detections.parquet", index=False)
@@ -194,6 +204,21 @@ def run(
     return Result(
         nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
     )
+
+
+def select_t(stack: xr.DataArray, t: slice | int) -> xr.DataArray:
+    """Keep the time points ``t`` (a slice or one index) of a ``(t, z, y, x)`` stack."""
+    if "t" not in stack.dims:
+        raise InputError("The stack has no time axis; drop the time selection (--t).")
+    n_t = stack.sizes["t"]
+    index = slice(t, t + 1) if isinstance(t, int) else t
+    kept = range(n_t)[index]
+    if len(kept) == 0:
+        raise InputError(
+            f"The time selection {index.start}:{index.stop} keeps no time point; the stack "
+            f"has time points 0 to {n_t - 1}."
+        )
+    return stack.isel(t=index)
 
 
 def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
@@ -353,6 +378,7 @@ def _record(
             "shape": list(stack.shape),
             "dtype": str(stack.dtype),
             "chunks": [list(c) for c in stack.data.chunks],
+            "t_selected": [int(v) for v in stack["t"].values] if "t" in stack.dims else None,
             "scale_um": stack.attrs.get("scale"),
             "translation_um": stack.attrs.get("translation"),
         },
