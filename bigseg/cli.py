@@ -245,7 +245,7 @@ def _segment(args: argparse.Namespace) -> int:
     # Open (and validate) before starting a cluster, so bad input fails fast.
     stack = open_stack(args.input, scale=args.scale, chunks=chunks, channel=args.channel)
     params.in_pixels(tuple(stack.attrs["scale"].values()))
-    check_output(Path(args.output), args.input, args.overwrite)
+    check_output(args.output, args.input, args.overwrite)
     started = time.perf_counter()
     with dask_client(args) as client:
         result = run(

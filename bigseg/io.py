@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from . import _objstore
 from ._errors import InputError
 
 __all__ = ["open_stack", "write_labels", "write_ngff_image"]
@@ -85,9 +86,15 @@ def open_stack(
         bigseg can segment, or no voxel size is known.
     """
     path_str = os.fspath(path)
-    if not os.path.exists(path_str):
+    remote = _objstore.is_url(path_str)  # fsspec URL: Zarr / OME-Zarr on object storage
+    if remote and path_str.lower().endswith(TIFF_SUFFIXES):
+        raise InputError(
+            f"Input {path_str!r}: TIFF inputs must be local files; convert to OME-Zarr to "
+            "read from object storage."
+        )
+    if not remote and not os.path.exists(path_str):
         raise InputError(f"Input {path_str!r} does not exist; check the path.")
-    if os.path.isdir(path_str):
+    if remote or os.path.isdir(path_str):
         data, dims, meta_scale, translation, fmt = _open_zarr(path_str)
     elif path_str.lower().endswith(TIFF_SUFFIXES):
         data, dims, meta_scale, translation, fmt = _open_tiff(path_str)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _stitch
+from . import _objstore, _stitch
 from ._errors import InputError
 from .cluster import link, nuclei_table
 from .io import open_stack, scale_of, write_labels
@@ -132,13 +132,14 @@ def run(
         stack = open_stack(source, scale=scale, chunks=chunks, channel=channel)
     if t is not None:
         stack = select_t(stack, t)
-    out = Path(output)
+    out = _objstore.location(output)
+    remote = isinstance(out, _objstore.Remote)
     check_output(out, source_name, overwrite)
     sc = scale_of(stack)
     px = params.in_pixels(sc)
     timings["open"] = time.perf_counter() - started
 
-    with _scratch_dir(out) as work:
+    with _objstore.scratch(out, overwrite) if remote else _scratch_dir(out) as work:
         t0 = time.perf_counter()
         thresholds = np.atleast_1d(
             _compute(global_threshold(stack).data, client, progress, "threshold")[0]
@@ -182,7 +183,7 @@ def run(
             progress,
             "labels",
         )
-        shutil.rmtree(planes_path)
+        _objstore.rmtree(planes_path)
         timings["labels"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -200,7 +201,8 @@ def run(
             record["stitching"] = stitched.record(_stitch.halo_px(px))
             _stitch.warn_conflicts(stitched, _stitch.halo_px(px))
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
-        _finalise(work, out, overwrite)
+        if not remote:  # on object stores run.json, written last, marks completion
+            _finalise(work, out, overwrite)
     return Result(
         nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
     )
@@ -282,8 +284,11 @@ def _distributed_progress(futures: Any) -> None:
     print(file=sys.stdout, flush=True)
 
 
-def check_output(out: Path, source: str, overwrite: bool) -> None:
+def check_output(out: Path | str, source: str, overwrite: bool) -> None:
     """Refuse an output that is the input, inside it, contains it, or exists."""
+    if _objstore.is_url(out):
+        return _objstore.check_output(_objstore.location(out), overwrite)  # type: ignore[arg-type]
+    out = Path(out)
     src = Path(source).resolve() if os.path.exists(source) else None
     target = out.resolve()
     if src is not None and (target == src or src in target.parents):
