@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import ndimage as ndi
 
 import bigseg
 from bigseg import InputError, Params, open_stack, run
@@ -25,8 +26,15 @@ SHAPE = (5, 150, 140)
 @pytest.fixture(scope="module")
 def dense():
     """Many touching nuclei, and the whole-plane result to compare with."""
-    stack, _ = synthetic(shape=SHAPE, nuclei=40, seed=11, radius_um=(4.0, 6.0))
+    stack, _ = synthetic(shape=SHAPE, nuclei=70, seed=11, radius_um=(4.0, 6.0), min_separation=0.75)
     whole = bigseg.segment(stack, params=PARAMS)
+    # Dense: dozens of foreground components hold several touching regions.
+    touching = 0
+    for plane in whole.values:
+        components, n = ndi.label(plane > 0)
+        pairs = np.unique(np.stack([components[plane > 0], plane[plane > 0]]), axis=1)
+        touching += int((np.bincount(pairs[0], minlength=n + 1) > 1).sum())
+    assert touching > 30
     detections = measure(whole, stack).compute()
     return stack, whole.values, _sorted(detections)
 
