@@ -244,7 +244,14 @@ def _segment(args: argparse.Namespace) -> int:
     chunks = parse_chunks(args.chunks) if args.chunks else None
     # Open (and validate) before starting a cluster, so bad input fails fast.
     stack = open_stack(args.input, scale=args.scale, chunks=chunks, channel=args.channel)
-    params.in_pixels(tuple(stack.attrs["scale"].values()))
+    px = params.in_pixels(tuple(stack.attrs["scale"].values()))
+    # --chunks that split planes ask for stitching: too small for the halo is an error.
+    stitch = True if chunks and (chunks[1] != -1 or chunks[2] != -1) else None
+    if stitch:
+        from ._stitch import plan
+        from .segment import as_4d
+
+        plan(as_4d(stack).data, px, stitch)
     check_output(args.output, args.input, args.overwrite)
     started = time.perf_counter()
     with dask_client(args) as client:
@@ -255,8 +262,7 @@ def _segment(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             client=client,
             progress=not (args.no_progress or args.quiet),
-            # --chunks that split planes ask for stitching: too small is an error.
-            stitch=True if chunks and (chunks[1] != -1 or chunks[2] != -1) else None,
+            stitch=stitch,
             t=args.t,
         )
     seconds = time.perf_counter() - started

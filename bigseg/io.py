@@ -61,7 +61,9 @@ def open_stack(
     ----------
     path : str or path-like
         A TIFF / OME-TIFF / ImageJ file, an OME-Zarr image group (NGFF 0.4 or
-        0.5; the highest resolution level is used) or a Zarr array.
+        0.5; the highest resolution level is used) or a Zarr array.  Zarr
+        inputs may also be fsspec URLs (``s3://bucket/stack.zarr``;
+        credentials from the environment).
     scale : sequence of 3 floats, optional
         Voxel size ``(z, y, x)`` in µm.  Overrides the file's metadata; needed
         when the file has none.

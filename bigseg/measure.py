@@ -121,6 +121,8 @@ def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
     -------
     dask.dataframe.DataFrame
         Detections with :data:`DETECTION_COLUMNS`, one partition per chunk.
+        When planes are split into y/x chunks, regions that span blocks are
+        measured exactly from per-block partial sums, combined by a groupby.
     """
     return dd.from_delayed(
         measure_delayed(labels, stack), meta=empty_detections(), verify_meta=False

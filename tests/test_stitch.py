@@ -12,8 +12,10 @@ from scipy import ndimage as ndi
 import bigseg
 from bigseg import InputError, Params, open_stack, run
 from bigseg._stitch import fitted_chunks, halo_px
+from bigseg.cli import main
 from bigseg.io import as_stack
 from bigseg.measure import measure
+from bigseg.synth import synth
 
 from .conftest import SCALE, assert_same_labels, raise_if_dask_computes, synthetic
 
@@ -71,6 +73,14 @@ def test_small_chunks_are_merged_or_refused():
     assert fitted_chunks((10, 40, 40), 30, "y") == (50, 40)
     assert fitted_chunks((96,), 300, "y") == (96,)
     assert fitted_chunks((20, 20), 30, "y") is None
+
+
+def test_cli_refuses_chunks_smaller_than_the_halo(tmp_path, capsys):
+    image, _ = synth(tmp_path / "s.ome.zarr", shape=(2, 200, 200), nuclei=2, seed=1)
+    assert main(["segment", str(image), "-o", str(tmp_path / "out"), "--chunks", "1,40,-1"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 60 px" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_chunks_too_small_for_the_halo_name_the_minimum(dense):
