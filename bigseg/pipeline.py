@@ -226,35 +226,28 @@ def select_t(stack: xr.DataArray, t: slice | int) -> xr.DataArray:
 def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
     """Map plane-local labels of a ``(t, z, y, x)`` array to nucleus ids (lazy).
 
-    Each block gets only the slice of the lookup table for its own planes.
+    Each block gets only the lookup table for its own planes, sized by its own
+    largest label: the tables add up to O(detections), not O(planes x labels).
     """
-    n_t, n_z = planes.shape[:2]
-    max_label = int(linked["label"].max()) if len(linked) else 0
-    lut = np.zeros((n_t, n_z, max_label + 1), np.uint32)
-    if len(linked):
-        lut[linked["t"].to_numpy(int), linked["z"].to_numpy(int), linked["label"].to_numpy(int)] = (
-            linked["nucleus"].to_numpy(np.uint32)
+    edges = [np.cumsum((0,) + c) for c in planes.chunks[:2]]
+    t = linked["t"].to_numpy(np.int64)
+    z = linked["z"].to_numpy(np.int64)
+    bt = np.searchsorted(edges[0], t, side="right") - 1
+    bz = np.searchsorted(edges[1], z, side="right") - 1
+    rows = pd.DataFrame({"bt": bt, "bz": bz}).groupby(["bt", "bz"]).indices
+    label = linked["label"].to_numpy(np.int64)
+    nucleus = linked["nucleus"].to_numpy(np.uint32)
+    luts = np.empty(planes.numblocks, object)
+    for i, j in np.ndindex(*planes.numblocks[:2]):
+        r = rows.get((i, j), np.empty(0, np.int64))
+        lut = np.zeros(
+            (planes.chunks[0][i], planes.chunks[1][j], int(label[r].max(initial=0)) + 1),
+            np.uint32,
         )
-    lut_da = da.from_array(lut, chunks=(planes.chunks[0], planes.chunks[1], -1))
-    return da.blockwise(
-        _relabel_block,
-        "tzyx",
-        planes,
-        "tzyx",
-        lut_da,
-        "tzl",
-        dtype=np.uint32,
-        concatenate=True,
-        meta=np.empty((0, 0, 0, 0), np.uint32),
-    )
-
-
-def _relabel_block(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    out = np.empty(block.shape, np.uint32)
-    for t in range(block.shape[0]):
-        for z in range(block.shape[1]):
-            out[t, z] = lut[t, z][block[t, z]]
-    return out
+        lut[t[r] - edges[0][i], z[r] - edges[1][j], label[r]] = nucleus[r]
+        for k, m in np.ndindex(*planes.numblocks[2:]):
+            luts[i, j, k, m] = lut
+    return _stitch.apply_luts(planes, _stitch.luts_array(luts, planes.numblocks), np.uint32)
 
 
 # --------------------------------------------------------------------------- helpers
