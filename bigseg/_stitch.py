@@ -148,6 +148,8 @@ class Block:
     after_x: np.ndarray | None  # (t, z, y) labels on the next block's first column
     sums: pd.DataFrame  # partial sums per (t, z, label) over the core
     beyond: int  # clusters that reach the outer margin of the halo
+    first_y: np.ndarray | None = None  # (t, z, x) the core's first row (side tables only)
+    first_x: np.ndarray | None = None  # (t, z, y) the core's first column (side tables only)
 
 
 def _starts(chunks: tuple[tuple[int, ...], ...]) -> list[np.ndarray]:
@@ -350,6 +352,8 @@ def detections_from_sums(
 def face_pairs(blocks: da.Array) -> list[da.Array]:
     """Label pairs across every block face, one small table per face (lazy object arrays).
 
+    ``blocks`` are :func:`side_tables`: only their edge rows travel between workers.
+
     Each table has rows ``(block_lo, block_hi, t, z, label_lo, label_hi)``.
     """
     out = []
@@ -374,10 +378,7 @@ _OBJ = np.empty((0, 0, 0, 0), object)
 def _pairs(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
     a: Block = lo[0, 0, 0, 0]
     b: Block = hi[0, 0, 0, 0]
-    if axis == 2:
-        ring, first = a.after_y, b.core[:, :, 0, :]  # type: ignore[index]
-    else:
-        ring, first = a.after_x, b.core[:, :, :, 0]  # type: ignore[index]
+    ring, first = (a.after_y, b.first_y) if axis == 2 else (a.after_x, b.first_x)
     both = (ring > 0) & (first > 0)  # type: ignore[operator]
     tt, zz, _ = np.nonzero(both)
     rows = np.column_stack(
@@ -395,14 +396,32 @@ def _pairs(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
 
 
 def side_tables(blocks: da.Array) -> da.Array:
-    """Drop the label arrays from the blocks, keeping what stitching needs (lazy)."""
+    """Drop the label arrays from the blocks, keeping what stitching needs (lazy).
+
+    That is the sums, and the rows on both sides of each face.
+    """
     return blocks.map_blocks(_side, dtype=object, meta=_OBJ)
+
+
+def summaries(side: da.Array) -> da.Array:
+    """Keep only the sums and bookkeeping of each block (what returns to the client)."""
+    return side.map_blocks(_summary, dtype=object, meta=_OBJ)
+
+
+def _summary(side: np.ndarray) -> np.ndarray:
+    b: Block = side[0, 0, 0, 0]
+    out = np.empty((1, 1, 1, 1), object)
+    out[0, 0, 0, 0] = dataclasses.replace(b, after_y=None, after_x=None, first_y=None, first_x=None)
+    return out
 
 
 def _side(blocks: np.ndarray) -> np.ndarray:
     b: Block = blocks[0, 0, 0, 0]
     out = np.empty((1, 1, 1, 1), object)
-    out[0, 0, 0, 0] = dataclasses.replace(b, core=None, after_y=None, after_x=None)
+    core = b.core
+    out[0, 0, 0, 0] = dataclasses.replace(
+        b, core=None, first_y=core[:, :, 0, :].copy(), first_x=core[:, :, :, 0].copy()
+    )
     return out
 
 
@@ -567,8 +586,8 @@ def segment_stitched(
     blocks = segment_blocks(data, thresholds, px, block_fn, halo=halo)
     raw = core_labels(blocks, data.chunks)
     side = side_tables(blocks)
-    pairs = face_pairs(blocks)
-    luts = dask.delayed(_plane_luts, pure=True)(side, pairs)
+    pairs = face_pairs(side)
+    luts = dask.delayed(_plane_luts, pure=True)(summaries(side), pairs)
     return apply_luts(raw, luts_array(luts, blocks.numblocks), LABEL_DTYPE)
 
 
@@ -636,7 +655,8 @@ def run_pass(
         core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )
     store = write_labels(raw, planes_path, compute=False)
-    _, side, *pairs = compute((store, side_tables(blocks), *face_pairs(blocks)), "segment")
+    side = side_tables(blocks)
+    _, side, *pairs = compute((store, summaries(side), *face_pairs(side)), "segment")
     stitched = stitch(side, pairs)
     tr = stack.attrs.get("translation", {})
     detections = detections_from_sums(
