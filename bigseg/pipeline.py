@@ -199,7 +199,7 @@ def run(
         record = _record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
         if split is not None:
             record["stitching"] = stitched.record(_stitch.halo_px(px))
-            _stitch.warn_conflicts(stitched, _stitch.halo_px(px))
+            _stitch.warn_unproven(stitched, _stitch.halo_px(px))
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
         if not remote:  # on object stores run.json, written last, marks completion
             _finalise(work, out, overwrite)

@@ -1,5 +1,4 @@
 import json
-import warnings
 
 import dask
 import numpy as np
@@ -123,7 +122,9 @@ def test_awkward_chunking_splits_regions_and_still_matches(dense):
 
 def test_block_faces_are_crossed(dense, tmp_path):
     stack, _, _ = dense
-    result = run(stack.chunk({"y": HALO, "x": HALO}), tmp_path / "out", params=PARAMS)
+    # Chains of touching nuclei are wider than the halo: exactness is not proven for them.
+    with pytest.warns(UserWarning, match="wider than the 40 px halo"):
+        result = run(stack.chunk({"y": HALO, "x": HALO}), tmp_path / "out", params=PARAMS)
     record = json.loads((tmp_path / "out" / "run.json").read_text())["stitching"]
     assert record["halo_px"] == HALO and record["blocks"] == 5 * 9
     assert record["regions_across_faces"] > 5
@@ -173,7 +174,8 @@ def test_time_series_with_split_planes():
 def test_run_with_split_planes_equals_whole_planes(dense, tmp_path):
     stack, _, _ = dense
     a = run(stack, tmp_path / "a", params=PARAMS)
-    b = run(stack.chunk({"z": 3, "y": 61, "x": 50}), tmp_path / "b", params=PARAMS)
+    with pytest.warns(UserWarning, match="halo"):
+        b = run(stack.chunk({"z": 3, "y": 61, "x": 50}), tmp_path / "b", params=PARAMS)
     # Nucleus ids are numbered by position, so identical detections give identical tables.
     pd.testing.assert_frame_equal(a.nuclei, b.nuclei, check_exact=False, rtol=1e-10)
     np.testing.assert_array_equal(
@@ -184,11 +186,23 @@ def test_run_with_split_planes_equals_whole_planes(dense, tmp_path):
 
 
 def test_clusters_wider_than_the_halo_are_reported(tmp_path):
-    # One long bright bar across the whole plane: wider than any halo.
+    # One long bright bar across the plane: one cluster, far wider than the halo. Its
+    # markers along the ridge depend on where the blocks cut it: the guarantee does not
+    # hold, and the run says so.
     data = np.full((2, 130, 400), 100, np.uint16)
     data[:, 50:70, 10:390] = 3000
     stack = as_stack(data, scale=SCALE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    with pytest.warns(UserWarning, match="wider than the 40 px halo"):
         result = run(stack.chunk({"x": 100}), tmp_path / "out", params=PARAMS)
     assert result.record["stitching"]["clusters_beyond_halo"] > 0
+    whole = bigseg.segment(stack, params=PARAMS).values
+    split = bigseg.segment(stack.chunk({"x": 100}), params=PARAMS).values
+    assert not all(_same(a, b) for a, b in zip(split, whole))
+
+
+def _same(a, b):
+    try:
+        assert_same_labels(a, b)
+    except AssertionError:
+        return False
+    return True
