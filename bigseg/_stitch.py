@@ -72,16 +72,40 @@ LABEL_DTYPE = np.int32
 SUM_COLUMNS = ("area_px", "sum_i", "sum_y", "sum_x", "sum_yi", "sum_xi")
 
 
-def plan(data: da.Array, px: PixelParams, stitch: bool | None) -> da.Array | None:
+def plan(
+    data: da.Array, px: PixelParams, stitch: bool | None, preset: str = "seed"
+) -> da.Array | None:
     """Return the ``(t, z, y, x)`` data rechunked for stitching, or None for whole planes.
 
     ``stitch=None`` stitches when the planes are split and the chunks allow
     the halo; ``True`` requires it (:class:`bigseg.InputError` naming the
-    minimum chunk size otherwise); ``False`` never stitches.
+    minimum chunk size otherwise); ``False`` never stitches.  Presets
+    without a block kernel (:func:`block_kernel`) use whole planes.
     """
     if stitch is False or not planes_split(data):
         return None
+    if block_kernel(preset) is None:
+        if stitch:
+            raise InputError(
+                f"The {preset!r} preset cannot segment planes split into y/x chunks yet; "
+                "use --chunks Z,-1,-1 (whole planes)."
+            )
+        return None
     return fit_to_halo(data, halo_px(px), strict=bool(stitch))
+
+
+def block_kernel(preset: str) -> Callable | None:
+    """Return the block kernel that stitching runs on blocks with their halo, or None.
+
+    The one place that pairs a preset's kernel with :func:`halo_px`, which is
+    derived for the recipe's kernel (smoothing disks, distance peaks,
+    watershed, size filter).  A preset whose kernel reaches further than that
+    needs its own entry and halo here; without one, its split planes are
+    segmented as whole planes.
+    """
+    from .segment import _segment_block
+
+    return {"default": _segment_block, "seed": _segment_block}.get(preset)
 
 
 def halo_px(px: PixelParams) -> int:
@@ -642,6 +666,7 @@ def run_pass(
     px: PixelParams,
     planes_path: Any,
     compute: Callable[[tuple, str], tuple],
+    preset: str = "seed",
 ) -> tuple[pd.DataFrame, Stitched]:
     """Segment + measure pass of :func:`bigseg.run` for split planes.
 
@@ -651,11 +676,10 @@ def run_pass(
     import xarray as xr
 
     from .io import scale_of, write_labels
-    from .segment import _segment_block
 
     halo = halo_px(px)
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
-    blocks = segment_blocks(data, thr, px, _segment_block, halo=halo)
+    blocks = segment_blocks(data, thr, px, block_kernel(preset), halo=halo)  # type: ignore[arg-type]
     raw = xr.DataArray(
         core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )

@@ -251,7 +251,7 @@ def _segment(args: argparse.Namespace) -> int:
         from ._stitch import plan
         from .segment import as_4d
 
-        plan(as_4d(stack).data, px, stitch)
+        plan(as_4d(stack).data, px, stitch, params.preset)
     check_output(args.output, args.input, args.overwrite)
     started = time.perf_counter()
     with dask_client(args) as client:

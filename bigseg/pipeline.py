@@ -148,11 +148,11 @@ def run(
 
         t0 = time.perf_counter()
         planes_path = work / "planes.zarr"
-        split = _stitch.plan(as_4d(stack).data, px, stitch)
+        split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
         if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
             detections, stitched = _stitch.run_pass(
                 stack, split, thresholds, px, planes_path,
-                lambda items, label: _compute(items, client, progress, label),
+                lambda items, label: _compute(items, client, progress, label), params.preset,
             )  # fmt: skip
         else:
             plane_labels = segment(stack, params=params, threshold=thresholds, stitch=False)

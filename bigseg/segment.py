@@ -137,10 +137,11 @@ def segment(
     px = params.in_pixels(scale_of(stack))
     four = as_4d(stack)
     thresholds = _threshold_array(four, stack, threshold)
-    split = _stitch.plan(four.data, px, stitch)
+    split = _stitch.plan(four.data, px, stitch, params.preset)
     if split is not None:
         halo = _stitch.halo_px(px)
-        labels = _stitch.segment_stitched(split, thresholds, px, _segment_block, halo=halo)
+        kernel = _stitch.block_kernel(params.preset)
+        labels = _stitch.segment_stitched(split, thresholds, px, kernel, halo=halo)
         out = xr.DataArray(labels, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs))
         out.attrs["params"] = params.to_dict()
         out.name = "labels"

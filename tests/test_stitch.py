@@ -206,3 +206,14 @@ def _same(a, b):
     except AssertionError:
         return False
     return True
+
+
+def test_presets_without_a_block_kernel_use_whole_planes():
+    from bigseg._stitch import plan
+
+    data = dask.array.zeros((1, 2, 200, 200), np.uint16, chunks=(1, 1, 100, 100))
+    px = PARAMS.in_pixels(SCALE)
+    assert plan(data, px, None, "seed") is not None
+    assert plan(data, px, None, "unregistered") is None
+    with pytest.raises(InputError, match="whole planes"):
+        plan(data, px, True, "unregistered")
