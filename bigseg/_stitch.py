@@ -546,22 +546,22 @@ def block_luts(nodes: pd.DataFrame, side: np.ndarray, value: np.ndarray, dtype: 
     """One lookup table per block: ``lut[t, z, local label] = value`` of its region.
 
     ``value`` holds one value per row of ``nodes``.  Returns an object array
-    shaped like the block grid.
+    shaped like ``side`` (the block grid, or a part of it).
     """
     out = np.empty(side.shape, object)
     groups = nodes.assign(value=value).groupby("block", sort=False)
     members = {int(k): g for k, g in groups}
-    for blk in side.ravel():
+    for pos, blk in np.ndenumerate(side):
         g = members.get(blk.flat)
         if g is None:
-            out[blk.index] = np.zeros((0, 0, 1), dtype)
+            out[pos] = np.zeros((0, 0, 1), dtype)
             continue
         t = g["t"].to_numpy(np.int64) - blk.origin[0]
         z = g["z"].to_numpy(np.int64) - blk.origin[1]
         lab = g["label"].to_numpy(np.int64)
         lut = np.zeros((int(t.max()) + 1, int(z.max()) + 1, int(lab.max()) + 1), dtype)
         lut[t, z, lab] = g["value"].to_numpy()
-        out[blk.index] = lut
+        out[pos] = lut
     return out
 
 
@@ -609,15 +609,31 @@ def segment_stitched(
 ) -> da.Array:
     """Plane-wide labels (1..n per plane) of a y/x-chunked ``(t, z, y, x)`` array (lazy).
 
-    The labels of all blocks are held until their faces are stitched; to
-    stream labels of stacks larger than memory use :func:`bigseg.run`.
+    Faces are stitched per slab of planes (one t chunk by one z chunk): the
+    block labels of a slab are held until its stitching is done.  To stream
+    labels of stacks whose slabs do not fit in memory use :func:`bigseg.run`.
     """
     blocks = segment_blocks(data, thresholds, px, block_fn, halo=halo)
     raw = core_labels(blocks, data.chunks)
     side = side_tables(blocks)
+    summ = summaries(side)
     pairs = face_pairs(side)
-    luts = dask.delayed(_plane_luts, pure=True)(summaries(side), pairs)
-    return apply_luts(raw, luts_array(luts, blocks.numblocks), LABEL_DTYPE)
+    # One task per slab: rechunk the small per-block tables to one chunk per slab.
+    per_slab = {0: 1, 1: 1, 2: -1, 3: -1}
+    luts = da.map_blocks(
+        _slab_luts,
+        summ.rechunk(per_slab),
+        *[p.rechunk(per_slab) for p in pairs],
+        chunks=tuple((1,) * n for n in blocks.numblocks[:2])
+        + tuple((n,) for n in blocks.numblocks[2:]),
+        dtype=object,
+        meta=_OBJ,
+    ).rechunk(1)
+    return apply_luts(raw, luts, LABEL_DTYPE)
+
+
+def _slab_luts(side: np.ndarray, *pairs: np.ndarray) -> np.ndarray:
+    return _plane_luts(side, list(pairs))
 
 
 def _plane_luts(side: np.ndarray, pairs: list[np.ndarray]) -> np.ndarray:
