@@ -35,6 +35,20 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def _time_selection(text: str) -> slice | int:
+    """Parse ``--t``: ``3``, ``0:10``, ``:10``, ``5:`` or ``0:100:10``."""
+    parts = text.split(":")
+    try:
+        values = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time selection like 0:10") from None
+    if len(values) == 1 and values[0] is not None:
+        return values[0]
+    if not 2 <= len(values) <= 3 or any(v is not None and v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time selection like 0:10")
+    return slice(*values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -99,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler",
         metavar="ADDRESS",
         help="use an existing dask scheduler, e.g. tcp://10.0.0.5:8786",
+    )
+    seg.add_argument(
+        "--t",
+        type=_time_selection,
+        metavar="START:STOP",
+        help="segment only these time points, e.g. 0:10 (Python slice, stop excluded) or 3",
     )
     seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
     seg.add_argument(
@@ -271,7 +291,14 @@ def _segment(args: argparse.Namespace) -> int:
         stack.attrs["scale"],
     )
     log.debug("parameters %s; in pixels %s", params, px)
-    check_output(Path(args.output), args.input, args.overwrite)
+    # --chunks that split planes ask for stitching: too small for the halo is an error.
+    stitch = True if chunks and (chunks[1] != -1 or chunks[2] != -1) else None
+    if stitch:
+        from ._stitch import plan
+        from .segment import as_4d
+
+        plan(as_4d(stack).data, px, stitch, params.preset)
+    check_output(args.output, args.input, args.overwrite)
     started = time.perf_counter()
     with dask_client(args) as client:
         result = run(
@@ -281,6 +308,8 @@ def _segment(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             client=client,
             progress=_show_progress(args),
+            stitch=stitch,
+            t=args.t,
         )
     seconds = time.perf_counter() - started
     log.debug("timings (s): %s", result.record.get("timings_s"))

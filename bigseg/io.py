@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from . import _objstore
 from ._errors import InputError
 
 __all__ = ["open_stack", "write_labels", "write_ngff_image"]
@@ -60,7 +61,9 @@ def open_stack(
     ----------
     path : str or path-like
         A TIFF / OME-TIFF / ImageJ file, an OME-Zarr image group (NGFF 0.4 or
-        0.5; the highest resolution level is used) or a Zarr array.
+        0.5; the highest resolution level is used) or a Zarr array.  Zarr
+        inputs may also be fsspec URLs (``s3://bucket/stack.zarr``;
+        credentials from the environment).
     scale : sequence of 3 floats, optional
         Voxel size ``(z, y, x)`` in µm.  Overrides the file's metadata; needed
         when the file has none.
@@ -85,9 +88,15 @@ def open_stack(
         bigseg can segment, or no voxel size is known.
     """
     path_str = os.fspath(path)
-    if not os.path.exists(path_str):
+    remote = _objstore.is_url(path_str)  # fsspec URL: Zarr / OME-Zarr on object storage
+    if remote and path_str.lower().endswith(TIFF_SUFFIXES):
+        raise InputError(
+            f"Input {path_str!r}: TIFF inputs must be local files; convert to OME-Zarr to "
+            "read from object storage."
+        )
+    if not remote and not os.path.exists(path_str):
         raise InputError(f"Input {path_str!r} does not exist; check the path.")
-    if os.path.isdir(path_str):
+    if remote or os.path.isdir(path_str):
         data, dims, meta_scale, translation, fmt = _open_zarr(path_str)
     elif path_str.lower().endswith(TIFF_SUFFIXES):
         data, dims, meta_scale, translation, fmt = _open_tiff(path_str)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _objstore, _stitch
 from ._errors import InputError
 from .cluster import drop_small, link, nuclei_table
 from .io import open_stack, scale_of, write_labels
@@ -87,6 +88,8 @@ def run(
     overwrite: bool = False,
     progress: bool | Callable[[Any], Any] = False,
     client: Any = None,
+    stitch: bool | None = None,
+    t: slice | int | None = None,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -107,6 +110,12 @@ def run(
         (e.g. ``distributed.progress``).
     client : distributed.Client, optional
         Compute on this client; by default the current dask scheduler.
+    stitch : bool, optional
+        How planes split into y/x chunks are handled (see :func:`bigseg.segment`);
+        stitched runs stream block labels and record ``stitching`` in ``run.json``.
+    t : slice or int, optional
+        Segment only these time points of a ``(t, z, y, x)`` stack (e.g.
+        ``slice(0, 10)``); tables keep the original time indices.
 
     Returns
     -------
@@ -121,13 +130,16 @@ def run(
     else:
         source_name = os.fspath(source)
         stack = open_stack(source, scale=scale, chunks=chunks, channel=channel)
-    out = Path(output)
+    if t is not None:
+        stack = select_t(stack, t)
+    out = _objstore.location(output)
+    remote = isinstance(out, _objstore.Remote)
     check_output(out, source_name, overwrite)
     sc = scale_of(stack)
     px = params.in_pixels(sc)
     timings["open"] = time.perf_counter() - started
 
-    with _scratch_dir(out) as work:
+    with _objstore.scratch(out, overwrite) if remote else _scratch_dir(out) as work:
         t0 = time.perf_counter()
         thresholds = np.atleast_1d(
             _compute(global_threshold(stack, params=params).data, client, progress, "threshold")[0]
@@ -135,13 +147,20 @@ def run(
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        plane_labels = segment(stack, params=params, threshold=thresholds)
         planes_path = work / "planes.zarr"
-        store = write_labels(plane_labels, planes_path, compute=False)
-        _, *tables = _compute(
-            (store, *measure_delayed(plane_labels, stack)), client, progress, "segment"
-        )
-        detections = pd.concat([empty_detections(), *tables], ignore_index=True)
+        split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
+        if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
+            detections, stitched = _stitch.run_pass(
+                stack, split, thresholds, px, planes_path,
+                lambda items, label: _compute(items, client, progress, label), params.preset,
+            )  # fmt: skip
+        else:
+            plane_labels = segment(stack, params=params, threshold=thresholds, stitch=False)
+            store = write_labels(plane_labels, planes_path, compute=False)
+            _, *tables = _compute(
+                (store, *measure_delayed(plane_labels, stack)), client, progress, "segment"
+            )
+            detections = pd.concat([empty_detections(), *tables], ignore_index=True)
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -158,7 +177,10 @@ def run(
 
         t0 = time.perf_counter()
         planes = as_4d(open_stack(planes_path, scale=sc)).data
-        labels = relabel(planes, linked)
+        if split is not None:
+            labels = _stitch.relabel_nuclei(planes.rechunk(split.chunks), linked, stitched)
+        else:
+            labels = relabel(planes, linked)
         if "t" not in stack.dims:
             labels = labels[0]
         labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
@@ -170,55 +192,71 @@ def run(
             progress,
             "labels",
         )
-        shutil.rmtree(planes_path)
+        _objstore.rmtree(planes_path)
         timings["labels"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        if t is not None:  # tables keep the original time indices
+            t_values = as_4d(stack)["t"].to_numpy().astype(np.float64)
+            for table in (linked, nuclei):
+                table["t"] = t_values[table["t"].to_numpy(np.int64)]
         nuclei.to_parquet(work / "nuclei.parquet", index=False)
         nuclei.to_csv(work / "nuclei.csv", index=False)
         linked.to_parquet(work / "detections.parquet", index=False)
         timings["tables"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         record = _record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        if split is not None:
+            record["stitching"] = stitched.record(_stitch.halo_px(px))
+            _stitch.warn_unproven(stitched, _stitch.halo_px(px))
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
-        _finalise(work, out, overwrite)
+        if not remote:  # on object stores run.json, written last, marks completion
+            _finalise(work, out, overwrite)
     return Result(
         nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
     )
 
 
+def select_t(stack: xr.DataArray, t: slice | int) -> xr.DataArray:
+    """Keep the time points ``t`` (a slice or one index) of a ``(t, z, y, x)`` stack."""
+    if "t" not in stack.dims:
+        raise InputError("The stack has no time axis; drop the time selection (--t).")
+    n_t = stack.sizes["t"]
+    index = slice(t, t + 1) if isinstance(t, int) else t
+    kept = range(n_t)[index]
+    if len(kept) == 0:
+        raise InputError(
+            f"The time selection {index.start}:{index.stop} keeps no time point; the stack "
+            f"has time points 0 to {n_t - 1}."
+        )
+    return stack.isel(t=index)
+
+
 def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
     """Map plane-local labels of a ``(t, z, y, x)`` array to nucleus ids (lazy).
 
-    Each block gets only the slice of the lookup table for its own planes.
+    Each block gets only the lookup table for its own planes, sized by its own
+    largest label: the tables add up to O(detections), not O(planes x labels).
     """
-    n_t, n_z = planes.shape[:2]
-    max_label = int(linked["label"].max()) if len(linked) else 0
-    lut = np.zeros((n_t, n_z, max_label + 1), np.uint32)
-    if len(linked):
-        lut[linked["t"].to_numpy(int), linked["z"].to_numpy(int), linked["label"].to_numpy(int)] = (
-            linked["nucleus"].to_numpy(np.uint32)
+    edges = [np.cumsum((0,) + c) for c in planes.chunks[:2]]
+    t = linked["t"].to_numpy(np.int64)
+    z = linked["z"].to_numpy(np.int64)
+    bt = np.searchsorted(edges[0], t, side="right") - 1
+    bz = np.searchsorted(edges[1], z, side="right") - 1
+    rows = pd.DataFrame({"bt": bt, "bz": bz}).groupby(["bt", "bz"]).indices
+    label = linked["label"].to_numpy(np.int64)
+    nucleus = linked["nucleus"].to_numpy(np.uint32)
+    luts = np.empty(planes.numblocks, object)
+    for i, j in np.ndindex(*planes.numblocks[:2]):
+        r = rows.get((i, j), np.empty(0, np.int64))
+        lut = np.zeros(
+            (planes.chunks[0][i], planes.chunks[1][j], int(label[r].max(initial=0)) + 1),
+            np.uint32,
         )
-    lut_da = da.from_array(lut, chunks=(planes.chunks[0], planes.chunks[1], -1))
-    return da.blockwise(
-        _relabel_block,
-        "tzyx",
-        planes,
-        "tzyx",
-        lut_da,
-        "tzl",
-        dtype=np.uint32,
-        concatenate=True,
-        meta=np.empty((0, 0, 0, 0), np.uint32),
-    )
-
-
-def _relabel_block(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    out = np.empty(block.shape, np.uint32)
-    for t in range(block.shape[0]):
-        for z in range(block.shape[1]):
-            out[t, z] = lut[t, z][block[t, z]]
-    return out
+        lut[t[r] - edges[0][i], z[r] - edges[1][j], label[r]] = nucleus[r]
+        for k, m in np.ndindex(*planes.numblocks[2:]):
+            luts[i, j, k, m] = lut
+    return _stitch.apply_luts(planes, _stitch.luts_array(luts, planes.numblocks), np.uint32)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -250,8 +288,11 @@ def _distributed_progress(futures: Any) -> None:
     print(file=sys.stdout, flush=True)
 
 
-def check_output(out: Path, source: str, overwrite: bool) -> None:
+def check_output(out: Path | str, source: str, overwrite: bool) -> None:
     """Refuse an output that is the input, inside it, contains it, or exists."""
+    if _objstore.is_url(out):
+        return _objstore.check_output(_objstore.location(out), overwrite)  # type: ignore[arg-type]
+    out = Path(out)
     src = Path(source).resolve() if os.path.exists(source) else None
     target = out.resolve()
     if src is not None and (target == src or src in target.parents):
@@ -346,6 +387,7 @@ def _record(
             "shape": list(stack.shape),
             "dtype": str(stack.dtype),
             "chunks": [list(c) for c in stack.data.chunks],
+            "t_selected": [int(v) for v in stack["t"].values] if "t" in stack.dims else None,
             "scale_um": stack.attrs.get("scale"),
             "translation_um": stack.attrs.get("translation"),
         },

@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from . import _kernels
+from . import _kernels, _stitch
 from ._errors import InputError
 from .io import scale_of
 from .params import Params, PixelParams
@@ -121,6 +121,7 @@ def segment(
     *,
     params: Params | None = None,
     threshold: float | xr.DataArray | np.ndarray | None = None,
+    stitch: bool | None = None,
 ) -> xr.DataArray:
     """Segment every plane of a stack into nucleus cross-sections (lazy).
 
@@ -134,17 +135,33 @@ def segment(
         Foreground threshold (the floor, for the ``default`` preset); by
         default :func:`global_threshold` for ``params``, computed lazily as
         its own step of the same graph.
+    stitch : bool, optional
+        Planes split into y/x chunks are segmented block by block with a halo
+        and their labels stitched (see :mod:`bigseg._stitch`): ``None``
+        (default) when the chunks are at least the halo, else whole planes;
+        ``True`` always (an error names the minimum chunk size); ``False``
+        never.
 
     Returns
     -------
     xarray.DataArray
         Plane-local labels (int32, 1..n per plane, 0 = background) with the
-        stack's dims and coordinates; chunks hold whole planes.
+        stack's dims and coordinates; chunks hold whole planes, or the
+        stack's y/x chunks when stitched.
     """
     params = params or Params()
     px = params.in_pixels(scale_of(stack))
     four = as_4d(stack)
     thresholds = _threshold_array(four, stack, threshold, params)
+    split = _stitch.plan(four.data, px, stitch, params.preset)
+    if split is not None:
+        halo = _stitch.halo_px(px)
+        kernel = _stitch.block_kernel(params.preset)
+        labels = _stitch.segment_stitched(split, thresholds, px, kernel, halo=halo)
+        out = xr.DataArray(labels, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs))
+        out.attrs["params"] = params.to_dict()
+        out.name = "labels"
+        return out if "t" in stack.dims else out.isel(t=0)
     if params.preset == "default":
         from ._local import segment_local
 

@@ -1,0 +1,123 @@
+"""Inputs and outputs on object storage (fsspec URLs such as ``s3://bucket/out``).
+
+Credentials and endpoints come from the usual environment variables of the
+store's fsspec backend (for S3: ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
+``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``); dask workers need the same
+variables.
+
+Object stores have no atomic rename, so an output prefix cannot be filled in
+a hidden place and moved into view like a directory.  Instead bigseg writes
+straight into the output prefix and writes ``run.json`` last: an output is
+complete exactly when its ``run.json`` exists.  A failed run removes what it
+wrote (best effort); ``--overwrite`` first deletes the old ``run.json`` (so the
+old output stops looking complete), then the rest of the old prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._errors import InputError
+
+
+def is_url(path: Any) -> bool:
+    """Whether ``path`` is an fsspec URL of a remote store (``s3://``, ``gs://``, ...)."""
+    text = path.url if isinstance(path, Remote) else os.fspath(path) if path is not None else ""
+    return isinstance(text, str) and "://" in text and not text.startswith("file://")
+
+
+class Remote(os.PathLike):
+    """A path-like object-store location: ``/`` joins, ``os.fspath`` gives the URL."""
+
+    def __init__(self, url: str, fs: Any = None):
+        import fsspec
+
+        self.url = url.rstrip("/")
+        if fs is None:
+            try:
+                fs, _ = fsspec.core.url_to_fs(self.url)
+            except (ImportError, ValueError) as exc:
+                raise InputError(
+                    f"Cannot use {url!r} ({exc}); install the fsspec backend for its scheme "
+                    "(for s3://: pip install s3fs)."
+                ) from None
+        self.fs = fs
+        self.key = self.fs._strip_protocol(self.url)
+
+    def __truediv__(self, name: str) -> Remote:
+        return Remote(f"{self.url}/{name}", self.fs)
+
+    def __fspath__(self) -> str:
+        return self.url
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"Remote({self.url!r})"
+
+    @property
+    def name(self) -> str:
+        """Last component of the URL."""
+        return self.url.rsplit("/", 1)[-1]
+
+    def exists(self) -> bool:
+        """Whether any object lives at or under this location."""
+        self.fs.invalidate_cache()
+        return bool(self.fs.exists(self.key))
+
+    def write_text(self, text: str) -> None:
+        """Write one object."""
+        self.fs.pipe_file(self.key, text.encode())
+
+    def rmtree(self) -> None:
+        """Delete everything under this location (no error when there is nothing)."""
+        self.fs.invalidate_cache()
+        if self.fs.exists(self.key):
+            self.fs.rm(self.key, recursive=True)
+        self.fs.invalidate_cache()
+
+
+def location(path: str | os.PathLike) -> Path | Remote:
+    """Return a local :class:`~pathlib.Path`, or a :class:`Remote` for a URL."""
+    if isinstance(path, Remote):
+        return path
+    return Remote(os.fspath(path)) if is_url(path) else Path(path)
+
+
+def rmtree(path: Path | Remote) -> None:
+    """Delete a local directory tree or everything under a remote prefix."""
+    if isinstance(path, Remote):
+        path.rmtree()
+    else:
+        shutil.rmtree(path)
+
+
+def check_output(out: Remote, overwrite: bool) -> None:
+    """Refuse an existing remote output unless ``overwrite``."""
+    if out.exists() and not overwrite:
+        raise InputError(
+            f"Output {out.url!r} already exists; choose another prefix or pass --overwrite."
+        )
+
+
+@contextlib.contextmanager
+def scratch(out: Remote, overwrite: bool) -> Iterator[Remote]:
+    """Yield the output prefix to write into; ``run.json`` written last marks completion."""
+    if out.exists():
+        if not overwrite:
+            raise InputError(f"Output {out.url!r} appeared before the run; it was left untouched.")
+        (out / "run.json").rmtree()  # the old output stops looking complete first
+        out.rmtree()
+    try:
+        yield out
+    except BaseException:
+        with contextlib.suppress(Exception):
+            out.rmtree()
+        raise
