@@ -98,6 +98,11 @@ def open_stack(
             f"Input {path_str!r} is neither a TIFF file (.tif/.tiff) nor a Zarr "
             "directory; convert it to one of these formats."
         )
+    if any(d not in ("t", "c", "z", "y", "x") for d in dims) or len(dims) > 5:
+        raise InputError(
+            f"Input {path_str!r} has dims {dims}; bigseg reads images with dims among "
+            "t, c, z, y, x including y and x."
+        )
     data, dims = _select_channel(data, dims, channel, path_str)
     data, dims = _to_standard_dims(data, dims, path_str)
     _check_dtype(data.dtype, path_str)

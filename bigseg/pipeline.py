@@ -15,15 +15,13 @@ interrupted run never leaves an output that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import platform
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +32,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _resume, _safety
 from ._errors import InputError
 from .cluster import link, nuclei_table
-from .io import open_stack, scale_of, write_labels
+from .io import _regular_chunks, open_stack, scale_of, write_labels
 from .measure import empty_detections, measure_delayed
 from .params import Params
 from .segment import as_4d, global_threshold, segment
@@ -87,6 +86,7 @@ def run(
     overwrite: bool = False,
     progress: bool | Callable[[Any], Any] = False,
     client: Any = None,
+    resume: bool = False,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -107,6 +107,11 @@ def run(
         (e.g. ``distributed.progress``).
     client : distributed.Client, optional
         Compute on this client; by default the current dask scheduler.
+    resume : bool
+        Keep the partial results (``.OUT.partial/`` beside the output) if this
+        run fails or is interrupted, and reuse those of an earlier interrupted
+        run: finished blocks are not computed again, and the result is the
+        same as an uninterrupted run's.
 
     Returns
     -------
@@ -122,24 +127,32 @@ def run(
         source_name = os.fspath(source)
         stack = open_stack(source, scale=scale, chunks=chunks, channel=channel)
     out = Path(output)
-    check_output(out, source_name, overwrite)
+    check_output(out, source_name, overwrite, resume=resume)
     sc = scale_of(stack)
     px = params.in_pixels(sc)
     timings["open"] = time.perf_counter() - started
 
-    with _scratch_dir(out) as work:
+    fingerprint = _resume.fingerprint(stack, source_name, params.to_dict())
+    with (
+        _safety.output_errors(out, source_name),
+        _resume.open_scratch(out, fingerprint, resume=resume) as scratch,
+    ):
+        work = scratch.path
         t0 = time.perf_counter()
-        thresholds = np.atleast_1d(
-            _compute(global_threshold(stack).data, client, progress, "threshold")[0]
-        )
+        thresholds = scratch.thresholds()
+        if thresholds is None:
+            thresholds = _threshold_pass(stack, source_name, client, progress)
+            scratch.save_thresholds(thresholds)
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        plane_labels = segment(stack, params=params, threshold=thresholds)
-        planes_path = work / "planes.zarr"
-        store = write_labels(plane_labels, planes_path, compute=False)
-        _, *tables = _compute(
-            (store, *measure_delayed(plane_labels, stack)), client, progress, "segment"
+        plane_labels = as_4d(segment(stack, params=params, threshold=thresholds))
+        plane_labels = plane_labels.copy(data=_regular_chunks(plane_labels.data))
+        tables = _resume.segment_blocks(
+            plane_labels,
+            measure_delayed(plane_labels, stack),
+            scratch,
+            lambda items: _compute(items, client, progress, "segment"),
         )
         detections = pd.concat([empty_detections(), *tables], ignore_index=True)
         timings["segment"] = time.perf_counter() - t0
@@ -150,7 +163,7 @@ def run(
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        planes = as_4d(open_stack(planes_path, scale=sc)).data
+        planes = as_4d(open_stack(work / _resume.PLANES, scale=sc)).data
         labels = relabel(planes, linked)
         if "t" not in stack.dims:
             labels = labels[0]
@@ -161,7 +174,6 @@ def run(
             progress,
             "labels",
         )
-        shutil.rmtree(planes_path)
         timings["labels"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -171,11 +183,29 @@ def run(
         timings["tables"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         record = _record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
-        _finalise(work, out, overwrite)
+        _resume.finalise(scratch, out, overwrite)
     return Result(
         nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
     )
+
+
+def _threshold_pass(stack: xr.DataArray, source: str, client: Any, progress: Any) -> np.ndarray:
+    """Compute the thresholds and, for float data, count NaN/inf voxels in the same pass."""
+    threshold = global_threshold(stack).data
+    bad = _safety.nonfinite_count(stack)
+    try:
+        values = _compute(
+            (threshold,) if bad is None else (threshold, bad), client, progress, "threshold"
+        )
+    except Exception:
+        if bad is not None:  # NaN/inf make the threshold fail: say so, in one sentence
+            _safety.check_finite(_compute(bad, client, False, "finite")[0], source, stack.dtype)
+        raise
+    if bad is not None:
+        _safety.check_finite(values[1], source, stack.dtype)
+    return np.atleast_1d(values[0]).astype(np.float64)
 
 
 def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
@@ -239,8 +269,12 @@ def _distributed_progress(futures: Any) -> None:
     print(file=sys.stdout, flush=True)
 
 
-def check_output(out: Path, source: str, overwrite: bool) -> None:
-    """Refuse an output that is the input, inside it, contains it, or exists."""
+def check_output(out: Path, source: str, overwrite: bool, *, resume: bool = False) -> None:
+    """Refuse an output that is the input, inside it, contains it, or exists.
+
+    Also refuses to start over the partial results of an interrupted run
+    unless ``resume``.
+    """
     src = Path(source).resolve() if os.path.exists(source) else None
     target = out.resolve()
     if src is not None and (target == src or src in target.parents):
@@ -265,35 +299,7 @@ def check_output(out: Path, source: str, overwrite: bool) -> None:
         )
     if not os.access(parent, os.W_OK):
         raise InputError(f"Cannot write to {str(parent)!r}; choose a writable output location.")
-
-
-@contextlib.contextmanager
-def _scratch_dir(out: Path) -> Iterator[Path]:
-    """Yield a hidden directory beside ``out``, removed unless finalised."""
-    work = out.parent / f".{out.name}.incomplete-{os.getpid()}"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir()
-    (work / "INCOMPLETE").write_text("This bigseg run did not finish; its outputs are partial.\n")
-    try:
-        yield work
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def _finalise(work: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished scratch directory into place (replacing ``out`` if allowed)."""
-    (work / "INCOMPLETE").unlink()
-    old = None
-    if out.exists():
-        if not overwrite:  # appeared while we were running
-            raise InputError(f"Output {str(out)!r} appeared during the run; it was left untouched.")
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-    work.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _resume.check_partial(out, resume)
 
 
 def _record(
