@@ -54,3 +54,17 @@ def output_errors(out: Path, source: str) -> Iterator[None]:
             f"Could not write the output {str(out)!r} ({exc.strerror} at {str(where)!r}); free "
             f"space or choose a writable location. The input {source!r} was not changed."
         ) from exc
+
+
+def dask_setup(worker: Any) -> None:
+    """Worker preload (``preload=["bigseg._safety"]``): leave Ctrl-C to the client.
+
+    A terminal's Ctrl-C reaches every process of the group; the ``bigseg``
+    command handles it and closes the cluster, so worker processes ignore it
+    instead of each printing a KeyboardInterrupt traceback.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -289,6 +289,7 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
                 host="127.0.0.1",
                 dashboard_address="127.0.0.1:0",
                 processes=True,
+                preload=["bigseg._safety"],  # workers leave Ctrl-C to this process
             )
             client = Client(cluster)
     except ValueError as exc:
