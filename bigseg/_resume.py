@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,11 @@ def _stat_signature(path: str) -> list:
 
 def fingerprint(stack: Any, source: str, params: Mapping[str, Any]) -> dict:
     """Describe what must not change between an interrupted run and its resumption."""
-    from . import __name__ as package
+    import importlib.metadata as md
 
     try:
-        import importlib.metadata as md
-
-        version = md.version(package)
-    except Exception:  # pragma: no cover - not installed
+        version = md.version("bigseg")
+    except md.PackageNotFoundError:  # pragma: no cover - not installed
         version = None
     fp: dict[str, Any] = {
         "bigseg": version,
@@ -152,10 +151,23 @@ def open_scratch(out: Path, fp: dict, *, resume: bool) -> Iterator[Scratch]:
             yield scratch
         except BaseException:
             if not resume:
-                shutil.rmtree(work, ignore_errors=True)
+                _remove_scratch(work)
             raise
     finally:
         lock.close()
+
+
+def _remove_scratch(work: Path) -> None:
+    """Remove an abandoned scratch directory, also after tasks that were still running.
+
+    When one task fails, a local scheduler raises at once while other tasks
+    finish; a Zarr write recreates the directories it writes into.
+    """
+    for _ in range(20):
+        shutil.rmtree(work, ignore_errors=True)
+        time.sleep(0.05)
+        if not work.exists():
+            return
 
 
 def _load_state(work: Path, fp: dict) -> dict | None:
@@ -268,6 +280,8 @@ def _finish_block(
     """Store one label block, then write its table atomically (the completion marker)."""
     import zarr
 
+    if not os.path.isdir(os.path.dirname(marker)):
+        return 0  # the run was abandoned and its scratch directory removed
     array = zarr.open_array(array_path, mode="r+")
     array[region] = block
     tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
