@@ -66,8 +66,10 @@ def log_histogram(
     counts = np.zeros(nbins, np.int64)
     if values.size == 0:
         return counts
-    logs = np.log(np.maximum(values.astype(np.float64, copy=False) - offset, 0.0) + 1.0)
-    index = np.clip((logs * (nbins / max(log_max, 1e-12))).astype(np.int64), 0, nbins - 1)
+    # NaN/inf voxels are counted and reported by the pipeline's finite check, not here.
+    with np.errstate(invalid="ignore", over="ignore"):
+        logs = np.log(np.maximum(values.astype(np.float64, copy=False) - offset, 0.0) + 1.0)
+        index = np.clip((logs * (nbins / max(log_max, 1e-12))).astype(np.int64), 0, nbins - 1)
     counts += np.bincount(index.ravel(), minlength=nbins)
     return counts
 
@@ -93,7 +95,8 @@ def log_otsu_from_counts(counts: np.ndarray, *, offset: float, log_max: float) -
     else:
         centers = (np.arange(lo, hi) + 0.5) * width
         log_t = float(threshold_otsu(hist=(counts[lo:hi], centers))) + 0.5 * width
-    return float(np.exp(log_t) - 1.0 + offset)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf input: reported elsewhere
+        return float(np.exp(log_t) - 1.0 + offset)
 
 
 def local_foreground(

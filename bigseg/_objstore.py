@@ -107,8 +107,29 @@ def check_output(out: Remote, overwrite: bool) -> None:
         )
 
 
+class RemoteScratch:
+    """Where a run writes on an object store: the output prefix itself.
+
+    It has the interface of :class:`bigseg._resume.Scratch` without resuming:
+    no thresholds are kept between attempts and no block is reused.
+    """
+
+    blocks_total = 0
+    blocks_reused = 0
+
+    def __init__(self, path: Remote):
+        self.path = path
+
+    def thresholds(self) -> None:
+        """Nothing is kept between attempts on an object store."""
+        return None
+
+    def save_thresholds(self, thresholds: Any) -> None:
+        """Keep nothing (see :meth:`thresholds`)."""
+
+
 @contextlib.contextmanager
-def scratch(out: Remote, overwrite: bool) -> Iterator[Remote]:
+def scratch(out: Remote, overwrite: bool) -> Iterator[RemoteScratch]:
     """Yield the output prefix to write into; ``run.json`` written last marks completion."""
     if out.exists():
         if not overwrite:
@@ -116,7 +137,7 @@ def scratch(out: Remote, overwrite: bool) -> Iterator[Remote]:
         (out / "run.json").rmtree()  # the old output stops looking complete first
         out.rmtree()
     try:
-        yield out
+        yield RemoteScratch(out)
     except BaseException:
         with contextlib.suppress(Exception):
             out.rmtree()

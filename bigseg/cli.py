@@ -7,7 +7,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -122,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
     seg.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep partial results if interrupted, and continue an interrupted --resume run",
+    )
+    seg.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bars (they are shown only when stdout is a terminal)",
@@ -200,14 +207,90 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, getattr(args, "quiet", False))
     command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
+    with _signals_as_interrupt() as received:
+        try:
+            return command[args.command](args)
+        except InputError as exc:
+            print(f"bigseg: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            name = received[0] if received else "SIGINT"
+            print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
+            return 128 + getattr(signal, name, signal.SIGINT)
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Raised in the main thread when SIGTERM arrives, so it unwinds like Ctrl-C."""
+
+
+class _SignalState:
+    """Signals received so far, and whether an interrupt must wait (cluster start-up)."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.deferring = 0
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if len(self.received) == 1 and not self.deferring:
+            raise _Interrupted()
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold a SIGINT/SIGTERM while the block runs (a half-started cluster cannot close).
+
+        Call :meth:`check` once what the block started will be cleaned up.
+        """
+        self.deferring += 1
+        try:
+            yield
+        finally:
+            self.deferring -= 1
+
+    def check(self) -> None:
+        """Raise the interrupt that arrived while deferred, if any."""
+        if self.received and not self.deferring:
+            raise _Interrupted()
+
+
+_SIGNALS = _SignalState()
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt() -> Iterator[list[str]]:
+    """Make SIGTERM behave like SIGINT; ignore repeats while cleaning up.
+
+    Yields the list of signal names received (the first one is reported).
+    """
+    global _SIGNALS
+    _SIGNALS = state = _SignalState()
+    if threading.current_thread() is not threading.main_thread():
+        yield state.received
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, state.handler)
     try:
-        return command[args.command](args)
-    except InputError as exc:
-        print(f"bigseg: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bigseg: interrupted; no complete output was written.", file=sys.stderr)
-        return 130
+        yield state.received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _interrupted_note(args: argparse.Namespace) -> str:
+    if args.command != "segment":
+        return "nothing was finished."
+    from ._resume import scratch_path
+
+    partial = scratch_path(Path(args.output))
+    if args.resume and partial.exists():
+        return (
+            f"{args.output!r} was not written; finished blocks are kept in {str(partial)!r}: "
+            "rerun the same command (with --resume) to continue."
+        )
+    if args.resume:
+        return f"{args.output!r} was not written; nothing had finished yet."
+    return f"{args.output!r} was not written (rerun with --resume to make a run resumable)."
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -223,18 +306,27 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if not args.verbose:
-        # distributed logs every worker start and stop at INFO; keep the terminal for results.
+        # distributed logs every worker start and stop at INFO, and task errors (which the
+        # client reports once, as one sentence) at ERROR: keep the terminal for results.
         for name in ("distributed", "bokeh", "tornado"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        # An interrupted gather leaves futures whose errors asyncio would log.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        # Worker processes configure their own logging from the environment at import;
+        # errors of their tasks reach the client, which reports them once.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
     if args.scheduler:
         try:
-            client = Client(args.scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
+            with _SIGNALS.deferred():
+                # Not the default client: a failed connection must not become dask's scheduler.
+                client = Client(args.scheduler, timeout="10s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise InputError(
                 f"Could not reach the dask scheduler at {args.scheduler!r} ({exc}); check the "
                 "address and that the scheduler is running."
             ) from None
         with client:
+            _SIGNALS.check()
             yield client
         return
     cores = os.cpu_count() or 1
@@ -245,18 +337,23 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     # both, so that nothing (the worker's HTTP server included) listens anywhere else.
     processes = workers > 1
     try:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads,
-            memory_limit=args.memory_limit,
-            host="127.0.0.1",
-            protocol="tcp://",
-            dashboard_address="127.0.0.1:0",
-            processes=processes,
-        )
+        with _SIGNALS.deferred():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=threads,
+                memory_limit=args.memory_limit,
+                host="127.0.0.1",
+                protocol="tcp://",
+                dashboard_address="127.0.0.1:0",
+                processes=processes,
+                # Worker processes leave Ctrl-C to this process (never preload in-process).
+                preload=["bigseg._safety"] if processes else None,
+            )
+            client = Client(cluster)
     except ValueError as exc:
         raise InputError(f"Could not start a local dask cluster: {exc}.") from None
-    with cluster, Client(cluster) as client:
+    with cluster, client:
+        _SIGNALS.check()
         if not args.quiet:
             print(
                 f"dask: {workers} worker(s) x {threads} thread(s); dashboard "
@@ -298,7 +395,7 @@ def _segment(args: argparse.Namespace) -> int:
         from .segment import as_4d
 
         plan(as_4d(stack).data, px, stitch, params.preset)
-    check_output(args.output, args.input, args.overwrite)
+    check_output(args.output, args.input, args.overwrite, resume=args.resume)
     started = time.perf_counter()
     with dask_client(args) as client:
         result = run(
@@ -310,11 +407,18 @@ def _segment(args: argparse.Namespace) -> int:
             progress=_show_progress(args),
             stitch=stitch,
             t=args.t,
+            resume=args.resume,
         )
     seconds = time.perf_counter() - started
     log.debug("timings (s): %s", result.record.get("timings_s"))
     if not args.quiet:
         print(summary(result.record, args.input, result.output, seconds), flush=True)
+        blocks = result.record.get("blocks", {})
+        if blocks.get("reused"):
+            print(
+                f"Resumed: {blocks['reused']} of {blocks['total']} blocks came from the "
+                "interrupted run."
+            )
     return 0
 
 

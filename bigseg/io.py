@@ -9,13 +9,15 @@ sink computes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,11 @@ def open_stack(
             f"Input {path_str!r} is neither a TIFF file (.tif/.tiff) nor a Zarr "
             "directory; convert it to one of these formats."
         )
+    if any(d not in ("t", "c", "z", "y", "x") for d in dims) or len(dims) > 5:
+        raise InputError(
+            f"Input {path_str!r} has dims {dims}; bigseg reads images with dims among "
+            "t, c, z, y, x including y and x."
+        )
     data, dims = _select_channel(data, dims, channel, path_str)
     data, dims = _to_standard_dims(data, dims, path_str)
     _check_dtype(data.dtype, path_str)
@@ -152,6 +159,8 @@ def as_stack(
     """
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(1,) * (np.ndim(data) - 2) + (-1, -1))
+    if data.dtype == np.float16:
+        data = data.astype(np.float32)  # SciPy's filters have no float16 kernels
     if dims is None:
         if not 2 <= data.ndim <= 4:
             raise InputError(
@@ -213,9 +222,10 @@ class _TiffArray:
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
             return np.asarray(_tiff_zarr(self.path, self.series, os.path.getmtime(self.path))[key])
-        except (ValueError, OSError, IndexError) as exc:
+        except Exception as exc:  # codecs and tifffile raise many types for broken data
             raise InputError(
-                f"Could not read {self.path!r} ({exc}); the TIFF file may be truncated or corrupt."
+                f"Could not read {self.path!r} ({type(exc).__name__}: {exc}); the TIFF file "
+                "may be truncated or corrupt: restore it from a copy or re-export it."
             ) from exc
 
 
@@ -232,7 +242,7 @@ def _open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_warnings() as warned, tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
             shape = tuple(series.shape)
@@ -240,7 +250,11 @@ def _open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
             # Touch the last page: a truncated file fails here, not mid-run.
             if series.keyframe is None or len(tif.pages) == 0:
                 raise ValueError("no image pages")
+            _check_tiff_extent(tif, series, path)
             scale, fmt = _tiff_scale(tif, axes)
+            broken = [m for m in warned if re.search("offset|corrupt|truncat", m, re.I)]
+            if broken:
+                raise ValueError(broken[0])
             arr = _tiff_zarr(path, 0, os.path.getmtime(path))
             chunks = arr.chunks
     except InputError:
@@ -260,6 +274,50 @@ def _open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
         meta=np.empty((0,) * len(shape), dtype),
     )
     return data, dims, scale, (0.0, 0.0, 0.0), fmt
+
+
+@contextlib.contextmanager
+def _tifffile_warnings() -> Iterator[list[str]]:
+    """Collect tifffile's logged warnings (it logs, not raises, on broken files)."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("tifffile")
+    handler = _Collect(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _check_tiff_extent(tif: Any, series: Any, path: str) -> None:
+    """Refuse a TIFF whose image data would lie beyond the end of the file (truncated).
+
+    Only the file's metadata is read: the data offsets of a contiguous series,
+    otherwise of every page.
+    """
+    size = os.path.getsize(path)
+    end = 0
+    if series.dataoffset is not None:
+        end = series.dataoffset + series.size * np.dtype(series.dtype).itemsize
+    else:
+        for page in tif.pages:
+            offsets = getattr(page, "dataoffsets", ()) or ()
+            counts = getattr(page, "databytecounts", ()) or ()
+            for offset, count in zip(offsets, counts):
+                end = max(end, offset + count)
+    if end > size:
+        raise InputError(
+            f"TIFF {path!r} is truncated: its image data needs {end} bytes but the file has "
+            f"{size}; copy or export it again."
+        )
 
 
 def _token(path: str) -> str:
@@ -347,6 +405,7 @@ def _ome_xml_scale(xml: str) -> list | None:
 def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple, str]:
     import zarr
 
+    _check_raw_zarr_metadata(path, path)
     try:
         node = zarr.open(path, mode="r")
     except Exception as exc:
@@ -358,7 +417,7 @@ def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
         _check_codecs(node, path)
         dims = _zarr_dim_names(node)
         scale = None
-        return da.from_zarr(node), dims, scale, (0.0, 0.0, 0.0), "zarr"
+        return _from_zarr(node, path), dims, scale, (0.0, 0.0, 0.0), "zarr"
     attrs = dict(node.attrs)
     ome = attrs.get("ome", attrs)
     multiscales = ome.get("multiscales")
@@ -374,7 +433,14 @@ def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
     version = str(ome.get("version", ms.get("version", "0.4")))
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in ms.get("axes", [])]
     dataset = ms["datasets"][0]
-    array = node[dataset["path"]]
+    _check_raw_zarr_metadata(os.path.join(path, str(dataset["path"])), path)
+    try:
+        array = node[dataset["path"]]
+    except Exception as exc:
+        raise InputError(
+            f"Could not open the array {dataset['path']!r} of the OME-Zarr image {path!r} "
+            f"({type(exc).__name__}: {exc}); the image is incomplete or corrupt."
+        ) from exc
     _check_codecs(array, path)
     if not axes:
         axes = list(_zarr_dim_names(array))
@@ -400,7 +466,7 @@ def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
     )
     scale = [by_name.get(n, (1.0, 0.0))[0] for n in SPATIAL] if has_scale else None
     translation = tuple(by_name.get(n, (1.0, 0.0))[1] for n in SPATIAL)
-    return da.from_zarr(array), tuple(axes), scale, translation, f"ome-zarr-{version}"
+    return _from_zarr(array, path), tuple(axes), scale, translation, f"ome-zarr-{version}"
 
 
 def _zarr_dim_names(array: Any) -> tuple[str, ...]:
@@ -417,13 +483,146 @@ def _zarr_dim_names(array: Any) -> tuple[str, ...]:
     return ("t", "z", "y", "x")[-array.ndim :]
 
 
+#: Codecs of object (non-numeric) data; ``pickle`` runs arbitrary code when decoded.
+UNSAFE_CODECS = frozenset(
+    {"pickle", "msgpack", "msgpack2", "json", "json2", "vlen-utf8", "vlen-bytes", "vlen-array"}
+)
+
+
+def _codec_ids(meta: Mapping[str, Any]) -> list[str]:
+    """Codec identifiers of Zarr v2 or v3 array metadata (nested sharding codecs too)."""
+    ids: list[str] = []
+
+    def visit(codec: Any) -> None:
+        if isinstance(codec, str):
+            ids.append(codec.lower())
+        elif isinstance(codec, Mapping):
+            name = codec.get("id", codec.get("name"))
+            if name is not None:
+                ids.append(str(name).lower())
+            for inner in (codec.get("configuration") or {}).get("codecs", []) or []:
+                visit(inner)
+            for inner in (codec.get("configuration") or {}).get("index_codecs", []) or []:
+                visit(inner)
+
+    for key in ("codecs", "filters"):
+        for codec in meta.get(key) or []:
+            visit(codec)
+    if meta.get("compressor"):
+        visit(meta["compressor"])
+    dtype = meta.get("dtype", meta.get("data_type"))
+    if isinstance(dtype, Mapping) and dtype.get("object_codec_id"):
+        visit(str(dtype["object_codec_id"]))
+    return ids
+
+
+def _unsafe_reason(meta: Mapping[str, Any]) -> str | None:
+    """Why an array with this metadata must not be decoded, or None when it is safe."""
+    ids = _codec_ids(meta)
+    bad = sorted(set(ids) & UNSAFE_CODECS)
+    if "pickle" in bad:
+        return "uses the pickle codec, which could run code when its chunks are decoded"
+    if bad:
+        return f"stores objects (codec {bad[0]!r}), not numbers"
+    dtype = meta.get("dtype", meta.get("data_type"))
+    name = dtype.get("name") if isinstance(dtype, Mapping) else dtype
+    if isinstance(name, str) and (name.lstrip("|<>=") == "O" or name in ("string", "bytes")):
+        return f"has object dtype {name!r}, not numbers"
+    return None
+
+
+def _check_raw_zarr_metadata(array_path: str, path: str) -> None:
+    """Refuse an object/pickle array from its raw metadata, before zarr parses it."""
+    for name in (".zarray", "zarr.json"):
+        meta_path = os.path.join(array_path, name)
+        if not os.path.isfile(meta_path):
+            continue
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"Could not read the Zarr metadata {meta_path!r} ({exc}); the store is corrupt."
+            ) from exc
+        if not isinstance(meta, Mapping) or meta.get("node_type", "array") != "array":
+            continue
+        reason = _unsafe_reason(meta)
+        if reason:
+            raise InputError(
+                f"Zarr array {array_path!r} {reason}; bigseg refuses it: re-save the image "
+                f"with a numeric dtype (uint8, uint16 or float32) and a standard codec."
+            )
+
+
 def _check_codecs(array: Any, path: str) -> None:
-    text = json.dumps(array.metadata.to_dict(), default=str).lower()
-    if "pickle" in text or '"object"' in text or "vlen" in text and "bytes" not in text:
+    """Refuse an opened Zarr array whose codecs decode to Python objects (see UNSAFE_CODECS)."""
+    reason = _unsafe_reason(array.metadata.to_dict())
+    if reason:
         raise InputError(
-            f"Zarr array in {path!r} uses an object/pickle codec, which could run code "
-            "when decoded; bigseg refuses it. Re-save the data with a numeric dtype."
+            f"Zarr array in {path!r} {reason}; bigseg refuses it: re-save the image with a "
+            "numeric dtype (uint8, uint16 or float32) and a standard codec."
         )
+
+
+class _ZarrChunks:
+    """A Zarr array seen through dask, with read errors named by array and chunk.
+
+    A chunk that fails to decode raises inside a dask worker; this turns it into
+    one :class:`InputError` sentence that the sink (CLI) can print.  A *missing*
+    chunk is not an error: Zarr reads it as the fill value (the spec's meaning,
+    and how zarr 3 stores chunks that hold only the fill value).
+    """
+
+    def __init__(self, array: Any, where: str):
+        self.array = array
+        self.where = where
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+        self.chunks = tuple(array.chunks)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except Exception as exc:  # codecs raise RuntimeError, ValueError, ...
+            index = tuple(
+                (k.start or 0) // c if isinstance(k, slice) else int(k) // c
+                for k, c in zip(key if isinstance(key, tuple) else (key,), self.chunks)
+            )
+            raise InputError(
+                f"Chunk {index} of the Zarr array {self.where!r} could not be read "
+                f"({type(exc).__name__}: {exc}); the chunk file is corrupt: restore it "
+                "from a copy or convert the image again."
+            ) from exc
+
+
+def _from_zarr(array: Any, path: str) -> da.Array:
+    from dask.base import tokenize
+
+    if _objstore.is_url(path):  # no local file to stat: name the data by URL and metadata
+        where = f"{path.rstrip('/')}/{array.path}" if array.path else path
+        token = tokenize(where, array.metadata.to_dict(), array.shape, str(array.dtype))
+    else:
+        where = os.path.join(path, array.path) if array.path else path
+        meta_file = next(
+            (
+                os.path.join(where, n)
+                for n in ("zarr.json", ".zarray")
+                if os.path.exists(os.path.join(where, n))
+            ),
+            where,
+        )
+        token = tokenize(
+            os.path.abspath(where), os.stat(meta_file).st_mtime_ns, array.shape, str(array.dtype)
+        )
+    return da.from_array(
+        _ZarrChunks(array, where),
+        chunks=array.chunks,
+        name=f"zarr-{token}",
+        asarray=False,
+        lock=False,
+        meta=np.empty((0,) * array.ndim, array.dtype),
+    )
 
 
 # --------------------------------------------------------------------------- common
@@ -473,7 +672,7 @@ def _check_dtype(dtype: np.dtype, path: str) -> None:
     if dtype.kind not in _SUPPORTED_KINDS or dtype.itemsize > 8:
         raise InputError(
             f"Input {path!r} has dtype {dtype}, which bigseg cannot segment; convert it "
-            "to an unsigned integer or float image."
+            "to an integer (e.g. uint16) or float32 intensity image."
         )
 
 

@@ -15,15 +15,13 @@ interrupted run never leaves an output that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import platform
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +32,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _objstore, _stitch
+from . import _objstore, _resume, _safety, _stitch
 from ._errors import InputError
 from .cluster import drop_small, link, nuclei_table
-from .io import open_stack, scale_of, write_labels
+from .io import _regular_chunks, open_stack, scale_of, write_labels
 from .measure import empty_detections, measure_delayed
 from .params import Params
 from .segment import as_4d, global_threshold, segment
@@ -90,6 +88,7 @@ def run(
     client: Any = None,
     stitch: bool | None = None,
     t: slice | int | None = None,
+    resume: bool = False,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -116,6 +115,12 @@ def run(
     t : slice or int, optional
         Segment only these time points of a ``(t, z, y, x)`` stack (e.g.
         ``slice(0, 10)``); tables keep the original time indices.
+    resume : bool
+        Keep the partial results (``.OUT.partial/`` beside the output) if this
+        run fails or is interrupted, and reuse those of an earlier interrupted
+        run: finished blocks are not computed again, and the result is the
+        same as an uninterrupted run's.
+        Local outputs only.
 
     Returns
     -------
@@ -134,32 +139,57 @@ def run(
         stack = select_t(stack, t)
     out = _objstore.location(output)
     remote = isinstance(out, _objstore.Remote)
-    check_output(out, source_name, overwrite)
+    if remote and resume:
+        raise InputError(
+            "--resume needs a local output directory; an object-store output is written "
+            "from the start (drop --resume)."
+        )
+    check_output(out, source_name, overwrite, resume=resume)
     sc = scale_of(stack)
     px = params.in_pixels(sc)
     timings["open"] = time.perf_counter() - started
 
-    with _objstore.scratch(out, overwrite) if remote else _scratch_dir(out) as work:
-        t0 = time.perf_counter()
-        thresholds = np.atleast_1d(
-            _compute(global_threshold(stack, params=params).data, client, progress, "threshold")[0]
+    split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
+    if split is not None and resume:
+        raise InputError(
+            "--resume does not support planes split into y/x chunks yet; use whole-plane "
+            "chunks (--chunks Z,-1,-1) or drop --resume."
         )
+    if remote:
+        scratch_ctx: Any = _objstore.scratch(out, overwrite)
+    else:
+        fingerprint = _resume.fingerprint(stack, source_name, params.to_dict())
+        scratch_ctx = _resume.open_scratch(out, fingerprint, resume=resume)
+    with _safety.output_errors(out, source_name), scratch_ctx as scratch:
+        work = scratch.path
+        t0 = time.perf_counter()
+        thresholds = scratch.thresholds()
+        if thresholds is None:
+            thresholds = _threshold_pass(stack, source_name, params, client, progress)
+            scratch.save_thresholds(thresholds)
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        planes_path = work / "planes.zarr"
-        split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
+        planes_path = work / _resume.PLANES
         if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
             detections, stitched = _stitch.run_pass(
                 stack, split, thresholds, px, planes_path,
                 lambda items, label: _compute(items, client, progress, label), params.preset,
             )  # fmt: skip
         else:
-            plane_labels = segment(stack, params=params, threshold=thresholds, stitch=False)
-            store = write_labels(plane_labels, planes_path, compute=False)
-            _, *tables = _compute(
-                (store, *measure_delayed(plane_labels, stack)), client, progress, "segment"
-            )
+            plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
+            plane_labels = plane_labels.copy(data=_regular_chunks(plane_labels.data))
+            tables = measure_delayed(plane_labels, stack)
+            if remote:  # no completion markers on object stores: one pass
+                store = write_labels(plane_labels, planes_path, compute=False)
+                _, *tables = _compute((store, *tables), client, progress, "segment")
+            else:  # one completion marker per block, so that --resume can skip it
+                tables = _resume.segment_blocks(
+                    plane_labels,
+                    tables,
+                    scratch,
+                    lambda items: _compute(items, client, progress, "segment"),
+                )
             detections = pd.concat([empty_detections(), *tables], ignore_index=True)
         timings["segment"] = time.perf_counter() - t0
 
@@ -192,7 +222,8 @@ def run(
             progress,
             "labels",
         )
-        _objstore.rmtree(planes_path)
+        if remote:
+            _objstore.rmtree(planes_path)
         timings["labels"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -209,9 +240,10 @@ def run(
         if split is not None:
             record["stitching"] = stitched.record(_stitch.halo_px(px))
             _stitch.warn_unproven(stitched, _stitch.halo_px(px))
+        record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
         if not remote:  # on object stores run.json, written last, marks completion
-            _finalise(work, out, overwrite)
+            _resume.finalise(scratch, out, overwrite)
     return Result(
         nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
     )
@@ -230,6 +262,25 @@ def select_t(stack: xr.DataArray, t: slice | int) -> xr.DataArray:
             f"has time points 0 to {n_t - 1}."
         )
     return stack.isel(t=index)
+
+
+def _threshold_pass(
+    stack: xr.DataArray, source: str, params: Params, client: Any, progress: Any
+) -> np.ndarray:
+    """Compute the thresholds and, for float data, count NaN/inf voxels in the same pass."""
+    threshold = global_threshold(stack, params=params).data
+    bad = _safety.nonfinite_count(stack)
+    try:
+        values = _compute(
+            (threshold,) if bad is None else (threshold, bad), client, progress, "threshold"
+        )
+    except Exception:
+        if bad is not None:  # NaN/inf make the threshold fail: say so, in one sentence
+            _safety.check_finite(_compute(bad, client, False, "finite")[0], source, stack.dtype)
+        raise
+    if bad is not None:
+        _safety.check_finite(values[1], source, stack.dtype)
+    return np.atleast_1d(values[0]).astype(np.float64)
 
 
 def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
@@ -288,9 +339,15 @@ def _distributed_progress(futures: Any) -> None:
     print(file=sys.stdout, flush=True)
 
 
-def check_output(out: Path | str, source: str, overwrite: bool) -> None:
-    """Refuse an output that is the input, inside it, contains it, or exists."""
-    if _objstore.is_url(out):
+def check_output(
+    out: Path | str | _objstore.Remote, source: str, overwrite: bool, *, resume: bool = False
+) -> None:
+    """Refuse an output that is the input, inside it, contains it, or exists.
+
+    Also refuses to start over the partial results of an interrupted run
+    unless ``resume``.
+    """
+    if isinstance(out, _objstore.Remote) or _objstore.is_url(out):
         return _objstore.check_output(_objstore.location(out), overwrite)  # type: ignore[arg-type]
     out = Path(out)
     src = Path(source).resolve() if os.path.exists(source) else None
@@ -317,35 +374,7 @@ def check_output(out: Path | str, source: str, overwrite: bool) -> None:
         )
     if not os.access(parent, os.W_OK):
         raise InputError(f"Cannot write to {str(parent)!r}; choose a writable output location.")
-
-
-@contextlib.contextmanager
-def _scratch_dir(out: Path) -> Iterator[Path]:
-    """Yield a hidden directory beside ``out``, removed unless finalised."""
-    work = out.parent / f".{out.name}.incomplete-{os.getpid()}"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir()
-    (work / "INCOMPLETE").write_text("This bigseg run did not finish; its outputs are partial.\n")
-    try:
-        yield work
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def _finalise(work: Path, out: Path, overwrite: bool) -> None:
-    """Move the finished scratch directory into place (replacing ``out`` if allowed)."""
-    (work / "INCOMPLETE").unlink()
-    old = None
-    if out.exists():
-        if not overwrite:  # appeared while we were running
-            raise InputError(f"Output {str(out)!r} appeared during the run; it was left untouched.")
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-    work.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _resume.check_partial(out, resume)
 
 
 def _record(

@@ -1,0 +1,313 @@
+"""The scratch directory of a run: completion markers, resume and atomic finalisation.
+
+A run writes everything into a hidden directory beside its output,
+``.OUT.partial/``, which holds an ``INCOMPLETE`` note until the very end and is
+then renamed to ``OUT`` in one step, so an output that exists is always
+complete.
+
+The expensive pass (segment + measure) is cut into one task per label block.
+Each task writes its block of plane labels into ``planes.zarr`` and then,
+atomically, its detections table to ``blocks/<t>_<z>_<y>_<x>.parquet``: that
+file is the block's completion marker.  A run started with ``resume=True``
+keeps the scratch directory when it fails or is interrupted, and a rerun with
+``resume=True`` skips every block that has a marker.  ``state.json`` holds a
+fingerprint of the input, chunking and parameters (a mismatch is refused) and
+the thresholds of the first pass once they are known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+
+from ._errors import InputError
+
+STATE = "state.json"
+INCOMPLETE = "INCOMPLETE"
+LOCK = "LOCK"
+PLANES = "planes.zarr"
+BLOCKS = "blocks"
+
+
+def scratch_path(out: Path) -> Path:
+    """Return the hidden scratch directory of ``out``: ``.OUT.partial`` beside it."""
+    return out.parent / f".{out.name}.partial"
+
+
+def check_partial(out: Path, resume: bool) -> None:
+    """Refuse to start over a partial output that a ``--resume`` run could continue."""
+    work = scratch_path(out)
+    if work.exists() and not resume:
+        raise InputError(
+            f"An interrupted run left partial results in {str(work)!r}; rerun with --resume "
+            "to continue it, or delete that directory to start again."
+        )
+
+
+def _stat_signature(path: str) -> list:
+    """Sizes and modification times of a file, or of a Zarr store's metadata files."""
+    p = Path(path)
+    if p.is_file():
+        st = p.stat()
+        return [p.name, st.st_size, st.st_mtime_ns]
+    names = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+    out = []
+    for meta in sorted(list(p.glob("*")) + list(p.glob("*/*"))):
+        if meta.name in names:
+            st = meta.stat()
+            out.append([str(meta.relative_to(p)), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def fingerprint(stack: Any, source: str, params: Mapping[str, Any]) -> dict:
+    """Describe what must not change between an interrupted run and its resumption."""
+    import importlib.metadata as md
+
+    try:
+        version = md.version("bigseg")
+    except md.PackageNotFoundError:  # pragma: no cover - not installed
+        version = None
+    fp: dict[str, Any] = {
+        "bigseg": version,
+        "dims": list(stack.dims),
+        "shape": list(stack.shape),
+        "dtype": str(stack.dtype),
+        "chunks": [list(c) for c in stack.data.chunks],
+        "scale": stack.attrs.get("scale"),
+        "translation": stack.attrs.get("translation"),
+        "params": dict(params),
+    }
+    if os.path.exists(source):
+        fp["source"] = os.path.abspath(source)
+        fp["input"] = _stat_signature(source)
+    else:
+        fp["source"] = source
+        fp["dask_name"] = stack.data.name
+    return json.loads(json.dumps(fp, default=str))
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+class Scratch:
+    """An open scratch directory (see :func:`open_scratch`)."""
+
+    def __init__(self, path: Path, state: dict):
+        self.path = path
+        self.state = state
+        self.blocks_total = 0
+        self.blocks_reused = 0
+
+    def save_thresholds(self, thresholds: np.ndarray) -> None:
+        """Record the first pass's result so that a resumed run skips it."""
+        self.state["thresholds"] = [float(v) for v in np.atleast_1d(thresholds)]
+        _write_json(self.path / STATE, self.state)
+
+    def thresholds(self) -> np.ndarray | None:
+        """Thresholds recorded by an earlier attempt, if any."""
+        values = self.state.get("thresholds")
+        return None if values is None else np.asarray(values, np.float64)
+
+
+@contextlib.contextmanager
+def open_scratch(out: Path, fp: dict, *, resume: bool) -> Iterator[Scratch]:
+    """Create (or, with ``resume``, reopen) the scratch directory of ``out``.
+
+    On an exception the directory is removed, unless ``resume`` is set: then
+    it is kept, with its completion markers, for the next ``resume`` run.
+    """
+    work = scratch_path(out)
+    check_partial(out, resume)
+    work.mkdir(exist_ok=True)
+    lock = _lock(work)
+    try:
+        state = _load_state(work, fp)
+        if state is None:  # fresh (or unusable leftovers): start clean
+            for child in work.iterdir():
+                if child.name != LOCK:
+                    _remove(child)
+            state = {"fingerprint": fp, "thresholds": None}
+            (work / INCOMPLETE).write_text(
+                "This bigseg run did not finish; its outputs are partial. Rerun the same "
+                "command with --resume to continue it.\n"
+            )
+            _write_json(work / STATE, state)
+        scratch = Scratch(work, state)
+        try:
+            yield scratch
+        except BaseException:
+            if not resume:
+                _remove_scratch(work)
+            raise
+    finally:
+        lock.close()
+
+
+def _remove_scratch(work: Path) -> None:
+    """Remove an abandoned scratch directory, also after tasks that were still running.
+
+    When one task fails, a local scheduler raises at once while other tasks
+    finish; a Zarr write recreates the directories it writes into.
+    """
+    for _ in range(20):
+        shutil.rmtree(work, ignore_errors=True)
+        time.sleep(0.05)
+        if not work.exists():
+            return
+
+
+def _load_state(work: Path, fp: dict) -> dict | None:
+    state_file = work / STATE
+    if not state_file.exists() or not (work / PLANES).exists():
+        return None
+    try:
+        state = json.loads(state_file.read_text())
+    except ValueError:
+        return None
+    if state.get("fingerprint") != fp:
+        changed = sorted(
+            k
+            for k in set(fp) | set(state.get("fingerprint", {}))
+            if fp.get(k) != state.get("fingerprint", {}).get(k)
+        )
+        raise InputError(
+            f"The partial results in {str(work)!r} come from a run with a different "
+            f"{', '.join(changed)}; rerun with the same input and options, or delete that "
+            "directory to start again."
+        )
+    return state
+
+
+def _lock(work: Path) -> Any:
+    handle = open(work / LOCK, "a")  # noqa: SIM115 - held for the whole run
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    except OSError:
+        handle.close()
+        raise InputError(
+            f"Another bigseg run is writing {str(work)!r}; wait for it to finish or choose "
+            "another output directory."
+        ) from None
+    return handle
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def block_marker(scratch: Scratch, index: Sequence[int]) -> Path:
+    """Completion marker (the detections table) of one label block."""
+    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".parquet")
+
+
+def segment_blocks(
+    labels: Any,
+    tables: Sequence[Any],
+    scratch: Scratch,
+    compute: Callable[[tuple], Any],
+) -> list[pd.DataFrame]:
+    """Write label blocks and their detections, skipping blocks already done.
+
+    Parameters
+    ----------
+    labels : xarray.DataArray
+        Lazy 4D ``(t, z, y, x)`` plane labels with regular chunks.
+    tables : sequence of dask.delayed
+        One detections table per label block, in ``numpy.ndindex`` order.
+    scratch : Scratch
+        Where ``planes.zarr`` and the markers live.
+    compute : callable
+        Computes a tuple of delayed objects (the pipeline's sink).
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        The detections of every block, in block order, read back from the
+        markers (so a resumed run and an uninterrupted one give the same
+        tables).
+    """
+    from .io import write_labels
+
+    data = labels.data
+    planes = scratch.path / PLANES
+    if not planes.exists():
+        write_labels(labels, planes, compute=False)  # creates the empty array only
+    (scratch.path / BLOCKS).mkdir(exist_ok=True)
+    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
+    indices = list(np.ndindex(*data.numblocks))
+    finish = dask.delayed(_finish_block, pure=False)
+    todo = []
+    for index, block, table in zip(indices, data.to_delayed().ravel(), tables):
+        marker = block_marker(scratch, index)
+        if marker.exists():
+            continue
+        region = tuple(
+            slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
+            for a, i in enumerate(index)
+        )
+        todo.append(finish(block, table, str(planes / "0"), region, str(marker)))
+    scratch.blocks_total = len(indices)
+    scratch.blocks_reused = len(indices) - len(todo)
+    if todo:
+        compute(tuple(todo))
+    return [pd.read_parquet(block_marker(scratch, index)) for index in indices]
+
+
+def _finish_block(
+    block: np.ndarray, table: pd.DataFrame, array_path: str, region: tuple, marker: str
+) -> int:
+    """Store one label block, then write its table atomically (the completion marker)."""
+    import zarr
+
+    if not os.path.isdir(os.path.dirname(marker)):
+        return 0  # the run was abandoned and its scratch directory removed
+    array = zarr.open_array(array_path, mode="r+")
+    array[region] = block
+    tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, marker)
+    return len(table)
+
+
+def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
+    """Drop the resume machinery and move the finished scratch directory to ``out``.
+
+    ``state.json`` goes first, so an interruption during clean-up leaves a
+    directory that a resumed run starts afresh rather than trusts.
+    """
+    work = scratch.path
+    for name in (STATE, PLANES, BLOCKS, INCOMPLETE, LOCK):
+        if (work / name).exists():
+            _remove(work / name)
+    for leftover in work.glob("*.tmp-*"):
+        _remove(leftover)
+    old = None
+    if out.exists():
+        if not overwrite:  # appeared while we were running
+            raise InputError(f"Output {str(out)!r} appeared during the run; it was left untouched.")
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    work.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
