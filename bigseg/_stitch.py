@@ -344,35 +344,26 @@ def detections_from_sums(
     translation: tuple[float, float, float],
 ) -> pd.DataFrame:
     """Turn summed partial sums (one row per region) into the detections table."""
-    from .measure import DETECTION_COLUMNS, empty_detections
+    from .measure import detections_table, empty_detections
 
     if len(sums) == 0:
         return empty_detections()
-    sz, sy, sx = scale
     area = sums["area_px"].to_numpy(np.int64)
     s_i = sums["sum_i"].to_numpy(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         cy = np.where(s_i > 0, sums["sum_yi"] / s_i, sums["sum_y"] / area)
         cx = np.where(s_i > 0, sums["sum_xi"] / s_i, sums["sum_x"] / area)
-    z = sums["z"].to_numpy(np.float64)
-    out = pd.DataFrame(
-        {
-            "t": sums["t"].to_numpy(np.float64),
-            "z": z,
-            "y": cy,
-            "x": cx,
-            "z_um": translation[0] + z * sz,
-            "y_um": translation[1] + cy * sy,
-            "x_um": translation[2] + cx * sx,
-            "label": sums["label"].to_numpy(np.int32),
-            "area_px": area,
-            "area_um2": area * (sy * sx),
-            "radius_um": np.sqrt(area / np.pi) * np.sqrt(sy * sx),
-            "intensity_sum": s_i,
-            "intensity_mean": s_i / area,
-        }
+    return detections_table(
+        t=sums["t"].to_numpy(np.float64),
+        z=sums["z"].to_numpy(np.float64),
+        y=cy,
+        x=cx,
+        label=sums["label"].to_numpy(),
+        area=area,
+        intensity_sum=s_i,
+        scale=scale,
+        translation=translation,
     )
-    return out.astype(DETECTION_COLUMNS)
 
 
 # --------------------------------------------------------------------------- faces

@@ -16,7 +16,13 @@ from .segment import as_4d
 if TYPE_CHECKING:  # dask.dataframe is imported on first use: a CLI run never needs it
     import dask.dataframe as dd
 
-__all__ = ["DETECTION_COLUMNS", "measure", "measure_delayed", "measure_planes"]
+__all__ = [
+    "DETECTION_COLUMNS",
+    "detections_table",
+    "measure",
+    "measure_delayed",
+    "measure_planes",
+]
 
 #: Columns of the detections table, in order, with their dtypes.
 DETECTION_COLUMNS: dict[str, str] = {
@@ -39,6 +45,47 @@ DETECTION_COLUMNS: dict[str, str] = {
 def empty_detections() -> pd.DataFrame:
     """Return an empty detections table with the right columns and dtypes."""
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in DETECTION_COLUMNS.items()})
+
+
+def detections_table(
+    *,
+    t: float | np.ndarray,
+    z: float | np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    label: np.ndarray,
+    area: np.ndarray,
+    intensity_sum: np.ndarray,
+    scale: tuple[float, float, float],
+    translation: tuple[float, float, float],
+) -> pd.DataFrame:
+    """Build detections rows (:data:`DETECTION_COLUMNS`) from per-region values.
+
+    Positions are in stack index units; µm positions, areas and radii follow
+    from ``scale`` and ``translation`` (``(z, y, x)``, µm).
+    """
+    sz, sy, sx = scale
+    area = np.asarray(area, np.int64)
+    intensity_sum = np.asarray(intensity_sum, np.float64)
+    z = np.broadcast_to(np.asarray(z, np.float64), area.shape)
+    table = pd.DataFrame(
+        {
+            "t": np.broadcast_to(np.asarray(t, np.float64), area.shape),
+            "z": z,
+            "y": y,
+            "x": x,
+            "z_um": translation[0] + z * sz,
+            "y_um": translation[1] + np.asarray(y) * sy,
+            "x_um": translation[2] + np.asarray(x) * sx,
+            "label": np.asarray(label, np.int32),
+            "area_px": area,
+            "area_um2": area * (sy * sx),
+            "radius_um": np.sqrt(area / np.pi) * np.sqrt(sy * sx),
+            "intensity_sum": intensity_sum,
+            "intensity_mean": intensity_sum / area,
+        }
+    )
+    return table.astype(DETECTION_COLUMNS)
 
 
 def measure_planes(
@@ -67,7 +114,6 @@ def measure_planes(
         are intensity-weighted centroids in stack index units and µm.
     """
     frames = []
-    sz, sy, sx = scale
     for ti in range(labels.shape[0]):
         for zi in range(labels.shape[1]):
             lab = labels[ti, zi]
@@ -82,24 +128,17 @@ def measure_planes(
             cx = np.where(np.isfinite(cx), cx, props["centroid-1"]) + origin[3]
             area = props["area"].astype(np.int64)
             mean = props["intensity_mean"].astype(np.float64)
-            z = float(origin[1] + zi)
             frames.append(
-                pd.DataFrame(
-                    {
-                        "t": float(origin[0] + ti),
-                        "z": z,
-                        "y": cy,
-                        "x": cx,
-                        "z_um": translation[0] + z * sz,
-                        "y_um": translation[1] + cy * sy,
-                        "x_um": translation[2] + cx * sx,
-                        "label": props["label"].astype(np.int32),
-                        "area_px": area,
-                        "area_um2": area * (sy * sx),
-                        "radius_um": np.sqrt(area / np.pi) * np.sqrt(sy * sx),
-                        "intensity_sum": mean * area,
-                        "intensity_mean": mean,
-                    }
+                detections_table(
+                    t=float(origin[0] + ti),
+                    z=float(origin[1] + zi),
+                    y=cy,
+                    x=cx,
+                    label=props["label"],
+                    area=area,
+                    intensity_sum=mean * area,  # the recipe's mean x area
+                    scale=scale,
+                    translation=translation,
                 )
             )
     if not frames:
