@@ -204,6 +204,7 @@ def split_foreground(data: da.Array, thresholds: da.Array, params: Params, scale
         if depth[axis] and min(data.chunks[axis]) < reach:
             work_chunks[axis] = da.overlap.ensure_minimum_chunksize(reach, data.chunks[axis])
     work = data.rechunk(tuple(work_chunks)) if tuple(work_chunks) != data.chunks else data
+    depth = {axis: d if work.numblocks[axis] > 1 else 0 for axis, d in depth.items()}
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((work.chunks[0], 1, 1, 1))
     grown = da.overlap.overlap(work, depth=depth, boundary="none")
     out = da.map_blocks(

@@ -11,6 +11,13 @@ overlap: every face gives one small table of label pairs, and one
 No graph over pairs of blocks is built: the task count is linear in the
 number of blocks.
 
+The ``default`` preset's foreground (3D smoothing, local maximum) is a
+neighbourhood operation computed beforehand with its own halo in z, y and x
+(:func:`bigseg._local.split_foreground`), exact in every block; its blocks
+then go through the per-plane part only (distance peaks, watershed, size
+filter), with the halo below without its smoothing term (:func:`block_px`),
+and are measured on the stack's intensities.
+
 Measurements of regions that span blocks are exact: every block gives
 partial sums per label (pixel count, intensity sum, sums of y, x, y·I and
 x·I), combined per stitched region by a groupby; centroids are ratios of the
