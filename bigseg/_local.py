@@ -183,3 +183,52 @@ def _foreground_block(
             smoothed, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=size
         )
     return out
+
+
+def split_foreground(data: da.Array, thresholds: da.Array, params: Params, scale) -> da.Array:
+    """Return the default preset's foreground of a ``(t, z, y, x)`` array, in its chunks (lazy).
+
+    The foreground is a pure neighbourhood operation: every block is grown
+    by the reach of the smoothing and of the local maximum along each axis
+    (:func:`bigseg._accuracy_kernels.halo`; none past the stack's edges), so
+    that every voxel equals the whole-array foreground however the stack is
+    chunked, planes split in y/x included.  Chunks smaller than that reach
+    are merged for the computation; the result has ``data``'s chunks.
+    """
+    lp = local_pixels(params, scale)
+    depth = {0: 0}
+    work_chunks = list(data.chunks)
+    for axis, (sigma, size) in enumerate(zip(lp.sigma, lp.size), start=1):
+        reach = min(K.halo(sigma, (size - 1) // 2), data.shape[axis])
+        depth[axis] = reach if data.numblocks[axis] > 1 else 0
+        if depth[axis] and min(data.chunks[axis]) < reach:
+            work_chunks[axis] = da.overlap.ensure_minimum_chunksize(reach, data.chunks[axis])
+    work = data.rechunk(tuple(work_chunks)) if tuple(work_chunks) != data.chunks else data
+    depth = {axis: d if work.numblocks[axis] > 1 else 0 for axis, d in depth.items()}
+    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((work.chunks[0], 1, 1, 1))
+    grown = da.overlap.overlap(work, depth=depth, boundary="none")
+    out = da.map_blocks(
+        _foreground_block,
+        grown,
+        thr,
+        sigma=lp.sigma,
+        fraction=params.local_fraction,
+        size=lp.size,
+        dtype=bool,
+        meta=np.empty((0,) * 4, bool),
+    )
+    out = da.overlap.trim_internal(out, depth, boundary="none")
+    return out if out.chunks == data.chunks else out.rechunk(data.chunks)
+
+
+def _segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
+    """Block kernel of stitching (:mod:`bigseg._stitch`): per-plane regions of a foreground block.
+
+    ``thresholds`` are unused (the floor is applied in :func:`split_foreground`).
+    """
+    return K.segment_foreground(
+        block.astype(bool, copy=False),
+        min_distance=px.min_distance,
+        min_radius=px.min_radius,
+        max_radius=px.max_radius,
+    )

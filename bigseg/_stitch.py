@@ -11,6 +11,13 @@ overlap: every face gives one small table of label pairs, and one
 No graph over pairs of blocks is built: the task count is linear in the
 number of blocks.
 
+The ``default`` preset's foreground (3D smoothing, local maximum) is a
+neighbourhood operation computed beforehand with its own halo in z, y and x
+(:func:`bigseg._local.split_foreground`), exact in every block; its blocks
+then go through the per-plane part only (distance peaks, watershed, size
+filter), with the halo below without its smoothing term (:func:`block_px`),
+and are measured on the stack's intensities.
+
 Measurements of regions that span blocks are exact: every block gives
 partial sums per label (pixel count, intensity sum, sums of y, x, y·I and
 x·I), combined per stitched region by a groupby; centroids are ratios of the
@@ -91,7 +98,7 @@ def plan(
                 "use --chunks Z,-1,-1 (whole planes)."
             )
         return None
-    return fit_to_halo(data, halo_px(px), strict=bool(stitch))
+    return fit_to_halo(data, halo_px(px, preset), strict=bool(stitch))
 
 
 def block_kernel(preset: str) -> Callable | None:
@@ -102,15 +109,43 @@ def block_kernel(preset: str) -> Callable | None:
     watershed, size filter).  A preset whose kernel reaches further than that
     needs its own entry and halo here; without one, its split planes are
     segmented as whole planes.
+
+    ``default``: its foreground (3D smoothing, local maximum) is computed
+    beforehand with its own reach (:func:`block_input`), and the kernel
+    splits the foreground's planes (distance peaks, watershed, size filter):
+    the recipe's kernel without its smoothing (:func:`block_px`).
     """
+    from ._local import _segment_foreground_block
     from .segment import _segment_block
 
-    return {"seed": _segment_block}.get(preset)
+    return {"seed": _segment_block, "default": _segment_foreground_block}.get(preset)
 
 
-def halo_px(px: PixelParams) -> int:
+def block_px(px: PixelParams, preset: str = "seed") -> PixelParams:
+    """Return the pixel sizes a preset's block kernel sees (no smoothing for ``default``)."""
+    return dataclasses.replace(px, smooth_radius=0) if preset == "default" else px
+
+
+def halo_px(px: PixelParams, preset: str = "seed") -> int:
     """Halo in pixels (per side, along y and x) that makes stitching exact (see module doc)."""
+    px = block_px(px, preset)
     return int(2 * px.smooth_radius + px.min_distance + 2 * math.ceil(px.max_radius) + 2)
+
+
+def block_input(
+    data: da.Array, thresholds: da.Array, params: Any, scale: tuple[float, ...]
+) -> tuple[da.Array, da.Array | None]:
+    """Return what a preset's block kernel segments, and the intensities to measure.
+
+    ``seed`` segments the stack itself; ``default`` its foreground
+    (:func:`bigseg._local.split_foreground`, exact in every block), measured
+    on the stack's intensities (None: measure what is segmented).
+    """
+    if params.preset == "default":
+        from ._local import split_foreground
+
+        return split_foreground(data, thresholds, params, scale), data
+    return data, None
 
 
 def planes_split(data: da.Array) -> bool:
@@ -192,20 +227,25 @@ def segment_blocks(
     block_fn: Callable[[np.ndarray, np.ndarray, PixelParams], np.ndarray],
     *,
     halo: int,
+    image: da.Array | None = None,
 ) -> da.Array:
     """Segment every block of a ``(t, z, y, x)`` array with its halo (lazy).
 
     Returns an object array with one :class:`Block` per block.
     ``block_fn(block, thresholds, px)`` is the whole-plane block kernel of
     :mod:`bigseg.segment`, applied to the block extended by its halo.
+    ``image`` (same shape) holds the intensities to measure when they are
+    not ``data`` itself (see :func:`block_input`).
     """
     ext = da.overlap.overlap(data, depth={0: 0, 1: 0, 2: halo, 3: halo}, boundary="none")
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
     margin = 2 * px.smooth_radius + px.min_distance
+    arrays: tuple[da.Array, ...] = (ext, thr)
+    if image is not None:  # map_blocks pairs blocks by index: ext's hold halos, image's not
+        arrays = (ext, thr, image.rechunk(data.chunks))
     return da.map_blocks(
         _segment_block,
-        ext,
-        thr,
+        *arrays,
         px=px,
         block_fn=block_fn,
         halo=halo,
@@ -220,6 +260,7 @@ def segment_blocks(
 def _segment_block(
     ext: np.ndarray,
     thr: np.ndarray,
+    core_image: np.ndarray | None = None,
     *,
     px: PixelParams,
     block_fn: Callable,
@@ -239,7 +280,7 @@ def _segment_block(
     after_y = labels[:, :, top + cy, left : left + cx].copy() if by < numblocks[2] - 1 else None
     after_x = labels[:, :, top : top + cy, left + cx].copy() if bx < numblocks[3] - 1 else None
     origin = tuple(int(s[i]) for s, i in zip(_starts(chunks_all), index))
-    image = ext[:, :, top : top + cy, left : left + cx]
+    image = ext[:, :, top : top + cy, left : left + cx] if core_image is None else core_image
     flat = int(np.ravel_multi_index(index, numblocks))
     sums = partial_sums(core, image, origin)
     sums.insert(0, "block", flat)
@@ -602,6 +643,7 @@ def segment_stitched(
     block_fn: Callable,
     *,
     halo: int,
+    image: da.Array | None = None,
 ) -> da.Array:
     """Plane-wide labels (1..n per plane) of a y/x-chunked ``(t, z, y, x)`` array (lazy).
 
@@ -609,7 +651,7 @@ def segment_stitched(
     block labels of a slab are held until its stitching is done.  To stream
     labels of stacks whose slabs do not fit in memory use :func:`bigseg.run`.
     """
-    blocks = segment_blocks(data, thresholds, px, block_fn, halo=halo)
+    blocks = segment_blocks(data, thresholds, px, block_fn, halo=halo, image=image)
     raw = core_labels(blocks, data.chunks)
     side = side_tables(blocks)
     summ = summaries(side)
@@ -678,7 +720,7 @@ def run_pass(
     px: PixelParams,
     planes_path: Any,
     compute: Callable[[tuple, str], tuple],
-    preset: str = "seed",
+    params: Any,
 ) -> tuple[pd.DataFrame, Stitched]:
     """Segment + measure pass of :func:`bigseg.run` for split planes.
 
@@ -689,9 +731,12 @@ def run_pass(
 
     from .io import scale_of, write_labels
 
-    halo = halo_px(px)
+    preset = params.preset
+    halo = halo_px(px, preset)
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
-    blocks = segment_blocks(data, thr, px, block_kernel(preset), halo=halo)  # type: ignore[arg-type]
+    source, image = block_input(data, thr, params, scale_of(stack))
+    kernel = block_kernel(preset)
+    blocks = segment_blocks(source, thr, block_px(px, preset), kernel, halo=halo, image=image)  # type: ignore[arg-type]
     raw = xr.DataArray(
         core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )

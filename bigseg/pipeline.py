@@ -174,7 +174,7 @@ def run(
         if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
             detections, stitched = _stitch.run_pass(
                 stack, split, thresholds, px, planes_path,
-                lambda items, label: _compute(items, client, progress, label), params.preset,
+                lambda items, label: _compute(items, client, progress, label), params,
             )  # fmt: skip
         else:
             plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
@@ -238,8 +238,8 @@ def run(
         timings["total"] = time.perf_counter() - started
         record = _record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
         if split is not None:
-            record["stitching"] = stitched.record(_stitch.halo_px(px))
-            _stitch.warn_unproven(stitched, _stitch.halo_px(px))
+            record["stitching"] = stitched.record(_stitch.halo_px(px, params.preset))
+            _stitch.warn_unproven(stitched, _stitch.halo_px(px, params.preset))
         record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
         if not remote:  # on object stores run.json, written last, marks completion

@@ -155,9 +155,13 @@ def segment(
     thresholds = _threshold_array(four, stack, threshold, params)
     split = _stitch.plan(four.data, px, stitch, params.preset)
     if split is not None:
-        halo = _stitch.halo_px(px)
+        halo = _stitch.halo_px(px, params.preset)
         kernel = _stitch.block_kernel(params.preset)
-        labels = _stitch.segment_stitched(split, thresholds, px, kernel, halo=halo)
+        source, image = _stitch.block_input(split, thresholds, params, scale_of(stack))
+        block_px = _stitch.block_px(px, params.preset)
+        labels = _stitch.segment_stitched(
+            source, thresholds, block_px, kernel, halo=halo, image=image
+        )
         out = xr.DataArray(labels, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs))
         out.attrs["params"] = params.to_dict()
         out.name = "labels"

@@ -124,15 +124,13 @@ def _bigseg(*args):
 @pytest.mark.parametrize("chunks", [None, "2,100,100"])
 def test_segment_on_an_existing_cluster_equals_local(cluster, sample, tmp_path, chunks):
     address, _, _ = cluster
-    # Split planes are stitched with the seed preset (the default preset does not stitch yet).
-    extra = ["--chunks", chunks, "--preset", "seed"] if chunks else []
+    extra = ["--chunks", chunks] if chunks else []
     proc = _bigseg("segment", sample, "-o", tmp_path / "remote", "--scheduler", address, *extra)
     assert "Traceback" not in proc.stderr
     stack = open_stack(sample)
     if chunks:
         stack = stack.chunk({"z": 2, "y": 100, "x": 100})
-    params = Params.from_preset("seed" if chunks else "default")
-    local = run(stack, tmp_path / "local", params=params)
+    local = run(stack, tmp_path / "local", params=Params.from_preset("default"))
     remote = pd.read_parquet(tmp_path / "remote" / "nuclei.parquet")
     pd.testing.assert_frame_equal(remote, local.nuclei, check_exact=False, rtol=1e-10)
     assert len(remote) > 10
