@@ -63,7 +63,6 @@ from typing import Any
 
 import dask
 import dask.array as da
-import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
@@ -685,11 +684,14 @@ def measure_split(
     *,
     scale: tuple[float, float, float],
     translation: tuple[float, float, float],
-) -> dd.DataFrame:
+) -> Any:
     """Exact detections of plane-wide labels in y/x-chunked ``(t, z, y, x)`` arrays (lazy).
 
-    Partial sums per block, summed per ``(t, z, label)`` with a groupby.
+    Partial sums per block, summed per ``(t, z, label)`` with a groupby; returns
+    a dask DataFrame.
     """
+    import dask.dataframe as dd  # on first use: a CLI run never needs it
+
     from .measure import empty_detections
 
     image = image.rechunk(labels.chunks)
