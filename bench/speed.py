@@ -44,35 +44,10 @@ NUCLEI_PER_MVOXEL = 36  # 300 nuclei in 8 x 1024 x 1024
 
 # --------------------------------------------------------------------------- the recipe
 
-
-def recipe_detections(stack, *, smooth=5, min_radius=4, max_radius=20):
-    """The seed recipe, plainly and serially: one row per region per plane."""
-    from scipy import ndimage
-    from skimage.feature import peak_local_max
-    from skimage.filters import rank, threshold_otsu
-    from skimage.measure import regionprops
-    from skimage.morphology import disk
-    from skimage.segmentation import watershed
-
-    thresh = threshold_otsu(stack.max(axis=0))
-    rows = []
-    for z, plane in enumerate(stack):
-        smoothed = rank.enhance_contrast(rank.median(plane, disk(smooth)), disk(smooth))
-        if smoothed.max() < thresh:
-            continue
-        binary = smoothed > thresh
-        distance = ndimage.distance_transform_edt(binary)
-        peaks = peak_local_max(distance, min_distance=2 * min_radius, labels=binary)
-        marker_mask = np.zeros(binary.shape, bool)
-        marker_mask[tuple(peaks.T)] = True
-        markers = ndimage.label(marker_mask)[0]
-        labels = watershed(-distance, markers, mask=binary)
-        for region in regionprops(labels, intensity_image=plane):
-            radius = np.sqrt(region.area / np.pi)
-            if min_radius < radius < max_radius:
-                y, x = region.centroid_weighted
-                rows.append((float(z), y, x, int(region.area), region.intensity_mean * region.area))
-    return pd.DataFrame(rows, columns=["z", "y", "x", "area_px", "intensity_sum"])
+# The plain serial recipe is the test suite's reference (tests/reference_recipe.py): the
+# benchmark times the very function whose output the tests compare bigseg with.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.reference_recipe import recipe_detections  # noqa: E402
 
 
 def _read_stack(path: Path) -> np.ndarray:
