@@ -81,6 +81,33 @@ def _overlapped(data: da.Array, depth: int, func, *args, dtype, **kwargs) -> da.
     return da.overlap.trim_internal(out, axes, boundary="none")
 
 
+def _map_grown(
+    data: da.Array, reach: tuple[int, int, int], func, *args, dtype, **kwargs
+) -> da.Array:
+    """``func`` over ``data``'s chunks, each grown by ``reach`` voxels along z, y and x (lazy).
+
+    No voxel is added past the stack's edges (``boundary="none"``; the kernels
+    treat edges by nearest value, as on the whole array), so every voxel equals
+    the whole-array result however the stack is chunked.  Chunks smaller than
+    the reach are merged for the computation; the result has ``data``'s chunks.
+    ``args`` may hold dask arrays chunked like ``data`` along t only.
+    """
+    depth = {0: 0}
+    work_chunks = list(data.chunks)
+    for axis, r in enumerate(reach, start=1):
+        r = min(int(r), data.shape[axis])
+        depth[axis] = r if data.numblocks[axis] > 1 else 0
+        if depth[axis] and min(data.chunks[axis]) < r:
+            work_chunks[axis] = da.overlap.ensure_minimum_chunksize(r, data.chunks[axis])
+    work = data.rechunk(tuple(work_chunks)) if tuple(work_chunks) != data.chunks else data
+    depth = {axis: d if work.numblocks[axis] > 1 else 0 for axis, d in depth.items()}
+    grown = da.overlap.overlap(work, depth=depth, boundary="none") if any(depth.values()) else work
+    out = da.map_blocks(func, grown, *args, dtype=dtype, meta=np.empty((0,) * 4, dtype), **kwargs)
+    if any(depth.values()):
+        out = da.overlap.trim_internal(out, depth, boundary="none")
+    return out if out.chunks == data.chunks else out.rechunk(data.chunks)
+
+
 def _smooth_block(block: np.ndarray, *, sigma) -> np.ndarray:
     out = np.empty(block.shape, np.float32)
     for t in range(block.shape[0]):
@@ -110,26 +137,30 @@ def local_floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     else:
         raise InputError(f"Cannot segment a stack of dtype {data.dtype}; convert it to numbers.")
     log_max = da.log(top - offset + 1.0)
-    smoothed = _overlapped(data, lp.depth, _smooth_block, sigma=lp.sigma, dtype=np.float32)
+    # Smoothed in the stack's own chunks (planes split in y/x too), each grown by the
+    # Gaussian's reach: no task holds more than a chunk and its halo.
+    reach = tuple(K.halo(sigma, 0) for sigma in lp.sigma)
+    smoothed = _map_grown(data, reach, _smooth_block, sigma=lp.sigma, dtype=np.float32)
     counts = da.map_blocks(
         _histogram_block,
         smoothed,
         offset,
         log_max,
-        chunks=(smoothed.chunks[0], (1,) * smoothed.numblocks[1], (1,), (K.LOG_BINS,)),
+        new_axis=4,
+        chunks=(smoothed.chunks[0], *((1,) * n for n in smoothed.numblocks[1:]), (K.LOG_BINS,)),
         dtype=np.int64,
-        meta=np.empty((0, 0, 0, 0), np.int64),
+        meta=np.empty((0,) * 5, np.int64),
     )
-    counts = counts.sum(axis=(1, 2))  # (t, bins)
+    counts = counts.sum(axis=(1, 2, 3))  # (t, bins)
     values = da.map_blocks(_floor_rows, counts, offset, log_max, drop_axis=[1], dtype=np.float64)
     out = xr.DataArray(values, dims=("t",), coords={"t": four.t.values}, name="threshold")
     return out if "t" in stack.dims else out.isel(t=0)
 
 
 def _histogram_block(block: np.ndarray, offset: np.ndarray, log_max: np.ndarray) -> np.ndarray:
-    out = np.zeros((block.shape[0], 1, 1, K.LOG_BINS), np.int64)
+    out = np.zeros((block.shape[0], 1, 1, 1, K.LOG_BINS), np.int64)
     for t in range(block.shape[0]):
-        out[t, 0, 0] = K.log_histogram(block[t], offset=float(offset), log_max=float(log_max))
+        out[t, 0, 0, 0] = K.log_histogram(block[t], offset=float(offset), log_max=float(log_max))
     return out
 
 
@@ -196,29 +227,18 @@ def split_foreground(data: da.Array, thresholds: da.Array, params: Params, scale
     are merged for the computation; the result has ``data``'s chunks.
     """
     lp = local_pixels(params, scale)
-    depth = {0: 0}
-    work_chunks = list(data.chunks)
-    for axis, (sigma, size) in enumerate(zip(lp.sigma, lp.size), start=1):
-        reach = min(K.halo(sigma, (size - 1) // 2), data.shape[axis])
-        depth[axis] = reach if data.numblocks[axis] > 1 else 0
-        if depth[axis] and min(data.chunks[axis]) < reach:
-            work_chunks[axis] = da.overlap.ensure_minimum_chunksize(reach, data.chunks[axis])
-    work = data.rechunk(tuple(work_chunks)) if tuple(work_chunks) != data.chunks else data
-    depth = {axis: d if work.numblocks[axis] > 1 else 0 for axis, d in depth.items()}
-    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((work.chunks[0], 1, 1, 1))
-    grown = da.overlap.overlap(work, depth=depth, boundary="none")
-    out = da.map_blocks(
+    reach = tuple(K.halo(sigma, (size - 1) // 2) for sigma, size in zip(lp.sigma, lp.size))
+    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
+    return _map_grown(
+        data,
+        reach,
         _foreground_block,
-        grown,
         thr,
         sigma=lp.sigma,
         fraction=params.local_fraction,
         size=lp.size,
         dtype=bool,
-        meta=np.empty((0,) * 4, bool),
     )
-    out = da.overlap.trim_internal(out, depth, boundary="none")
-    return out if out.chunks == data.chunks else out.rechunk(data.chunks)
 
 
 def _segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:

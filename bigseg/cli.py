@@ -213,10 +213,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InputError as exc:
             print(f"bigseg: error: {exc}", file=sys.stderr)
             return 2
+        except _killed_worker() as exc:
+            print(
+                f"bigseg: error: dask workers kept dying while running task {exc.task!r} (most "
+                "often they ran out of memory); raise --memory-limit, give each worker fewer "
+                "threads, or use smaller chunks. No output was written.",
+                file=sys.stderr,
+            )
+            return 1
         except KeyboardInterrupt:
             name = received[0] if received else "SIGINT"
             print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
             return 128 + getattr(signal, name, signal.SIGINT)
+
+
+def _killed_worker() -> type[BaseException]:
+    """``distributed``'s KilledWorker, imported only once a run has failed."""
+    from distributed.scheduler import KilledWorker
+
+    return KilledWorker
 
 
 class _Interrupted(KeyboardInterrupt):

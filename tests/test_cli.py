@@ -142,3 +142,17 @@ def test_local_cluster_listens_only_on_localhost(workers):
             if c.status == psutil.CONN_LISTEN
         }
     assert addresses and addresses <= {"127.0.0.1"}, addresses
+
+
+def test_workers_dying_is_one_sentence(monkeypatch, capsys):
+    from distributed.scheduler import KilledWorker
+
+    import bigseg.cli as cli
+
+    def dying(args):
+        raise KilledWorker(("_smooth_block-abc", 0, 3, 0, 0), None, 3)
+
+    monkeypatch.setattr(cli, "_segment", dying)
+    assert main(["segment", "in.zarr", "-o", "out"]) == 1
+    err = capsys.readouterr().err
+    assert "workers kept dying" in err and "--memory-limit" in err and err.count("\n") == 1

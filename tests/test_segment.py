@@ -1,3 +1,4 @@
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -111,3 +112,20 @@ def test_one_segment_task_per_chunk(small_stack):
         graph = dict(labels.data.__dask_graph__())
         tasks = [k for k in graph if isinstance(k, tuple) and k[0].startswith("_segment_block")]
         assert len(tasks) == labels.data.npartitions == -(-stack.sizes["z"] // z_chunk)
+
+
+def test_default_floor_does_not_depend_on_chunking_and_keeps_chunks(small_stack):
+    # The default preset's floor smooths the stack in its own chunks (planes split in y/x
+    # too), each grown by the Gaussian's reach: same value, no task holding whole planes.
+    stack, _ = small_stack
+    params = Params.from_preset("default")
+    whole = float(bigseg.global_threshold(stack.chunk({"z": -1}), params=params).compute())
+    for chunks in [{"z": 1}, {"z": 3, "y": 40, "x": 33}, {"z": 2, "y": 7, "x": 50}]:
+        split = bigseg.global_threshold(stack.chunk(chunks), params=params)
+        assert float(split.compute()) == whole
+    split = bigseg.global_threshold(stack.chunk({"z": 3, "y": 48, "x": 48}), params=params)
+    graph = dict(split.data.__dask_graph__())
+    widest = max(
+        v.shape[2] for v in dask.get(graph, [k for k in graph if "_smooth_block" in str(k)])
+    )
+    assert widest < stack.sizes["y"]
