@@ -54,33 +54,6 @@ def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
     )
 
 
-def _planes_with_halo(data: da.Array, depth: int) -> da.Array:
-    """Whole (y, x) planes per chunk, and z chunks of at least ``depth`` planes where possible."""
-    data = data.rechunk({2: -1, 3: -1})
-    n_z = data.shape[1]
-    if depth and n_z > 1 and min(data.chunks[1]) < depth:
-        data = data.rechunk({1: min(n_z, max(depth, max(data.chunks[1])))})
-    return data
-
-
-def _overlapped(data: da.Array, depth: int, func, *args, dtype, **kwargs) -> da.Array:
-    """``func`` over blocks of whole planes with ``depth`` extra planes each side in z, trimmed.
-
-    At the ends of the stack there is no extra plane (``boundary="none"``);
-    the kernels treat edges by nearest value there, as on the whole array.
-    """
-    data = _planes_with_halo(data, depth)
-    depth = min(depth, data.shape[1])
-    if depth == 0 or data.numblocks[1] == 1:
-        return da.map_blocks(
-            func, data, *args, dtype=dtype, meta=np.empty((0,) * 4, dtype), **kwargs
-        )
-    axes = {0: 0, 1: depth, 2: 0, 3: 0}
-    grown = da.overlap.overlap(data, depth=axes, boundary="none")
-    out = da.map_blocks(func, grown, *args, dtype=dtype, meta=np.empty((0,) * 4, dtype), **kwargs)
-    return da.overlap.trim_internal(out, axes, boundary="none")
-
-
 def _map_grown(
     data: da.Array, reach: tuple[int, int, int], func, *args, dtype, **kwargs
 ) -> da.Array:
@@ -182,17 +155,8 @@ def segment_local(data: da.Array, thresholds: da.Array, params: Params, scale) -
     from ._kernels import LABEL_DTYPE
 
     lp = local_pixels(params, scale)
-    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
-    foreground = _overlapped(
-        data,
-        lp.depth,
-        _foreground_block,
-        thr,
-        sigma=lp.sigma,
-        fraction=params.local_fraction,
-        size=lp.size,
-        dtype=bool,
-    )
+    # Whole planes, grown in z only: the same foreground as on split planes.
+    foreground = split_foreground(data.rechunk({2: -1, 3: -1}), thresholds, params, scale)
     return da.map_blocks(
         K.segment_foreground,
         foreground,
