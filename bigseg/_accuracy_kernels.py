@@ -36,19 +36,49 @@ LOG_BINS = 4096
 TRUNCATE = 3.0
 
 
-def smooth_volume(block: np.ndarray, sigma: Sequence[float]) -> np.ndarray:
+def smooth_volume(
+    block: np.ndarray,
+    sigma: Sequence[float],
+    *,
+    margin: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
     """Gaussian smoothing of a ``(z, y, x)`` block as float32, edges by nearest value.
 
-    ``sigma`` is in voxels per axis; 0 leaves that axis alone.
+    ``sigma`` is in voxels per axis; 0 leaves that axis alone.  ``margin``
+    gives, per axis, the voxels ``(before, after)`` of ``block`` that only
+    serve as context: they are left out of the result, which then equals the
+    whole block's smoothing cropped by them.
+
+    The 1D Gaussians run axis after axis as in :func:`scipy.ndimage.gaussian_filter`
+    (identical values), the first straight from ``block`` into float32, the
+    others in place; each axis is cropped once it has been filtered, so the
+    later axes filter only what is kept.  Peak memory is about one float32
+    copy of the block.
     """
+    margin = tuple(margin) if margin is not None else ((0, 0),) * block.ndim
     if block.size == 0:
-        return np.zeros(block.shape, np.float32)
-    return ndi.gaussian_filter(
-        block.astype(np.float32, copy=False),
-        sigma=tuple(float(s) for s in sigma),
-        mode="nearest",
-        truncate=TRUNCATE,
-    )
+        keep = tuple(max(n - b - a, 0) for n, (b, a) in zip(block.shape, margin))
+        return np.zeros(keep, np.float32)
+    if not np.can_cast(block.dtype, np.float32, casting="safe"):
+        block = block.astype(np.float32)  # the values the smoothing sees are float32's
+    out, owned = block, False  # owned: ``out`` is this function's float32 array (or a view)
+    for axis, (s, (before, after)) in enumerate(zip(sigma, margin)):
+        if float(s) > 1e-15:  # gaussian_filter's own test for a skipped axis
+            out = ndi.gaussian_filter1d(
+                out,
+                float(s),
+                axis=axis,
+                output=out if owned else np.float32,
+                mode="nearest",
+                truncate=TRUNCATE,
+            )
+            owned = True
+        crop = [slice(None)] * out.ndim
+        crop[axis] = slice(before, out.shape[axis] - after)
+        out = out[tuple(crop)]
+    if not owned or not out.flags.c_contiguous:
+        out = np.array(out, dtype=np.float32, order="C")
+    return out
 
 
 def halo(sigma: float, radius: int) -> int:
@@ -105,20 +135,29 @@ def local_foreground(
     *,
     fraction: float,
     size: Sequence[int],
+    margin: Sequence[tuple[int, int]] | None = None,
 ) -> np.ndarray:
     """Foreground voxels of a smoothed block: above the floor and near their local peak.
 
     A voxel is foreground when ``s > floor`` and ``s > floor + fraction *
     (m - floor)``, with ``m`` the maximum of ``s`` in a box of ``size``
-    voxels (odd, per axis) around it.
+    voxels (odd, per axis) around it.  ``margin`` gives, per axis, the voxels
+    ``(before, after)`` of ``smoothed`` that only serve as context for the
+    maximum: the result leaves them out.
     """
-    if smoothed.size == 0:
-        return np.zeros(smoothed.shape, bool)
-    above = smoothed > floor
-    if not above.any():
+    margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
+    core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
+    values = smoothed[core]
+    above = values > floor
+    if values.size == 0 or not above.any():
         return above
-    peak = ndi.maximum_filter(smoothed, size=tuple(int(s) for s in size), mode="nearest")
-    return above & (smoothed > floor + fraction * (peak - floor))
+    peak = ndi.maximum_filter(smoothed, size=tuple(int(s) for s in size), mode="nearest")[core]
+    # floor + fraction * (peak - floor), in place (the same float32 operations).
+    peak -= floor
+    peak *= fraction
+    peak += floor
+    above &= values > peak
+    return above
 
 
 def segment_foreground(

@@ -59,11 +59,15 @@ def _map_grown(
 ) -> da.Array:
     """``func`` over ``data``'s chunks, each grown by ``reach`` voxels along z, y and x (lazy).
 
-    No voxel is added past the stack's edges (``boundary="none"``; the kernels
-    treat edges by nearest value, as on the whole array), so every voxel equals
-    the whole-array result however the stack is chunked.  Chunks smaller than
-    the reach are merged for the computation; the result has ``data``'s chunks.
-    ``args`` may hold dask arrays chunked like ``data`` along t only.
+    ``func(block, *args, margin=..., **kwargs)`` gets a chunk grown by its
+    neighbours' voxels, with ``margin`` the ``(before, after)`` voxels of
+    context per axis of ``(z, y, x)``, and returns the chunk itself (the block
+    without its margin).  No voxel is added past the stack's edges (there the
+    kernels treat edges by nearest value, as on the whole array), so every
+    voxel equals the whole-array result however the stack is chunked.
+    Chunks smaller than the reach are merged for the computation; the result
+    has ``data``'s chunks.  ``args`` may hold dask arrays chunked like
+    ``data`` along t only.
     """
     depth = {0: 0}
     work_chunks = list(data.chunks)
@@ -75,17 +79,33 @@ def _map_grown(
     work = data.rechunk(tuple(work_chunks)) if tuple(work_chunks) != data.chunks else data
     depth = {axis: d if work.numblocks[axis] > 1 else 0 for axis, d in depth.items()}
     grown = da.overlap.overlap(work, depth=depth, boundary="none") if any(depth.values()) else work
-    out = da.map_blocks(func, grown, *args, dtype=dtype, meta=np.empty((0,) * 4, dtype), **kwargs)
-    if any(depth.values()):
-        out = da.overlap.trim_internal(out, depth, boundary="none")
+    out = da.map_blocks(
+        _chunk_of_grown,
+        grown,
+        *args,
+        kernel=func,
+        depth=tuple(depth[axis] for axis in range(4)),
+        chunks=work.chunks,
+        dtype=dtype,
+        meta=np.empty((0,) * 4, dtype),
+        token=func.__name__,  # task keys name the kernel
+        **kwargs,
+    )
     return out if out.chunks == data.chunks else out.rechunk(data.chunks)
 
 
-def _smooth_block(block: np.ndarray, *, sigma) -> np.ndarray:
-    out = np.empty(block.shape, np.float32)
-    for t in range(block.shape[0]):
-        out[t] = K.smooth_volume(block[t], sigma)
-    return out
+def _chunk_of_grown(block, *args, kernel, depth, block_info=None, **kwargs):
+    """Call ``kernel`` with the margin of context that ``block`` (one grown chunk) has per axis."""
+    info = block_info[0]
+    margin = tuple(
+        (d if i > 0 else 0, d if i < n - 1 else 0)
+        for d, i, n in zip(depth, info["chunk-location"], info["num-chunks"])
+    )
+    return kernel(block, *args, margin=margin[1:], **kwargs)
+
+
+def _smooth_block(block: np.ndarray, *, sigma, margin) -> np.ndarray:
+    return np.stack([K.smooth_volume(volume, sigma, margin=margin) for volume in block])
 
 
 def local_floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
@@ -169,15 +189,21 @@ def segment_local(data: da.Array, thresholds: da.Array, params: Params, scale) -
 
 
 def _foreground_block(
-    block: np.ndarray, thresholds: np.ndarray, *, sigma, fraction: float, size
+    block: np.ndarray, thresholds: np.ndarray, *, sigma, fraction: float, size, margin
 ) -> np.ndarray:
-    out = np.zeros(block.shape, bool)
+    # Smoothed only where the local maximum looks: the chunk and its radius.
+    radius = tuple((int(n) - 1) // 2 for n in size)
+    context = tuple((max(b - r, 0), max(a - r, 0)) for (b, a), r in zip(margin, radius))
+    rest = tuple((b - cb, a - ca) for (b, a), (cb, ca) in zip(margin, context))
+    out = []
     for t in range(block.shape[0]):
-        smoothed = K.smooth_volume(block[t], sigma)
-        out[t] = K.local_foreground(
-            smoothed, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=size
+        smoothed = K.smooth_volume(block[t], sigma, margin=context)
+        out.append(
+            K.local_foreground(
+                smoothed, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=size, margin=rest
+            )
         )
-    return out
+    return np.stack(out)
 
 
 def split_foreground(data: da.Array, thresholds: da.Array, params: Params, scale) -> da.Array:

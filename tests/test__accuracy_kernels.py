@@ -79,3 +79,34 @@ def test_segment_foreground_splits_touching_discs_per_plane():
 
 def test_halo():
     assert K.halo(1.0, 2) == 5 and K.halo(0.0, 0) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("sigma", [(0.79, 1.67, 1.67), (0.0, 1.5, 1.5), (2.0, 0.0, 1.0), (0, 0, 0)])
+def test_smooth_volume_equals_gaussian_filter_cropped_and_keeps_input(dtype, sigma):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    block = (rng.random((9, 40, 33)) * 4000).astype(dtype)
+    before = block.copy()
+    whole = ndi.gaussian_filter(
+        block.astype(np.float32), sigma, mode="nearest", truncate=K.TRUNCATE
+    )
+    for margin in [((0, 0),) * 3, ((2, 3), (5, 1), (0, 4))]:
+        core = tuple(slice(b, n - a) for n, (b, a) in zip(block.shape, margin))
+        got = K.smooth_volume(block, sigma, margin=margin)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, whole[core])
+        got[...] = -1  # the result is never a view of the input
+        np.testing.assert_array_equal(block, before)
+
+
+def test_local_foreground_margin_is_the_whole_result_cropped():
+    rng = np.random.default_rng(2)
+    smoothed = (rng.random((9, 40, 33)) * 4000).astype(np.float32)
+    whole = K.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11))
+    margin = ((2, 3), (5, 1), (0, 4))
+    core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
+    got = K.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11), margin=margin)
+    np.testing.assert_array_equal(got, whole[core])
+    assert whole.any() and not whole.all()
