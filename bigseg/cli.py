@@ -348,9 +348,11 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     threads = args.threads_per_worker or min(2, cores)
     workers = args.workers or max(1, cores // threads)
     # One worker runs in this process (its kernels release the GIL): no worker process to
-    # spawn, import into and shut down, about a second less per run.  TCP on 127.0.0.1 for
-    # both, so that nothing (the worker's HTTP server included) listens anywhere else.
-    processes = workers > 1
+    # spawn, import into and shut down, about a second less per run.  Not with a memory
+    # limit of its own: in-process it would count the client's memory too, and a worker
+    # paused above it would wait forever.  TCP on 127.0.0.1 for both, so that nothing (the
+    # worker's HTTP server included) listens anywhere else.
+    processes = workers > 1 or args.memory_limit != "auto"
     try:
         with _SIGNALS.deferred():
             cluster = LocalCluster(

@@ -115,9 +115,10 @@ def test_existing_output_refused_before_work(demo, capsys):
     pd.testing.assert_frame_equal(before, pd.read_parquet(root / "out" / "nuclei.parquet"))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_local_cluster_listens_only_on_localhost(workers):
+@pytest.mark.parametrize(("workers", "memory_limit"), [(1, "auto"), (1, "1GiB"), (2, "1GiB")])
+def test_local_cluster_listens_only_on_localhost(workers, memory_limit):
     import argparse
+    import os
 
     import psutil
 
@@ -128,11 +129,15 @@ def test_local_cluster_listens_only_on_localhost(workers):
         scheduler=None,
         threads_per_worker=1,
         workers=workers,
-        memory_limit="1GiB",
+        memory_limit=memory_limit,
         quiet=True,
     )
     with dask_client(args) as client:
         assert client.submit(sum, [1, 2]).result() == 3
+        # One worker runs in this process unless it has a memory limit of its own: the
+        # limit must count the worker's memory, not this process's (client included).
+        pids = set(client.run(os.getpid).values())
+        assert (pids == {os.getpid()}) == (workers == 1 and memory_limit == "auto"), pids
         assert client.dashboard_link.startswith("http://127.0.0.1:")
         procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
         addresses = {
