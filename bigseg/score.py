@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -107,6 +106,8 @@ def match(
     if fi.size == 0:
         return empty
     # Solve the assignment separately in each connected cluster of candidates.
+    from scipy.optimize import linear_sum_assignment  # on first use: 30 ms off every start
+
     n = len(f) + len(g)
     graph = coo_matrix((np.ones(fi.size), (fi, len(f) + gi)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
