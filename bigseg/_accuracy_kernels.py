@@ -36,6 +36,24 @@ LOG_BINS = 4096
 TRUNCATE = 3.0
 
 
+#: Working arrays of the smoothing and of the local maximum are built this many bytes at a time
+#: (strips of y rows with their context), so a task needs little beyond its input and result.
+STRIP_BYTES = 8 << 20
+
+
+def _strips(n: int, margin: tuple[int, int], reach: int, row_bytes: int):
+    """Yield ``(y0, y1, lo, hi)``: kept rows ``[y0, y1)`` and, with context, ``[lo, hi)``.
+
+    The kept range is ``[margin[0], n - margin[1])``; each strip is grown by
+    ``reach`` rows (none past ``0`` or ``n``, where the block's own edge holds).
+    """
+    first, last = margin[0], n - margin[1]
+    rows = max(1, STRIP_BYTES // max(row_bytes, 1) - 2 * reach)
+    for y0 in range(first, last, rows):
+        y1 = min(y0 + rows, last)
+        yield y0, y1, max(y0 - reach, 0), min(y1 + reach, n)
+
+
 def smooth_volume(
     block: np.ndarray,
     sigma: Sequence[float],
@@ -49,18 +67,37 @@ def smooth_volume(
     serve as context: they are left out of the result, which then equals the
     whole block's smoothing cropped by them.
 
-    The 1D Gaussians run axis after axis as in :func:`scipy.ndimage.gaussian_filter`
-    (identical values), the first straight from ``block`` into float32, the
-    others in place; each axis is cropped once it has been filtered, so the
-    later axes filter only what is kept.  Peak memory is about one float32
-    copy of the block.
+    The values are those of :func:`scipy.ndimage.gaussian_filter` (1D
+    Gaussians axis after axis, in its order).  The work goes in strips of y
+    rows, each with the rows the y Gaussian reaches: every 1D filter line sees
+    the same values as on the whole block, and besides the result a strip of
+    at most :data:`STRIP_BYTES` of float32 is held.
     """
     margin = tuple(margin) if margin is not None else ((0, 0),) * block.ndim
-    if block.size == 0:
-        keep = tuple(max(n - b - a, 0) for n, (b, a) in zip(block.shape, margin))
+    keep = tuple(max(n - b - a, 0) for n, (b, a) in zip(block.shape, margin))
+    if block.size == 0 or 0 in keep:
         return np.zeros(keep, np.float32)
     if not np.can_cast(block.dtype, np.float32, casting="safe"):
         block = block.astype(np.float32)  # the values the smoothing sees are float32's
+    if block.ndim != 3:
+        return _smooth_axes(block, sigma, margin)
+    out = np.empty(keep, np.float32)
+    reach = int(TRUNCATE * float(sigma[1]) + 0.5) if float(sigma[1]) > 1e-15 else 0
+    row_bytes = 4 * block.shape[0] * block.shape[2]
+    for y0, y1, lo, hi in _strips(block.shape[1], margin[1], reach, row_bytes):
+        strip_margin = (margin[0], (y0 - lo, hi - y1), margin[2])
+        y = y0 - margin[1][0]
+        out[:, y : y + y1 - y0] = _smooth_axes(block[:, lo:hi], sigma, strip_margin)
+    return out
+
+
+def _smooth_axes(block: np.ndarray, sigma: Sequence[float], margin) -> np.ndarray:
+    """:func:`smooth_volume` of one piece: 1D Gaussians axis after axis, cropping as it goes.
+
+    The first filter reads ``block`` straight into float32, the others work
+    in place; each axis is cropped once it has been filtered, so the later
+    axes filter only what is kept.  Returns float32, possibly a view.
+    """
     out, owned = block, False  # owned: ``out`` is this function's float32 array (or a view)
     for axis, (s, (before, after)) in enumerate(zip(sigma, margin)):
         if float(s) > 1e-15:  # gaussian_filter's own test for a skipped axis
@@ -146,18 +183,30 @@ def local_foreground(
     maximum: the result leaves them out.
     """
     margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
+    size = tuple(int(s) for s in size)
     core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
-    values = smoothed[core]
-    above = values > floor
-    if values.size == 0 or not above.any():
+    above = smoothed[core] > floor
+    if above.size == 0 or not above.any():
         return above
-    peak = ndi.maximum_filter(smoothed, size=tuple(int(s) for s in size), mode="nearest")[core]
-    # floor + fraction * (peak - floor), in place (the same float32 operations).
+    if smoothed.ndim != 3:
+        return above & _near_peak(smoothed, floor, fraction, size, core)
+    # In strips of y rows, each with the rows the maximum reaches (see smooth_volume).
+    for y0, y1, lo, hi in _strips(
+        smoothed.shape[1], margin[1], size[1] // 2, smoothed.itemsize * smoothed[:, 0].size
+    ):
+        piece = (core[0], slice(y0 - lo, y0 - lo + y1 - y0), core[2])
+        y = y0 - margin[1][0]
+        above[:, y : y + y1 - y0] &= _near_peak(smoothed[:, lo:hi], floor, fraction, size, piece)
+    return above
+
+
+def _near_peak(smoothed, floor: float, fraction: float, size, core) -> np.ndarray:
+    """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations)."""
+    peak = ndi.maximum_filter(smoothed, size=size, mode="nearest")[core]
     peak -= floor
     peak *= fraction
     peak += floor
-    above &= values > peak
-    return above
+    return smoothed[core] > peak
 
 
 def segment_foreground(

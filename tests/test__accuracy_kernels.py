@@ -81,9 +81,18 @@ def test_halo():
     assert K.halo(1.0, 2) == 5 and K.halo(0.0, 0) == 0
 
 
+@pytest.fixture(params=["one strip", "strips of 1 to 3 rows"])
+def strips(request, monkeypatch):
+    """Run a test with the whole block in one strip, and again in strips of a few rows."""
+    if request.param != "one strip":
+        # 9 x 33 float32 per row, minus twice the reach: strips of 1-3 rows with context.
+        monkeypatch.setattr(K, "STRIP_BYTES", 4 * 9 * 33 * 13)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float32, np.float64, np.int32])
 @pytest.mark.parametrize("sigma", [(0.79, 1.67, 1.67), (0.0, 1.5, 1.5), (2.0, 0.0, 1.0), (0, 0, 0)])
-def test_smooth_volume_equals_gaussian_filter_cropped_and_keeps_input(dtype, sigma):
+def test_smooth_volume_equals_gaussian_filter_cropped_and_keeps_input(dtype, sigma, strips):
     from scipy import ndimage as ndi
 
     rng = np.random.default_rng(1)
@@ -101,12 +110,17 @@ def test_smooth_volume_equals_gaussian_filter_cropped_and_keeps_input(dtype, sig
         np.testing.assert_array_equal(block, before)
 
 
-def test_local_foreground_margin_is_the_whole_result_cropped():
+def test_local_foreground_margin_is_the_whole_result_cropped(strips):
+    from scipy import ndimage as ndi
+
     rng = np.random.default_rng(2)
     smoothed = (rng.random((9, 40, 33)) * 4000).astype(np.float32)
+    peak = ndi.maximum_filter(smoothed, size=(5, 11, 11), mode="nearest")
+    expected = (smoothed > 1000.0) & (smoothed > 1000.0 + 0.5 * (peak - 1000.0))
     whole = K.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11))
+    np.testing.assert_array_equal(whole, expected)
     margin = ((2, 3), (5, 1), (0, 4))
     core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
     got = K.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11), margin=margin)
-    np.testing.assert_array_equal(got, whole[core])
-    assert whole.any() and not whole.all()
+    np.testing.assert_array_equal(got, expected[core])
+    assert expected.any() and not expected.all()
