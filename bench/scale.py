@@ -31,55 +31,17 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _rss import TreeRSS  # bench/ is the script's directory
 
 SCALE = (1.5, 0.71, 0.71)
 
 
 def bigseg_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bigseg.cli", *args]
-
-
-class TreeSampler:
-    """Sample the summed RSS of a process and all its descendants."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        import psutil
-
-        self.root = psutil.Process(pid)
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                break
-            for p in procs:
-                try:
-                    total += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def shape_for(gib: float, plane: int = 2048) -> tuple[int, int, int]:
@@ -117,7 +79,7 @@ def segment_run(path: Path, out: Path, workers: int, threads: int, extra=()) -> 
     )  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with TreeSampler(proc.pid) as sampler:
+    with TreeRSS(proc.pid) as sampler:
         stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

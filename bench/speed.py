@@ -31,12 +31,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _rss import TreeRSS  # bench/ is the script's directory
 
 SCALE = (1.5, 0.71, 0.71)
 NUCLEI_PER_MVOXEL = 36  # 300 nuclei in 8 x 1024 x 1024
@@ -72,42 +72,6 @@ def _recipe_child(path: str, out: str) -> None:
 # --------------------------------------------------------------------------- measuring
 
 
-class PeakRSS:
-    """Sample the resident set size of a process and all its descendants."""
-
-    def __init__(self, pid: int, every: float = 0.02):
-        import psutil
-
-        self._proc = psutil.Process(pid)
-        self._every = every
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                procs = [self._proc, *self._proc.children(recursive=True)]
-                total = 0
-                for p in procs:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.peak = max(self.peak, total)
-            except psutil.Error:
-                pass
-            self._stop.wait(self._every)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -118,10 +82,10 @@ def run_timed(cmd: list[str]) -> tuple[float, float, int, str]:
     cpu0 = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = PeakRSS(proc.pid)
-    stdout, stderr = proc.communicate()
+    with TreeRSS(proc.pid, interval=0.02) as sampler:
+        stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - started
-    peak = sampler.stop()
+    peak = sampler.peak
     if proc.returncode:
         raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}):\n{stderr[-3000:]}")
     return seconds, _children_cpu() - cpu0, peak, stdout
