@@ -10,8 +10,9 @@ Object stores have no atomic rename, so an output prefix cannot be filled in
 a hidden place and moved into view like a directory.  Instead bigseg writes
 straight into the output prefix and writes ``run.json`` last: an output is
 complete exactly when its ``run.json`` exists.  A failed run removes what it
-wrote (best effort); ``--overwrite`` first deletes the old ``run.json`` (so the
-old output stops looking complete), then the rest of the old prefix.
+wrote (best effort); ``--overwrite`` replaces only an earlier bigseg output that
+holds nothing else (the rule of :mod:`bigseg._outputs`): it first deletes the old
+``run.json`` (so the old output stops looking complete), then the old objects.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import _outputs
 from ._errors import InputError
 
 
@@ -76,6 +78,19 @@ class Remote(os.PathLike):
         """Write one object."""
         self.fs.pipe_file(self.key, text.encode())
 
+    def files(self) -> list[str]:
+        """List the objects under this location, as paths relative to it."""
+        self.fs.invalidate_cache()
+        start = len(self.key.rstrip("/")) + 1
+        return [key[start:] for key in self.fs.find(self.key) if len(key) > start]
+
+    def read_text(self) -> str | None:
+        """Return the text of this object, or None when it does not exist."""
+        try:
+            return self.fs.cat_file(self.key).decode(errors="replace")
+        except FileNotFoundError:
+            return None
+
     def rmtree(self) -> None:
         """Delete everything under this location (no error when there is nothing)."""
         self.fs.invalidate_cache()
@@ -99,12 +114,29 @@ def rmtree(path: Path | Remote) -> None:
         shutil.rmtree(path)
 
 
-def check_output(out: Remote, overwrite: bool) -> None:
-    """Refuse an existing remote output unless ``overwrite``."""
-    if out.exists() and not overwrite:
+def check_output(out: Remote, overwrite: bool) -> list[str]:
+    """Refuse an existing remote output unless bigseg may replace it.
+
+    The rule is the local one (:mod:`bigseg._outputs`): only with
+    ``overwrite``, and only an earlier bigseg output that holds nothing else.
+
+    Returns
+    -------
+    list of str
+        The objects of the output to replace (relative paths; empty if none).
+    """
+    files = out.files() if out.exists() else []
+    if not files:
+        return []
+    if not overwrite:
         raise InputError(
-            f"Output {out.url!r} already exists; choose another prefix or pass --overwrite."
+            f"Output {out.url!r} already exists; choose another prefix, or pass "
+            "overwrite=True (--overwrite) to replace an earlier bigseg output."
         )
+    reason = _outputs.refusal(out.url, [(f, False) for f in files], (out / "run.json").read_text())
+    if reason:
+        raise InputError(reason)
+    return files
 
 
 class RemoteScratch:
@@ -131,11 +163,13 @@ class RemoteScratch:
 @contextlib.contextmanager
 def scratch(out: Remote, overwrite: bool) -> Iterator[RemoteScratch]:
     """Yield the output prefix to write into; ``run.json`` written last marks completion."""
-    if out.exists():
-        if not overwrite:
-            raise InputError(f"Output {out.url!r} appeared before the run; it was left untouched.")
+    old = check_output(out, overwrite)  # again: it may have changed since the first check
+    if old:
         (out / "run.json").rmtree()  # the old output stops looking complete first
-        out.rmtree()
+        rest = [f"{out.key}/{name}" for name in old if name != "run.json"]
+        if rest:
+            out.fs.rm(rest)
+        out.fs.invalidate_cache()
     try:
         yield RemoteScratch(out)
     except BaseException:

@@ -31,6 +31,7 @@ import dask
 import numpy as np
 import pandas as pd
 
+from . import _outputs
 from ._errors import InputError
 
 STATE = "state.json"
@@ -132,6 +133,7 @@ def open_scratch(out: Path, fp: dict, *, resume: bool) -> Iterator[Scratch]:
     """
     work = scratch_path(out)
     check_partial(out, resume)
+    out.parent.mkdir(parents=True, exist_ok=True)
     work.mkdir(exist_ok=True)
     lock = _lock(work)
     try:
@@ -294,8 +296,12 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     """Drop the resume machinery and move the finished scratch directory to ``out``.
 
     ``state.json`` goes first, so an interruption during clean-up leaves a
-    directory that a resumed run starts afresh rather than trusts.
+    directory that a resumed run starts afresh rather than trusts.  An
+    existing ``out`` is replaced only if :func:`bigseg._outputs.check_replaceable`
+    still allows it, and then only the entries bigseg writes are deleted.
     """
+    # Checked again: the output may have appeared, or been added to, during the run.
+    _outputs.check_replaceable(out, overwrite)
     work = scratch.path
     for name in (STATE, PLANES, BLOCKS, INCOMPLETE, LOCK):
         if (work / name).exists():
@@ -303,11 +309,9 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     for leftover in work.glob("*.tmp-*"):
         _remove(leftover)
     old = None
-    if out.exists():
-        if not overwrite:  # appeared while we were running
-            raise InputError(f"Output {str(out)!r} appeared during the run; it was left untouched.")
+    if out.exists():  # an earlier bigseg output (or an empty directory)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)
     work.rename(out)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _outputs.remove_local(old)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _objstore, _resume, _safety, _stitch
+from . import _objstore, _outputs, _resume, _safety, _stitch
 from ._errors import InputError
 from .cluster import drop_small, link, nuclei_table
 from .io import _regular_chunks, open_stack, scale_of, write_labels
@@ -41,8 +41,6 @@ from .params import Params
 from .segment import as_4d, global_threshold, segment
 
 __all__ = ["Result", "run"]
-
-OUTPUT_FILES = ("nuclei.parquet", "nuclei.csv", "detections.parquet", "labels.zarr", "run.json")
 
 
 @dataclass
@@ -103,7 +101,9 @@ def run(
     params : Params, optional
         Segmentation parameters (default preset when omitted).
     overwrite : bool
-        Replace an existing output directory (only once the new one is complete).
+        Replace an existing output, only one that bigseg wrote and that holds nothing
+        else, and only once the new one is complete. An empty directory is accepted
+        without it.
     progress : bool or callable
         Show progress bars; a callable is called with the futures of each pass
         (e.g. ``distributed.progress``).
@@ -342,13 +342,17 @@ def _distributed_progress(futures: Any) -> None:
 def check_output(
     out: Path | str | _objstore.Remote, source: str, overwrite: bool, *, resume: bool = False
 ) -> None:
-    """Refuse an output that is the input, inside it, contains it, or exists.
+    """Refuse an output that is the input, inside it, contains it, or may not be replaced.
 
+    An existing output is replaced only with ``overwrite`` and only when it is
+    an earlier bigseg output holding nothing else; an empty directory is
+    accepted as it is; missing parents are created when the run starts.
     Also refuses to start over the partial results of an interrupted run
     unless ``resume``.
     """
     if isinstance(out, _objstore.Remote) or _objstore.is_url(out):
-        return _objstore.check_output(_objstore.location(out), overwrite)  # type: ignore[arg-type]
+        _objstore.check_output(_objstore.location(out), overwrite)  # type: ignore[arg-type]
+        return
     out = Path(out)
     src = Path(source).resolve() if os.path.exists(source) else None
     target = out.resolve()
@@ -361,20 +365,22 @@ def check_output(
             f"Output {str(out)!r} contains the input {source!r}; replacing it would delete the "
             "input. Choose another output directory."
         )
-    if out.exists() and not overwrite:
+    _outputs.check_replaceable(out, overwrite)
+    parent = _existing_ancestor(target.parent)
+    if not parent.is_dir():
         raise InputError(
-            f"Output {str(out)!r} already exists; choose another directory or pass --overwrite."
-        )
-    if out.exists() and not out.is_dir():
-        raise InputError(f"Output {str(out)!r} exists and is not a directory.")
-    parent = target.parent
-    if not parent.exists():
-        raise InputError(
-            f"The parent of output {str(out)!r} does not exist; create {str(parent)!r} first."
+            f"Cannot create output {str(out)!r}: {str(parent)!r} is a file, not a directory."
         )
     if not os.access(parent, os.W_OK):
         raise InputError(f"Cannot write to {str(parent)!r}; choose a writable output location.")
     _resume.check_partial(out, resume)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """Return the nearest of ``path`` and its parents that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _record(

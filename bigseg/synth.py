@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
+from ._outputs import check_synthetic_replaceable
 from .io import SPATIAL, write_ngff_image
 
 __all__ = ["make_truth", "render", "synth"]
@@ -251,7 +252,8 @@ def synth(
     seed : int
         Seed of positions, sizes, brightness and noise.
     overwrite : bool
-        Replace an existing ``path``.
+        Replace an existing ``path`` (only a synthetic stack that bigseg wrote, and
+        its truth table).
     difficulty : {"easy", "hard"}
         A named set of options from :data:`DIFFICULTY`; ``"easy"`` changes nothing.
     **truth_options
@@ -267,6 +269,7 @@ def synth(
     for p in (path, truth_path):
         if p.exists() and not overwrite:
             raise InputError(f"{str(p)!r} already exists; choose another name or pass --overwrite.")
+    check_synthetic_replaceable(path, truth_path)
     if difficulty not in DIFFICULTY:
         raise InputError(
             f"Unknown --difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTY)}."

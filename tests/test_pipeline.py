@@ -63,8 +63,16 @@ def test_existing_output_is_refused_and_untouched(sample, tmp_path):
     with pytest.raises(InputError, match="--overwrite"):
         run(image, out)
     assert (out / "keep.txt").read_text() == "mine"
-    run(image, out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "run.json").exists()
+    # Not bigseg's output: refused even with overwrite (see test__outputs.py).
+    with pytest.raises(InputError, match="'keep.txt', which bigseg did not write"):
+        run(image, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine" and not (out / "run.json").exists()
+    (out / "keep.txt").unlink()
+    run(image, out)  # an empty directory is accepted
+    run(image, out, overwrite=True)  # and bigseg's own output replaced
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["detections.parquet", "labels.zarr", "nuclei.csv", "nuclei.parquet", "run.json"]
+    )
 
 
 def test_output_inside_input_is_refused(sample):

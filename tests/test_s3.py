@@ -88,6 +88,24 @@ def test_run_from_s3_to_s3_equals_local(s3, tmp_path):
     assert fs.exists("bucket/out/run.json")
 
 
+def test_overwrite_keeps_objects_bigseg_did_not_write(s3):
+    """The local rule on object stores: a prefix holding anything else is refused, untouched."""
+    fs = s3["fs"]
+    run("s3://bucket/s.ome.zarr", "s3://bucket/mine/run1")
+    fs.pipe_file("bucket/mine/notes.txt", b"my notes")
+    fs.invalidate_cache()
+    before = {key: fs.cat_file(key) for key in fs.find("bucket/mine")}
+    with pytest.raises(InputError, match="'notes.txt'.*'run1'.*did not write"):
+        run("s3://bucket/s.ome.zarr", "s3://bucket/mine", overwrite=True)
+    fs.pipe_file("bucket/mine/run1/analysis.ipynb", b"{}")
+    with pytest.raises(InputError, match="'analysis.ipynb'"):
+        run("s3://bucket/s.ome.zarr", "s3://bucket/mine/run1", overwrite=True)
+    fs.invalidate_cache()
+    after = {key: fs.cat_file(key) for key in fs.find("bucket/mine")}
+    assert after.pop("bucket/mine/run1/analysis.ipynb") == b"{}"
+    assert after == before
+
+
 def test_failed_remote_run_leaves_nothing(s3, monkeypatch):
     import bigseg.pipeline as pipeline
 
