@@ -419,6 +419,8 @@ def _record(
             "t_selected": [int(v) for v in stack["t"].values] if "t" in stack.dims else None,
             "scale_um": stack.attrs.get("scale"),
             "translation_um": stack.attrs.get("translation"),
+            # a folder or glob pattern of files: how many there were, and the axis they made
+            **{k: stack.attrs[k] for k in ("files", "files_axis") if k in stack.attrs},
         },
         "parameters": {**params.to_dict(), "pixels": dataclasses.asdict(px)},
         "thresholds": [float(v) for v in thresholds],
