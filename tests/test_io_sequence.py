@@ -235,3 +235,13 @@ def test_cli_segments_a_glob_and_a_folder_like_one_multipage_tiff(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert main(["plot", "glob_out"]) == 0  # the run is reopened from its pattern
     assert (tmp_path / "glob_out" / "projections.png").stat().st_size > 10_000
+
+
+def test_resume_fingerprint_sees_a_changed_file_of_a_folder(tmp_path):
+    from bigseg._resume import fingerprint
+
+    folder = _ctc(tmp_path / "01")
+    before = fingerprint(open_stack(folder, scale=(1, 1, 1)), str(folder), {})
+    _write(folder / "t004.tif", FRAMES[5])  # same shape and dtype, other pixels
+    after = fingerprint(open_stack(folder, scale=(1, 1, 1)), str(folder), {})
+    assert before != after
