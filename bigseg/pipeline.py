@@ -16,6 +16,7 @@ interrupted run never leaves an output that looks complete.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import platform
@@ -352,6 +353,9 @@ def check_output(
     out = Path(out)
     src = Path(source).resolve() if os.path.exists(source) else None
     target = out.resolve()
+    if src is None and glob.has_magic(source):  # a pattern: OUT must not be or hold its files
+        files = (Path(f).resolve() for f in glob.glob(source))
+        src = next((f for f in files if target == f or target in f.parents), None)
     if src is not None and (target == src or src in target.parents):
         raise InputError(
             f"Output {str(out)!r} is the input or inside it; choose an output outside {source!r}."

@@ -245,3 +245,15 @@ def test_resume_fingerprint_sees_a_changed_file_of_a_folder(tmp_path):
     _write(folder / "t004.tif", FRAMES[5])  # same shape and dtype, other pixels
     after = fingerprint(open_stack(folder, scale=(1, 1, 1)), str(folder), {})
     assert before != after
+
+
+def test_output_containing_files_of_a_pattern_is_refused(tmp_path):
+    from bigseg.pipeline import check_output
+
+    folder = _ctc(tmp_path / "01")
+    pattern = str(folder / "t*.tif")
+    for out in (folder, tmp_path, folder / "t003.tif"):
+        with pytest.raises(InputError, match="is the input or inside it|contains the input"):
+            check_output(out, pattern, overwrite=True)
+    check_output(folder / "out", pattern, overwrite=False)  # beside the files: allowed
+    assert len(list(folder.iterdir())) == 12
