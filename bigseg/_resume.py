@@ -95,6 +95,8 @@ def fingerprint(stack: Any, source: str, params: Mapping[str, Any]) -> dict:
     else:
         fp["source"] = source
         fp["dask_name"] = stack.data.name
+    if "files" in stack.attrs:  # a sequence of files: the name hashes their paths, sizes, mtimes
+        fp["dask_name"] = stack.data.name
     return json.loads(json.dumps(fp, default=str))
 
 

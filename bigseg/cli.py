@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -72,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment a stack; write nuclei and detections tables, "
         "a label volume and a run record into OUT.",
     )
-    seg.add_argument("input", help="TIFF / OME-TIFF file, OME-Zarr image or Zarr array")
+    seg.add_argument(
+        "input",
+        help="TIFF / OME-TIFF file, OME-Zarr image, Zarr array, or a folder or quoted glob "
+        "pattern of TIFF files (e.g. 'planes/*.tif')",
+    )
     seg.add_argument("-o", "--output", required=True, help="output directory (must not exist)")
     seg.add_argument(
         "--scale",
@@ -82,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="voxel size in µm (overrides the file's metadata)",
     )
     seg.add_argument("--channel", type=int, help="channel to segment when there are several")
+    seg.add_argument(
+        "--files-axis",
+        choices=("t", "z"),
+        help="for a folder or pattern of TIFF files: the axis the files make "
+        "(default t: one file per time point; z: one file per plane)",
+    )
     seg.add_argument(
         "--preset",
         default="default",
@@ -393,7 +404,16 @@ def _segment(args: argparse.Namespace) -> int:
     )
     chunks = parse_chunks(args.chunks) if args.chunks else None
     # Open (and validate) before starting a cluster, so bad input fails fast.
-    stack = open_stack(args.input, scale=args.scale, chunks=chunks, channel=args.channel)
+    try:
+        stack = open_stack(
+            args.input,
+            scale=args.scale,
+            chunks=chunks,
+            channel=args.channel,
+            files_axis=args.files_axis,
+        )
+    except InputError as exc:  # the library names its parameter, the command line its flag
+        raise InputError(str(exc).replace("files_axis=", "--files-axis ")) from None
     px = params.in_pixels(tuple(stack.attrs["scale"].values()))
     log.debug(
         "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",
@@ -536,7 +556,7 @@ def _plot(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     from . import plots
-    from .io import open_stack, read_table
+    from .io import _sequence_files, open_stack, read_table
 
     out = Path(args.result)
     record_path = out / "run.json"
@@ -547,13 +567,19 @@ def _plot(args: argparse.Namespace) -> int:
     if not 0 <= args.t < n_t:
         raise InputError(f"--t {args.t} is out of range: this run has time points 0 to {n_t - 1}.")
     source = args.input or record["input"]["source"]
-    if not os.path.exists(source):
+    if not (os.path.exists(source) or glob.glob(source)):
         raise InputError(
             f"The input of this run, {source!r}, is not there any more; give its new "
             "location with --input PATH."
         )
     scale = record["input"]["scale_um"]
-    stack = open_stack(source, scale=(scale["z"], scale["y"], scale["x"]), channel=args.channel)
+    stack = open_stack(
+        source,
+        scale=(scale["z"], scale["y"], scale["x"]),
+        channel=args.channel,
+        # a run on a sequence of files is reopened the same way (a moved one too)
+        files_axis=record["input"].get("files_axis") if _sequence_files(source) else None,
+    )
     if list(stack.shape) != list(record["input"]["shape"]):
         raise InputError(
             f"{source!r} has shape {list(stack.shape)} but this run's input had "

@@ -1,7 +1,8 @@
 """Reading stacks lazily and writing labels and tables.
 
-`open_stack` turns a TIFF, OME-TIFF, ImageJ hyperstack, OME-Zarr (0.4 or 0.5)
-or plain Zarr array into an :class:`xarray.DataArray` with dims
+`open_stack` turns a TIFF, OME-TIFF, ImageJ hyperstack, OME-Zarr (0.4 or 0.5),
+plain Zarr array, or a folder or glob pattern of TIFF files (one per time point
+or plane) into an :class:`xarray.DataArray` with dims
 ``("z", "y", "x")`` or ``("t", "z", "y", "x")``, coordinates in µm and a dask
 array whose chunks line up with the storage chunks.  Nothing is read until a
 sink computes.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import logging
 import math
@@ -56,6 +58,7 @@ def open_stack(
     scale: Sequence[float] | None = None,
     chunks: Mapping[str, int] | Sequence[int] | None = None,
     channel: int | None = None,
+    files_axis: str | None = None,
 ) -> xr.DataArray:
     """Open a microscopy stack lazily as a labelled dask-backed array.
 
@@ -65,7 +68,11 @@ def open_stack(
         A TIFF / OME-TIFF / ImageJ file, an OME-Zarr image group (NGFF 0.4 or
         0.5; the highest resolution level is used) or a Zarr array.  Zarr
         inputs may also be fsspec URLs (``s3://bucket/stack.zarr``;
-        credentials from the environment).
+        credentials from the environment).  A folder that is not a Zarr
+        store, or a glob pattern (``"planes/*.tif"``), is a sequence of TIFF
+        files in natural order (``t2`` before ``t10``), such as the Cell
+        Tracking Challenge's ``t000.tif, t001.tif, ...``: all files must have
+        one shape and dtype, and the voxel size comes from the first file.
     scale : sequence of 3 floats, optional
         Voxel size ``(z, y, x)`` in µm.  Overrides the file's metadata; needed
         when the file has none.
@@ -74,6 +81,11 @@ def open_stack(
         storage chunks.
     channel : int, optional
         Which channel to keep when the data has a channel axis of size > 1.
+    files_axis : {"t", "z"}, optional
+        For a sequence of files: the axis the files make, ``"t"`` (the
+        default; one file per time point) or ``"z"`` (one file per plane, or
+        per slab of planes).  Files that have this axis themselves are joined
+        along it.
 
     Returns
     -------
@@ -96,9 +108,19 @@ def open_stack(
             f"Input {path_str!r}: TIFF inputs must be local files; convert to OME-Zarr to "
             "read from object storage."
         )
-    if not remote and not os.path.exists(path_str):
+    files = None if remote else _sequence_files(path_str)
+    if files_axis is not None and files is None:
+        raise InputError(
+            f"files_axis={files_axis!r} applies to a folder or a glob pattern of TIFF files, "
+            f"not to {path_str!r}; drop it."
+        )
+    if files is None and not remote and not os.path.exists(path_str):
         raise InputError(f"Input {path_str!r} does not exist; check the path.")
-    if remote or os.path.isdir(path_str):
+    if files is not None:
+        data, dims, meta_scale, translation, fmt = _open_sequence(
+            files, "t" if files_axis is None else files_axis, path_str
+        )
+    elif remote or os.path.isdir(path_str):
         data, dims, meta_scale, translation, fmt = _open_zarr(path_str)
     elif path_str.lower().endswith(TIFF_SUFFIXES):
         data, dims, meta_scale, translation, fmt = _open_tiff(path_str)
@@ -123,9 +145,13 @@ def open_stack(
     resolved = _resolve_scale(scale, meta_scale, path_str)
     if chunks is not None:
         data = data.rechunk(_chunks_for(chunks, dims))
-    return as_stack(
+    stack = as_stack(
         data, dims=dims, scale=resolved, translation=translation, source=path_str, fmt=fmt
     )
+    if files is not None:
+        stack.attrs["files"] = len(files)
+        stack.attrs["files_axis"] = "t" if files_axis is None else files_axis
+    return stack
 
 
 def as_stack(
@@ -397,6 +423,97 @@ def _ome_xml_scale(xml: str) -> list | None:
             return None
         values.append(float(size) * factor)
     return values
+
+
+# --------------------------------------------------------------------------- TIFF sequences
+
+#: Files whose presence makes a folder a Zarr store (v3, or v2 array / group / attributes).
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup", ".zattrs")
+
+
+def _is_tiff_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return (
+        not name.startswith(".") and name.lower().endswith(TIFF_SUFFIXES) and os.path.isfile(path)
+    )
+
+
+def _sequence_files(path: str) -> list[str] | None:
+    """Return the TIFF files of a folder or glob pattern in natural order (None: not one).
+
+    A folder with Zarr metadata is a Zarr store, not a sequence.  Hidden files
+    (``._t000.tif`` from macOS) are left out, as are files that are not TIFF.
+    """
+    import tifffile
+
+    if os.path.isdir(path):
+        if any(os.path.exists(os.path.join(path, n)) for n in ZARR_METADATA):
+            return None
+        with os.scandir(path) as entries:
+            files = [e.path for e in entries if _is_tiff_file(e.path)]
+        if not files:
+            raise InputError(
+                f"Input {path!r} is a folder that is neither a Zarr store nor holds TIFF "
+                "files (.tif/.tiff); give a Zarr image, a folder of TIFF files or a "
+                f"pattern such as {os.path.join(path, '*.tif')!r}."
+            )
+        return tifffile.natural_sorted(files)
+    if os.path.exists(path) or not glob.has_magic(path):
+        return None
+    matches = glob.glob(path)
+    if not matches:
+        raise InputError(
+            f"The pattern {path!r} matches no files; check the folder and the pattern "
+            "(e.g. 'planes/*.tif', quoted so that the shell leaves it to bigseg)."
+        )
+    files = [m for m in matches if _is_tiff_file(m)]
+    if not files:
+        raise InputError(
+            f"The pattern {path!r} matches {len(matches)} file{'s' if len(matches) > 1 else ''} "
+            "but no TIFF file (.tif/.tiff); bigseg reads sequences of TIFF files."
+        )
+    return tifffile.natural_sorted(files)
+
+
+def _open_sequence(
+    files: Sequence[str], files_axis: str, path: str
+) -> tuple[da.Array, tuple[str, ...], list | None, tuple, str]:
+    """Open TIFF files lazily as one array, the files making the ``files_axis`` axis.
+
+    Each file is opened as a single TIFF (its headers only, page-sized chunks);
+    all must have the dims, shape and dtype of the first, whose metadata gives
+    the voxel size.
+    """
+    if files_axis not in ("t", "z"):
+        raise InputError(
+            f"files_axis={files_axis!r} is not an axis the files can make; choose 't' "
+            "(one file per time point) or 'z' (one file per plane)."
+        )
+    first, dims, meta_scale, translation, fmt = _open_tiff(files[0])
+    arrays = [first]
+    for name in files[1:]:
+        data, file_dims = _open_tiff(name)[:2]
+        if file_dims != dims or data.shape != first.shape or data.dtype != first.dtype:
+            raise InputError(
+                f"File {os.path.basename(name)!r} of {path!r} has shape {data.shape} "
+                f"({''.join(file_dims)}) and dtype {data.dtype}, but the first file "
+                f"{os.path.basename(files[0])!r} has shape {first.shape} ({''.join(dims)}) "
+                f"and dtype {first.dtype}; every file of a sequence must match: re-export "
+                "it or leave it out of the folder or pattern."
+            )
+        arrays.append(data)
+    if files_axis == "z" and "t" in dims:
+        raise InputError(
+            f"The files of {path!r} have a time axis ({''.join(dims)}), so they cannot be "
+            "the planes of one stack; open them with files_axis='t'."
+        )
+    if files_axis in dims:
+        data = da.concatenate(arrays, axis=dims.index(files_axis))
+    else:
+        data, dims = da.stack(arrays, axis=0), (files_axis, *dims)
+        if files_axis == "z":
+            meta_scale = None  # single planes carry no z spacing: --scale must give it
+    return data, dims, meta_scale, translation, f"{fmt}-sequence"
 
 
 # --------------------------------------------------------------------------- Zarr

@@ -16,6 +16,7 @@ interrupted run never leaves an output that looks complete.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import platform
@@ -356,6 +357,9 @@ def check_output(
     out = Path(out)
     src = Path(source).resolve() if os.path.exists(source) else None
     target = out.resolve()
+    if src is None and glob.has_magic(source):  # a pattern: OUT must not be or hold its files
+        files = (Path(f).resolve() for f in glob.glob(source))
+        src = next((f for f in files if target == f or target in f.parents), None)
     if src is not None and (target == src or src in target.parents):
         raise InputError(
             f"Output {str(out)!r} is the input or inside it; choose an output outside {source!r}."
@@ -425,6 +429,8 @@ def _record(
             "t_selected": [int(v) for v in stack["t"].values] if "t" in stack.dims else None,
             "scale_um": stack.attrs.get("scale"),
             "translation_um": stack.attrs.get("translation"),
+            # a folder or glob pattern of files: how many there were, and the axis they made
+            **{k: stack.attrs[k] for k in ("files", "files_axis") if k in stack.attrs},
         },
         "parameters": {**params.to_dict(), "pixels": dataclasses.asdict(px)},
         "thresholds": [float(v) for v in thresholds],
