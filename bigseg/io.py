@@ -48,6 +48,12 @@ _UNIT_TO_UM = {
     "m": 1e6,
 }
 _SUPPORTED_KINDS = "uif"  # unsigned, signed integer, float
+#: The metadata each format's voxel size is read from (recorded as ``scale_source``).
+_SCALE_KEYS = {
+    "ome-tiff": "OME-XML Pixels PhysicalSizeZ/Y/X",
+    "imagej-tiff": "ImageJ spacing and TIFF X/YResolution",
+    "ome-zarr": "multiscales coordinateTransformations scale",
+}
 
 
 def open_stack(
@@ -123,9 +129,15 @@ def open_stack(
     resolved = _resolve_scale(scale, meta_scale, path_str)
     if chunks is not None:
         data = data.rechunk(_chunks_for(chunks, dims))
-    return as_stack(
+    stack = as_stack(
         data, dims=dims, scale=resolved, translation=translation, source=path_str, fmt=fmt
     )
+    # Provenance for run.json: where the voxel size came from, which channel was kept.
+    stack.attrs["scale_source"] = (
+        "option" if scale is not None else f"metadata:{_SCALE_KEYS.get(fmt.split('-0.')[0], fmt)}"
+    )
+    stack.attrs["channel"] = channel
+    return stack
 
 
 def as_stack(
