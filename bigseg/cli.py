@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import json
 import logging
 import os
@@ -199,11 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write figures (PNG) of a finished run into its directory.",
     )
     plo.add_argument("result", help="output directory of 'bigseg segment'")
-    plo.add_argument("--t", type=int, default=0, help="time point to draw (default 0)")
+    plo.add_argument(
+        "--t",
+        type=int,
+        help="time point to draw, as numbered in the tables (default: the run's first)",
+    )
     plo.add_argument(
         "--input", metavar="PATH", help="the run's input, when it has moved since the run"
     )
-    plo.add_argument("--channel", type=int, help="channel of the input that was segmented")
+    plo.add_argument(
+        "--channel", type=int, help="another channel of the input to draw (default: the run's)"
+    )
     for sp in (seg, syn, sco, plo):
         # -v is accepted after the subcommand too (bigseg segment IN -o OUT -v).
         sp.add_argument(
@@ -216,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bigseg`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = ["bigseg", *(sys.argv[1:] if argv is None else [str(a) for a in argv])]
     _configure_logging(args.verbose, getattr(args, "quiet", False))
     command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
     with _signals_as_interrupt() as received:
@@ -445,6 +451,7 @@ def _segment(args: argparse.Namespace) -> int:
             stitch=stitch,
             t=args.t,
             resume=args.resume,
+            command=getattr(args, "command_line", None),
         )
     seconds = time.perf_counter() - started
     log.debug("timings (s): %s", result.record.get("timings_s"))
@@ -509,13 +516,15 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         per_t = f", {counts['nuclei'] / n_t:.1f} per time point on average"
         thr = f"thresholds {min(thresholds):g} to {max(thresholds):g}"
     compute = float(record.get("timings_s", {}).get("total") or seconds)
+    done = float(record.get("voxels", {}).get("computed", voxels))  # less when resumed
     text = (
         f"Found {counts['nuclei']} nuclei ({counts['detections']} plane detections{per_t}) in "
         f"{source}: {n_t} time point{'s' if n_t > 1 else ''} of "
         f"{' x '.join(str(v) for v in shape[-3:])} {inp['dtype']} voxels "
         f"({_size(nbytes)}), {thr}. "
         f"Took {seconds:.1f} s, of which {compute:.1f} s computing "
-        f"({voxels / compute / 1e6:.2f} Mvoxel/s, {_size(nbytes / compute)}/s). "
+        f"({done / compute / 1e6:.2f} Mvoxel/s, {_size(nbytes * done / voxels / compute)}/s"
+        f"{' of the work not reused' if done < voxels else ''}). "
         f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
         "detections.parquet (one row per region per plane), labels.zarr (OME-Zarr labels "
         f"for napari) and run.json. Figures: bigseg plot {output}"
@@ -556,46 +565,37 @@ def _plot(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     from . import plots
-    from .io import _sequence_files, open_stack, read_table
+    from .io import open_stack, read_table
 
     out = Path(args.result)
-    record_path = out / "run.json"
-    if not record_path.exists():
-        raise InputError(f"{str(out)!r} is not a finished bigseg output (no run.json).")
-    record = json.loads(record_path.read_text())
+    record = plots._read_record(out)
     n_t = int(record["counts"]["time_points"])
-    if not 0 <= args.t < n_t:
-        raise InputError(f"--t {args.t} is out of range: this run has time points 0 to {n_t - 1}.")
-    source = args.input or record["input"]["source"]
-    if not (os.path.exists(source) or glob.glob(source)):
-        raise InputError(
-            f"The input of this run, {source!r}, is not there any more; give its new "
-            "location with --input PATH."
+    inp = record["input"]
+    times = inp.get("t_selected") or list(range(n_t))  # as numbered in the tables
+    t = times[0] if args.t is None else args.t
+    if t not in times:
+        span = (
+            f"{times[0]} to {times[-1]}" if times == list(range(times[0], times[-1] + 1)) else times
         )
-    scale = record["input"]["scale_um"]
-    stack = open_stack(
-        source,
-        scale=(scale["z"], scale["y"], scale["x"]),
-        channel=args.channel,
-        # a run on a sequence of files is reopened the same way (a moved one too)
-        files_axis=record["input"].get("files_axis") if _sequence_files(source) else None,
-    )
-    if list(stack.shape) != list(record["input"]["shape"]):
-        raise InputError(
-            f"{source!r} has shape {list(stack.shape)} but this run's input had "
-            f"{record['input']['shape']}; give the right image with --input (and --channel)."
-        )
+        raise InputError(f"--t {t} is out of range: this run has time points {span}.")
+    position = times.index(t)
+    ran = inp.get("channel")
+    if args.channel is not None and "channel" in inp and args.channel != ran:
+        print(f"Drawing channel {args.channel}; the run segmented channel {ran}.", file=sys.stderr)
+    stack = plots._run_input(record, source=args.input, channel=args.channel, option="--input PATH")
     nuclei = read_table(out / "nuclei.parquet")
     labels_path = out / "labels.zarr"
     labels = open_stack(labels_path) if labels_path.exists() else None
     thresholds = record.get("thresholds") or False
+    # One set of figures per time point of a series: projections_t003.png ...
+    tag = f"_t{t:0{max(3, len(str(times[-1])))}d}" if "t" in stack.dims else ""
     figures = {
-        "projections.png": lambda: plots.orthogonal_projections(stack, nuclei, t=args.t),
-        "montage.png": lambda: plots.plane_montage(stack, labels, t=args.t),
-        "histogram.png": lambda: plots.intensity_histogram(stack, thresholds, t=args.t),
+        f"projections{tag}.png": lambda: plots.orthogonal_projections(stack, nuclei, t=position),
+        f"montage{tag}.png": lambda: plots.plane_montage(stack, labels, t=position),
+        f"histogram{tag}.png": lambda: plots.intensity_histogram(stack, thresholds, t=position),
     }
     if n_t > 1:
-        figures["time.png"] = lambda: plots.time_summary(nuclei, time_points=n_t)
+        figures["time.png"] = lambda: plots.time_summary(nuclei, time_points=times)
     for name, draw in figures.items():
         log.debug("drawing %s", name)
         fig = draw()

@@ -50,6 +50,12 @@ _UNIT_TO_UM = {
     "m": 1e6,
 }
 _SUPPORTED_KINDS = "uif"  # unsigned, signed integer, float
+#: The metadata each format's voxel size is read from (recorded as ``scale_source``).
+_SCALE_KEYS = {
+    "ome-tiff": "OME-XML Pixels PhysicalSizeZ/Y/X",
+    "imagej-tiff": "ImageJ spacing and TIFF X/YResolution",
+    "ome-zarr": "multiscales coordinateTransformations scale",
+}
 
 
 def open_stack(
@@ -151,6 +157,11 @@ def open_stack(
     if files is not None:
         stack.attrs["files"] = len(files)
         stack.attrs["files_axis"] = "t" if files_axis is None else files_axis
+    # Provenance for run.json: where the voxel size came from, which channel was kept.
+    stack.attrs["scale_source"] = (
+        "option" if scale is not None else f"metadata:{_SCALE_KEYS.get(fmt.split('-0.')[0], fmt)}"
+    )
+    stack.attrs["channel"] = channel
     return stack
 
 

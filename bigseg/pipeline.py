@@ -88,6 +88,7 @@ def run(
     stitch: bool | None = None,
     t: slice | int | None = None,
     resume: bool = False,
+    command: Sequence[str] | None = None,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -122,6 +123,9 @@ def run(
         run: finished blocks are not computed again, and the result is the
         same as an uninterrupted run's.
         Local outputs only.
+    command : sequence of str, optional
+        The command line that started this run (the CLI passes ``sys.argv``),
+        recorded in ``run.json``.
 
     Returns
     -------
@@ -136,6 +140,7 @@ def run(
     else:
         source_name = os.fspath(source)
         stack = open_stack(source, scale=scale, chunks=chunks, channel=channel)
+    source_shape = list(stack.shape)
     if t is not None:
         stack = select_t(stack, t)
     out = _objstore.location(output)
@@ -228,20 +233,23 @@ def run(
         timings["labels"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        if t is not None:  # tables keep the original time indices
-            t_values = as_4d(stack)["t"].to_numpy().astype(np.float64)
-            for table in (linked, nuclei):
-                table["t"] = t_values[table["t"].to_numpy(np.int64)]
+        # Tables keep the original time indices (when t selects a range), as integers.
+        t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
+        linked, nuclei = (_integer_columns(table, t_values) for table in (linked, nuclei))
         nuclei.to_parquet(work / "nuclei.parquet", index=False)
-        nuclei.to_csv(work / "nuclei.csv", index=False)
+        nuclei.to_csv(work / "nuclei.csv", index=False, float_format=CSV_FLOAT_FORMAT)
         linked.to_parquet(work / "detections.parquet", index=False)
         timings["tables"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
         record = _record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        record["input"]["source_shape"] = source_shape
+        record["command"] = None if command is None else [str(a) for a in command]
+        record["cluster"] = _cluster_settings(client)
         if split is not None:
             record["stitching"] = stitched.record(_stitch.halo_px(px, params.preset))
             _stitch.warn_unproven(stitched, _stitch.halo_px(px, params.preset))
         record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
+        _throughput(record, scratch.blocks_total, scratch.blocks_reused, timings["total"])
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
         if not remote:  # on object stores run.json, written last, marks completion
             _resume.finalise(scratch, out, overwrite)
@@ -317,6 +325,8 @@ def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
 def _compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
     """Compute one pass, on the client when there is one, with optional progress."""
     items = collection if isinstance(collection, tuple) else (collection,)
+    if progress and not callable(progress):
+        print(f"{label} pass:", file=sys.stdout, flush=True)
     if client is not None:
         # Unoptimised: array-graph fusion would rename the segment tasks that the
         # delayed measure tasks share, and every plane would be segmented twice.
@@ -418,16 +428,21 @@ def _record(
         except md.PackageNotFoundError:  # pragma: no cover
             versions[name] = None
     voxels = int(np.prod(stack.shape))
+    t_selected = [int(v) for v in stack["t"].values] if "t" in stack.dims else None
     return {
         "input": {
-            "source": source,
+            "source": _absolute(source),
+            "source_as_given": source,
+            "channel": stack.attrs.get("channel"),
             "format": stack.attrs.get("format"),
             "dims": list(stack.dims),
             "shape": list(stack.shape),
             "dtype": str(stack.dtype),
             "chunks": [list(c) for c in stack.data.chunks],
-            "t_selected": [int(v) for v in stack["t"].values] if "t" in stack.dims else None,
+            "t_selected": t_selected,
+            "t_selection": None if t_selected is None else _as_range(t_selected),
             "scale_um": stack.attrs.get("scale"),
+            "scale_source": stack.attrs.get("scale_source", "array"),
             "translation_um": stack.attrs.get("translation"),
             # a folder or glob pattern of files: how many there were, and the axis they made
             **{k: stack.attrs[k] for k in ("files", "files_axis") if k in stack.attrs},
@@ -444,6 +459,65 @@ def _record(
         "versions": {**versions, "python": platform.python_version()},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+#: ``float_format`` of ``nuclei.csv``: 7 significant digits, the precision of float32
+#: intensities, and 1 nm for positions up to 10 mm; the Parquet tables keep full float64.
+CSV_FLOAT_FORMAT = "%.7g"
+
+#: Columns stored as int64 (plane ``label`` keeps its own integer dtype).
+_INTEGER_COLUMNS = ("t", "z_first", "z_last", "nucleus", "track_id", "n_planes")
+
+
+def _integer_columns(table: pd.DataFrame, t_values: np.ndarray) -> pd.DataFrame:
+    """Store ``t`` as the original time index and the index/id columns as int64."""
+    table = table.copy()
+    for name in _INTEGER_COLUMNS:
+        if name not in table:
+            continue
+        values = table[name].to_numpy()
+        if name == "t":
+            values = t_values[values.astype(np.int64)]
+        table[name] = values.astype(np.int64)
+    return table
+
+
+def _absolute(source: str) -> str:
+    """Return the input as an absolute path (URLs and in-memory arrays as they are)."""
+    if _objstore.is_url(source) or source.startswith("<"):
+        return source
+    return os.path.abspath(source)
+
+
+def _as_range(values: list[int]) -> dict:
+    """``{start, stop, step}`` of evenly spaced time indices (a slice of the input)."""
+    step = values[1] - values[0] if len(values) > 1 else 1
+    return {"start": values[0], "stop": values[-1] + step, "step": step}
+
+
+def _cluster_settings(client: Any) -> dict:
+    """Scheduler address, workers, threads and memory limits of ``client``."""
+    if client is None:
+        return {"scheduler": str(dask.config.get("scheduler", None) or "dask default")}
+    try:
+        info = client.scheduler_info()
+    except Exception:  # noqa: BLE001 - a record must not fail a finished run
+        return {"scheduler": str(getattr(client, "scheduler", None))}
+    workers = list(info.get("workers", {}).values())
+    return {
+        "scheduler": info.get("address"),
+        "workers": len(workers),
+        "threads": sum(int(w.get("nthreads", 0)) for w in workers),
+        "memory_limit_bytes": sorted({int(w.get("memory_limit") or 0) for w in workers}),
+    }
+
+
+def _throughput(record: dict, total: int, reused: int, seconds: float) -> None:
+    """Throughput of the voxels computed in this run (a resumed run reuses some blocks)."""
+    voxels = int(np.prod(record["input"]["shape"]))
+    computed = voxels if total == 0 else round(voxels * (total - reused) / total)
+    record["voxels"] = {"total": voxels, "computed": computed, "reused": voxels - computed}
+    record["throughput_mvoxel_per_s"] = round(computed / seconds / 1e6, 4)
 
 
 def _json_default(value: Any) -> Any:

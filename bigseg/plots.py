@@ -13,7 +13,11 @@ with ``labels.zarr`` (so napari shows the same colours).
 
 from __future__ import annotations
 
+import glob
+import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -22,11 +26,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _objstore
 from ._errors import InputError
 from .io import scale_of
 from .segment import as_4d, global_threshold
 
 __all__ = [
+    "MIN_SIDE_FRACTION",
     "PALETTE",
     "intensity_histogram",
     "label_rgba",
@@ -58,6 +64,10 @@ PALETTE: tuple[str, ...] = (
     "#17becf",
     "#9edae5",
 )
+#: Smallest height of the side (z) projections, as a fraction of the xy panel's
+#: shorter side: z is stretched up to it in stacks thin beside their width.
+MIN_SIDE_FRACTION = 0.2
+
 _PALETTE_RGB = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in PALETTE], np.uint8)
 
 
@@ -102,6 +112,11 @@ def _check_t(four: xr.DataArray, t: int) -> int:
     return t % n_t
 
 
+def _t_value(four: xr.DataArray, t: int) -> int:
+    """Return the time index (as in the tables) of position ``t`` of a stack."""
+    return int(four["t"].values[t])
+
+
 def _contrast(values: np.ndarray) -> tuple[float, float]:
     if values.size == 0:
         return 0.0, 1.0
@@ -120,12 +135,16 @@ def orthogonal_projections(
     fig: Any = None,
     cmap: str = "gray",
 ) -> Any:
-    """Max projections along z, y and x at physical aspect, with nucleus centres.
+    """Max projections along z, y and x, with nucleus centres.
 
     The xy projection is drawn top left, the zy projection (z horizontal) to
-    its right and the xz projection below it, all in µm so that one µm is
-    the same length on every axis.  The three projections are computed in
-    one pass over the time point; nothing else is read.
+    its right and the xz projection below it, all in µm.  The xy projection
+    is at physical aspect; z is stretched in the side projections when the
+    stack is thin beside its width, so that they are at least
+    :data:`MIN_SIDE_FRACTION` of the xy panel's shorter side (the z axis
+    labels say by how much).  A stack of one plane (2D data) is drawn as its
+    plane alone.  The projections are computed in one pass over the time
+    point; nothing else is read.
 
     Parameters
     ----------
@@ -135,7 +154,8 @@ def orthogonal_projections(
         Nuclei table; centres (``x_um, y_um, z_um``) of time point ``t`` are
         drawn as crosses coloured by ``nucleus`` id (see :data:`PALETTE`).
     t : int
-        Time point to show.
+        Position of the time point to show in ``stack`` (centres are matched
+        by the stack's ``t`` coordinate, the time index of the tables).
     fig : matplotlib.figure.Figure, optional
         Figure to draw into; a new one by default.
     cmap : str
@@ -146,48 +166,87 @@ def orthogonal_projections(
     matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     four = as_4d(stack)
     t = _check_t(four, t)
+    t_index = _t_value(four, t)
     one = four.data[t]
     sz, sy, sx = scale_of(stack)
     z0, y0, x0 = _origin(stack)
     nz, ny, nx = one.shape
-    xy, xz, zy = dask.compute(one.max(axis=0), one.max(axis=1), one.max(axis=2))
+    flat = nz == 1
+    if flat:  # 2D data: the plane is its own max projection, no side views
+        xy = np.asarray(one[0].compute())
+        xz = zy = None
+    else:
+        xy, xz, zy = dask.compute(one.max(axis=0), one.max(axis=1), one.max(axis=2))
     zlim, ylim, xlim = _extent(nz, sz, z0), _extent(ny, sy, y0), _extent(nx, sx, x0)
-    z_ext, y_ext, x_ext = nz * sz, ny * sy, nx * sx
+    y_ext, x_ext = ny * sy, nx * sx
+    # Side projections of a stack thin beside its width would be slivers: stretch z.
+    # A whole factor, at least 2, so that the axis label reads plainly ("z (µm, x24)").
+    wanted = 1.0 if flat else MIN_SIDE_FRACTION * min(x_ext, y_ext) / (nz * sz)
+    stretch = float(np.floor(wanted)) if wanted >= 2 else 1.0
+    z_ext = 0.0 if flat else nz * sz * stretch
     if fig is None:
-        width = 8.0
-        height = width * (y_ext + z_ext) / (x_ext + z_ext)
-        fig = plt.figure(figsize=(width, min(max(3.0, height), 16.0)))
-    grid = fig.add_gridspec(
-        2, 2, width_ratios=[x_ext, z_ext], height_ratios=[y_ext, z_ext], wspace=0.05, hspace=0.05
-    )
-    ax_xy = fig.add_subplot(grid[0, 0])
-    ax_zy = fig.add_subplot(grid[0, 1], sharey=ax_xy)
-    ax_xz = fig.add_subplot(grid[1, 0], sharex=ax_xy)
+        # Panels fill their grid cells (aspect "auto"): the figure's own aspect gives every
+        # panel its physical one; very long or tall stacks are drawn in at most 16 inches.
+        ratio = (y_ext + z_ext) / (x_ext + z_ext)
+        width, height = 8.0, 8.0 * ratio
+        if height < 2.5:
+            width, height = min(2.5 / ratio, 16.0), 2.5
+        elif height > 12.0:
+            width, height = max(12.0 / ratio, 2.5), 12.0
+        fig = plt.figure(figsize=(width, height), layout="constrained")
+    style = {"cmap": cmap, "interpolation": "nearest", "aspect": "auto"}
     lo, hi = _contrast(np.asarray(xy))
-    style = {"cmap": cmap, "vmin": lo, "vmax": hi, "interpolation": "nearest"}
+    style.update(vmin=lo, vmax=hi)
+    if flat:
+        ax_xy = fig.add_subplot(1, 1, 1)
+        ax_zy = ax_xz = None
+    else:
+        grid = fig.add_gridspec(
+            2,
+            2,
+            width_ratios=[x_ext, z_ext],
+            height_ratios=[y_ext, z_ext],
+        )
+        ax_xy = fig.add_subplot(grid[0, 0])
+        ax_zy = fig.add_subplot(grid[0, 1], sharey=ax_xy)
+        ax_xz = fig.add_subplot(grid[1, 0], sharex=ax_xy)
     ax_xy.imshow(xy, extent=(*xlim, ylim[1], ylim[0]), **style)
-    ax_zy.imshow(zy.T, extent=(*zlim, ylim[1], ylim[0]), **style)
-    ax_xz.imshow(xz, extent=(*xlim, zlim[1], zlim[0]), **style)
+    if not flat:
+        ax_zy.imshow(zy.T, extent=(*zlim, ylim[1], ylim[0]), **style)
+        ax_xz.imshow(xz, extent=(*xlim, zlim[1], zlim[0]), **style)
     n_shown = 0
     if nuclei is not None and len(nuclei):
-        sel = nuclei[nuclei["t"] == t] if "t" in nuclei else nuclei
+        sel = nuclei[nuclei["t"] == t_index] if "t" in nuclei else nuclei
         ids = sel["nucleus"].to_numpy() if "nucleus" in sel else np.arange(1, len(sel) + 1)
         marker = {"c": _float_rgba(ids), "s": 30, "marker": "+", "linewidths": 1.2}
         ax_xy.scatter(sel["x_um"], sel["y_um"], **marker)
-        ax_zy.scatter(sel["z_um"], sel["y_um"], **marker)
-        ax_xz.scatter(sel["x_um"], sel["z_um"], **marker)
+        if not flat:
+            ax_zy.scatter(sel["z_um"], sel["y_um"], **marker)
+            ax_xz.scatter(sel["x_um"], sel["z_um"], **marker)
         n_shown = len(sel)
     ax_xy.set_ylabel("y (µm)")
+    what = f"{n_shown} nuclei" if nuclei is not None else "no table"
+    ax_xy.set_title(f"Max projections, t = {t_index}: {what}", loc="left", fontsize=10)
+    if flat:
+        ax_xy.set_xlabel("x (µm)")
+        ax_xy.set_title(f"Plane, t = {t_index}: {what}", loc="left", fontsize=10)
+        return fig
+    z_label = "z (µm)" if stretch == 1.0 else f"z (µm, ×{stretch:.0f})"
     ax_xz.set_xlabel("x (µm)")
-    ax_xz.set_ylabel("z (µm)")
-    ax_zy.set_xlabel("z (µm)")
+    ax_xz.set_ylabel(z_label)
+    ax_zy.set_xlabel(z_label)
     ax_xy.tick_params(labelbottom=False)
     ax_zy.tick_params(labelleft=False)
-    what = f"{n_shown} nuclei" if nuclei is not None else "no table"
-    ax_xy.set_title(f"Max projections, t = {t}: {what}", loc="left", fontsize=10)
+    # Few ticks on the narrow z axes, so that their labels never overlap.
+    ax_zy.xaxis.set_major_locator(MaxNLocator(3 if z_ext > 0.1 * x_ext else 1))
+    ax_xz.yaxis.set_major_locator(MaxNLocator(3 if z_ext > 0.1 * y_ext else 1))
+    for ax, (h, v) in ((ax_xy, (xlim, ylim)), (ax_zy, (zlim, ylim)), (ax_xz, (xlim, zlim))):
+        ax.set_xlim(*h)  # centres drawn must not widen the panels
+        ax.set_ylim(v[1], v[0])
     return fig
 
 
@@ -235,6 +294,7 @@ def plane_montage(
     matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     from skimage.segmentation import find_boundaries
 
     four = as_4d(stack)
@@ -266,7 +326,8 @@ def plane_montage(
     nrows = -(-len(planes) // ncols)
     if fig is None:
         aspect = (ny * sy) / (nx * sx)
-        fig = plt.figure(figsize=(3.0 * ncols, min(3.0 * ncols * aspect * nrows / ncols, 20.0)))
+        height = nrows * (3.0 * aspect + 0.55) + 0.4  # room for each panel's title and ticks
+        fig = plt.figure(figsize=(3.0 * ncols, min(max(height, 2.0), 20.0)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     lo, hi = _contrast(image)
     for k, ax in enumerate(axes.ravel()):
@@ -287,13 +348,16 @@ def plane_montage(
             overlay = np.zeros((*lab.shape, 4), np.float32)
             overlay[edges] = _float_rgba(lab[edges])
             ax.imshow(overlay, extent=(*xlim, ylim[1], ylim[0]), interpolation="nearest")
-        ax.set_title(f"z = {planes[k]} ({z0 + planes[k] * sz:.1f} µm)", fontsize=9)
+        title = "the one plane" if nz == 1 else f"z = {planes[k]} ({z0 + planes[k] * sz:.1f} µm)"
+        ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # tick labels never overlap
+        ax.yaxis.set_major_locator(MaxNLocator(4))
     for ax in axes[-1]:
         ax.set_xlabel("x (µm)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("y (µm)", fontsize=8)
-    fig.suptitle(f"Planes of time point {t}", fontsize=10)
+    fig.suptitle(f"Planes of time point {_t_value(four, t)}", fontsize=10)
     return fig
 
 
@@ -329,9 +393,10 @@ def _lazy_histogram(data: da.Array) -> tuple[da.Array, Any]:
 
 def intensity_histogram(
     stack: xr.DataArray,
-    threshold: float | Sequence[float] | xr.DataArray | bool | None = None,
+    threshold: float | Sequence[float] | xr.DataArray | bool | str | os.PathLike | None = None,
     *,
     t: int | None = None,
+    params: Any = None,
     ax: Any = None,
 ) -> Any:
     """Histogram of every grey level, log counts, with the threshold(s) marked.
@@ -346,12 +411,20 @@ def intensity_histogram(
     ----------
     stack : xarray.DataArray
         The image (lazy is fine).
-    threshold : float, sequence, xarray.DataArray, bool or None
-        Threshold(s) to mark, e.g. ``Result.thresholds``; ``None`` (default)
-        computes :func:`bigseg.global_threshold` in the same pass as the
-        histogram; ``False`` marks none.
+    threshold : float, sequence, xarray.DataArray, bool, path, Result or None
+        Threshold(s) to mark: values (one per time point), a run's output
+        directory or its :class:`bigseg.pipeline.Result` (the thresholds
+        that run used, from ``run.json``, matched to the stack's ``t``
+        coordinate); ``None`` (default) computes
+        :func:`bigseg.global_threshold` with ``params`` in the same pass as
+        the histogram; ``False`` marks none.
     t : int, optional
-        Only this time point (and its threshold); by default all.
+        Only this time point (its position in ``stack``) and its threshold;
+        by default all.
+    params : Params, optional
+        Whose statistic ``threshold=None`` computes; by default the default
+        preset's, as :func:`bigseg.run` uses (``Params(preset="seed")`` gives
+        the recipe's Otsu threshold).
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; new ones by default.
 
@@ -366,9 +439,13 @@ def intensity_histogram(
     if t is not None:
         t = _check_t(four, t)
         data = data[t : t + 1]
+    threshold = _run_thresholds(threshold, four)
     lazy: list[Any] = []
     if threshold is None:
-        lazy.append(global_threshold(four if t is None else four.isel(t=slice(t, t + 1))).data)
+        from .params import Params
+
+        part = four if t is None else four.isel(t=slice(t, t + 1))
+        lazy.append(global_threshold(part, params=params or Params()).data)
     counts, edges = _lazy_histogram(data)
     if counts is None:  # float or wide integer data: range first, then 512 bins
         lo, hi = (float(v) for v in dask.compute(*edges))
@@ -415,24 +492,56 @@ def intensity_histogram(
         ax.axvline(value, color="tab:red", lw=1, alpha=0.8, label=label if k == 0 else None)
     if len(thresholds):
         ax.legend(loc="upper right", fontsize=8, frameon=False)
-    when = "all time points" if t is None else f"time point {t}"
+    when = "all time points" if t is None else f"time point {_t_value(four, t)}"
     ax.set_title(f"Intensity histogram, {when}: {total:,} voxels", loc="left", fontsize=10)
     return fig
+
+
+def _run_thresholds(threshold: Any, four: xr.DataArray) -> Any:
+    """Return the thresholds a run used (``run.json``) for each time point of ``four``."""
+    if isinstance(threshold, (str, os.PathLike)):
+        record = _read_record(Path(threshold))
+    elif hasattr(threshold, "record") and hasattr(threshold, "thresholds"):
+        record = threshold.record
+    else:
+        return threshold
+    values = [float(v) for v in record["thresholds"]]
+    times = record["input"].get("t_selected") or list(range(len(values)))
+    by_t = dict(zip(times, values))
+    wanted = [int(v) for v in four["t"].values]
+    missing = [v for v in wanted if v not in by_t]
+    if missing:
+        raise InputError(
+            f"The run did not segment time point(s) {missing} of this stack (it segmented "
+            f"{times}); select those time points first (stack.isel(t=...))."
+        )
+    return [by_t[v] for v in wanted]
+
+
+def _read_record(out: Path) -> dict:
+    record_path = out / "run.json"
+    if not record_path.exists():
+        raise InputError(f"{str(out)!r} is not a finished bigseg output (no run.json).")
+    return json.loads(record_path.read_text())
 
 
 # --------------------------------------------------------------------------- time series
 
 
-def time_table(nuclei: pd.DataFrame, *, time_points: int | None = None) -> pd.DataFrame:
+def time_table(
+    nuclei: pd.DataFrame, *, time_points: int | Sequence[int] | None = None
+) -> pd.DataFrame:
     """Per-time-point statistics of a nuclei table (pandas, no image access).
 
     Parameters
     ----------
     nuclei : pandas.DataFrame
         Nuclei table with ``t``, ``volume_um3`` and ``intensity_mean``.
-    time_points : int, optional
-        Number of time points of the stack, so that time points without
-        nuclei appear with a count of 0; by default those seen in the table.
+    time_points : int or sequence of int, optional
+        Number of time points of the stack, or the time indices a run
+        segmented (``run.json``'s ``t_selected``), so that time points
+        without nuclei appear with a count of 0; by default those seen in
+        the table.
 
     Returns
     -------
@@ -457,8 +566,16 @@ def time_table(nuclei: pd.DataFrame, *, time_points: int | None = None) -> pd.Da
             "sd_intensity": g["intensity_mean"].std(ddof=0),
         }
     )
-    n = time_points if time_points is not None else (int(out.index.max()) + 1 if len(out) else 0)
-    out = out.reindex(pd.RangeIndex(n, name="t"))
+    if time_points is None or isinstance(time_points, (int, np.integer)):
+        n = (
+            time_points
+            if time_points is not None
+            else (int(out.index.max()) + 1 if len(out) else 0)
+        )
+        index = pd.RangeIndex(int(n), name="t")
+    else:
+        index = pd.Index([int(v) for v in time_points], name="t")
+    out = out.reindex(index)
     out["nuclei"] = out["nuclei"].fillna(0).astype(np.int64)
     return out
 
@@ -466,7 +583,7 @@ def time_table(nuclei: pd.DataFrame, *, time_points: int | None = None) -> pd.Da
 def time_summary(
     nuclei: pd.DataFrame,
     *,
-    time_points: int | None = None,
+    time_points: int | Sequence[int] | None = None,
     fig: Any = None,
 ) -> Any:
     """Nucleus count, mean volume and mean intensity against time point.
@@ -478,9 +595,10 @@ def time_summary(
     ----------
     nuclei : pandas.DataFrame
         Nuclei table (``bigseg.run(...).nuclei`` or ``nuclei.parquet``).
-    time_points : int, optional
-        Number of time points of the stack (time points without nuclei are
-        drawn as 0); by default those seen in the table.
+    time_points : int or sequence of int, optional
+        Number of time points of the stack, or the time indices segmented
+        (time points without nuclei are drawn as 0); by default those seen
+        in the table.
     fig : matplotlib.figure.Figure, optional
         Figure to draw into; a new one by default.
 
@@ -548,9 +666,10 @@ def napari_layers(
     result : path-like
         Output directory of ``bigseg segment`` / :func:`bigseg.run`.
     source : path-like, optional
-        The run's input, when it has moved since the run.
+        The run's input, when it has moved since the run (by default the
+        absolute path recorded in ``run.json``).
     channel : int, optional
-        The channel that was segmented, for multi-channel inputs.
+        The channel to show; by default the one the run segmented.
     point_size_um : float
         Diameter of the centre markers in µm.
 
@@ -559,33 +678,24 @@ def napari_layers(
     list of (data, dict, str)
         ``image``, ``labels`` and ``points`` layer data, in that order.
     """
-    import json
-    import os
-    from pathlib import Path
-
     from .io import MAX_LISTED_LABELS, open_stack, read_table
 
     out = Path(result)
-    record_path = out / "run.json"
-    if not record_path.exists():
-        raise InputError(f"{str(out)!r} is not a finished bigseg output (no run.json).")
-    record = json.loads(record_path.read_text())
-    source = os.fspath(source) if source is not None else record["input"]["source"]
-    if not os.path.exists(source):
-        raise InputError(
-            f"The input of this run, {source!r}, is not there any more; give its new "
-            "location with source=."
-        )
-    sc = record["input"]["scale_um"]
-    stack = open_stack(source, scale=(sc["z"], sc["y"], sc["x"]), channel=channel)
+    record = _read_record(out)
+    stack = _run_input(record, source=source, channel=channel, option="source=")
     labels = open_stack(out / "labels.zarr")
     nuclei = read_table(out / "nuclei.parquet")
     lead = [1.0] * (stack.ndim - 3)
+    t_origin = [0.0] * len(lead)
+    if lead:  # time points selected by the run: the t slider shows the original indices
+        times = stack["t"].to_numpy()
+        lead = [float(times[1] - times[0]) if len(times) > 1 else 1.0]
+        t_origin = [float(times[0])]
     place = {
         "scale": lead + list(scale_of(stack)),
-        "translate": [0.0] * len(lead) + list(_origin(stack)),
+        "translate": t_origin + list(_origin(stack)),
     }
-    name = Path(source.rstrip("/")).name
+    name = Path(str(stack.attrs["source"]).rstrip("/")).name
     features = nuclei.rename(columns={"nucleus": "index"})
     ids = nuclei["nucleus"].to_numpy(np.int64)
     label_kwargs: dict[str, Any] = {"name": "nuclei", "features": features, **place}
@@ -598,6 +708,9 @@ def napari_layers(
     # Centres in voxel index units with the image's scale and translate: each shows in the
     # plane nearest to it, at the world position (µm) of the table.
     position = ["t", "z", "y", "x"] if stack.ndim == 4 else ["z", "y", "x"]
+    centres = nuclei[position].to_numpy(np.float64)
+    if lead:  # original time index -> position in the selected stack
+        centres[:, 0] = (centres[:, 0] - t_origin[0]) / lead[0]
     _, sy, sx = scale_of(stack)
     points_kwargs = {
         "name": "centres",
@@ -609,5 +722,62 @@ def napari_layers(
     return [
         (stack.data, {"name": name, **place}, "image"),
         (labels.data, label_kwargs, "labels"),
-        (nuclei[position].to_numpy(np.float64), points_kwargs, "points"),
+        (centres, points_kwargs, "points"),
     ]
+
+
+def _run_input(
+    record: dict, *, source: Any = None, channel: int | None = None, option: str = "source="
+) -> xr.DataArray:
+    """Open a run's input as the run saw it: its channel, voxel size and time points.
+
+    Parameters
+    ----------
+    record : dict
+        The run record (``run.json``).
+    source : path-like, optional
+        Where the input is now, when it has moved; by default the recorded
+        absolute path (or URL).
+    channel : int, optional
+        Another channel of the input to show; by default the segmented one.
+    option : str
+        How the caller names ``source`` in errors (``--input PATH`` on the
+        command line).
+
+    Returns
+    -------
+    xarray.DataArray
+        The lazy stack, with the shape of the run's labels.
+    """
+    from .io import open_stack
+
+    inp = record["input"]
+    path = os.fspath(source) if source is not None else inp["source"]
+    if not (_objstore.is_url(path) or os.path.exists(path) or glob.glob(path)):
+        raise InputError(
+            f"The input of this run, {path!r}, is not there any more; give its new "
+            f"location with {option}."
+        )
+    sc = inp["scale_um"]
+    if channel is None:
+        channel = inp.get("channel")
+    stack = open_stack(
+        path,
+        scale=(sc["z"], sc["y"], sc["x"]),
+        channel=channel,
+        files_axis=inp.get("files_axis"),  # a folder or pattern of files, reopened the same way
+    )
+    times = inp.get("t_selected")
+    if times is not None and "t" in stack.dims and stack.sizes["t"] != len(times):
+        if max(times) >= stack.sizes["t"]:
+            raise InputError(
+                f"{path!r} has {stack.sizes['t']} time points but this run segmented time "
+                f"points up to {max(times)}; give the run's input with {option}."
+            )
+        stack = stack.isel(t=times)
+    if list(stack.shape) != list(inp["shape"]):
+        raise InputError(
+            f"{path!r} has shape {list(stack.shape)} but this run's input had "
+            f"{inp['shape']}; give the run's input with {option}."
+        )
+    return stack

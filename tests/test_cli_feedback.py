@@ -22,11 +22,11 @@ def series_run(tmp_path_factory):
 def test_plot_writes_every_figure_of_a_series(series_run, capsys):
     root, _, _ = series_run
     assert main(["plot", str(root / "out"), "--t", "1"]) == 0
-    names = ["projections.png", "montage.png", "histogram.png", "time.png"]
+    names = ["projections_t001.png", "montage_t001.png", "histogram_t001.png", "time.png"]
     for name in names:
         png = root / "out" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
-    assert capsys.readouterr().out.startswith("Wrote projections.png, montage.png")
+    assert capsys.readouterr().out.startswith("Wrote projections_t001.png, montage_t001.png")
 
 
 def test_plot_of_a_single_stack_has_no_time_figure(tmp_path):
