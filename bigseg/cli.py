@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import logging
-import os
 import signal
 import sys
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
 
-from ._errors import InputError
+try:  # Ctrl-C while the command starts is one sentence too, as it is in main().
+    import argparse
+    import contextlib
+    import json
+    import logging
+    import os
+    import threading
+    import time
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    from ._errors import InputError
+except KeyboardInterrupt:  # pragma: no cover - tested through a subprocess
+    print("bigseg: interrupted by SIGINT; nothing was started.", file=sys.stderr)
+    raise SystemExit(128 + signal.SIGINT) from None
 
 log = logging.getLogger("bigseg")
 

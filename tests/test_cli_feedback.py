@@ -219,16 +219,21 @@ def small_stack(tmp_path_factory):
 @pytest.mark.parametrize("delay", [0.1, 0.3, 0.6, 1.0])
 def test_ctrl_c_in_the_first_second_prints_no_traceback(small_stack, tmp_path, delay):
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [*CONSOLE, "segment", str(small_stack), "-o", str(out), "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(delay)
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    for _ in range(5):
+        proc = subprocess.Popen(
+            [*CONSOLE, "segment", str(small_stack), "-o", str(out), "--no-progress"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        # On a busy machine 0.1 s can still be inside Python's own start-up (the site
+        # module), before any bigseg code runs: out of bigseg's reach, so try again.
+        if "<frozen site>" not in stderr:
+            break
     assert "Traceback" not in stderr, stderr
     assert proc.returncode == 130, stderr
     assert stderr.startswith("bigseg: interrupted by SIGINT") and stderr.count("\n") == 1, stderr
