@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="default",
         choices=("default", "seed"),
-        help="parameter preset (default: %(default)s). default: 3D Gaussian smoothing, a global "
+        help="parameter preset (default: %(default)r). default: 3D Gaussian smoothing, a global "
         "floor (Otsu of log intensity) and a local half-maximum cut per nucleus, nuclei "
         "stacked in z split, nuclei smaller than a --min-radius sphere dropped. seed: the "
         "2014 scikit-image recipe exactly (per-plane median and contrast filters, one Otsu "
@@ -326,6 +326,7 @@ def _exit_if_mistyped(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
     import difflib
 
     commands = _subcommands(parser)
+    top_level = {s for a in parser._actions for s in a.option_strings}  # misplaced, not mistyped
     current = parser
     for token in argv:
         if token == "--":
@@ -343,7 +344,7 @@ def _exit_if_mistyped(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
             continue
         name = token.split("=", 1)[0]
         options = [s for a in current._actions for s in a.option_strings if s.startswith("--")]
-        if any(option.startswith(name) for option in options):
+        if any(option.startswith(name) for option in options) or name in top_level:
             continue
         near = difflib.get_close_matches(name, options, n=1)
         if near:
