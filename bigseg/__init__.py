@@ -47,7 +47,7 @@ class _Package(types.ModuleType):
     imported lazily, importing ``bigseg.segment`` first would otherwise hide the function.
     """
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         if name in _SAME_NAME and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
