@@ -13,27 +13,44 @@ Figures are in :mod:`bigseg.plots` (``from bigseg import plots``; matplotlib is
 imported only when a figure is drawn).
 """
 
-from ._errors import InputError
-from .cluster import link, nuclei_table
-from .io import as_stack, open_stack, write_labels
-from .measure import measure
-from .params import Params
-from .pipeline import Result, run
-from .score import score
-from .segment import global_threshold, segment
+import sys
+import types
 
-__all__ = [
-    "InputError",
-    "Params",
-    "Result",
-    "as_stack",
-    "global_threshold",
-    "link",
-    "measure",
-    "nuclei_table",
-    "open_stack",
-    "run",
-    "score",
-    "segment",
-    "write_labels",
-]
+import lazy_loader
+
+# The API is imported on first use, so that ``import bigseg`` (and the ``bigseg`` command,
+# whose ``--help`` and ``--version`` need none of it) start in milliseconds, not a second.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["cluster", "io", "params", "pipeline"],
+    submod_attrs={
+        "_errors": ["InputError"],
+        "cluster": ["link", "nuclei_table"],
+        "io": ["as_stack", "open_stack", "write_labels"],
+        "measure": ["measure"],
+        "params": ["Params"],
+        "pipeline": ["Result", "run"],
+        "score": ["score"],
+        "segment": ["global_threshold", "segment"],
+    },
+)
+__all__ = sorted(set(__all__) - {"cluster", "io", "params", "pipeline"})
+
+# Functions named like the module that holds them.
+_SAME_NAME = frozenset({"measure", "score", "segment"})
+
+
+class _Package(types.ModuleType):
+    """Keep ``bigseg.segment`` the function when the module ``bigseg.segment`` is imported.
+
+    Python binds every imported submodule as an attribute of its package; with the API
+    imported lazily, importing ``bigseg.segment`` first would otherwise hide the function.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _SAME_NAME and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

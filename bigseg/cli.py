@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import logging
-import os
 import signal
 import sys
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
 
-from ._errors import InputError
+try:  # Ctrl-C while the command starts is one sentence too, as it is in main().
+    import argparse
+    import contextlib
+    import json
+    import logging
+    import os
+    import threading
+    import time
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    from ._errors import InputError
+except KeyboardInterrupt:  # pragma: no cover - tested through a subprocess
+    print("bigseg: interrupted by SIGINT; nothing was started.", file=sys.stderr)
+    raise SystemExit(128 + signal.SIGINT) from None
 
 log = logging.getLogger("bigseg")
 
@@ -51,12 +56,32 @@ def _time_selection(text: str) -> slice | int:
     return slice(*values)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bigseg")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree, not installed
+        return "(version unknown: not installed)"
+
+
+def _preset_value(name: str) -> str:
+    """Return the presets' value of the µm parameter ``name`` as help text."""
+    from .params import PRESETS
+
+    values = {preset: getattr(params, name) for preset, params in PRESETS.items()}
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values())):g} µm, both presets"
+    return ", ".join(f"{value:g} µm with {preset}" for preset, value in values.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
         prog="bigseg",
         description="Find cell nuclei in 3D and time-lapse stacks larger than memory.",
     )
+    parser.add_argument("--version", action="version", version=f"bigseg {_version()}")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -85,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("Z", "Y", "X"),
         help="voxel size in µm (overrides the file's metadata)",
     )
-    seg.add_argument("--channel", type=int, help="channel to segment when there are several")
+    seg.add_argument(
+        "--channel",
+        type=int,
+        help="channel to segment, from 0 (default: the only one; required when there are several)",
+    )
     seg.add_argument(
         "--files-axis",
         choices=("t", "z"),
@@ -96,41 +125,72 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="default",
         choices=("default", "seed"),
-        help="parameter preset (seed: the 2014 scikit-image recipe exactly)",
+        help="parameter preset (default: %(default)r). default: 3D Gaussian smoothing, a global "
+        "floor (Otsu of log intensity) and a local half-maximum cut per nucleus, nuclei "
+        "stacked in z split, nuclei smaller than a --min-radius sphere dropped. seed: the "
+        "2014 scikit-image recipe exactly (per-plane median and contrast filters, one Otsu "
+        "threshold of the maximum projection)",
     )
     seg.add_argument(
-        "--smooth-radius", type=_float, metavar="UM", help="median / contrast filter radius in µm"
+        "--smooth-radius",
+        type=_float,
+        metavar="UM",
+        help=f"smoothing size in µm (default: {_preset_value('smooth_radius')}). default preset: "
+        "reach of the 3D Gaussian (sigma UM/3 in each axis); seed preset: radius of the "
+        "per-plane median and contrast-enhancement disks",
     )
-    seg.add_argument("--min-radius", type=_float, metavar="UM", help="smallest nucleus radius, µm")
-    seg.add_argument("--max-radius", type=_float, metavar="UM", help="largest nucleus radius, µm")
-    seg.add_argument("--chunks", metavar="Z,Y,X", help="dask chunk sizes (-1: whole axis)")
+    seg.add_argument(
+        "--min-radius",
+        type=_float,
+        metavar="UM",
+        help=f"smallest nucleus radius in µm (default: {_preset_value('min_radius')}). In both "
+        "presets per-plane regions of equivalent radius sqrt(area/pi) up to UM are dropped and "
+        "watershed markers are at least 2 UM apart; the default preset also drops nuclei "
+        "smaller than a sphere of radius UM and takes each voxel's local maximum within "
+        "1.25 UM",
+    )
+    seg.add_argument(
+        "--max-radius",
+        type=_float,
+        metavar="UM",
+        help=f"largest nucleus radius in µm (default: {_preset_value('max_radius')}). In both "
+        "presets per-plane regions of equivalent radius sqrt(area/pi) of UM or more are dropped",
+    )
+    seg.add_argument(
+        "--chunks",
+        metavar="Z,Y,X",
+        help="dask chunk sizes to read the input in (-1: whole axis; default: its storage "
+        "chunks); chunks that split planes make bigseg stitch labels across them",
+    )
     seg.add_argument(
         "--workers",
         type=_positive_int,
         default=None,
-        help="worker processes of the local cluster (default: one per 2 cores)",
+        help="worker processes of the local cluster (default: cores / threads per worker)",
     )
     seg.add_argument(
         "--threads-per-worker",
         type=_positive_int,
         default=None,
-        help="threads per worker (default: 2)",
+        help="threads per worker (default: 2, or 1 on a one-core machine)",
     )
     seg.add_argument(
         "--memory-limit",
         default="auto",
-        help="memory limit per worker, e.g. 2GiB (default: share of RAM)",
+        help="memory limit per worker, e.g. 2GiB (default: %(default)s, an equal share of RAM)",
     )
     seg.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="use an existing dask scheduler, e.g. tcp://10.0.0.5:8786",
+        help="use an existing dask scheduler, e.g. tcp://10.0.0.5:8786 (default: start a "
+        "local cluster on 127.0.0.1)",
     )
     seg.add_argument(
         "--t",
         type=_time_selection,
         metavar="START:STOP",
-        help="segment only these time points, e.g. 0:10 (Python slice, stop excluded) or 3",
+        help="segment only these time points, e.g. 0:10 (Python slice, stop excluded) or 3 "
+        "(default: all)",
     )
     seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
     seg.add_argument(
@@ -155,26 +215,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     syn.add_argument("output", help="OME-Zarr image to create, e.g. sample.ome.zarr")
     syn.add_argument(
-        "--shape", nargs=3, type=_positive_int, default=(24, 256, 256), metavar=("Z", "Y", "X")
+        "--shape",
+        nargs=3,
+        type=_positive_int,
+        default=(24, 256, 256),
+        metavar=("Z", "Y", "X"),
+        help="size in voxels (default: 24 256 256)",
     )
-    syn.add_argument("--nuclei", type=int, default=40, help="nuclei per time point")
-    syn.add_argument("--t", type=_positive_int, default=1, help="time points")
+    syn.add_argument(
+        "--nuclei", type=int, default=40, help="nuclei per time point (default: %(default)s)"
+    )
+    syn.add_argument(
+        "--t", type=_positive_int, default=1, help="time points (default: %(default)s)"
+    )
     syn.add_argument(
         "--scale",
         nargs=3,
         type=_float,
         default=(1.5, 0.71, 0.71),
         metavar=("Z", "Y", "X"),
-        help="voxel size in µm",
+        help="voxel size in µm (default: 1.5 0.71 0.71)",
     )
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     syn.add_argument(
         "--difficulty",
         default="easy",
         choices=("easy", "hard"),
-        help="hard: tenfold brightness range, touching and z-stacked nuclei, saturation, noise",
+        help="hard: tenfold brightness range, touching and z-stacked nuclei, saturation, noise "
+        "(default: %(default)s)",
     )
-    syn.add_argument("--overwrite", action="store_true")
+    syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
 
     sco = sub.add_parser(
         "score",
@@ -204,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time point to draw, as numbered in the tables (default: the run's first)",
     )
     plo.add_argument(
-        "--input", metavar="PATH", help="the run's input, when it has moved since the run"
+        "--input",
+        metavar="PATH",
+        help="the run's input, when it has moved since the run (default: the input in run.json)",
     )
     plo.add_argument(
         "--channel", type=int, help="another channel of the input to draw (default: the run's)"
@@ -219,17 +291,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bigseg`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.command_line = ["bigseg", *(sys.argv[1:] if argv is None else [str(a) for a in argv])]
-    _configure_logging(args.verbose, getattr(args, "quiet", False))
-    command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
+    # Ctrl-C is one sentence from the first line on: nothing heavy is imported before this
+    # (the package and this module import their libraries only when a subcommand runs).
+    args = None
     with _signals_as_interrupt() as received:
         try:
+            parser = build_parser()
+            argv = sys.argv[1:] if argv is None else list(argv)
+            _exit_if_mistyped(parser, argv)
+            args = parser.parse_args(argv)
+            args.command_line = ["bigseg", *map(str, argv)]
+            _configure_logging(args.verbose, getattr(args, "quiet", False))
+            command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
             return command[args.command](args)
         except InputError as exc:
             print(f"bigseg: error: {exc}", file=sys.stderr)
             return 2
+        except SystemExit:  # --help, --version and usage errors (before distributed is imported)
+            raise
+        except BrokenPipeError:  # `bigseg ... | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        except KeyboardInterrupt:
+            name = received[0] if received else "SIGINT"
+            print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
+            return 128 + getattr(signal, name, signal.SIGINT)
         except _killed_worker() as exc:
             print(
                 f"bigseg: error: dask workers kept dying while running task {exc.task!r} (most "
@@ -238,10 +324,47 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        except KeyboardInterrupt:
-            name = received[0] if received else "SIGINT"
-            print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
-            return 128 + getattr(signal, name, signal.SIGINT)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}  # pragma: no cover
+
+
+def _exit_if_mistyped(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Exit with a usage error naming the nearest command or option to a mistyped one.
+
+    argparse (before Python 3.14) lists what it did not recognise but suggests nothing.
+    Names argparse accepts (abbreviations included) and names near none are left to it.
+    """
+    import difflib
+
+    commands = _subcommands(parser)
+    top_level = {s for a in parser._actions for s in a.option_strings}  # misplaced, not mistyped
+    current = parser
+    for token in argv:
+        if token == "--":
+            return
+        if not token.startswith("-"):
+            if current is parser:  # the top level takes no values: this is the command
+                if token not in commands:
+                    near = difflib.get_close_matches(token, list(commands), n=1)
+                    if near:
+                        parser.error(f"invalid command {token!r} (did you mean {near[0]}?)")
+                    return
+                current = commands[token]
+            continue
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        options = [s for a in current._actions for s in a.option_strings if s.startswith("--")]
+        if any(option.startswith(name) for option in options) or name in top_level:
+            continue
+        near = difflib.get_close_matches(name, options, n=1)
+        if near:
+            current.error(f"unrecognized arguments: {name} (did you mean {near[0]}?)")
 
 
 def _killed_worker() -> type[BaseException]:
@@ -309,20 +432,20 @@ def _signals_as_interrupt() -> Iterator[list[str]]:
             signal.signal(sig, old)
 
 
-def _interrupted_note(args: argparse.Namespace) -> str:
-    if args.command != "segment":
+def _interrupted_note(args: argparse.Namespace | None) -> str:
+    if args is None or args.command != "segment":
         return "nothing was finished."
+    if not args.resume:
+        return f"{args.output!r} was not written (rerun with --resume to make a run resumable)."
     from ._resume import scratch_path
 
     partial = scratch_path(Path(args.output))
-    if args.resume and partial.exists():
+    if partial.exists():
         return (
             f"{args.output!r} was not written; finished blocks are kept in {str(partial)!r}: "
             "rerun the same command (with --resume) to continue."
         )
-    if args.resume:
-        return f"{args.output!r} was not written; nothing had finished yet."
-    return f"{args.output!r} was not written (rerun with --resume to make a run resumable)."
+    return f"{args.output!r} was not written; nothing had finished yet."
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:

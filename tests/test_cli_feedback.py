@@ -1,8 +1,12 @@
 """The CLI's feedback: figures (`bigseg plot`), progress, summary and verbosity."""
 
+import argparse
 import json
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -96,3 +100,141 @@ def test_progress_bar_only_on_a_terminal_and_quiet_prints_nothing(tmp_path, caps
     assert capsys.readouterr().out == ""
     assert main(["segment", str(image), "-o", str(tmp_path / "d"), "--no-progress", *common]) == 0
     assert "Completed" not in capsys.readouterr().out
+
+
+# --- CLI manners: --version, help texts, suggestions for typos, early Ctrl-C ---------------
+
+# What the ``bigseg`` console script runs (``from bigseg.cli import main``), in a fresh interpreter.
+CONSOLE = [sys.executable, "-c", "import sys; from bigseg.cli import main; sys.exit(main())"]
+
+
+def test_version_prints_the_installed_version_without_heavy_imports():
+    from importlib.metadata import version
+
+    proc = subprocess.run([*CONSOLE, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"bigseg {version('bigseg')}\n"
+    # Fast because the command line imports no scientific library until a subcommand runs.
+    check = "import sys, bigseg.cli; print(sorted({'numpy', 'dask', 'xarray'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_public_names_are_the_functions_whatever_was_imported_first():
+    # The package imports its API on first use; a submodule imported first (bigseg.segment)
+    # must not hide the function of the same name.
+    code = (
+        "import bigseg.segment, bigseg.measure, bigseg.score, bigseg.pipeline, bigseg\n"
+        "print(all(callable(getattr(bigseg, n)) for n in bigseg.__all__))\n"
+        "print(bigseg.segment.__module__, bigseg.measure.__module__, bigseg.score.__module__)\n"
+        "print(bigseg.io.open_stack is bigseg.open_stack)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split() == [
+        "True",
+        "bigseg.segment",
+        "bigseg.measure",
+        "bigseg.score",
+        "True",
+    ], proc.stderr
+
+
+def _help(parser):
+    return {
+        action.dest: parser._get_formatter()._expand_help(action)
+        for action in parser._actions
+        if action.option_strings and action.help and action.help != argparse.SUPPRESS
+    }
+
+
+def test_help_states_every_default():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        takes_value = {
+            a.dest for a in sub._actions if a.option_strings and a.nargs != 0 and not a.required
+        }
+        helps = _help(sub)
+        for dest in takes_value:
+            text = helps.get(dest, "")
+            # --scale of segment: the file's metadata is the default ("overrides" it).
+            assert "default" in text or "overrides" in text, (name, dest, text)
+
+
+def test_help_says_what_each_preset_does_with_each_size():
+    from bigseg.params import PRESETS
+
+    helps = _help(next(iter(_subparsers().values())))
+    smooth = helps["smooth_radius"]
+    # seed: median and contrast disks per plane; default: a 3D Gaussian.
+    assert "median" in smooth and "Gaussian" in smooth and "seed" in smooth, smooth
+    for name in ("smooth_radius", "min_radius", "max_radius"):
+        default = getattr(PRESETS["default"], name)
+        assert f"default: {default:g} µm" in helps[name], helps[name]
+    assert "both presets" in helps["min_radius"] and "both presets" in helps["max_radius"]
+
+
+def _subparsers():
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+@pytest.mark.parametrize(
+    "argv,hint",
+    [
+        (["segment", "in.tif", "-o", "out", "--min-radus", "3"], "--min-radius"),
+        (["segment", "in.tif", "-o", "out", "--min-radus=3"], "--min-radius"),
+        (["segment", "in.tif", "--ouput", "out"], "--output"),  # before -o is missed
+        (["synth", "s.ome.zarr", "--nucleii", "3"], "--nuclei"),
+        (["score", "a.csv", "b.csv", "--tolerence", "2"], "--tolerance"),
+        (["--verbse", "plot", "out"], "--verbose"),
+        (["segmnt", "in.tif", "-o", "out"], "segment"),
+    ],
+)
+def test_a_mistyped_option_or_command_suggests_the_nearest(argv, hint, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"(did you mean {hint}?)" in err, err
+    assert err.count("error:") == 1 and "Traceback" not in err
+
+
+def test_an_unknown_option_without_a_near_name_is_argparses_message(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "in.tif", "-o", "out", "--zzzz"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --zzzz" in err and "did you mean" not in err
+
+
+@pytest.fixture(scope="module")
+def small_stack(tmp_path_factory):
+    image, _ = synth(
+        tmp_path_factory.mktemp("ctrlc") / "s.ome.zarr", shape=(16, 128, 128), nuclei=8
+    )
+    return image
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.3, 0.6, 1.0])
+def test_ctrl_c_in_the_first_second_prints_no_traceback(small_stack, tmp_path, delay):
+    out = tmp_path / "out"
+    for _ in range(5):
+        proc = subprocess.Popen(
+            [*CONSOLE, "segment", str(small_stack), "-o", str(out), "--no-progress"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        # On a busy machine 0.1 s can still be inside Python's own start-up (the site
+        # module), before any bigseg code runs: out of bigseg's reach, so try again.
+        if "<frozen site>" not in stderr:
+            break
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130, stderr
+    assert stderr.startswith("bigseg: interrupted by SIGINT") and stderr.count("\n") == 1, stderr
+    assert not out.exists()

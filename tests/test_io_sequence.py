@@ -234,7 +234,7 @@ def test_cli_segments_a_glob_and_a_folder_like_one_multipage_tiff(tmp_path, monk
     assert record["input"]["files"] == 2 and record["input"]["files_axis"] == "t"
     monkeypatch.chdir(tmp_path)
     assert main(["plot", "glob_out"]) == 0  # the run is reopened from its pattern
-    assert (tmp_path / "glob_out" / "projections.png").stat().st_size > 10_000
+    assert (tmp_path / "glob_out" / "projections_t000.png").stat().st_size > 10_000
 
 
 def test_resume_fingerprint_sees_a_changed_file_of_a_folder(tmp_path):
