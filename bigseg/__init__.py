@@ -13,7 +13,7 @@ Figures are in :mod:`bigseg.plots` (``from bigseg import plots``; matplotlib is
 imported only when a figure is drawn).
 """
 
-from ._errors import InputError
+from ._errors import InputError, ScaleWarning
 from .cluster import link, nuclei_table
 from .io import as_stack, open_stack, write_labels
 from .measure import measure
@@ -26,6 +26,7 @@ __all__ = [
     "InputError",
     "Params",
     "Result",
+    "ScaleWarning",
     "as_stack",
     "global_threshold",
     "link",

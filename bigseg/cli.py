@@ -76,10 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--output", required=True, help="output directory (must not exist)")
     seg.add_argument(
         "--scale",
-        nargs=3,
+        nargs="+",
         type=_float,
-        metavar=("Z", "Y", "X"),
-        help="voxel size in µm (overrides the file's metadata)",
+        metavar="UM",
+        help="voxel size in µm, Z Y X (Y X for 2D images; overrides the file's metadata)",
     )
     seg.add_argument("--channel", type=int, help="channel to segment when there are several")
     seg.add_argument(
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, getattr(args, "quiet", False))
     command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
-    with _signals_as_interrupt() as received:
+    with _signals_as_interrupt() as received, _one_line_warnings():
         try:
             return command[args.command](args)
         except InputError as exc:
@@ -225,6 +225,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = received[0] if received else "SIGINT"
             print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
             return 128 + getattr(signal, name, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Print bigseg's warnings as one line each (``bigseg: warning: ...``), others as usual."""
+    import warnings
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if filename.startswith(os.path.dirname(__file__)):
+            print(f"bigseg: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _killed_worker() -> type[BaseException]:
@@ -394,7 +412,9 @@ def _segment(args: argparse.Namespace) -> int:
     chunks = parse_chunks(args.chunks) if args.chunks else None
     # Open (and validate) before starting a cluster, so bad input fails fast.
     stack = open_stack(args.input, scale=args.scale, chunks=chunks, channel=args.channel)
-    px = params.in_pixels(tuple(stack.attrs["scale"].values()))
+    px = params.in_pixels(
+        tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source")
+    )
     log.debug(
         "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",
         args.input,

@@ -122,7 +122,7 @@ class Params:
             raise TypeError(f"Unknown parameter(s) {sorted(unknown)}; known: {sorted(fields)}.")
         return dataclasses.replace(PRESETS[preset], **given)
 
-    def in_pixels(self, scale: Sequence[float]) -> PixelParams:
+    def in_pixels(self, scale: Sequence[float], *, scale_source: str | None = None) -> PixelParams:
         """Convert to pixels with the stack's ``(z, y, x)`` voxel size in µm.
 
         Per-plane sizes use the y/x pixel size (their mean when they differ).
@@ -131,6 +131,9 @@ class Params:
         ----------
         scale : sequence of 3 floats
             Voxel size ``(z, y, x)`` in µm.
+        scale_source : str, optional
+            Where ``scale`` came from (e.g. ``"--scale"``, a stack's
+            ``attrs["scale_source"]``), named in errors.
 
         Returns
         -------
@@ -140,15 +143,27 @@ class Params:
         Raises
         ------
         InputError
-            When the smoothing radius is under one pixel.
+            When the smoothing radius is under one pixel; the message names
+            the pixel size and where it came from, and the smoothing radius
+            only when it is not the preset's.
         """
         pixel = (float(scale[1]) + float(scale[2])) / 2
         smooth = round(self.smooth_radius / pixel)
         min_r = self.min_radius / pixel
         if smooth < 1:
+            where = f", from {scale_source}" if scale_source else ""
+            sizes = " ".join(f"{float(v):g}" for v in scale)
+            if self.smooth_radius == PRESETS[self.preset].smooth_radius:
+                raise InputError(
+                    f"The pixel size {pixel:g} µm (voxel size {sizes} µm, z y x{where}) is "
+                    f"larger than the {self.preset} preset's smoothing radius "
+                    f"({self.smooth_radius:g} µm): check that the voxel size is in µm "
+                    f"(not nm) and in Z Y X order."
+                )
             raise InputError(
-                f"--smooth-radius {self.smooth_radius} µm is under one pixel "
-                f"({pixel:g} µm); give at least {pixel:g} µm."
+                f"--smooth-radius {self.smooth_radius:g} µm is under one pixel "
+                f"({pixel:g} µm, from the voxel size {sizes} µm{where}); give at least "
+                f"{pixel:g} µm, or check the voxel size."
             )
         return PixelParams(
             smooth_radius=int(smooth),
