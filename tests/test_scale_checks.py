@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from bigseg import InputError, as_stack, open_stack, run
-from bigseg import ScaleWarning
+from bigseg import InputError, ScaleWarning, as_stack, open_stack, run
 from bigseg.cli import main
 from bigseg.params import Params
 
