@@ -165,8 +165,6 @@ def as_stack(
     """
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(1,) * (np.ndim(data) - 2) + (-1, -1))
-    if data.dtype == np.float16:
-        data = data.astype(np.float32)  # SciPy's filters have no float16 kernels
     if dims is None:
         if not 2 <= data.ndim <= 4:
             raise InputError(
@@ -194,6 +192,8 @@ def _labelled(
     scale_source: str,
 ) -> xr.DataArray:
     """Label standard-dims ``data`` with a validated ``(z, y, x)`` scale (no checks)."""
+    if data.dtype == np.float16:
+        data = data.astype(np.float32)  # SciPy's filters have no float16 kernels
     translation = (0.0, 0.0, 0.0) if translation is None else tuple(float(v) for v in translation)
     coords: dict[str, Any] = {}
     for name, step, origin in zip(SPATIAL, scale, translation):
@@ -846,7 +846,7 @@ def _warn_contradiction(
     hint = (
         "it is the file's in reverse, X Y Z order: bigseg reads Z Y X"
         if reversed_order
-        else "check its units (µm) and order (Z Y X)"
+        else f"check its units (µm) and order ({'Y X' if planar else 'Z Y X'})"
     )
     warnings.warn(
         f"--scale {_fmt(given)} differs by more than 2x in {', '.join(far)} from the voxel "
