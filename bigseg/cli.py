@@ -413,7 +413,7 @@ def _segment(args: argparse.Namespace) -> int:
     # Open (and validate) before starting a cluster, so bad input fails fast.
     stack = open_stack(args.input, scale=args.scale, chunks=chunks, channel=args.channel)
     px = params.in_pixels(
-        tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source")
+        tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source", "array")
     )
     log.debug(
         "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",

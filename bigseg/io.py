@@ -49,6 +49,12 @@ _UNIT_TO_UM = {
     "m": 1e6,
 }
 _SUPPORTED_KINDS = "uif"  # unsigned, signed integer, float
+#: The metadata each format's voxel size is read from (recorded as ``scale_source``).
+_SCALE_KEYS = {
+    "ome-tiff": "OME-XML Pixels PhysicalSizeZ/Y/X",
+    "imagej-tiff": "ImageJ spacing and TIFF X/YResolution",
+    "ome-zarr": "multiscales coordinateTransformations scale",
+}
 
 
 def open_stack(
@@ -86,8 +92,8 @@ def open_stack(
         Dims ``("z", "y", "x")`` or ``("t", "z", "y", "x")``; coordinates in µm
         (``z = index * scale_z + translation_z``); ``attrs`` hold ``scale``,
         ``translation`` (dicts of µm per spatial dim), ``scale_source``
-        (``"--scale"`` or the file's metadata), ``source`` and ``format``.  A
-        2D image becomes a stack of one plane.
+        (``"option"`` or ``"metadata:<where>"``), ``source`` and ``format``.
+        A 2D image becomes a stack of one plane.
 
     Raises
     ------
@@ -126,11 +132,15 @@ def open_stack(
             f"Input {path_str!r} has an empty axis (shape {dict(zip(dims, data.shape))}); "
             "it holds no image to segment."
         )
-    n_z = data.shape[dims.index("z")]
-    resolved, scale_source = _resolve_scale(scale, meta_scale, path_str, n_z)
+    resolved = _resolve_scale(scale, meta_scale, path_str, data.shape[dims.index("z")])
     if chunks is not None:
         data = data.rechunk(_chunks_for(chunks, dims))
-    return _labelled(data, dims, resolved, translation, path_str, fmt, scale_source)
+    stack = _labelled(data, dims, resolved, translation, path_str, fmt)
+    # Provenance for run.json: where the voxel size came from.
+    stack.attrs["scale_source"] = (
+        "option" if scale is not None else f"metadata:{_SCALE_KEYS.get(fmt.split('-0.')[0], fmt)}"
+    )
+    return stack
 
 
 def as_stack(
@@ -179,7 +189,7 @@ def as_stack(
     values = _validated_scale(scale, "scale", data.shape[dims.index("z")])
     planar = data.shape[dims.index("z")] == 1
     _warn_implausible(values, f"scale=({_fmt(scale)})", planar=planar, stacklevel=3)
-    return _labelled(data, dims, values, translation, source, fmt, "scale=")
+    return _labelled(data, dims, values, translation, source, fmt)
 
 
 def _labelled(
@@ -189,7 +199,6 @@ def _labelled(
     translation: Sequence[float] | None,
     source: str,
     fmt: str,
-    scale_source: str,
 ) -> xr.DataArray:
     """Label standard-dims ``data`` with a validated ``(z, y, x)`` scale (no checks)."""
     if data.dtype == np.float16:
@@ -204,7 +213,6 @@ def _labelled(
     attrs = {
         "scale": dict(zip(SPATIAL, scale)),
         "translation": dict(zip(SPATIAL, translation)),
-        "scale_source": scale_source,
         "units": "µm",
         "source": source,
         "format": fmt,
@@ -741,8 +749,8 @@ def _fmt(values: Sequence[float | None]) -> str:
 
 def _resolve_scale(
     scale: Sequence[float] | None, meta: list | None, path: str, n_z: int = 2
-) -> tuple[tuple[float, float, float], str]:
-    """Return an input's ``(z, y, x)`` voxel size and its source; warn on doubtful ones."""
+) -> tuple[float, float, float]:
+    """Return an input's ``(z, y, x)`` voxel size; warn on doubtful ones."""
     planar = n_z == 1
     from_file = f"the metadata of {path!r}"
     if meta is not None and meta[0] is None and not planar:
@@ -767,7 +775,7 @@ def _resolve_scale(
                 _warn_contradiction(tuple(scale), values, file_values, path, planar)
         elif not planar:
             _warn_xyz_order(values)
-        return values, "--scale"
+        return values
     if meta is None:
         if planar:
             raise InputError(
@@ -782,7 +790,7 @@ def _resolve_scale(
     _warn_implausible(
         values, f"the voxel size {_fmt(values)} µm in {from_file}", planar=planar, stacklevel=4
     )
-    return values, from_file
+    return values
 
 
 def _warn_implausible(values: Sequence[float], what: str, *, planar: bool, stacklevel: int) -> None:

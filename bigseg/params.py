@@ -132,8 +132,8 @@ class Params:
         scale : sequence of 3 floats
             Voxel size ``(z, y, x)`` in µm.
         scale_source : str, optional
-            Where ``scale`` came from (e.g. ``"--scale"``, a stack's
-            ``attrs["scale_source"]``), named in errors.
+            Where ``scale`` came from, a stack's ``attrs["scale_source"]``
+            (``"option"``, ``"metadata:<where>"`` or ``"array"``), named in errors.
 
         Returns
         -------
@@ -151,7 +151,7 @@ class Params:
         smooth = round(self.smooth_radius / pixel)
         min_r = self.min_radius / pixel
         if smooth < 1:
-            where = f", from {scale_source}" if scale_source else ""
+            where = f", from {_source_text(scale_source)}" if scale_source else ""
             sizes = " ".join(f"{float(v):g}" for v in scale)
             if self.smooth_radius == PRESETS[self.preset].smooth_radius:
                 raise InputError(
@@ -175,6 +175,17 @@ class Params:
     def to_dict(self) -> dict:
         """Plain dict for run records."""
         return dataclasses.asdict(self)
+
+
+def _source_text(scale_source: str) -> str:
+    """Name a stack's ``attrs["scale_source"]`` in words for messages."""
+    if scale_source == "option":
+        return "--scale"
+    if scale_source.startswith("metadata:"):
+        return f"the file's metadata, {scale_source.removeprefix('metadata:')}"
+    if scale_source == "array":
+        return "scale="
+    return scale_source
 
 
 # Sizes in µm are the recipe's pixel sizes at its 0.71 µm pixels: 5, 4 and 20 px.

@@ -146,7 +146,7 @@ def run(
         )
     check_output(out, source_name, overwrite, resume=resume)
     sc = scale_of(stack)
-    px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source"))
+    px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
     timings["open"] = time.perf_counter() - started
 
     split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
