@@ -787,9 +787,7 @@ def _resolve_scale(
             "(µm, e.g. --scale 1.5 0.71 0.71) or scale=(z, y, x)."
         )
     values = _validated_scale(meta, f"The voxel size in {path!r}", n_z)
-    _warn_implausible(
-        values, f"the voxel size {_fmt(values)} µm in {from_file}", planar=planar, stacklevel=4
-    )
+    _warn_implausible(values, f"The metadata of {path!r}", planar=planar, stacklevel=4)
     return values
 
 
@@ -803,7 +801,7 @@ def _warn_implausible(values: Sequence[float], what: str, *, planar: bool, stack
         warnings.warn(
             f"{what} means voxels of {_fmt(used)} µm, more than {hi:g} µm: bigseg takes µm, "
             f"and in nm that is {_fmt([v / 1000 for v in used])} µm; "
-            "give the voxel size in µm.",
+            "give the voxel size in µm (--scale Z Y X).",
             ScaleWarning,
             stacklevel=stacklevel,
         )
@@ -811,7 +809,7 @@ def _warn_implausible(values: Sequence[float], what: str, *, planar: bool, stack
         warnings.warn(
             f"{what} means voxels of {_fmt(used)} µm, less than {lo * 1000:g} nm: bigseg "
             f"takes µm, and in mm that is {_fmt([v * 1000 for v in used])} µm; "
-            "give the voxel size in µm.",
+            "give the voxel size in µm (--scale Z Y X).",
             ScaleWarning,
             stacklevel=stacklevel,
         )
