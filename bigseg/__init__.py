@@ -24,7 +24,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submodules=["cluster", "io", "params", "pipeline"],
     submod_attrs={
-        "_errors": ["InputError"],
+        "_errors": ["InputError", "ScaleWarning"],
         "cluster": ["link", "nuclei_table"],
         "io": ["as_stack", "open_stack", "write_labels"],
         "measure": ["measure"],

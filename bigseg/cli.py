@@ -105,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--output", required=True, help="output directory (must not exist)")
     seg.add_argument(
         "--scale",
-        nargs=3,
+        nargs="+",
         type=_float,
-        metavar=("Z", "Y", "X"),
-        help="voxel size in µm (overrides the file's metadata)",
+        metavar="UM",
+        help="voxel size in µm, Z Y X (Y X for 2D images; overrides the file's metadata)",
     )
     seg.add_argument(
         "--channel",
@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C is one sentence from the first line on: nothing heavy is imported before this
     # (the package and this module import their libraries only when a subcommand runs).
     args = None
-    with _signals_as_interrupt() as received:
+    with _signals_as_interrupt() as received, _one_line_warnings():
         try:
             parser = build_parser()
             argv = sys.argv[1:] if argv is None else list(argv)
@@ -365,6 +365,24 @@ def _exit_if_mistyped(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
         near = difflib.get_close_matches(name, options, n=1)
         if near:
             current.error(f"unrecognized arguments: {name} (did you mean {near[0]}?)")
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Print bigseg's warnings as one line each (``bigseg: warning: ...``), others as usual."""
+    import warnings
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if filename.startswith(os.path.dirname(__file__)):
+            print(f"bigseg: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _killed_worker() -> type[BaseException]:
@@ -543,7 +561,9 @@ def _segment(args: argparse.Namespace) -> int:
         )
     except InputError as exc:  # the library names its parameter, the command line its flag
         raise InputError(str(exc).replace("files_axis=", "--files-axis ")) from None
-    px = params.in_pixels(tuple(stack.attrs["scale"].values()))
+    px = params.in_pixels(
+        tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source", "array")
+    )
     log.debug(
         "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",
         args.input,

@@ -230,12 +230,15 @@ def _numbered(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
     return first_seen[component]
 
 
-def drop_small(linked: pd.DataFrame, *, scale: Sequence[float], min_radius: float) -> pd.DataFrame:
+def drop_small(
+    linked: pd.DataFrame, *, scale: Sequence[float], min_radius: float, planar: bool = False
+) -> pd.DataFrame:
     """Drop the detections of nuclei smaller than a sphere of ``min_radius`` µm, renumbered.
 
     A nucleus's volume is its summed area times the z step (as in
     :func:`nuclei_table`); fragments seen in one or two planes only, smaller
-    than the smallest nucleus, go.
+    than the smallest nucleus, go.  In 2D images (``planar``) a nucleus's
+    area is compared with a disc of ``min_radius``; the z size plays no part.
 
     Parameters
     ----------
@@ -245,6 +248,9 @@ def drop_small(linked: pd.DataFrame, *, scale: Sequence[float], min_radius: floa
         Voxel size ``(z, y, x)`` in µm.
     min_radius : float
         Smallest nucleus radius, µm.
+    planar : bool
+        The detections come from one plane per time point (a 2D image or
+        time-lapse).
 
     Returns
     -------
@@ -253,8 +259,11 @@ def drop_small(linked: pd.DataFrame, *, scale: Sequence[float], min_radius: floa
     """
     if len(linked) == 0:
         return linked.copy()
-    volume = linked.groupby("nucleus")["area_um2"].transform("sum") * float(scale[0])
-    keep = volume.to_numpy() >= 4 / 3 * np.pi * float(min_radius) ** 3
+    size = linked.groupby("nucleus")["area_um2"].transform("sum")
+    if planar:
+        keep = size.to_numpy() >= np.pi * float(min_radius) ** 2
+    else:
+        keep = size.to_numpy() * float(scale[0]) >= 4 / 3 * np.pi * float(min_radius) ** 3
     out = linked[keep].reset_index(drop=True)
     if len(out):
         _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
@@ -262,12 +271,16 @@ def drop_small(linked: pd.DataFrame, *, scale: Sequence[float], min_radius: floa
     return out
 
 
-def nuclei_table(linked: pd.DataFrame, *, scale: Sequence[float]) -> pd.DataFrame:
+def nuclei_table(
+    linked: pd.DataFrame, *, scale: Sequence[float], planar: bool = False
+) -> pd.DataFrame:
     """Summarise linked detections into one row per nucleus.
 
     Positions are intensity-weighted means of the detections' centres; the
     volume is the summed area times the z step; the radius is that of a sphere
-    of the same volume.
+    of the same volume.  In 2D images (``planar``) a nucleus has no volume
+    (``volume_um3`` is NaN) and its radius is that of a disc of its area, so
+    nothing depends on the z size.
 
     Parameters
     ----------
@@ -275,6 +288,9 @@ def nuclei_table(linked: pd.DataFrame, *, scale: Sequence[float]) -> pd.DataFram
         Output of :func:`link`.
     scale : sequence of 3 floats
         Voxel size ``(z, y, x)`` in µm.
+    planar : bool
+        The detections come from one plane per time point (a 2D image or
+        time-lapse).
 
     Returns
     -------
@@ -298,8 +314,13 @@ def nuclei_table(linked: pd.DataFrame, *, scale: Sequence[float]) -> pd.DataFram
     volume = (
         g["area_px"].sum().to_numpy(float) * float(scale[0]) * float(scale[1]) * float(scale[2])
     )
-    out["volume_um3"] = volume
-    out["radius_um"] = np.cbrt(3 * volume / (4 * np.pi))
+    if planar:
+        area = g["area_px"].sum().to_numpy(float) * float(scale[1]) * float(scale[2])
+        out["volume_um3"] = np.nan
+        out["radius_um"] = np.sqrt(area / np.pi)
+    else:
+        out["volume_um3"] = volume
+        out["radius_um"] = np.cbrt(3 * volume / (4 * np.pi))
     out["intensity_sum"] = g["intensity_sum"].sum()
     out["intensity_mean"] = out["intensity_sum"] / g["area_px"].sum()
     out["n_planes"] = g["z"].nunique()

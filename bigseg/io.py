@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -81,7 +82,11 @@ def open_stack(
         one shape and dtype, and the voxel size comes from the first file.
     scale : sequence of 3 floats, optional
         Voxel size ``(z, y, x)`` in µm.  Overrides the file's metadata; needed
-        when the file has none.
+        when the file has none.  A 2D image or time-lapse (one plane per time
+        point) needs only ``(y, x)``; its z size is unused and stored as 1.0.
+        A value above 50 µm or below 5 nm, a probable X Y Z order, or a size
+        more than 2x away from the file's metadata is warned about
+        (:class:`bigseg.ScaleWarning`), naming both values.
     chunks : mapping or sequence, optional
         Dask chunks per dim (``{"z": 4}`` or ``(z, y, x)``); by default the
         storage chunks.
@@ -98,8 +103,9 @@ def open_stack(
     xarray.DataArray
         Dims ``("z", "y", "x")`` or ``("t", "z", "y", "x")``; coordinates in µm
         (``z = index * scale_z + translation_z``); ``attrs`` hold ``scale``,
-        ``translation`` (dicts of µm per spatial dim), ``source`` and
-        ``format``.  A 2D image becomes a stack of one plane.
+        ``translation`` (dicts of µm per spatial dim), ``scale_source``
+        (``"option"`` or ``"metadata:<where>"``), ``source`` and ``format``.
+        A 2D image becomes a stack of one plane.
 
     Raises
     ------
@@ -148,18 +154,17 @@ def open_stack(
             f"Input {path_str!r} has an empty axis (shape {dict(zip(dims, data.shape))}); "
             "it holds no image to segment."
         )
-    resolved = _resolve_scale(scale, meta_scale, path_str)
+    resolved = _resolve_scale(scale, meta_scale, path_str, data.shape[dims.index("z")])
     if chunks is not None:
         data = data.rechunk(_chunks_for(chunks, dims))
-    stack = as_stack(
-        data, dims=dims, scale=resolved, translation=translation, source=path_str, fmt=fmt
-    )
+    stack = _labelled(data, dims, resolved, translation, path_str, fmt)
     if files is not None:
         stack.attrs["files"] = len(files)
         stack.attrs["files_axis"] = "t" if files_axis is None else files_axis
     # Provenance for run.json: where the voxel size came from, which channel was kept.
+    kind = fmt.split("-0.")[0].removesuffix("-sequence")
     stack.attrs["scale_source"] = (
-        "option" if scale is not None else f"metadata:{_SCALE_KEYS.get(fmt.split('-0.')[0], fmt)}"
+        "option" if scale is not None else f"metadata:{_SCALE_KEYS.get(kind, fmt)}"
     )
     stack.attrs["channel"] = channel
     return stack
@@ -181,7 +186,8 @@ def as_stack(
     data : array-like
         2D ``(y, x)``, 3D ``(z, y, x)`` or 4D ``(t, z, y, x)`` image.
     scale : sequence of 3 floats
-        Voxel size ``(z, y, x)`` in µm.
+        Voxel size ``(z, y, x)`` in µm; ``(y, x)`` is enough for one plane
+        (a 2D image or time-lapse), whose z size is unused and stored as 1.0.
     dims : sequence of str, optional
         Dim names; default ``("t", "z", "y", "x")[-ndim:]``.
     translation : sequence of 3 floats, optional
@@ -196,8 +202,6 @@ def as_stack(
     """
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(1,) * (np.ndim(data) - 2) + (-1, -1))
-    if data.dtype == np.float16:
-        data = data.astype(np.float32)  # SciPy's filters have no float16 kernels
     if dims is None:
         if not 2 <= data.ndim <= 4:
             raise InputError(
@@ -209,7 +213,23 @@ def as_stack(
     if "z" not in dims:
         data = data[..., None, :, :]
         dims = dims[:-2] + ("z",) + dims[-2:]
-    scale = _validated_scale(scale, "scale")
+    values = _validated_scale(scale, "scale", data.shape[dims.index("z")])
+    planar = data.shape[dims.index("z")] == 1
+    _warn_implausible(values, f"scale=({_fmt(scale)})", planar=planar, stacklevel=3)
+    return _labelled(data, dims, values, translation, source, fmt)
+
+
+def _labelled(
+    data: da.Array,
+    dims: tuple[str, ...],
+    scale: tuple[float, float, float],
+    translation: Sequence[float] | None,
+    source: str,
+    fmt: str,
+) -> xr.DataArray:
+    """Label standard-dims ``data`` with a validated ``(z, y, x)`` scale (no checks)."""
+    if data.dtype == np.float16:
+        data = data.astype(np.float32)  # SciPy's filters have no float16 kernels
     translation = (0.0, 0.0, 0.0) if translation is None else tuple(float(v) for v in translation)
     coords: dict[str, Any] = {}
     for name, step, origin in zip(SPATIAL, scale, translation):
@@ -391,9 +411,11 @@ def _tiff_scale(tif: Any, axes: str) -> tuple[list | None, str]:
         factor = _UNIT_TO_UM.get(unit.lower(), None)
         xy = _resolution_um(tif.pages[0], factor)
         z = meta.get("spacing")
-        if xy is None or z is None or factor is None:
+        if xy is None or factor is None:
             return None, "imagej-tiff"
-        return [float(z) * factor, xy[0], xy[1]], "imagej-tiff"
+        # No spacing: enough for one plane per time point (2D); _resolve_scale decides.
+        z_um = None if z is None else float(z) * factor
+        return [z_um, xy[0], xy[1]], "imagej-tiff"
     return None, "tiff"
 
 
@@ -804,29 +826,159 @@ def _check_dtype(dtype: np.dtype, path: str) -> None:
         )
 
 
-def _validated_scale(scale: Sequence[float], what: str) -> tuple[float, float, float]:
+#: The z size stored for a stack of one plane per time point (2D images): unused.
+PLANAR_Z = 1.0
+#: Voxel sizes outside this range (µm) are warned about: probably in nm, or in mm.
+PLAUSIBLE_UM = (0.005, 50.0)
+
+
+def _validated_scale(scale: Sequence[float], what: str, n_z: int = 2) -> tuple[float, float, float]:
+    """Return ``scale`` as ``(z, y, x)`` floats, or raise an InputError naming ``what``.
+
+    With one plane (``n_z == 1``) a ``(y, x)`` pair is enough and the z size,
+    unused, is :data:`PLANAR_Z`; a z size given for one plane is ignored.
+    """
+    planar = n_z == 1
+    wanted = "three numbers (z y x), or two (y x) for a 2D image," if planar else "three numbers"
     try:
         values = tuple(float(v) for v in scale)
     except (TypeError, ValueError):
-        raise InputError(f"{what} must be three numbers (z y x) in µm, not {scale!r}.") from None
-    if len(values) != 3:
-        raise InputError(f"{what} must be three numbers (z y x) in µm, not {len(values)}.")
+        raise InputError(f"{what} must be {wanted} in µm, not {scale!r}.") from None
+    if len(values) == 2 and not planar:
+        raise InputError(
+            f"{what} {_fmt(values)} gives only y x, but the stack has {n_z} planes: give "
+            "three numbers z y x in µm (y x alone is for 2D images)."
+        )
+    if len(values) not in (2, 3):
+        raise InputError(f"{what} must be {wanted} in µm, not {len(values)}.")
     if not all(math.isfinite(v) and v > 0 for v in values):
-        raise InputError(f"{what} {values} must be positive, finite voxel sizes in µm (z y x).")
+        raise InputError(
+            f"{what} {_fmt(values)} must be positive, finite voxel sizes in µm "
+            f"({'z y x' if len(values) == 3 else 'y x'})."
+        )
+    if planar:
+        return (PLANAR_Z, values[-2], values[-1])
     return values  # type: ignore[return-value]
 
 
+def _fmt(values: Sequence[float | None]) -> str:
+    return " ".join("?" if v is None else f"{v:g}" for v in values)
+
+
 def _resolve_scale(
-    scale: Sequence[float] | None, meta: list | None, path: str
+    scale: Sequence[float] | None, meta: list | None, path: str, n_z: int = 2
 ) -> tuple[float, float, float]:
+    """Return an input's ``(z, y, x)`` voxel size; warn on doubtful ones."""
+    planar = n_z == 1
+    from_file = f"the metadata of {path!r}"
+    if meta is not None and meta[0] is None and not planar:
+        if scale is None:
+            raise InputError(
+                f"Input {path!r} has {n_z} planes and an x/y pixel size "
+                f"({_fmt(meta[1:])} µm) but no z step; give it with --scale Z Y X "
+                f"(µm, e.g. --scale 1.5 {_fmt(meta[1:])}) or scale=(z, y, x)."
+            )
+        meta = None  # nothing to compare z with; y/x compared below would be partial
+    if meta is not None and meta[0] is None:
+        meta = [PLANAR_Z, *meta[1:]]
     if scale is not None:
-        return _validated_scale(scale, "--scale")
+        values = _validated_scale(scale, "--scale", n_z)
+        _warn_implausible(values, f"--scale {_fmt(scale)}", planar=planar, stacklevel=4)
+        if meta is not None:
+            try:
+                file_values = _validated_scale(meta, from_file, n_z)
+            except InputError:
+                file_values = None  # unusable metadata: --scale replaces it
+            if file_values is not None:
+                _warn_contradiction(tuple(scale), values, file_values, path, planar)
+        elif not planar:
+            _warn_xyz_order(values)
+        return values
     if meta is None:
+        if planar:
+            raise InputError(
+                f"Input {path!r} carries no pixel size; give it with --scale Y X "
+                "(µm, e.g. --scale 0.71 0.71) or scale=(y, x)."
+            )
         raise InputError(
             f"Input {path!r} carries no voxel size; give it with --scale Z Y X "
             "(µm, e.g. --scale 1.5 0.71 0.71) or scale=(z, y, x)."
         )
-    return _validated_scale(meta, f"The voxel size in {path!r}")
+    values = _validated_scale(meta, f"The voxel size in {path!r}", n_z)
+    _warn_implausible(values, f"The metadata of {path!r}", planar=planar, stacklevel=4)
+    return values
+
+
+def _warn_implausible(values: Sequence[float], what: str, *, planar: bool, stacklevel: int) -> None:
+    """Warn when a voxel size is far outside light microscopy's range (nm or mm given as µm)."""
+    from ._errors import ScaleWarning
+
+    used = values[1:] if planar else values
+    lo, hi = PLAUSIBLE_UM
+    if max(used) > hi:
+        warnings.warn(
+            f"{what} means voxels of {_fmt(used)} µm, more than {hi:g} µm: bigseg takes µm, "
+            f"and in nm that is {_fmt([v / 1000 for v in used])} µm; "
+            "give the voxel size in µm (--scale Z Y X).",
+            ScaleWarning,
+            stacklevel=stacklevel,
+        )
+    elif min(used) < lo:
+        warnings.warn(
+            f"{what} means voxels of {_fmt(used)} µm, less than {lo * 1000:g} nm: bigseg "
+            f"takes µm, and in mm that is {_fmt([v * 1000 for v in used])} µm; "
+            "give the voxel size in µm (--scale Z Y X).",
+            ScaleWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def _warn_xyz_order(values: Sequence[float]) -> None:
+    """Warn when a ``(z, y, x)`` scale looks given as X Y Z: z equal to y, x far from both."""
+    from ._errors import ScaleWarning
+
+    z, y, x = values
+    if math.isclose(z, y, rel_tol=0.02) and not 0.5 <= x / y <= 2:
+        warnings.warn(
+            f"--scale {_fmt(values)} is read as z={z:g}, y={y:g}, x={x:g} µm: x differs from "
+            f"y by more than 2x, which looks like X Y Z order; bigseg reads Z Y X (e.g. "
+            f"--scale {_fmt(values[::-1])}).",
+            ScaleWarning,
+            stacklevel=4,
+        )
+
+
+def _warn_contradiction(
+    given: tuple,
+    values: tuple[float, float, float],
+    file_values: tuple[float, float, float],
+    path: str,
+    planar: bool,
+) -> None:
+    """Warn when ``--scale`` is more than 2x away from the file's voxel size on some axis."""
+    from ._errors import ScaleWarning
+
+    names = ("y", "x") if planar else SPATIAL
+    pick = slice(1, 3) if planar else slice(0, 3)
+    ours, theirs = values[pick], file_values[pick]
+    far = [n for n, a, b in zip(names, ours, theirs) if not 0.5 <= a / b <= 2]
+    if not far:
+        return
+    reversed_order = not planar and all(
+        math.isclose(a, b, rel_tol=0.02) for a, b in zip(ours, theirs[::-1])
+    )
+    hint = (
+        "it is the file's in reverse, X Y Z order: bigseg reads Z Y X"
+        if reversed_order
+        else f"check its units (µm) and order ({'Y X' if planar else 'Z Y X'})"
+    )
+    warnings.warn(
+        f"--scale {_fmt(given)} differs by more than 2x in {', '.join(far)} from the voxel "
+        f"size {_fmt(theirs)} µm ({' '.join(names)}) in the metadata of {path!r}; bigseg "
+        f"uses --scale ({hint}; drop --scale to use the file's).",
+        ScaleWarning,
+        stacklevel=4,
+    )
 
 
 def _chunks_for(chunks: Mapping[str, int] | Sequence[int], dims: tuple[str, ...]) -> dict:
@@ -1065,7 +1217,7 @@ def _label_listing(nuclei: Any) -> dict[str, list]:
         for name, v in zip(columns, row):
             if name in ("t", "n_planes"):
                 entry[name] = int(v)
-            else:
+            elif math.isfinite(v):  # 2D nuclei have no volume
                 entry[name] = round(float(v), 3)
         properties.append(entry)
     return {"colors": colors, "properties": properties}

@@ -122,7 +122,7 @@ class Params:
             raise TypeError(f"Unknown parameter(s) {sorted(unknown)}; known: {sorted(fields)}.")
         return dataclasses.replace(PRESETS[preset], **given)
 
-    def in_pixels(self, scale: Sequence[float]) -> PixelParams:
+    def in_pixels(self, scale: Sequence[float], *, scale_source: str | None = None) -> PixelParams:
         """Convert to pixels with the stack's ``(z, y, x)`` voxel size in µm.
 
         Per-plane sizes use the y/x pixel size (their mean when they differ).
@@ -131,6 +131,9 @@ class Params:
         ----------
         scale : sequence of 3 floats
             Voxel size ``(z, y, x)`` in µm.
+        scale_source : str, optional
+            Where ``scale`` came from, a stack's ``attrs["scale_source"]``
+            (``"option"``, ``"metadata:<where>"`` or ``"array"``), named in errors.
 
         Returns
         -------
@@ -140,15 +143,27 @@ class Params:
         Raises
         ------
         InputError
-            When the smoothing radius is under one pixel.
+            When the smoothing radius is under one pixel; the message names
+            the pixel size and where it came from, and the smoothing radius
+            only when it is not the preset's.
         """
         pixel = (float(scale[1]) + float(scale[2])) / 2
         smooth = round(self.smooth_radius / pixel)
         min_r = self.min_radius / pixel
         if smooth < 1:
+            where = f", from {_source_text(scale_source)}" if scale_source else ""
+            sizes = " ".join(f"{float(v):g}" for v in scale)
+            if self.smooth_radius == PRESETS[self.preset].smooth_radius:
+                raise InputError(
+                    f"The pixel size {pixel:g} µm (voxel size {sizes} µm, z y x{where}) is "
+                    f"larger than the {self.preset} preset's smoothing radius "
+                    f"({self.smooth_radius:g} µm): check that the voxel size is in µm "
+                    f"(not nm) and in Z Y X order."
+                )
             raise InputError(
-                f"--smooth-radius {self.smooth_radius} µm is under one pixel "
-                f"({pixel:g} µm); give at least {pixel:g} µm."
+                f"--smooth-radius {self.smooth_radius:g} µm is under one pixel "
+                f"({pixel:g} µm, from the voxel size {sizes} µm{where}); give at least "
+                f"{pixel:g} µm, or check the voxel size."
             )
         return PixelParams(
             smooth_radius=int(smooth),
@@ -160,6 +175,17 @@ class Params:
     def to_dict(self) -> dict:
         """Plain dict for run records."""
         return dataclasses.asdict(self)
+
+
+def _source_text(scale_source: str) -> str:
+    """Name a stack's ``attrs["scale_source"]`` in words for messages."""
+    if scale_source == "option":
+        return "--scale"
+    if scale_source.startswith("metadata:"):
+        return f"the file's metadata, {scale_source.removeprefix('metadata:')}"
+    if scale_source == "array":
+        return "scale="
+    return scale_source
 
 
 # Sizes in µm are the recipe's pixel sizes at its 0.71 µm pixels: 5, 4 and 20 px.

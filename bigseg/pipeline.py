@@ -152,7 +152,7 @@ def run(
         )
     check_output(out, source_name, overwrite, resume=resume)
     sc = scale_of(stack)
-    px = params.in_pixels(sc)
+    px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
     timings["open"] = time.perf_counter() - started
 
     split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
@@ -206,9 +206,10 @@ def run(
             max_gap=params.max_gap,
             neck_ratio=params.neck_ratio if params.preset == "default" else None,
         )
+        planar = stack.sizes["z"] == 1  # 2D: no result may depend on the z size
         if params.preset == "default":
-            linked = drop_small(linked, scale=sc, min_radius=params.min_radius)
-        nuclei = nuclei_table(linked, scale=sc)
+            linked = drop_small(linked, scale=sc, min_radius=params.min_radius, planar=planar)
+        nuclei = nuclei_table(linked, scale=sc, planar=planar)
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -150,7 +150,7 @@ def segment(
         stack's y/x chunks when stitched.
     """
     params = params or Params()
-    px = params.in_pixels(scale_of(stack))
+    px = params.in_pixels(scale_of(stack), scale_source=stack.attrs.get("scale_source", "array"))
     four = as_4d(stack)
     thresholds = _threshold_array(four, stack, threshold, params)
     split = _stitch.plan(four.data, px, stitch, params.preset)

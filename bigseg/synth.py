@@ -63,7 +63,9 @@ def make_truth(
     Nuclei are placed at random, each at least ``min_separation`` times the
     sum of the two radii from any other, and kept whole inside the stack in
     y and x.  Fewer than ``nuclei`` are placed when the volume is too full
-    (the table says how many).
+    (the table says how many).  With one plane (``shape[0] == 1``, 2D images)
+    every centre lies in that plane, so each nucleus is a disc of radius
+    ``r_um``, and touching nuclei touch within the plane.
 
     The keywords after ``min_separation`` make harder stacks; at their
     defaults the table is the same as without them.
@@ -79,7 +81,8 @@ def make_truth(
         0.95 to 1.0 times the sum of the radii apart), in a random direction.
     stacked : float
         Fraction of nuclei placed touching an earlier one straight above or
-        below it in z (within 15 degrees of the z axis).
+        below it in z (within 15 degrees of the z axis); with one plane they
+        touch within the plane instead.
     saturated : float
         Fraction of nuclei five times brighter than the camera's range.
 
@@ -108,7 +111,9 @@ def make_truth(
             hi = np.maximum(extent - np.array([scale[0], r, r]), lo)
             partner = -1
             if hard and placed and rng.uniform() < touching + stacked:
-                c, partner = _touching_centre(rng, placed, r, stacked / (touching + stacked))
+                c, partner = _touching_centre(
+                    rng, placed, r, stacked / (touching + stacked), planar=shape[0] == 1
+                )
                 if np.any(c < lo) or np.any(c > hi):
                     continue
             else:
@@ -151,11 +156,21 @@ def _touching_centre(
     placed: list[tuple[np.ndarray, float]],
     r: float,
     p_stacked: float,
+    *,
+    planar: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Return a centre touching a random earlier nucleus, and that nucleus's index."""
+    """Return a centre touching a random earlier nucleus, and that nucleus's index.
+
+    With ``planar`` the direction lies in the y/x plane (2D images).
+    """
     k = int(rng.integers(len(placed)))
     pc, pr = placed[k]
-    if rng.uniform() < p_stacked:
+    if planar:
+        rng.uniform()  # the draws of the 3D case, so that seeds stay comparable
+        direction = rng.normal(size=3)
+        direction[0] = 0.0
+        direction /= np.linalg.norm(direction)
+    elif rng.uniform() < p_stacked:
         tilt = np.deg2rad(rng.uniform(0.0, 15.0))
         phi = rng.uniform(0.0, 2 * np.pi)
         sign = rng.choice([-1.0, 1.0])
@@ -178,11 +193,15 @@ def render(
     noise_seed: int = 0,
     edge_um: float = 0.6,
     read_noise: float = 10.0,
+    offset: float = 0.0,
+    max_value: float = MAX_VALUE,
 ) -> np.ndarray:
     """Render one ``(t, z, y, x)`` block of the synthetic stack as uint16.
 
     Intensities are Poisson (shot noise) plus Gaussian read noise of
-    ``read_noise`` grey levels, clipped to the 12-bit range.
+    ``read_noise`` grey levels plus a camera ``offset`` (noise-free, e.g.
+    33000 grey levels), clipped to ``max_value`` (default the 12-bit range;
+    at most 65535).
     """
     t0, z0, y0, x0 = (int(v) for v in block_start)
     nt, nz, ny, nx = (int(v) for v in block_shape)
@@ -211,8 +230,8 @@ def render(
         out[region] += profile
     seed = [noise_seed, t0, z0, y0, x0]
     rng = np.random.default_rng(seed)
-    noisy = rng.poisson(out) + rng.normal(0.0, read_noise, out.shape)
-    return np.clip(np.rint(noisy), 0, MAX_VALUE).astype(np.uint16)
+    noisy = rng.poisson(out) + rng.normal(0.0, read_noise, out.shape) + offset
+    return np.clip(np.rint(noisy), 0, min(max_value, 65535)).astype(np.uint16)
 
 
 def _chunks(shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

@@ -57,7 +57,7 @@ def test_imagej_tiff_scale_from_metadata(tmp_path):
     stack = open_stack(path)
     _coords_ok(stack, (1.5, 0.25, 0.25))
     assert stack.attrs["format"] == "imagej-tiff"
-    assert open_stack(path, scale=(3, 1, 1)).attrs["scale"]["z"] == 3  # argument wins
+    assert open_stack(path, scale=(3, 0.25, 0.25)).attrs["scale"]["z"] == 3  # argument wins
 
 
 def test_imagej_hyperstack_with_channels(tmp_path):
