@@ -731,13 +731,13 @@ MAX_VOXELS = 2**50
 
 def _check_shape(shape: Sequence[int], chunks: Sequence[int], dtype: np.dtype, what: str) -> None:
     """Refuse a declared shape no storage could hold, before anything is allocated for it."""
-    if len(chunks) != len(shape) or any(int(c) < 1 for c in chunks):
+    if len(chunks) != len(shape) or any(int(c) < 1 and int(n) > 0 for n, c in zip(shape, chunks)):
         raise InputError(
             f"{what} declares chunks {tuple(chunks)} for shape {tuple(shape)}; chunk sizes must "
             "be positive, one per dim: its metadata is corrupt: repair or re-export it."
         )
     voxels = math.prod(int(n) for n in shape)
-    n_chunks = math.prod(-(-int(n) // int(c)) for n, c in zip(shape, chunks))
+    n_chunks = math.prod(-(-int(n) // max(int(c), 1)) for n, c in zip(shape, chunks))
     if max(shape, default=0) > MAX_AXIS or voxels > MAX_VOXELS or n_chunks > MAX_VOXELS // 2**20:
         raise InputError(
             f"{what} declares shape {tuple(shape)} ({voxels} voxels of {dtype} in {n_chunks} "
