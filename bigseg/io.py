@@ -98,6 +98,8 @@ def open_stack(
         )
     if not remote and not os.path.exists(path_str):
         raise InputError(f"Input {path_str!r} does not exist; check the path.")
+    if remote:
+        _objstore.configure_retries()
     if remote or os.path.isdir(path_str):
         data, dims, meta_scale, translation, fmt = _open_zarr(path_str)
     elif path_str.lower().endswith(TIFF_SUFFIXES):
