@@ -13,6 +13,14 @@ complete exactly when its ``run.json`` exists.  A failed run removes what it
 wrote (best effort); ``--overwrite`` replaces only an earlier bigseg output that
 holds nothing else (the rule of :mod:`bigseg._outputs`): it first deletes the old
 ``run.json`` (so the old output stops looking complete), then the old objects.
+
+Object stores throttle (``503 SlowDown``) and drop connections now and then.
+Every S3 request bigseg makes is retried, with backoff, up to
+:data:`S3_RETRIES` ``["max_attempts"]`` times by botocore (``adaptive`` mode
+also slows the client down when it is throttled), inside s3fs's own retries;
+``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` or an fsspec configuration of
+``config_kwargs["retries"]`` replace these settings.  The filesystem objects
+carry them to dask workers.
 """
 
 from __future__ import annotations
@@ -26,6 +34,24 @@ from typing import Any
 
 from . import _outputs
 from ._errors import InputError
+
+#: botocore's retry settings for bigseg's S3 requests (see the module docstring).
+S3_RETRIES = {"max_attempts": 10, "mode": "adaptive"}
+
+
+def configure_retries() -> None:
+    """Make S3 filesystems created from now on retry with :data:`S3_RETRIES`.
+
+    Sets fsspec's default ``config_kwargs["retries"]`` for the ``s3`` protocol
+    unless the user already chose retry settings (in fsspec's configuration or
+    with ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE``).
+    """
+    import fsspec.config
+
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        return
+    config = fsspec.config.conf.setdefault("s3", {}).setdefault("config_kwargs", {})
+    config.setdefault("retries", dict(S3_RETRIES))
 
 
 def is_url(path: Any) -> bool:
@@ -41,6 +67,7 @@ class Remote(os.PathLike):
         import fsspec
 
         self.url = url.rstrip("/")
+        configure_retries()
         if fs is None:
             try:
                 fs, _ = fsspec.core.url_to_fs(self.url)

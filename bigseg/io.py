@@ -128,6 +128,8 @@ def open_stack(
         )
     if files is None and not remote and not os.path.exists(path_str):
         raise InputError(f"Input {path_str!r} does not exist; check the path.")
+    if remote:
+        _objstore.configure_retries()
     if files is not None:
         data, dims, meta_scale, translation, fmt = _open_sequence(
             files, "t" if files_axis is None else files_axis, path_str
@@ -322,6 +324,7 @@ def _open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
             "the file may be truncated, corrupt or not an image."
         ) from exc
     dims = _tiff_dims(axes, path)
+    _check_shape(shape, chunks, dtype, f"TIFF {path!r}")
     data = da.from_array(
         _TiffArray(path, 0, shape, dtype),
         chunks=chunks,
@@ -568,8 +571,10 @@ def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
         dims = _zarr_dim_names(node)
         scale = None
         return _from_zarr(node, path), dims, scale, (0.0, 0.0, 0.0), "zarr"
+    where = _group_metadata_file(path)
     attrs = dict(node.attrs)
     ome = attrs.get("ome", attrs)
+    _expect(ome, Mapping, "attributes 'ome'", where)
     multiscales = ome.get("multiscales")
     if not multiscales:
         arrays = sorted(name for name, _ in node.arrays())
@@ -579,34 +584,65 @@ def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
             else ""
         )
         raise InputError(f"Zarr group {path!r} has no OME-Zarr 'multiscales' metadata.{hint}")
-    ms = multiscales[0]
+    _expect(multiscales, list, "'multiscales'", where)
+    ms = _expect(multiscales[0], Mapping, "'multiscales[0]'", where)
     version = str(ome.get("version", ms.get("version", "0.4")))
-    axes = [a["name"] if isinstance(a, dict) else str(a) for a in ms.get("axes", [])]
-    dataset = ms["datasets"][0]
-    _check_raw_zarr_metadata(os.path.join(path, str(dataset["path"])), path)
+    axes_meta = _expect(ms.get("axes", []), list, "'multiscales[0].axes'", where)
+    for i, a in enumerate(axes_meta):
+        key = f"'multiscales[0].axes[{i}]'"
+        if isinstance(a, Mapping):
+            _expect(a.get("name"), str, key[:-1] + ".name'", where)
+            _expect(a.get("unit", ""), (str, type(None)), key[:-1] + ".unit'", where)
+        else:
+            _expect(a, str, key, where)
+    axes = [a["name"] if isinstance(a, Mapping) else a for a in axes_meta]
+    datasets = _expect(ms.get("datasets"), list, "'multiscales[0].datasets'", where)
+    if not datasets:
+        _expect(datasets, list, "'multiscales[0].datasets'", where, "a non-empty list")
+    dataset = _expect(datasets[0], Mapping, "'multiscales[0].datasets[0]'", where)
+    dataset_path = _expect(dataset.get("path"), str, "'multiscales[0].datasets[0].path'", where)
+    if dataset_path.strip("/") in ("", ".") or ".." in dataset_path.split("/"):
+        _expect(dataset_path, str, "'multiscales[0].datasets[0].path'", where, "an array's path")
+    _check_raw_zarr_metadata(os.path.join(path, dataset_path), path)
     try:
-        array = node[dataset["path"]]
+        array = node[dataset_path]
+        if not isinstance(array, zarr.Array):
+            raise TypeError(f"{dataset_path!r} is a group, not an array")
     except Exception as exc:
         raise InputError(
-            f"Could not open the array {dataset['path']!r} of the OME-Zarr image {path!r} "
+            f"Could not open the array {dataset_path!r} of the OME-Zarr image {path!r} "
             f"({type(exc).__name__}: {exc}); the image is incomplete or corrupt."
         ) from exc
     _check_codecs(array, path)
     if not axes:
         axes = list(_zarr_dim_names(array))
-    units = [a.get("unit") if isinstance(a, dict) else None for a in ms.get("axes", [])]
+    elif len(axes) != array.ndim:
+        raise InputError(
+            f"The OME-Zarr metadata {where!r} lists {len(axes)} axes for an array of "
+            f"{array.ndim} dims (shape {array.shape}); the image is corrupt: repair or "
+            "re-export it."
+        )
+    units = [a.get("unit") if isinstance(a, Mapping) else None for a in axes_meta]
     scale_all = [1.0] * len(axes)
     trans_all = [0.0] * len(axes)
-    for transforms in (
-        dataset.get("coordinateTransformations", []),
-        ms.get("coordinateTransformations", []),
-    ):
-        for tf in transforms:
-            if tf.get("type") == "scale":
-                scale_all = [a * float(b) for a, b in zip(scale_all, tf["scale"])]
-                trans_all = [a * float(b) for a, b in zip(trans_all, tf["scale"])]
-            elif tf.get("type") == "translation":
-                trans_all = [a + float(b) for a, b in zip(trans_all, tf["translation"])]
+    lists = (
+        ("'multiscales[0].datasets[0].coordinateTransformations'", dataset),
+        ("'multiscales[0].coordinateTransformations'", ms),
+    )
+    for key, owner in lists:
+        transforms = _expect(owner.get("coordinateTransformations", []), list, key, where)
+        for i, tf in enumerate(transforms):
+            tf_key = f"{key[:-1]}[{i}]'"
+            _expect(tf, Mapping, tf_key, where)
+            kind = tf.get("type")
+            if kind not in ("scale", "translation"):
+                continue
+            values = _numbers(tf.get(kind), len(axes), f"{tf_key[:-1]}.{kind}'", where)
+            if kind == "scale":
+                scale_all = [a * b for a, b in zip(scale_all, values)]
+                trans_all = [a * b for a, b in zip(trans_all, values)]
+            else:
+                trans_all = [a + b for a, b in zip(trans_all, values)]
     factors = [_UNIT_TO_UM.get(str(u).lower(), 1.0) if u else 1.0 for u in units] or [1.0] * len(
         axes
     )
@@ -616,13 +652,69 @@ def _open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple
     )
     scale = [by_name.get(n, (1.0, 0.0))[0] for n in SPATIAL] if has_scale else None
     translation = tuple(by_name.get(n, (1.0, 0.0))[1] for n in SPATIAL)
+    if not all(math.isfinite(v) for v in translation):
+        raise InputError(
+            f"The OME-Zarr metadata {where!r} gives a non-finite translation {translation}; "
+            "repair or re-export the image."
+        )
     return _from_zarr(array, path), tuple(axes), scale, translation, f"ome-zarr-{version}"
+
+
+def _group_metadata_file(path: str) -> str:
+    """Name the file that holds a Zarr group's attributes (``zarr.json`` or ``.zattrs``)."""
+    if _objstore.is_url(path):
+        return path
+    for name in ("zarr.json", ".zattrs"):
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.join(path, name)
+    return path
+
+
+_TYPE_NAMES = {Mapping: "an object", list: "a list", str: "a string"}
+
+
+def _expect(value: Any, kind: Any, key: str, where: str, wanted: str | None = None) -> Any:
+    """Return ``value`` when it is of type ``kind``; otherwise refuse the metadata."""
+    if wanted is None and isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    wanted = wanted or _TYPE_NAMES.get(kind[0] if isinstance(kind, tuple) else kind, "valid")
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+    raise InputError(
+        f"The OME-Zarr metadata {where!r} has an invalid {key}: {shown} is not {wanted}; "
+        "repair or re-export the image."
+    )
+
+
+def _numbers(value: Any, n: int, key: str, where: str) -> list[float]:
+    """Return the ``n`` finite numbers of a scale or translation, or refuse the metadata."""
+    ok = (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and all(math.isfinite(float(v)) for v in value)
+    )
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        raise InputError(
+            f"The OME-Zarr metadata {where!r} has an invalid {key}: {shown} is not a list of "
+            f"{n} finite numbers (one per axis); repair or re-export the image."
+        )
+    return [float(v) for v in value]
 
 
 def _zarr_dim_names(array: Any) -> tuple[str, ...]:
     names = getattr(array.metadata, "dimension_names", None)
     if not names:
         names = array.attrs.get("_ARRAY_DIMENSIONS")
+    if names and not (
+        isinstance(names, (list, tuple))
+        and len(names) == array.ndim
+        and all(isinstance(n, str) or n is None for n in names)
+    ):
+        raise InputError(
+            f"Zarr array with shape {array.shape} has invalid dimension names {names!r:.60}; "
+            "they must be one name per dim: repair the metadata or re-export the image."
+        )
     if names and all(names):
         return tuple(str(n).lower() for n in names)
     if not 2 <= array.ndim <= 4:
@@ -643,6 +735,9 @@ def _codec_ids(meta: Mapping[str, Any]) -> list[str]:
     """Codec identifiers of Zarr v2 or v3 array metadata (nested sharding codecs too)."""
     ids: list[str] = []
 
+    def listed(value: Any) -> list:
+        return value if isinstance(value, list) else [value] if value else []
+
     def visit(codec: Any) -> None:
         if isinstance(codec, str):
             ids.append(codec.lower())
@@ -650,13 +745,13 @@ def _codec_ids(meta: Mapping[str, Any]) -> list[str]:
             name = codec.get("id", codec.get("name"))
             if name is not None:
                 ids.append(str(name).lower())
-            for inner in (codec.get("configuration") or {}).get("codecs", []) or []:
-                visit(inner)
-            for inner in (codec.get("configuration") or {}).get("index_codecs", []) or []:
+            config = codec.get("configuration")
+            config = config if isinstance(config, Mapping) else {}
+            for inner in listed(config.get("codecs")) + listed(config.get("index_codecs")):
                 visit(inner)
 
     for key in ("codecs", "filters"):
-        for codec in meta.get(key) or []:
+        for codec in listed(meta.get(key)):
             visit(codec)
     if meta.get("compressor"):
         visit(meta["compressor"])
@@ -690,7 +785,7 @@ def _check_raw_zarr_metadata(array_path: str, path: str) -> None:
         try:
             with open(meta_path, encoding="utf-8") as f:
                 meta = json.load(f)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise InputError(
                 f"Could not read the Zarr metadata {meta_path!r} ({exc}); the store is corrupt."
             ) from exc
@@ -749,6 +844,8 @@ class _ZarrChunks:
 def _from_zarr(array: Any, path: str) -> da.Array:
     from dask.base import tokenize
 
+    _check_shape(array.shape, array.chunks, np.dtype(array.dtype), f"Zarr array in {path!r}")
+
     if _objstore.is_url(path):  # no local file to stat: name the data by URL and metadata
         where = f"{path.rstrip('/')}/{array.path}" if array.path else path
         token = tokenize(where, array.metadata.to_dict(), array.shape, str(array.dtype))
@@ -776,6 +873,29 @@ def _from_zarr(array: Any, path: str) -> da.Array:
 
 
 # --------------------------------------------------------------------------- common
+
+#: Largest axis and voxel count bigseg accepts from a file's metadata: beyond them the
+#: metadata is corrupt (no microscope writes such a stack), and merely indexing it
+#: would allocate more than memory (coordinates, chunk lists).
+MAX_AXIS = 2**24
+MAX_VOXELS = 2**50
+
+
+def _check_shape(shape: Sequence[int], chunks: Sequence[int], dtype: np.dtype, what: str) -> None:
+    """Refuse a declared shape no storage could hold, before anything is allocated for it."""
+    if len(chunks) != len(shape) or any(int(c) < 1 and int(n) > 0 for n, c in zip(shape, chunks)):
+        raise InputError(
+            f"{what} declares chunks {tuple(chunks)} for shape {tuple(shape)}; chunk sizes must "
+            "be positive, one per dim: its metadata is corrupt: repair or re-export it."
+        )
+    voxels = math.prod(int(n) for n in shape)
+    n_chunks = math.prod(-(-int(n) // max(int(c), 1)) for n, c in zip(shape, chunks))
+    if max(shape, default=0) > MAX_AXIS or voxels > MAX_VOXELS or n_chunks > MAX_VOXELS // 2**20:
+        raise InputError(
+            f"{what} declares shape {tuple(shape)} ({voxels} voxels of {dtype} in {n_chunks} "
+            f"chunks), larger than bigseg accepts (at most {MAX_AXIS} per axis and "
+            f"{MAX_VOXELS} voxels); its metadata is likely corrupt: repair or re-export it."
+        )
 
 
 def _select_channel(

@@ -665,6 +665,38 @@ def test_resume_after_random_interruptions_is_identical(fault_input, tmp_path):
     assert_same_outputs(root / "reference", out)
 
 
+@pytest.mark.slow
+def test_sigkill_then_resume_is_identical(fault_input, tmp_path):
+    # SIGKILL runs no handler: the process, its cluster and its lock simply vanish.
+    import fcntl
+
+    import psutil
+
+    root, path = fault_input
+    out = tmp_path / "out"
+    proc = _start(path, out, "--resume")
+    assert _wait_for(proc, lambda: _markers(out) >= 3), proc.communicate()
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, stderr
+    _, alive = psutil.wait_procs(children, timeout=30)  # the workers die with their client
+    assert not alive, alive
+    assert not out.exists() and (scratch_path(out) / "INCOMPLETE").exists()
+    kept = _markers(out)
+    with open(scratch_path(out) / "LOCK", "a") as lock:  # flock died with its holder
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    proc = _start(path, out, "--resume")
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    assert "Resumed:" in stdout and "Traceback" not in stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["blocks"]["total"] == 24 and record["blocks"]["reused"] >= kept >= 3
+    assert not scratch_path(out).exists()
+    assert_same_outputs(root / "reference", out)
+
+
 @pytest.mark.parametrize("preset", ["seed", "default"])
 def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch, preset):
     stack, _ = stack_and_truth

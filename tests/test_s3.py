@@ -1,9 +1,13 @@
 """Inputs and outputs on S3, against moto's S3 server on 127.0.0.1 (started here)."""
 
+import http.client
+import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -132,3 +136,144 @@ def test_cli_with_s3_input_and_output_on_a_local_cluster(s3):
     assert "Found 5 nuclei" in proc.stdout
     nuclei = pd.read_parquet("s3://bucket/cli-out/nuclei.parquet")
     assert bigseg.score(nuclei, s3["truth"]).f1 == 1.0
+
+
+class FaultyProxy(http.server.ThreadingHTTPServer):
+    """An HTTP proxy on 127.0.0.1 in front of moto that throttles or drops some requests.
+
+    Of every ``every`` requests one is answered ``503 SlowDown`` (S3's throttling reply)
+    and one has its connection dropped without an answer; the others are forwarded.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, every: int = 6):
+        self.upstream = upstream.split("://", 1)[1]
+        self.every = every
+        self.count = 0
+        self.throttled = 0
+        self.dropped = 0
+        self.forwarded = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            return b"".join(parts)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self):
+        server = self.server
+        body = self._body()
+        with server.lock:
+            n = server.count
+            server.count += 1
+        if n % server.every == 2:
+            with server.lock:
+                server.throttled += 1
+            reply = (
+                b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code>"
+                b"<Message>Please reduce your request rate.</Message></Error>"
+            )
+            self.send_response(503)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply)
+            return
+        if n % server.every == 4:
+            with server.lock:
+                server.dropped += 1
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+        headers["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(server.upstream, timeout=30)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            response = conn.getresponse()
+            content = response.read()
+        finally:
+            conn.close()
+        with server.lock:
+            server.forwarded += 1
+        self.send_response(response.status, response.reason)
+        for key, value in response.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        length = response.getheader("Content-Length")
+        self.send_header("Content-Length", length if self.command == "HEAD" else str(len(content)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+@pytest.fixture
+def faulty_s3(s3, monkeypatch):
+    """The moto server of ``s3`` reached through a :class:`FaultyProxy`."""
+    import s3fs
+
+    proxy = FaultyProxy(s3["env"]["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.mark.slow
+def test_transient_s3_errors_are_retried_with_identical_results(s3, faulty_s3, tmp_path):
+    result = run("s3://bucket/s.ome.zarr", "s3://bucket/faulty/")
+    labels = open_stack("s3://bucket/faulty/labels.zarr").values
+    nuclei = pd.read_parquet("s3://bucket/faulty/nuclei.parquet")
+    assert faulty_s3.throttled > 0 and faulty_s3.dropped > 0, vars(faulty_s3)
+    local = run(s3["local"], tmp_path / "local")
+    pd.testing.assert_frame_equal(result.nuclei, local.nuclei)
+    pd.testing.assert_frame_equal(nuclei, local.nuclei)
+    np.testing.assert_array_equal(labels, open_stack(tmp_path / "local" / "labels.zarr").values)
+
+
+def test_s3_requests_are_retried_with_backoff(s3):
+    import pickle
+
+    from bigseg._objstore import S3_RETRIES, Remote
+
+    expected = {"mode": S3_RETRIES["mode"], "total_max_attempts": S3_RETRIES["max_attempts"] + 1}
+    remote = Remote("s3://bucket/s.ome.zarr")
+    stack = open_stack("s3://bucket/s.ome.zarr")
+    chunks = next(v for v in dict(stack.data.__dask_graph__()).values() if hasattr(v, "array"))
+    worker_copy = pickle.loads(pickle.dumps(chunks)).array.store.fs  # what a dask worker gets
+    remote.fs.ls("bucket")  # connects
+    assert remote.fs.s3._client_config.retries == expected
+    for fs in (pickle.loads(pickle.dumps(remote.fs)), worker_copy):
+        retries = fs.config_kwargs["retries"]  # botocore rewrites max_attempts in place
+        assert retries in (S3_RETRIES, expected), retries
