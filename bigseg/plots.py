@@ -471,10 +471,21 @@ def intensity_histogram(
     total = int(counts.sum())
     nonzero = np.flatnonzero(counts)
     top = float(edges[nonzero[-1] + 1]) if nonzero.size else float(edges[-1])
+    bottom = float(edges[nonzero[0]]) if nonzero.size else 0.0
     if data.dtype in (np.uint8, np.uint16):
         bits = max(8, int(np.ceil(np.log2(max(top, 2.0)))))
-        ax.set_xlim(-0.5, 2**bits - 0.5)
-        ax.set_xlabel(f"intensity ({bits}-bit range, one bin per grey level)")
+        if bottom > 2**bits / 4 and top - bottom < 2**bits / 4:
+            # A camera offset: every voxel sits in a narrow band high in the range.
+            pad = max(8.0, (top - bottom) * 0.05)
+            ax.set_xlim(bottom - pad, top + pad)
+            ax.set_xlabel(
+                f"intensity (grey levels {bottom + 0.5:g} to {top - 0.5:g} of the {bits}-bit "
+                "range, "
+                "one bin per grey level)"
+            )
+        else:
+            ax.set_xlim(-0.5, 2**bits - 0.5)
+            ax.set_xlabel(f"intensity ({bits}-bit range, one bin per grey level)")
     else:
         ax.set_xlim(edges[0], edges[-1])
         ax.set_xlabel("intensity (512 bins)")
@@ -547,8 +558,9 @@ def time_table(
     -------
     pandas.DataFrame
         Indexed by ``t``: ``nuclei`` (count), ``mean_volume_um3``,
-        ``sd_volume_um3``, ``mean_intensity``, ``sd_intensity`` (means over
-        the nuclei of each time point; NaN where there are none).
+        ``sd_volume_um3``, ``mean_radius_um``, ``sd_radius_um``,
+        ``mean_intensity``, ``sd_intensity`` (means over the nuclei of each
+        time point; NaN where there are none, and volumes NaN for 2D stacks).
     """
     missing = {"t", "volume_um3", "intensity_mean"} - set(nuclei.columns)
     if missing:
@@ -562,6 +574,8 @@ def time_table(
             "nuclei": g.size(),
             "mean_volume_um3": g["volume_um3"].mean(),
             "sd_volume_um3": g["volume_um3"].std(ddof=0),
+            "mean_radius_um": g["radius_um"].mean() if "radius_um" in nuclei else np.nan,
+            "sd_radius_um": g["radius_um"].std(ddof=0) if "radius_um" in nuclei else np.nan,
             "mean_intensity": g["intensity_mean"].mean(),
             "sd_intensity": g["intensity_mean"].std(ddof=0),
         }
@@ -589,7 +603,9 @@ def time_summary(
     """Nucleus count, mean volume and mean intensity against time point.
 
     Drawn from the nuclei table alone (see :func:`time_table`); bands show
-    one standard deviation over the nuclei of each time point.
+    one standard deviation over the nuclei of each time point.  For 2D
+    time-lapses (no volumes: one plane per time point) the mean radius is
+    drawn instead of the mean volume.
 
     Parameters
     ----------
@@ -616,8 +632,13 @@ def time_summary(
     axes[0].plot(t, table["nuclei"], "o-", color="k", ms=4)
     axes[0].set_ylabel("nuclei")
     axes[0].set_ylim(bottom=0)
+    size = (
+        ("volume_um3", "mean volume (µm³)")
+        if table["mean_volume_um3"].notna().any() or not table["mean_radius_um"].notna().any()
+        else ("radius_um", "mean radius (µm)")  # 2D: nuclei have an area, not a volume
+    )
     for ax, column, label in (
-        (axes[1], "volume_um3", "mean volume (µm³)"),
+        (axes[1], *size),
         (axes[2], "intensity", "mean intensity"),
     ):
         mean = table[f"mean_{column}"].to_numpy(float)

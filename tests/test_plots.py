@@ -159,6 +159,30 @@ def test_time_table_and_summary_need_no_image(series):
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), table["nuclei"])
 
 
+def test_histogram_of_data_on_a_camera_offset_shows_the_occupied_grey_levels():
+    rng = np.random.default_rng(0)
+    data = (33_000 + rng.integers(0, 1500, size=(2, 32, 32))).astype(np.uint16)
+    fig = plots.intensity_histogram(as_stack(data, scale=SCALE), 33_400.0)
+    lo, hi = fig.axes[0].get_xlim()
+    assert 32_900 < lo < data.min() and data.max() < hi < 34_700  # not a sliver of 0-65535
+    assert "grey levels 33000" in fig.axes[0].get_xlabel()
+
+
+def test_time_summary_of_a_2d_time_lapse_draws_the_radius():
+    """2D nuclei have an area, not a volume: the size panel shows their mean radius."""
+    nuclei = pd.DataFrame(
+        {
+            "t": [0, 0, 1],
+            "volume_um3": [np.nan] * 3,
+            "radius_um": [4.0, 6.0, 5.0],
+            "intensity_mean": [10.0, 20.0, 30.0],
+        }
+    )
+    fig = plots.time_summary(nuclei)
+    assert fig.axes[1].get_ylabel() == "mean radius (µm)"
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [5.0, 5.0])
+
+
 def test_time_table_of_empty_and_bad_tables():
     empty = pd.DataFrame({"t": [], "volume_um3": [], "intensity_mean": []})
     assert len(plots.time_table(empty)) == 0
