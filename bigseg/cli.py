@@ -299,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser = build_parser()
             argv = sys.argv[1:] if argv is None else list(argv)
             _exit_if_mistyped(parser, argv)
+            _exit_if_expanded_pattern(parser, argv)
             args = parser.parse_args(argv)
             args.command_line = ["bigseg", *map(str, argv)]
             _configure_logging(args.verbose, getattr(args, "quiet", False))
@@ -331,6 +332,26 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
     return {}  # pragma: no cover
+
+
+def _exit_if_expanded_pattern(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Exit with a usage error when an unquoted pattern gave ``segment`` several TIFF files.
+
+    The shell expands ``planes/*.tif`` into every file name before bigseg runs;
+    argparse would only say that it did not expect the second one.
+    """
+    if "segment" not in argv:
+        return
+    known, extra = parser.parse_known_args(argv)
+    files = [a for a in extra if os.path.isfile(a) and a.lower().endswith((".tif", ".tiff"))]
+    if files and len(files) == len(extra):
+        folder = os.path.dirname(files[0]) or "."
+        _subcommands(parser)["segment"].error(
+            f"got {len(files) + 1} input files ({known.input!r}, {files[0]!r}, ...): the shell "
+            "expanded "
+            f'a pattern; quote it ("{os.path.join(folder, "*.tif")}") or give the folder '
+            f"({folder!r})."
+        )
 
 
 def _exit_if_mistyped(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:

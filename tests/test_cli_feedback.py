@@ -238,3 +238,20 @@ def test_ctrl_c_in_the_first_second_prints_no_traceback(small_stack, tmp_path, d
     assert proc.returncode == 130, stderr
     assert stderr.startswith("bigseg: interrupted by SIGINT") and stderr.count("\n") == 1, stderr
     assert not out.exists()
+
+
+def test_an_unquoted_pattern_expanded_by_the_shell_says_to_quote_it(tmp_path, capsys):
+    import numpy as np
+    import tifffile
+
+    folder = tmp_path / "planes"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"t{i:03d}.tif", np.zeros((8, 8), np.uint16))
+    files = sorted(str(p) for p in folder.iterdir())  # what the shell makes of planes/*.tif
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", *files, "-o", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "3 input files" in err and f'"{folder}/*.tif"' in err
+    assert not (tmp_path / "out").exists()
