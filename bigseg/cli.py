@@ -102,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="TIFF / OME-TIFF file, OME-Zarr image, Zarr array, or a folder or quoted glob "
         "pattern of TIFF files (e.g. 'planes/*.tif')",
     )
-    seg.add_argument("-o", "--output", required=True, help="output directory (must not exist)")
+    seg.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output directory: a new or empty one (missing parents are created)",
+    )
     seg.add_argument(
         "--scale",
         nargs="+",
@@ -192,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment only these time points, e.g. 0:10 (Python slice, stop excluded) or 3 "
         "(default: all)",
     )
-    seg.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    seg.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier bigseg output (only one that holds nothing else)",
+    )
     seg.add_argument(
         "--resume",
         action="store_true",
