@@ -97,7 +97,8 @@ def run(
     source : path or xarray.DataArray
         An input path (see :func:`bigseg.open_stack`) or an opened stack.
     output : path
-        Output directory; it must not exist unless ``overwrite``.
+        Output directory: a new or empty one, or (with ``overwrite``) an earlier
+        bigseg output.
     scale, chunks, channel
         Passed to :func:`bigseg.open_stack` when ``source`` is a path.
     params : Params, optional
