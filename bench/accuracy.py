@@ -38,8 +38,8 @@ import bigseg
 from bigseg.cluster import drop_small
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bigseg.io import as_stack
 from bigseg.measure import measure
+from bigseg.stack import as_stack
 from bigseg.synth import DIFFICULTY, make_truth, render
 from tests.reference_recipe import recipe_detections  # noqa: E402
 

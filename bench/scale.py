@@ -136,10 +136,10 @@ def part_timeseries(root: Path, n_t: int, threads: int) -> None:
     import pandas as pd
 
     import bigseg
-    from bigseg.io import as_stack
     from bigseg.measure import measure_delayed
     from bigseg.pipeline import relabel
     from bigseg.segment import _segment_block
+    from bigseg.stack import as_stack
     from bigseg.synth import make_truth, render
 
     print(f"\n## timeseries: {n_t} time points of 8 x 128 x 128")

@@ -26,7 +26,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "_errors": ["InputError", "ScaleWarning"],
         "cluster": ["link", "nuclei_table"],
-        "io": ["as_stack", "open_stack", "write_labels"],
+        "io": ["open_stack", "write_labels"],
+        "stack": ["as_stack"],
         "measure": ["measure"],
         "params": ["Params"],
         "pipeline": ["Result", "run"],

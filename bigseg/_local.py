@@ -17,8 +17,8 @@ import xarray as xr
 
 from . import _accuracy_kernels as K
 from ._errors import InputError
-from .io import scale_of
 from .params import Params
+from .stack import as_4d, scale_of
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,6 @@ def local_floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     xarray.DataArray
         Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack.
     """
-    from .segment import as_4d
-
     four = as_4d(stack)
     lp = local_pixels(params, scale_of(stack))
     data = four.data

@@ -384,7 +384,8 @@ def detections_from_sums(
     translation: tuple[float, float, float],
 ) -> pd.DataFrame:
     """Turn summed partial sums (one row per region) into the detections table."""
-    from .measure import detections_table, empty_detections
+    from .measure import detections_table
+    from .tables import empty_detections
 
     if len(sums) == 0:
         return empty_detections()
@@ -692,7 +693,7 @@ def measure_split(
     """
     import dask.dataframe as dd  # on first use: a CLI run never needs it
 
-    from .measure import empty_detections
+    from .tables import empty_detections
 
     image = image.rechunk(labels.chunks)
     starts = _starts(labels.chunks)
@@ -731,7 +732,8 @@ def run_pass(
     """
     import xarray as xr
 
-    from .io import scale_of, write_labels
+    from .io import write_labels
+    from .stack import scale_of
 
     preset = params.preset
     halo = halo_px(px, preset)

@@ -608,7 +608,7 @@ def _segment(args: argparse.Namespace) -> int:
     stitch = True if chunks and (chunks[1] != -1 or chunks[2] != -1) else None
     if stitch:
         from ._stitch import plan
-        from .segment import as_4d
+        from .stack import as_4d
 
         plan(as_4d(stack).data, px, stitch, params.preset)
     check_output(args.output, args.input, args.overwrite, resume=args.resume)

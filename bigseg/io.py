@@ -30,10 +30,18 @@ import xarray as xr
 
 from . import _objstore
 from ._errors import InputError
+from .colours import label_rgba
+from .stack import (
+    PLANAR_Z,
+    SPATIAL,
+    fmt_values,
+    labelled,
+    validated_scale,
+    warn_implausible,
+)
 
 __all__ = ["open_stack", "write_labels", "write_ngff_image"]
 
-SPATIAL = ("z", "y", "x")
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
 _UNIT_TO_UM = {
     "micrometer": 1.0,
@@ -159,7 +167,7 @@ def open_stack(
     resolved = _resolve_scale(scale, meta_scale, path_str, data.shape[dims.index("z")])
     if chunks is not None:
         data = data.rechunk(_chunks_for(chunks, dims))
-    stack = _labelled(data, dims, resolved, translation, path_str, fmt)
+    stack = labelled(data, dims, resolved, translation, path_str, fmt)
     if files is not None:
         stack.attrs["files"] = len(files)
         stack.attrs["files_axis"] = "t" if files_axis is None else files_axis
@@ -170,95 +178,6 @@ def open_stack(
     )
     stack.attrs["channel"] = channel
     return stack
-
-
-def as_stack(
-    data: Any,
-    *,
-    scale: Sequence[float],
-    dims: Sequence[str] | None = None,
-    translation: Sequence[float] | None = None,
-    source: str = "<array>",
-    fmt: str = "array",
-) -> xr.DataArray:
-    """Wrap a NumPy or dask array as a bigseg stack with µm coordinates.
-
-    Parameters
-    ----------
-    data : array-like
-        2D ``(y, x)``, 3D ``(z, y, x)`` or 4D ``(t, z, y, x)`` image.
-    scale : sequence of 3 floats
-        Voxel size ``(z, y, x)`` in µm; ``(y, x)`` is enough for one plane
-        (a 2D image or time-lapse), whose z size is unused and stored as 1.0.
-    dims : sequence of str, optional
-        Dim names; default ``("t", "z", "y", "x")[-ndim:]``.
-    translation : sequence of 3 floats, optional
-        Position of voxel 0 in µm, ``(z, y, x)``; default zeros.
-    source, fmt : str
-        Recorded in ``attrs`` for provenance.
-
-    Returns
-    -------
-    xarray.DataArray
-        See :func:`open_stack`.
-    """
-    if not isinstance(data, da.Array):
-        data = da.from_array(np.asarray(data), chunks=(1,) * (np.ndim(data) - 2) + (-1, -1))
-    if dims is None:
-        if not 2 <= data.ndim <= 4:
-            raise InputError(
-                f"An image must have 2, 3 or 4 dims (y, x / z, y, x / t, z, y, x), "
-                f"not {data.ndim} (shape {data.shape})."
-            )
-        dims = ("t", "z", "y", "x")[-data.ndim :]
-    dims = tuple(dims)
-    if "z" not in dims:
-        data = data[..., None, :, :]
-        dims = dims[:-2] + ("z",) + dims[-2:]
-    values = _validated_scale(scale, "scale", data.shape[dims.index("z")])
-    planar = data.shape[dims.index("z")] == 1
-    _warn_implausible(values, f"scale=({_fmt(scale)})", planar=planar, stacklevel=3)
-    return _labelled(data, dims, values, translation, source, fmt)
-
-
-def _labelled(
-    data: da.Array,
-    dims: tuple[str, ...],
-    scale: tuple[float, float, float],
-    translation: Sequence[float] | None,
-    source: str,
-    fmt: str,
-) -> xr.DataArray:
-    """Label standard-dims ``data`` with a validated ``(z, y, x)`` scale (no checks)."""
-    if data.dtype == np.float16:
-        data = data.astype(np.float32)  # SciPy's filters have no float16 kernels
-    translation = (0.0, 0.0, 0.0) if translation is None else tuple(float(v) for v in translation)
-    coords: dict[str, Any] = {}
-    for name, step, origin in zip(SPATIAL, scale, translation):
-        n = data.shape[dims.index(name)]
-        coords[name] = xr.Variable(name, origin + step * np.arange(n), {"units": "µm"})
-    if "t" in dims:
-        coords["t"] = np.arange(data.shape[dims.index("t")])
-    attrs = {
-        "scale": dict(zip(SPATIAL, scale)),
-        "translation": dict(zip(SPATIAL, translation)),
-        "units": "µm",
-        "source": source,
-        "format": fmt,
-    }
-    return xr.DataArray(data, dims=dims, coords=coords, attrs=attrs, name="image")
-
-
-def scale_of(stack: xr.DataArray) -> tuple[float, float, float]:
-    """Return the ``(z, y, x)`` voxel size in µm recorded on a stack."""
-    try:
-        s = stack.attrs["scale"]
-        return (float(s["z"]), float(s["y"]), float(s["x"]))
-    except (KeyError, TypeError):
-        raise InputError(
-            "The array has no voxel size in attrs['scale']; open it with "
-            "bigseg.open_stack(..., scale=(z, y, x)) or bigseg.as_stack."
-        ) from None
 
 
 # --------------------------------------------------------------------------- TIFF
@@ -946,45 +865,6 @@ def _check_dtype(dtype: np.dtype, path: str) -> None:
         )
 
 
-#: The z size stored for a stack of one plane per time point (2D images): unused.
-PLANAR_Z = 1.0
-#: Voxel sizes outside this range (µm) are warned about: probably in nm, or in mm.
-PLAUSIBLE_UM = (0.005, 50.0)
-
-
-def _validated_scale(scale: Sequence[float], what: str, n_z: int = 2) -> tuple[float, float, float]:
-    """Return ``scale`` as ``(z, y, x)`` floats, or raise an InputError naming ``what``.
-
-    With one plane (``n_z == 1``) a ``(y, x)`` pair is enough and the z size,
-    unused, is :data:`PLANAR_Z`; a z size given for one plane is ignored.
-    """
-    planar = n_z == 1
-    wanted = "three numbers (z y x), or two (y x) for a 2D image," if planar else "three numbers"
-    try:
-        values = tuple(float(v) for v in scale)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be {wanted} in µm, not {scale!r}.") from None
-    if len(values) == 2 and not planar:
-        raise InputError(
-            f"{what} {_fmt(values)} gives only y x, but the stack has {n_z} planes: give "
-            "three numbers z y x in µm (y x alone is for 2D images)."
-        )
-    if len(values) not in (2, 3):
-        raise InputError(f"{what} must be {wanted} in µm, not {len(values)}.")
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise InputError(
-            f"{what} {_fmt(values)} must be positive, finite voxel sizes in µm "
-            f"({'z y x' if len(values) == 3 else 'y x'})."
-        )
-    if planar:
-        return (PLANAR_Z, values[-2], values[-1])
-    return values  # type: ignore[return-value]
-
-
-def _fmt(values: Sequence[float | None]) -> str:
-    return " ".join("?" if v is None else f"{v:g}" for v in values)
-
-
 def _resolve_scale(
     scale: Sequence[float] | None, meta: list | None, path: str, n_z: int = 2
 ) -> tuple[float, float, float]:
@@ -995,18 +875,18 @@ def _resolve_scale(
         if scale is None:
             raise InputError(
                 f"Input {path!r} has {n_z} planes and an x/y pixel size "
-                f"({_fmt(meta[1:])} µm) but no z step; give it with --scale Z Y X "
-                f"(µm, e.g. --scale 1.5 {_fmt(meta[1:])}) or scale=(z, y, x)."
+                f"({fmt_values(meta[1:])} µm) but no z step; give it with --scale Z Y X "
+                f"(µm, e.g. --scale 1.5 {fmt_values(meta[1:])}) or scale=(z, y, x)."
             )
         meta = None  # nothing to compare z with; y/x compared below would be partial
     if meta is not None and meta[0] is None:
         meta = [PLANAR_Z, *meta[1:]]
     if scale is not None:
-        values = _validated_scale(scale, "--scale", n_z)
-        _warn_implausible(values, f"--scale {_fmt(scale)}", planar=planar, stacklevel=4)
+        values = validated_scale(scale, "--scale", n_z)
+        warn_implausible(values, f"--scale {fmt_values(scale)}", planar=planar, stacklevel=4)
         if meta is not None:
             try:
-                file_values = _validated_scale(meta, from_file, n_z)
+                file_values = validated_scale(meta, from_file, n_z)
             except InputError:
                 file_values = None  # unusable metadata: --scale replaces it
             if file_values is not None:
@@ -1024,33 +904,9 @@ def _resolve_scale(
             f"Input {path!r} carries no voxel size; give it with --scale Z Y X "
             "(µm, e.g. --scale 1.5 0.71 0.71) or scale=(z, y, x)."
         )
-    values = _validated_scale(meta, f"The voxel size in {path!r}", n_z)
-    _warn_implausible(values, f"The metadata of {path!r}", planar=planar, stacklevel=4)
+    values = validated_scale(meta, f"The voxel size in {path!r}", n_z)
+    warn_implausible(values, f"The metadata of {path!r}", planar=planar, stacklevel=4)
     return values
-
-
-def _warn_implausible(values: Sequence[float], what: str, *, planar: bool, stacklevel: int) -> None:
-    """Warn when a voxel size is far outside light microscopy's range (nm or mm given as µm)."""
-    from ._errors import ScaleWarning
-
-    used = values[1:] if planar else values
-    lo, hi = PLAUSIBLE_UM
-    if max(used) > hi:
-        warnings.warn(
-            f"{what} means voxels of {_fmt(used)} µm, more than {hi:g} µm: bigseg takes µm, "
-            f"and in nm that is {_fmt([v / 1000 for v in used])} µm; "
-            "give the voxel size in µm (--scale Z Y X).",
-            ScaleWarning,
-            stacklevel=stacklevel,
-        )
-    elif min(used) < lo:
-        warnings.warn(
-            f"{what} means voxels of {_fmt(used)} µm, less than {lo * 1000:g} nm: bigseg "
-            f"takes µm, and in mm that is {_fmt([v * 1000 for v in used])} µm; "
-            "give the voxel size in µm (--scale Z Y X).",
-            ScaleWarning,
-            stacklevel=stacklevel,
-        )
 
 
 def _warn_xyz_order(values: Sequence[float]) -> None:
@@ -1060,9 +916,9 @@ def _warn_xyz_order(values: Sequence[float]) -> None:
     z, y, x = values
     if math.isclose(z, y, rel_tol=0.02) and not 0.5 <= x / y <= 2:
         warnings.warn(
-            f"--scale {_fmt(values)} is read as z={z:g}, y={y:g}, x={x:g} µm: x differs from "
+            f"--scale {fmt_values(values)} is read as z={z:g}, y={y:g}, x={x:g} µm: x differs from "
             f"y by more than 2x, which looks like X Y Z order; bigseg reads Z Y X (e.g. "
-            f"--scale {_fmt(values[::-1])}).",
+            f"--scale {fmt_values(values[::-1])}).",
             ScaleWarning,
             stacklevel=4,
         )
@@ -1093,8 +949,8 @@ def _warn_contradiction(
         else f"check its units (µm) and order ({'Y X' if planar else 'Z Y X'})"
     )
     warnings.warn(
-        f"--scale {_fmt(given)} differs by more than 2x in {', '.join(far)} from the voxel "
-        f"size {_fmt(theirs)} µm ({' '.join(names)}) in the metadata of {path!r}; bigseg "
+        f"--scale {fmt_values(given)} differs by more than 2x in {', '.join(far)} from the voxel "
+        f"size {fmt_values(theirs)} µm ({' '.join(names)}) in the metadata of {path!r}; bigseg "
         f"uses --scale ({hint}; drop --scale to use the file's).",
         ScaleWarning,
         stacklevel=4,
@@ -1324,7 +1180,6 @@ def _label_listing(nuclei: Any) -> dict[str, list]:
         return {}
     if not 0 < len(nuclei) <= MAX_LISTED_LABELS:
         return {}
-    from .plots import label_rgba
 
     ids = nuclei["nucleus"].to_numpy(np.int64)
     rgba = label_rgba(ids)

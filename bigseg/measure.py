@@ -10,41 +10,18 @@ import pandas as pd
 import xarray as xr
 
 from . import _kernels, _stitch
-from .io import scale_of
-from .segment import as_4d
+from .stack import as_4d, scale_of
+from .tables import DETECTION_COLUMNS, empty_detections
 
 if TYPE_CHECKING:  # dask.dataframe is imported on first use: a CLI run never needs it
     import dask.dataframe as dd
 
 __all__ = [
-    "DETECTION_COLUMNS",
     "detections_table",
     "measure",
     "measure_delayed",
     "measure_planes",
 ]
-
-#: Columns of the detections table, in order, with their dtypes.
-DETECTION_COLUMNS: dict[str, str] = {
-    "t": "float64",
-    "z": "float64",
-    "y": "float64",
-    "x": "float64",
-    "z_um": "float64",
-    "y_um": "float64",
-    "x_um": "float64",
-    "label": "int32",
-    "area_px": "int64",
-    "area_um2": "float64",
-    "radius_um": "float64",
-    "intensity_sum": "float64",
-    "intensity_mean": "float64",
-}
-
-
-def empty_detections() -> pd.DataFrame:
-    """Return an empty detections table with the right columns and dtypes."""
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in DETECTION_COLUMNS.items()})
 
 
 def detections_table(

@@ -36,10 +36,12 @@ import xarray as xr
 from . import _objstore, _outputs, _resume, _safety, _stitch
 from ._errors import InputError
 from .cluster import drop_small, link, nuclei_table
-from .io import _regular_chunks, open_stack, scale_of, write_labels
-from .measure import empty_detections, measure_delayed
+from .io import _regular_chunks, open_stack, write_labels
+from .measure import measure_delayed
 from .params import Params
-from .segment import as_4d, global_threshold, segment
+from .segment import global_threshold, segment
+from .stack import as_4d, scale_of
+from .tables import empty_detections
 
 __all__ = ["Result", "run"]
 

@@ -28,8 +28,9 @@ import xarray as xr
 
 from . import _objstore
 from ._errors import InputError
-from .io import scale_of
-from .segment import as_4d, global_threshold
+from .colours import PALETTE, label_rgba
+from .segment import global_threshold
+from .stack import as_4d, scale_of
 
 __all__ = [
     "MIN_SIDE_FRACTION",
@@ -43,52 +44,9 @@ __all__ = [
     "time_table",
 ]
 
-#: Colours of nucleus ids: matplotlib's ``tab20`` without its two greys.
-PALETTE: tuple[str, ...] = (
-    "#1f77b4",
-    "#aec7e8",
-    "#ff7f0e",
-    "#ffbb78",
-    "#2ca02c",
-    "#98df8a",
-    "#d62728",
-    "#ff9896",
-    "#9467bd",
-    "#c5b0d5",
-    "#8c564b",
-    "#c49c94",
-    "#e377c2",
-    "#f7b6d2",
-    "#bcbd22",
-    "#dbdb8d",
-    "#17becf",
-    "#9edae5",
-)
 #: Smallest height of the side (z) projections, as a fraction of the xy panel's
 #: shorter side: z is stretched up to it in stacks thin beside their width.
 MIN_SIDE_FRACTION = 0.2
-
-_PALETTE_RGB = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in PALETTE], np.uint8)
-
-
-def label_rgba(ids: Any) -> np.ndarray:
-    """Return the RGBA colour (uint8, shape ``(n, 4)``) of each nucleus id; 0 is transparent.
-
-    Parameters
-    ----------
-    ids : array-like of int
-        Nucleus (label) ids.
-
-    Returns
-    -------
-    numpy.ndarray
-        One ``(r, g, b, a)`` row per id, values 0 to 255.
-    """
-    ids = np.asarray(ids, np.int64).ravel()
-    out = np.empty((ids.size, 4), np.uint8)
-    out[:, :3] = _PALETTE_RGB[ids % len(PALETTE)]
-    out[:, 3] = np.where(ids == 0, 0, 255)
-    return out
 
 
 def _float_rgba(ids: Any) -> np.ndarray:

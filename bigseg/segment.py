@@ -11,22 +11,10 @@ import xarray as xr
 
 from . import _kernels, _stitch
 from ._errors import InputError
-from .io import scale_of
 from .params import Params, PixelParams
+from .stack import as_4d, scale_of
 
-__all__ = ["as_4d", "global_threshold", "segment"]
-
-
-def as_4d(stack: xr.DataArray) -> xr.DataArray:
-    """Return the stack with a leading ``t`` dim (length 1 when it had none)."""
-    if stack.dims == ("t", "z", "y", "x"):
-        return stack
-    if stack.dims == ("z", "y", "x"):
-        return stack.expand_dims("t", 0).assign_coords(t=[0])
-    raise InputError(
-        f"A stack must have dims ('z', 'y', 'x') or ('t', 'z', 'y', 'x'), not {stack.dims}; "
-        "open it with bigseg.open_stack."
-    )
+__all__ = ["global_threshold", "segment"]
 
 
 def _whole_planes(data: da.Array) -> da.Array:

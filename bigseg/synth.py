@@ -19,7 +19,8 @@ import pandas as pd
 
 from ._errors import InputError
 from ._outputs import check_synthetic_replaceable
-from .io import SPATIAL, write_ngff_image
+from .io import write_ngff_image
+from .stack import SPATIAL
 
 __all__ = ["make_truth", "render", "synth"]
 

@@ -9,7 +9,7 @@ import dask
 import numpy as np
 import pytest
 
-from bigseg.io import as_stack
+from bigseg.stack import as_stack
 from bigseg.synth import make_truth, render
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -10,8 +10,8 @@ import tifffile
 
 import bigseg
 from bigseg.cluster import drop_small
-from bigseg.io import as_stack
 from bigseg.measure import measure
+from bigseg.stack import as_stack
 from bigseg.synth import DIFFICULTY, make_truth, render
 
 from .conftest import data_file

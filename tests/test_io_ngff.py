@@ -10,9 +10,9 @@ import pytest
 
 import bigseg
 from bigseg import InputError, open_stack
+from bigseg.colours import label_rgba
 from bigseg.io import MAX_LISTED_LABELS, write_labels
 from bigseg.pipeline import run
-from bigseg.plots import label_rgba
 from bigseg.synth import synth
 
 SPACE_UNITS = {"nanometer", "micrometer", "millimeter", "meter"}

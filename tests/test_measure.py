@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 import bigseg
-from bigseg.io import as_stack
-from bigseg.measure import DETECTION_COLUMNS, measure_planes
+from bigseg.measure import measure_planes
+from bigseg.stack import as_stack
+from bigseg.tables import DETECTION_COLUMNS
 
 from .conftest import raise_if_dask_computes
 

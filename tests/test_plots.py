@@ -7,7 +7,7 @@ import pytest
 
 import bigseg
 from bigseg import plots
-from bigseg.io import as_stack
+from bigseg.stack import as_stack
 
 from .conftest import SCALE, raise_if_dask_computes, synthetic
 

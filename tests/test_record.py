@@ -14,8 +14,9 @@ import pytest
 import bigseg
 from bigseg import plots
 from bigseg.cli import main, summary
-from bigseg.io import as_stack, open_stack
+from bigseg.io import open_stack
 from bigseg.pipeline import _compute, run
+from bigseg.stack import as_stack
 from bigseg.synth import synth
 
 from .conftest import SCALE, synthetic

@@ -27,7 +27,7 @@ from bigseg._resume import scratch_path
 from bigseg._safety import nonfinite_count
 from bigseg.cli import main
 from bigseg.cluster import NUCLEUS_COLUMNS
-from bigseg.measure import DETECTION_COLUMNS
+from bigseg.tables import DETECTION_COLUMNS
 
 from .conftest import SCALE, raise_if_dask_computes, synthetic
 

@@ -9,9 +9,9 @@ import pytest
 import bigseg
 from bigseg import InputError, open_stack, run
 from bigseg.cli import main
-from bigseg.io import as_stack
 from bigseg.measure import measure_delayed
 from bigseg.pipeline import relabel
+from bigseg.stack import as_stack
 from bigseg.synth import synth
 
 from .conftest import SCALE

@@ -7,8 +7,8 @@ from skimage.filters import threshold_otsu
 
 import bigseg
 from bigseg import Params
-from bigseg.io import as_stack
 from bigseg.measure import measure
+from bigseg.stack import as_stack
 
 from .conftest import SCALE, raise_if_dask_computes, synthetic
 from .reference_recipe import recipe_detections

@@ -13,8 +13,8 @@ import bigseg
 from bigseg import InputError, Params, open_stack, run
 from bigseg._stitch import fitted_chunks, halo_px
 from bigseg.cli import main
-from bigseg.io import as_stack
 from bigseg.measure import measure
+from bigseg.stack import as_stack
 from bigseg.synth import synth
 
 from .conftest import SCALE, assert_same_labels, raise_if_dask_computes, synthetic
@@ -270,7 +270,8 @@ def test_default_halo_has_no_smoothing_term():
 
 def test_default_foreground_is_exact_in_every_block(dense_default):
     from bigseg._local import split_foreground
-    from bigseg.segment import _threshold_array, as_4d
+    from bigseg.segment import _threshold_array
+    from bigseg.stack import as_4d
 
     stack, _, _ = dense_default
     four = as_4d(stack)
