@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-output
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint docs venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ test: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+# The docs site, into site/ (also built, strictly, by the test suite: tests/test_docs.py).
+docs: venv
+	$(BIN)/mkdocs build --strict
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache site

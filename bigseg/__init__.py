@@ -20,21 +20,9 @@ import lazy_loader
 
 # The API is imported on first use, so that ``import bigseg`` (and the ``bigseg`` command,
 # whose ``--help`` and ``--version`` need none of it) start in milliseconds, not a second.
-__getattr__, __dir__, __all__ = lazy_loader.attach(
-    __name__,
-    submodules=["cluster", "io", "params", "pipeline"],
-    submod_attrs={
-        "_errors": ["InputError", "ScaleWarning"],
-        "cluster": ["link", "nuclei_table"],
-        "io": ["open_stack", "write_labels"],
-        "stack": ["as_stack"],
-        "measure": ["measure"],
-        "params": ["Params"],
-        "pipeline": ["Result", "run"],
-        "score": ["score"],
-        "segment": ["global_threshold", "segment"],
-    },
-)
+# The public names and their modules are listed in ``__init__.pyi``, which static tools read
+# too (scikit-image's pattern); the submodules it imports are reachable but not in __all__.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
 __all__ = sorted(set(__all__) - {"cluster", "io", "params", "pipeline"})
 
 # Functions named like the module that holds them.

@@ -34,7 +34,7 @@ def _nuclei(image, scale, params=None):
 @pytest.mark.parametrize("nuclei, seed", [(40, 1), (90, 2)])
 def test_hard_synthetic_stack(nuclei, seed):
     # bench/accuracy.py's moderate- and high-density stacks; over seeds 0-5 F1 is
-    # 0.97-1.00 and 0.96-0.99 there (README, "Accuracy").
+    # 0.97-1.00 and 0.96-0.99 there (docs/accuracy.md).
     scale = (1.5, 0.71, 0.71)
     hard = DIFFICULTY["hard"]
     truth = make_truth((40, 256, 256), nuclei, scale=scale, seed=seed, **hard["truth"])
@@ -78,7 +78,7 @@ def test_stardist_synthetic_beats_the_seed_preset():
     )
     default = bigseg.score(_nuclei(image, (1.0, 1.0, 1.0)), truth)
     seed = bigseg.score(_nuclei(image, (1.0, 1.0, 1.0), bigseg.Params.from_preset("seed")), truth)
-    # Dense, touching, cut by the borders: far from the targets (see README), but better.
+    # Dense, touching, cut by the borders: far from the targets (see docs/accuracy.md), but better.
     assert default.f1 > seed.f1 and default.precision >= 0.75
 
 

@@ -1,6 +1,6 @@
 """Reliability: bad input, odd but valid input, faults, interruption, resume, safety.
 
-One test (or one parametrized case) per case of the README's "Reliability" table.
+One test (or one parametrized case) per case of the table in docs/reliability.md.
 """
 
 import hashlib
