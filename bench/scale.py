@@ -137,8 +137,8 @@ def part_timeseries(root: Path, n_t: int, threads: int) -> None:
 
     import bigseg
     from bigseg.measure import measure_delayed
+    from bigseg.methods.seed import segment_planes
     from bigseg.pipeline import relabel
-    from bigseg.segment import _segment_block
     from bigseg.stack import as_stack
     from bigseg.synth import make_truth, render
 
@@ -147,7 +147,7 @@ def part_timeseries(root: Path, n_t: int, threads: int) -> None:
     stack = as_stack(data, scale=SCALE)
     t0 = time.perf_counter()
     passes = {
-        "threshold": bigseg.global_threshold(stack).data,
+        "threshold": bigseg.global_threshold(stack, params=bigseg.Params(preset="seed")).data,
         "segment": bigseg.segment(stack, threshold=np.zeros(n_t)).data,
     }
     labels = bigseg.segment(stack, threshold=np.zeros(n_t))
@@ -176,7 +176,7 @@ def part_timeseries(root: Path, n_t: int, threads: int) -> None:
     reps = 5
     t0 = time.perf_counter()
     for _ in range(reps):
-        _segment_block(one, np.full((1, 1, 1, 1), 400.0), px)
+        segment_planes(one, np.full((1, 1, 1, 1), 400.0), px)
     kernel = (time.perf_counter() - t0) / reps
     n_ref = min(50, n_t)
     with dask.config.set(scheduler="synchronous"):

@@ -149,7 +149,8 @@ def stage_breakdown(stack: np.ndarray, planes: list[int]) -> tuple[dict, dict]:
     from skimage.morphology import disk
     from skimage.segmentation import watershed
 
-    from bigseg import _kernels
+    from bigseg.kernels import filters
+    from bigseg.kernels import watershed as kwatershed
     from bigseg.measure import measure_planes
 
     warnings.filterwarnings("ignore", message="Bad rank filter performance")
@@ -173,9 +174,9 @@ def stage_breakdown(stack: np.ndarray, planes: list[int]) -> tuple[dict, dict]:
 
         _clock(rec, "regionprops", props)
 
-        fast = _clock(big, "smoothed_above", _kernels.smoothed_above, plane, thresh, 5)
+        fast = _clock(big, "smoothed_above", filters.smoothed_above, plane, thresh, 5)
         assert np.array_equal(fast, binary), f"smoothed_above differs on plane {z}"
-        dist2 = _clock(big, "distance_to_background", _kernels.distance_to_background, fast)
+        dist2 = _clock(big, "distance_to_background", kwatershed.distance_to_background, fast)
         pk = _clock(big, "peak_local_max", peak_local_max, dist2, min_distance=8, labels=fast)
         mm = np.zeros(fast.shape, bool)
         mm[tuple(pk.T)] = True
@@ -184,7 +185,7 @@ def stage_breakdown(stack: np.ndarray, planes: list[int]) -> tuple[dict, dict]:
         lab = _clock(
             big,
             "filter_sizes",
-            _kernels.filter_sizes,
+            kwatershed.filter_sizes,
             lab.astype(np.int32),
             min_radius=4,
             max_radius=20,

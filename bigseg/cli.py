@@ -607,7 +607,7 @@ def _segment(args: argparse.Namespace) -> int:
     # --chunks that split planes ask for stitching: too small for the halo is an error.
     stitch = True if chunks and (chunks[1] != -1 or chunks[2] != -1) else None
     if stitch:
-        from ._stitch import plan
+        from .segment import plan_blocks as plan
         from .stack import as_4d
 
         plan(as_4d(stack).data, px, stitch, params.preset)

@@ -20,6 +20,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from . import methods
+from ._errors import InputError
+from .params import Params
+
 __all__ = ["NUCLEUS_COLUMNS", "drop_small", "link", "nuclei_table", "split_at_necks"]
 
 #: Columns of the nuclei table, in order.
@@ -171,16 +175,31 @@ def split_at_necks(
 def link(
     detections: pd.DataFrame,
     *,
+    params: Params | None = None,
+    scale: Sequence[float] | None = None,
+    planar: bool = False,
     link_distance: float = 0.5,
     max_gap: int = 1,
     neck_ratio: float | None = None,
 ) -> pd.DataFrame:
     """Give every detection the id of the 3D nucleus it belongs to.
 
+    With ``params``, the method's linking (``params.preset``) as :func:`bigseg.run` does
+    it: its link distance and gap, neck splitting, and fragment dropping
+    (:func:`drop_small`, which needs ``scale``); ``link_distance``, ``max_gap`` and
+    ``neck_ratio`` are then taken from ``params``.
+
     Parameters
     ----------
     detections : pandas.DataFrame
         Per-plane detections (:func:`bigseg.measure`), any number of time points.
+    params : Params, optional
+        Link as the method of ``params`` does in :func:`bigseg.run`.
+    scale : sequence of 3 floats, optional
+        Voxel size ``(z, y, x)`` in µm; needed with ``params`` of a method that drops
+        fragments (the ``default`` method).
+    planar : bool
+        The detections come from one plane per time point (a 2D image or time-lapse).
     link_distance : float
         Centres closer than this fraction of the larger radius can link.
     max_gap : int
@@ -192,9 +211,21 @@ def link(
     Returns
     -------
     pandas.DataFrame
-        A copy of ``detections`` with an int64 ``nucleus`` column (1..N,
-        numbered by time, then by first plane, then by position).
+        A copy of ``detections`` (without fragments, when the method drops them) with an
+        int64 ``nucleus`` column (1..N, numbered by time, then by first plane, then by
+        position).
     """
+    if params is not None:
+        method = methods.get(params.preset)
+        if method.drop_fragments and scale is None:
+            raise InputError(
+                f"link(params=...) with the {params.preset!r} method drops fragments smaller "
+                "than min_radius and needs the voxel size: pass scale=(z, y, x) in µm."
+            )
+        linked = link(detections, **method.link_options(params))
+        if method.drop_fragments:
+            linked = drop_small(linked, scale=scale, min_radius=params.min_radius, planar=planar)  # type: ignore[arg-type]
+        return linked
     out = detections.reset_index(drop=True).copy()
     n = len(out)
     if n == 0:

@@ -1,17 +1,31 @@
-"""Per-plane region measurements gathered into one dask DataFrame."""
+"""Per-block region tables gathered into one dask DataFrame.
+
+One pattern for every table: a NumPy kernel per block (:func:`measure_planes`, or the
+partial sums of :func:`bigseg.chunked.stitch.partial_sums` when planes are split into y/x
+blocks), mapped with :func:`bigseg.chunked.maps.block_objects`; no Python loop over
+blocks while the graph is built.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _kernels, _stitch
-from .stack import as_4d, scale_of
-from .tables import DETECTION_COLUMNS, empty_detections
+from .chunked.maps import block_objects, frame_of_blocks
+from .chunked.plan import planes_split
+from .chunked.stitch import partial_sums
+from .kernels.regions import region_stats
+from .stack import as_4d, scale_of, translation_of
+from .tables import (
+    DETECTION_COLUMNS,
+    detections_from_sums,
+    detections_table,
+    empty_detections,
+    empty_sums,
+)
 
 if TYPE_CHECKING:  # dask.dataframe is imported on first use: a CLI run never needs it
     import dask.dataframe as dd
@@ -22,47 +36,6 @@ __all__ = [
     "measure_delayed",
     "measure_planes",
 ]
-
-
-def detections_table(
-    *,
-    t: float | np.ndarray,
-    z: float | np.ndarray,
-    y: np.ndarray,
-    x: np.ndarray,
-    label: np.ndarray,
-    area: np.ndarray,
-    intensity_sum: np.ndarray,
-    scale: tuple[float, float, float],
-    translation: tuple[float, float, float],
-) -> pd.DataFrame:
-    """Build detections rows (:data:`DETECTION_COLUMNS`) from per-region values.
-
-    Positions are in stack index units; µm positions, areas and radii follow
-    from ``scale`` and ``translation`` (``(z, y, x)``, µm).
-    """
-    sz, sy, sx = scale
-    area = np.asarray(area, np.int64)
-    intensity_sum = np.asarray(intensity_sum, np.float64)
-    z = np.broadcast_to(np.asarray(z, np.float64), area.shape)
-    table = pd.DataFrame(
-        {
-            "t": np.broadcast_to(np.asarray(t, np.float64), area.shape),
-            "z": z,
-            "y": y,
-            "x": x,
-            "z_um": translation[0] + z * sz,
-            "y_um": translation[1] + np.asarray(y) * sy,
-            "x_um": translation[2] + np.asarray(x) * sx,
-            "label": np.asarray(label, np.int32),
-            "area_px": area,
-            "area_um2": area * (sy * sx),
-            "radius_um": np.sqrt(area / np.pi) * np.sqrt(sy * sx),
-            "intensity_sum": intensity_sum,
-            "intensity_mean": intensity_sum / area,
-        }
-    )
-    return table.astype(DETECTION_COLUMNS)
 
 
 def measure_planes(
@@ -97,7 +70,7 @@ def measure_planes(
             if not lab.any():
                 continue
             # regionprops_table's values, from bincounts (6x faster, no loop over regions).
-            props = _kernels.region_stats(lab, image[ti, zi])
+            props = region_stats(lab, image[ti, zi])
             cy = props["centroid_weighted-0"]
             cx = props["centroid_weighted-1"]
             # A region of zero intensity has no weighted centroid: use its geometric one.
@@ -140,19 +113,30 @@ def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
         When planes are split into y/x chunks, regions that span blocks are
         measured exactly from per-block partial sums, combined by a groupby.
     """
-    import dask.dataframe as dd
-
-    return dd.from_delayed(
-        measure_delayed(labels, stack), meta=empty_detections(), verify_meta=False
-    )
+    lab, img, scale, translation = _inputs(labels, stack)
+    if planes_split(lab):  # regions may span blocks: exact partial sums
+        sums = frame_of_blocks(block_objects(partial_sums, lab, img), empty_sums())
+        summed = sums.groupby(["t", "z", "label"]).sum().reset_index()
+        return summed.map_partitions(
+            detections_from_sums, scale=scale, translation=translation, meta=empty_detections()
+        )
+    return frame_of_blocks(_tables(lab, img, scale, translation), empty_detections())
 
 
 def measure_delayed(labels: xr.DataArray, stack: xr.DataArray) -> list:
-    """One delayed :func:`measure_planes` table per label chunk (see :func:`measure`).
+    """Return the tables of :func:`measure` as delayed objects (one per chunk of whole planes).
 
     Useful to compute the tables in the same pass as other array work, e.g.
     storing the labels.
     """
+    lab, img, scale, translation = _inputs(labels, stack)
+    if planes_split(lab):
+        return measure(labels, stack).to_delayed()
+    tables = _tables(lab, img, scale, translation)
+    return tables.to_delayed(optimize_graph=False).ravel().tolist()
+
+
+def _inputs(labels: xr.DataArray, stack: xr.DataArray):
     lab4 = as_4d(labels)
     img4 = as_4d(stack)
     if lab4.shape != img4.shape:
@@ -160,28 +144,9 @@ def measure_delayed(labels: xr.DataArray, stack: xr.DataArray) -> list:
             f"`labels` (shape {lab4.shape}) must have the same shape as `stack` "
             f"(shape {img4.shape})."
         )
-    scale = scale_of(stack)
-    tr = stack.attrs.get("translation", {})
-    translation = (tr.get("z", 0.0), tr.get("y", 0.0), tr.get("x", 0.0))
     lab = lab4.data
-    if _stitch.planes_split(lab):  # regions may span blocks: exact partial sums
-        return _stitch.measure_split(
-            lab, img4.data, scale=scale, translation=translation
-        ).to_delayed()
-    img = img4.data.rechunk(lab.chunks)
-    starts = [np.cumsum((0,) + c[:-1]) for c in lab.chunks]
-    measure_block = dask.delayed(measure_planes, pure=True)
-    return [
-        measure_block(
-            lab_block,
-            img_block,
-            scale=scale,
-            translation=translation,
-            origin=tuple(int(starts[axis][i]) for axis, i in enumerate(index)),
-        )
-        for index, lab_block, img_block in zip(
-            np.ndindex(*lab.numblocks),
-            lab.to_delayed(optimize_graph=False).ravel(),
-            img.to_delayed(optimize_graph=False).ravel(),
-        )
-    ]
+    return lab, img4.data.rechunk(lab.chunks), scale_of(stack), translation_of(stack)
+
+
+def _tables(lab, img, scale, translation):
+    return block_objects(measure_planes, lab, img, scale=scale, translation=translation)

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from ._errors import InputError
 
-__all__ = ["PRESETS", "Params", "PixelParams"]
+__all__ = ["PRESETS", "Params", "PixelParams", "add_preset"]
 
-PRESET_NAMES = ("default", "seed")
+#: Names of the presets, one per segmentation method (:mod:`bigseg.methods`).
+PRESET_NAMES: list[str] = ["default", "seed"]
 
 
 @dataclass(frozen=True)
@@ -193,3 +194,14 @@ PRESETS: dict[str, Params] = {
     "default": Params(preset="default"),
     "seed": Params(preset="seed", neck_ratio=None),
 }
+
+
+def add_preset(name: str, **overrides: float | None) -> None:
+    """Add the preset of a segmentation method: the defaults with ``overrides`` (once per name).
+
+    Called by :func:`bigseg.methods.register`; the built-in presets are defined above.
+    """
+    if name not in PRESET_NAMES:
+        PRESET_NAMES.append(name)
+    if name not in PRESETS:
+        PRESETS[name] = Params(preset=name, **overrides)  # type: ignore[arg-type]

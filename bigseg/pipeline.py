@@ -33,15 +33,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _objstore, _outputs, _resume, _safety, _stitch
+from . import _objstore, _outputs, _resume, _safety
 from ._errors import InputError
-from .cluster import drop_small, link, nuclei_table
+from .chunked import stitch as _stitch
+from .chunked.relabel import relabel_planes, relabel_stitched
+from .cluster import link, nuclei_table
 from .io import _regular_chunks, open_stack, write_labels
 from .measure import measure_delayed
 from .params import Params
-from .segment import global_threshold, segment
-from .stack import as_4d, scale_of
-from .tables import empty_detections
+from .segment import global_threshold, halo_px, plan_blocks, segment, stitched_blocks
+from .stack import as_4d, scale_of, translation_of
+from .tables import detections_from_sums, empty_detections
 
 __all__ = ["Result", "run"]
 
@@ -158,7 +160,7 @@ def run(
     px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
     timings["open"] = time.perf_counter() - started
 
-    split = _stitch.plan(as_4d(stack).data, px, stitch, params.preset)
+    split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
     if split is not None and resume:
         raise InputError(
             "--resume does not support planes split into y/x chunks yet; use whole-plane "
@@ -181,7 +183,7 @@ def run(
         t0 = time.perf_counter()
         planes_path = work / _resume.PLANES
         if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
-            detections, stitched = _stitch.run_pass(
+            detections, stitched = _stitched_pass(
                 stack, split, thresholds, px, planes_path,
                 lambda items, label: _compute(items, client, progress, label), params,
             )  # fmt: skip
@@ -203,22 +205,15 @@ def run(
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked = link(
-            detections,
-            link_distance=params.link_distance,
-            max_gap=params.max_gap,
-            neck_ratio=params.neck_ratio if params.preset == "default" else None,
-        )
         planar = stack.sizes["z"] == 1  # 2D: no result may depend on the z size
-        if params.preset == "default":
-            linked = drop_small(linked, scale=sc, min_radius=params.min_radius, planar=planar)
+        linked = link(detections, params=params, scale=sc, planar=planar)
         nuclei = nuclei_table(linked, scale=sc, planar=planar)
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         planes = as_4d(open_stack(planes_path, scale=sc)).data
         if split is not None:
-            labels = _stitch.relabel_nuclei(planes.rechunk(split.chunks), linked, stitched)
+            labels = relabel_stitched(planes.rechunk(split.chunks), linked, stitched)
         else:
             labels = relabel(planes, linked)
         if "t" not in stack.dims:
@@ -250,8 +245,8 @@ def run(
         record["command"] = None if command is None else [str(a) for a in command]
         record["cluster"] = _cluster_settings(client)
         if split is not None:
-            record["stitching"] = stitched.record(_stitch.halo_px(px, params.preset))
-            _stitch.warn_unproven(stitched, _stitch.halo_px(px, params.preset))
+            record["stitching"] = stitched.record(halo_px(px, params.preset))
+            _stitch.warn_unproven(stitched, halo_px(px, params.preset))
         record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
         _throughput(record, scratch.blocks_total, scratch.blocks_reused, timings["total"])
         (work / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
@@ -297,30 +292,40 @@ def _threshold_pass(
 
 
 def relabel(planes: da.Array, linked: pd.DataFrame) -> da.Array:
-    """Map plane-local labels of a ``(t, z, y, x)`` array to nucleus ids (lazy).
+    """Map plane-local labels of a ``(t, z, y, x)`` array to nucleus ids (lazy)."""
+    t, z, label = (linked[c].to_numpy(np.int64) for c in ("t", "z", "label"))
+    return relabel_planes(planes, t, z, label, linked["nucleus"].to_numpy(np.uint32), np.uint32)
 
-    Each block gets only the lookup table for its own planes, sized by its own
-    largest label: the tables add up to O(detections), not O(planes x labels).
+
+def _stitched_pass(
+    stack: Any,
+    data: da.Array,
+    thresholds: np.ndarray,
+    px: Any,
+    planes_path: Any,
+    compute: Callable[[tuple, str], tuple],
+    params: Params,
+) -> tuple[pd.DataFrame, _stitch.Stitched]:
+    """Segment + measure pass for split planes.
+
+    Block-local labels stream to ``planes_path``; only the per-block sums and
+    the per-face pair tables come back, and are stitched in memory.
     """
-    edges = [np.cumsum((0,) + c) for c in planes.chunks[:2]]
-    t = linked["t"].to_numpy(np.int64)
-    z = linked["z"].to_numpy(np.int64)
-    bt = np.searchsorted(edges[0], t, side="right") - 1
-    bz = np.searchsorted(edges[1], z, side="right") - 1
-    rows = pd.DataFrame({"bt": bt, "bz": bz}).groupby(["bt", "bz"]).indices
-    label = linked["label"].to_numpy(np.int64)
-    nucleus = linked["nucleus"].to_numpy(np.uint32)
-    luts = np.empty(planes.numblocks, object)
-    for i, j in np.ndindex(*planes.numblocks[:2]):
-        r = rows.get((i, j), np.empty(0, np.int64))
-        lut = np.zeros(
-            (planes.chunks[0][i], planes.chunks[1][j], int(label[r].max(initial=0)) + 1),
-            np.uint32,
-        )
-        lut[t[r] - edges[0][i], z[r] - edges[1][j], label[r]] = nucleus[r]
-        for k, m in np.ndindex(*planes.numblocks[2:]):
-            luts[i, j, k, m] = lut
-    return _stitch.apply_luts(planes, _stitch.luts_array(luts, planes.numblocks), np.uint32)
+    thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
+    blocks = stitched_blocks(data, thr, params, px, scale_of(stack))
+    raw = xr.DataArray(
+        _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
+    )
+    store = write_labels(raw, planes_path, compute=False)
+    side = _stitch.side_tables(blocks)
+    _, side, *pairs = compute(
+        (store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment"
+    )
+    stitched = _stitch.stitch(side, pairs)
+    detections = detections_from_sums(
+        stitched.sums, scale=scale_of(stack), translation=translation_of(stack)
+    )
+    return detections, stitched
 
 
 # --------------------------------------------------------------------------- helpers

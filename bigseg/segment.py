@@ -1,107 +1,91 @@
-"""Thin dask wrappers that map the per-plane kernels over chunks.
+"""segment() and global_threshold(): look up the method, hand the blocks to :mod:`bigseg.chunked`.
 
 Nothing here computes: each function returns lazy xarray/dask objects.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from . import _kernels, _stitch
+from . import methods
 from ._errors import InputError
+from .chunked.plan import fit_to_halo, per_t, planes_split, whole_planes
+from .chunked.stitch import segment_blocks, segment_stitched
+from .kernels import LABEL_DTYPE
 from .params import Params, PixelParams
 from .stack import as_4d, scale_of
 
-__all__ = ["global_threshold", "segment"]
-
-
-def _whole_planes(data: da.Array) -> da.Array:
-    """Rechunk so every chunk holds whole (y, x) planes."""
-    if len(data.chunks[-1]) == 1 and len(data.chunks[-2]) == 1:
-        return data
-    return data.rechunk({data.ndim - 2: -1, data.ndim - 1: -1})
+__all__ = ["global_threshold", "plan_blocks", "segment", "stitched_blocks"]
 
 
 def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr.DataArray:
-    """Global threshold, one per time point (lazy).
+    """Return the method's global statistic, one per time point (lazy), as :func:`bigseg.run`.
 
-    Without ``params``, or with the ``seed`` preset: the Otsu threshold of the
-    raw maximum projection.  For 8- and 16-bit integer data this equals
-    ``skimage.filters.threshold_otsu(stack.max("z"))`` exactly, computed from
-    per-block histograms so that no whole projection is ever held in memory.
-
-    With the ``default`` preset: the floor of :mod:`bigseg._accuracy_kernels`,
-    Otsu's threshold of the log-intensity histogram of the smoothed stack.
+    ``seed``: the Otsu threshold of the raw maximum projection (for 8- and 16-bit
+    data exactly ``skimage.filters.threshold_otsu(stack.max("z"))``, from per-block
+    histograms).  ``default``: the floor, Otsu's threshold of the log-intensity
+    histogram of the smoothed stack (:mod:`bigseg.methods.default`).
 
     Parameters
     ----------
     stack : xarray.DataArray
         From :func:`bigseg.open_stack`; dims ``(z, y, x)`` or ``(t, z, y, x)``.
     params : Params, optional
-        Which preset's statistic to compute; the recipe's Otsu when omitted.
+        Which method's statistic to compute (``params.preset``); default ``Params()``,
+        the ``default`` method, as :func:`segment` and :func:`bigseg.run`.
 
     Returns
     -------
     xarray.DataArray
         Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack.
     """
-    if params is not None and params.preset == "default":
-        from ._local import local_floor
-
-        return local_floor(stack, params)
-    four = as_4d(stack)
-    data = four.data
-    projection = data.max(axis=1)  # (t, y, x), lazy
-    if data.dtype in (np.uint8, np.uint16):
-        nbins = int(np.iinfo(data.dtype).max) + 1
-        # One histogram per block, summed over y/x blocks: one per time point.
-        counts = _sum_over_blocks(projection, nbins)
-        values = da.map_blocks(_otsu_rows, counts, drop_axis=[1], dtype=np.float64)
-    else:
-        values = da.map_blocks(
-            _otsu_planes,
-            projection.rechunk({1: -1, 2: -1}),
-            drop_axis=[1, 2],
-            dtype=np.float64,
-        )
-    out = xr.DataArray(values, dims=("t",), coords={"t": four.t.values}, name="threshold")
-    return out if "t" in stack.dims else out.isel(t=0)
+    params = params or Params()
+    return methods.get(params.preset).statistic(stack, params)
 
 
-def _sum_over_blocks(projection: da.Array, nbins: int) -> da.Array:
-    per_block = da.map_blocks(
-        _block_counts_3d,
-        projection,
-        nbins,
-        chunks=(
-            projection.chunks[0],
-            (1,) * projection.numblocks[1],
-            (1,) * projection.numblocks[2],
-            (nbins,),
-        ),
-        new_axis=[3],
-        dtype=np.int64,
-    )
-    return per_block.sum(axis=(1, 2))
+def plan_blocks(data: da.Array, px: PixelParams, stitch: bool | None, method: str) -> Any:
+    """Return the ``(t, z, y, x)`` data rechunked for stitching, or None for whole planes.
+
+    ``stitch=None`` stitches when the planes are split and the chunks allow
+    the method's halo; ``True`` requires it (:class:`bigseg.InputError` naming the
+    minimum chunk size otherwise); ``False`` never stitches.  Methods that cannot
+    segment split planes use whole planes.  ``px`` are the parameters' pixel sizes
+    (:meth:`bigseg.Params.in_pixels`).
+    """
+    if stitch is False or not planes_split(data):
+        return None
+    m = methods.get(method)
+    if not m.split_planes:
+        if stitch:
+            raise InputError(
+                f"The {method!r} preset cannot segment planes split into y/x chunks yet; "
+                "use --chunks Z,-1,-1 (whole planes)."
+            )
+        return None
+    return fit_to_halo(data, halo_px(px, method), strict=bool(stitch))
 
 
-def _block_counts_3d(block: np.ndarray, nbins: int) -> np.ndarray:
-    out = np.zeros((block.shape[0], 1, 1, nbins), np.int64)
-    for i, plane in enumerate(block):
-        out[i, 0, 0] = np.bincount(plane.ravel(), minlength=nbins)
-    return out
+def halo_px(px: PixelParams, method: str) -> int:
+    """Halo in pixels (per side, along y and x) that makes stitching exact for ``method``."""
+    m = methods.get(method)
+    return int(m.halo(m.pixels(px)))
 
 
-def _otsu_rows(counts: np.ndarray) -> np.ndarray:
-    return np.array([_kernels.otsu_from_counts(row) for row in counts], np.float64)
+def stitched_blocks(
+    data: da.Array, thresholds: da.Array, params: Params, px: PixelParams, scale
+) -> da.Array:
+    """One :class:`bigseg.chunked.stitch.Block` per y/x block of ``data`` (lazy object array).
 
-
-def _otsu_planes(block: np.ndarray) -> np.ndarray:
-    from skimage.filters import threshold_otsu
-
-    return np.array([float(threshold_otsu(plane)) for plane in block], np.float64)
+    ``data`` as :func:`plan_blocks` returns it; the method's pre-pass, kernel and halo.
+    """
+    m = methods.get(params.preset)
+    source, image = m.prepass(data, thresholds, params, scale)
+    halo = halo_px(px, params.preset)
+    return segment_blocks(source, thresholds, m.pixels(px), m.kernel, halo=halo, image=image)
 
 
 def segment(
@@ -118,14 +102,14 @@ def segment(
     stack : xarray.DataArray
         From :func:`bigseg.open_stack`; dims ``(z, y, x)`` or ``(t, z, y, x)``.
     params : Params, optional
-        Sizes in µm; default ``Params.from_preset("default")``.
+        Sizes in µm and the method (``params.preset``); default ``Params()``.
     threshold : float or array of one value per time point, optional
-        Foreground threshold (the floor, for the ``default`` preset); by
+        Foreground threshold (the floor, for the ``default`` method); by
         default :func:`global_threshold` for ``params``, computed lazily as
         its own step of the same graph.
     stitch : bool, optional
         Planes split into y/x chunks are segmented block by block with a halo
-        and their labels stitched (see :mod:`bigseg._stitch`): ``None``
+        and their labels stitched (see :mod:`bigseg.chunked.stitch`): ``None``
         (default) when the chunks are at least the halo, else whole planes;
         ``True`` always (an error names the minimum chunk size); ``False``
         never.
@@ -138,40 +122,32 @@ def segment(
         stack's y/x chunks when stitched.
     """
     params = params or Params()
-    px = params.in_pixels(scale_of(stack), scale_source=stack.attrs.get("scale_source", "array"))
+    m = methods.get(params.preset)
+    scale = scale_of(stack)
+    px = params.in_pixels(scale, scale_source=stack.attrs.get("scale_source", "array"))
     four = as_4d(stack)
     thresholds = _threshold_array(four, stack, threshold, params)
-    split = _stitch.plan(four.data, px, stitch, params.preset)
+    split = plan_blocks(four.data, px, stitch, params.preset)
     if split is not None:
-        halo = _stitch.halo_px(px, params.preset)
-        kernel = _stitch.block_kernel(params.preset)
-        source, image = _stitch.block_input(split, thresholds, params, scale_of(stack))
-        block_px = _stitch.block_px(px, params.preset)
-        labels = _stitch.segment_stitched(
-            source, thresholds, block_px, kernel, halo=halo, image=image
+        source, image = m.prepass(split, thresholds, params, scale)
+        labels = segment_stitched(
+            source,
+            thresholds,
+            m.pixels(px),
+            m.kernel,
+            halo=halo_px(px, params.preset),
+            image=image,
         )
-        out = xr.DataArray(labels, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs))
-        out.attrs["params"] = params.to_dict()
-        out.name = "labels"
-        return out if "t" in stack.dims else out.isel(t=0)
-    if params.preset == "default":
-        from ._local import segment_local
-
-        local = segment_local(four.data, thresholds, params, scale_of(stack))
-        out = xr.DataArray(local, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs))
-        out.name = "labels"
-        out.attrs["params"] = params.to_dict()
-        return out if "t" in stack.dims else out.isel(t=0)
-    data = _whole_planes(four.data)
-    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
-    labels = da.map_blocks(
-        _segment_block,
-        data,
-        thr,
-        px,
-        dtype=_kernels.LABEL_DTYPE,
-        meta=np.empty((0, 0, 0, 0), _kernels.LABEL_DTYPE),
-    )
+    else:
+        source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)
+        labels = da.map_blocks(
+            m.kernel,
+            source,
+            per_t(thresholds, source.chunks[0]),
+            m.pixels(px),
+            dtype=LABEL_DTYPE,
+            meta=np.empty((0, 0, 0, 0), LABEL_DTYPE),
+        )
     out = xr.DataArray(
         labels, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs), name="labels"
     )
@@ -197,18 +173,3 @@ def _threshold_array(
             "give one value, or one per time point."
         )
     return arr
-
-
-def _segment_block(block: np.ndarray, thresholds: np.ndarray, px: PixelParams) -> np.ndarray:
-    out = np.zeros(block.shape, _kernels.LABEL_DTYPE)
-    for t in range(block.shape[0]):
-        for z in range(block.shape[1]):
-            out[t, z] = _kernels.segment_plane(
-                block[t, z],
-                float(thresholds[t, 0, 0, 0]),
-                smooth_radius=px.smooth_radius,
-                min_distance=px.min_distance,
-                min_radius=px.min_radius,
-                max_radius=px.max_radius,
-            )
-    return out

@@ -134,16 +134,16 @@ def test_seed_preset_run_matches_segment_measure(sample, tmp_path):
 def test_run_segments_each_plane_once(sample, tmp_path, monkeypatch):
     import dask
 
-    from bigseg import _kernels
+    from bigseg.methods import seed
 
     calls = []
-    original = _kernels.segment_plane
+    original = seed.segment_plane
 
     def counting(plane, *args, **kwargs):
         calls.append(plane.shape)
         return original(plane, *args, **kwargs)
 
-    monkeypatch.setattr(_kernels, "segment_plane", counting)
+    monkeypatch.setattr(seed, "segment_plane", counting)
     image, _ = sample
     with dask.config.set(scheduler="synchronous"):
         run(image, tmp_path / "once", params=Params.from_preset("seed"))

@@ -27,7 +27,7 @@ def series(tmp_path_factory):
 def _tasks(n_t):
     data = da.zeros((n_t, 8, 128, 128), np.uint16, chunks=(1, 8, 128, 128))
     stack = as_stack(data, scale=SCALE)
-    threshold = bigseg.global_threshold(stack).data
+    threshold = bigseg.global_threshold(stack, params=bigseg.Params(preset="seed")).data
     labels = bigseg.segment(stack, threshold=np.zeros(n_t))
     tables = dask.delayed(list)(measure_delayed(labels, stack))
     linked = pd.DataFrame({"t": [0.0], "z": [0.0], "label": [1], "nucleus": [1]})

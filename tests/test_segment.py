@@ -60,13 +60,13 @@ def test_labels_do_not_depend_on_chunking(small_stack):
 def test_global_threshold_equals_otsu_of_max_projection(small_stack):
     stack, _ = small_stack
     for chunks in [{"z": 1}, {"z": 4, "y": 40, "x": 50}]:
-        value = float(bigseg.global_threshold(stack.chunk(chunks)).compute())
+        value = float(bigseg.global_threshold(stack.chunk(chunks), params=SEED).compute())
         assert value == threshold_otsu(stack.values.max(axis=0))
 
 
 def test_global_threshold_per_time_point():
     stack, _ = synthetic(shape=(4, 48, 48), nuclei=2, t=3, seed=5)
-    values = bigseg.global_threshold(stack).values
+    values = bigseg.global_threshold(stack, params=SEED).values
     expected = [threshold_otsu(stack.values[i].max(axis=0)) for i in range(3)]
     np.testing.assert_array_equal(values, expected)
 
@@ -74,7 +74,7 @@ def test_global_threshold_per_time_point():
 def test_float_data_threshold_and_segment():
     stack, _ = synthetic(shape=(4, 60, 60), nuclei=2, seed=2)
     as_float = as_stack(stack.data.astype(np.float32) / 4095, scale=SCALE)
-    value = float(bigseg.global_threshold(as_float).compute())
+    value = float(bigseg.global_threshold(as_float, params=SEED).compute())
     assert value == pytest.approx(threshold_otsu(as_float.values.max(axis=0)))
     assert bigseg.segment(as_float).values.max() > 0
 
@@ -110,7 +110,7 @@ def test_one_segment_task_per_chunk(small_stack):
     for z_chunk in (1, 3, 10):
         labels = bigseg.segment(stack.chunk({"z": z_chunk}), params=SEED, threshold=500.0)
         graph = dict(labels.data.__dask_graph__())
-        tasks = [k for k in graph if isinstance(k, tuple) and k[0].startswith("_segment_block")]
+        tasks = [k for k in graph if isinstance(k, tuple) and k[0].startswith("segment_planes")]
         assert len(tasks) == labels.data.npartitions == -(-stack.sizes["z"] // z_chunk)
 
 

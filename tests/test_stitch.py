@@ -11,9 +11,10 @@ from scipy import ndimage as ndi
 
 import bigseg
 from bigseg import InputError, Params, open_stack, run
-from bigseg._stitch import fitted_chunks, halo_px
+from bigseg.chunked.plan import fitted_chunks
 from bigseg.cli import main
 from bigseg.measure import measure
+from bigseg.segment import halo_px
 from bigseg.stack import as_stack
 from bigseg.synth import synth
 
@@ -21,7 +22,7 @@ from .conftest import SCALE, assert_same_labels, raise_if_dask_computes, synthet
 
 # Small nuclei and a small halo, so that small stacks hold many blocks.
 PARAMS = Params(preset="seed", smooth_radius=1.42, min_radius=2.84, max_radius=9.0)
-HALO = halo_px(PARAMS.in_pixels(SCALE))
+HALO = halo_px(PARAMS.in_pixels(SCALE), "seed")
 SHAPE = (5, 150, 140)
 
 
@@ -65,7 +66,7 @@ def _split(total, cuts):
 def test_halo_follows_the_parameters():
     px = PARAMS.in_pixels(SCALE)
     assert HALO == 2 * px.smooth_radius + px.min_distance + 2 * int(np.ceil(px.max_radius)) + 2
-    assert halo_px(Params.from_preset("seed").in_pixels(SCALE)) == 60  # 2*5 + 8 + 40 + 2
+    assert halo_px(Params.from_preset("seed").in_pixels(SCALE), "seed") == 60  # 2*5 + 8 + 40 + 2
 
 
 def test_small_chunks_are_merged_or_refused():
@@ -219,14 +220,24 @@ def _same(a, b):
 
 
 def test_presets_without_a_block_kernel_use_whole_planes():
-    from bigseg._stitch import plan
+    from bigseg import methods
+    from bigseg.methods import seed
+    from bigseg.segment import plan_blocks as plan
 
+    methods.register(
+        methods.Method(
+            name="planes-only",
+            statistic=seed.recipe_otsu,
+            kernel=seed.segment_planes,
+            split_planes=False,
+        )
+    )
     data = dask.array.zeros((1, 2, 200, 200), np.uint16, chunks=(1, 1, 100, 100))
     px = PARAMS.in_pixels(SCALE)
     assert plan(data, px, None, "seed") is not None
-    assert plan(data, px, None, "unregistered") is None
+    assert plan(data, px, None, "planes-only") is None
     with pytest.raises(InputError, match="whole planes"):
-        plan(data, px, True, "unregistered")
+        plan(data, px, True, "planes-only")
 
 
 # --------------------------------------------------------------------------- default preset
@@ -263,27 +274,27 @@ def dense_default():
 
 def test_default_halo_has_no_smoothing_term():
     px = DEFAULT.in_pixels(SCALE)
-    assert DEFAULT_HALO == halo_px(px) - 2 * px.smooth_radius
-    assert halo_px(Params.from_preset("default").in_pixels(SCALE)) == 60  # seed's rule
+    assert DEFAULT_HALO == halo_px(px, "seed") - 2 * px.smooth_radius
+    assert halo_px(Params.from_preset("default").in_pixels(SCALE), "seed") == 60  # seed's rule
     assert halo_px(Params.from_preset("default").in_pixels(SCALE), "default") == 50  # 8 + 40 + 2
 
 
 def test_default_foreground_is_exact_in_every_block(dense_default):
-    from bigseg._local import split_foreground
+    from bigseg.methods.default import split_foreground
     from bigseg.segment import _threshold_array
     from bigseg.stack import as_4d
 
     stack, _, _ = dense_default
     four = as_4d(stack)
     thresholds = _threshold_array(four, stack, None, DEFAULT)
-    whole = split_foreground(four.data.rechunk((1, -1, -1, -1)), thresholds, DEFAULT, SCALE)
+    whole, _ = split_foreground(four.data.rechunk((1, -1, -1, -1)), thresholds, DEFAULT, SCALE)
     whole = whole.compute()
     assert 0.05 < whole.mean() < 0.5
     # Chunks smaller than the foreground's reach in z, y and x (merged for the computation).
     for chunks in [(1, 1, 3, 7), (1, 2, (60, 90), (13, 127)), (1, 5, 149, 140)]:
         data = four.data.rechunk(chunks)
         with raise_if_dask_computes():
-            fg = split_foreground(data, thresholds, DEFAULT, SCALE)
+            fg, _ = split_foreground(data, thresholds, DEFAULT, SCALE)
         assert fg.chunks == data.chunks and fg.dtype == bool
         np.testing.assert_array_equal(fg.compute(), whole)
 

@@ -3,7 +3,10 @@ import pytest
 from skimage.filters import rank, threshold_otsu
 from skimage.morphology import disk
 
-from bigseg import _kernels
+from bigseg import kernels
+from bigseg.kernels import filters, regions
+from bigseg.kernels import threshold as kthreshold
+from bigseg.kernels import watershed as kwatershed
 
 RNG = np.random.default_rng(0)
 
@@ -15,20 +18,20 @@ def test_enhance_contrast_matches_rank(radius, dtype, high):
     for shape in [(40, 53), (7, 9), (1, 1)]:
         plane = RNG.integers(0, high, shape, endpoint=True).astype(dtype)
         expected = rank.enhance_contrast(plane, disk(radius))
-        np.testing.assert_array_equal(_kernels.enhance_contrast_disk(plane, radius), expected)
+        np.testing.assert_array_equal(filters.enhance_contrast_disk(plane, radius), expected)
 
 
 def test_enhance_contrast_matches_rank_on_seed_planes(seed_stack):
     for plane in seed_stack[::4]:
-        med = _kernels.median_disk(plane, 5)
+        med = filters.median_disk(plane, 5)
         np.testing.assert_array_equal(
-            _kernels.enhance_contrast_disk(med, 5), rank.enhance_contrast(med, disk(5))
+            filters.enhance_contrast_disk(med, 5), rank.enhance_contrast(med, disk(5))
         )
 
 
 def test_enhance_contrast_float_follows_same_rule():
     plane = RNG.random((30, 31))
-    out = _kernels.enhance_contrast_disk(plane, 2)
+    out = filters.enhance_contrast_disk(plane, 2)
     assert out.dtype == plane.dtype
     from scipy import ndimage as ndi
 
@@ -40,28 +43,28 @@ def test_enhance_contrast_float_follows_same_rule():
 
 def test_median_disk_is_rank_median_for_uint16():
     plane = RNG.integers(0, 4095, (33, 40)).astype(np.uint16)
-    np.testing.assert_array_equal(_kernels.median_disk(plane, 3), rank.median(plane, disk(3)))
+    np.testing.assert_array_equal(filters.median_disk(plane, 3), rank.median(plane, disk(3)))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_segment_plane_empty_and_background(dtype):
     zeros = np.zeros((20, 20), dtype)
-    out = _kernels.segment_plane(
+    out = kwatershed.segment_plane(
         zeros, 0.0, smooth_radius=2, min_distance=2, min_radius=1, max_radius=5
     )
-    assert out.dtype == _kernels.LABEL_DTYPE and out.shape == (20, 20) and not out.any()
+    assert out.dtype == kernels.LABEL_DTYPE and out.shape == (20, 20) and not out.any()
     empty = np.zeros((0, 5), dtype)
-    out = _kernels.segment_plane(
+    out = kwatershed.segment_plane(
         empty, 0.0, smooth_radius=2, min_distance=2, min_radius=1, max_radius=5
     )
-    assert out.shape == (0, 5) and out.dtype == _kernels.LABEL_DTYPE
+    assert out.shape == (0, 5) and out.dtype == kernels.LABEL_DTYPE
 
 
 def test_segment_plane_finds_two_disks():
     plane = np.zeros((60, 100), np.uint16)
     plane[disk(10, dtype=bool).nonzero()[0] + 10, disk(10, dtype=bool).nonzero()[1] + 10] = 1000
     plane[disk(12, dtype=bool).nonzero()[0] + 20, disk(12, dtype=bool).nonzero()[1] + 60] = 800
-    labels = _kernels.segment_plane(
+    labels = kwatershed.segment_plane(
         plane, 400, smooth_radius=2, min_distance=6, min_radius=3, max_radius=20
     )
     assert labels.max() == 2
@@ -73,7 +76,7 @@ def test_filter_sizes_keeps_open_interval():
     labels[0:1, 0:3] = 1  # area 3: r = 0.98
     labels[5:15, 5:15] = 2  # area 100: r = 5.64
     labels[20:30, 20:21] = 3  # area 10: r = 1.78
-    out = _kernels.filter_sizes(labels, min_radius=1.0, max_radius=5.0)
+    out = kwatershed.filter_sizes(labels, min_radius=1.0, max_radius=5.0)
     assert set(np.unique(out)) == {0, 1}
     assert np.array_equal(out > 0, labels == 3)
 
@@ -83,14 +86,14 @@ def test_otsu_from_counts_equals_threshold_otsu(dtype):
     for high in (3, 200, np.iinfo(dtype).max):
         image = RNG.integers(1, high, (50, 40), endpoint=True).astype(dtype)
         counts = np.bincount(image.ravel(), minlength=np.iinfo(dtype).max + 1)
-        assert _kernels.otsu_from_counts(counts) == threshold_otsu(image)
+        assert kthreshold.otsu_from_counts(counts) == threshold_otsu(image)
 
 
 def test_otsu_from_counts_constant_and_empty():
     counts = np.zeros(256, np.int64)
-    assert _kernels.otsu_from_counts(counts) == 0.0
+    assert kthreshold.otsu_from_counts(counts) == 0.0
     counts[7] = 10
-    assert _kernels.otsu_from_counts(counts) == threshold_otsu(np.full((3, 3), 7, np.uint8))
+    assert kthreshold.otsu_from_counts(counts) == threshold_otsu(np.full((3, 3), 7, np.uint8))
 
 
 # --------------------------------------------------------------------------- fast exact kernels
@@ -121,7 +124,7 @@ def test_smoothed_above_is_recipe_foreground_on_random_planes():
         radius = int(rng.integers(1, 7))
         expected = _recipe_binary(plane, threshold, radius)
         np.testing.assert_array_equal(
-            _kernels.smoothed_above(plane, threshold, radius),
+            filters.smoothed_above(plane, threshold, radius),
             expected,
             err_msg=f"shape {plane.shape}, max {plane.max()}, threshold {threshold}, r {radius}",
         )
@@ -139,7 +142,7 @@ def test_smoothed_above_on_blobs_with_hot_pixels(radius):
     plane[[0, 75, 149], [0, 80, 169]] = 65535  # hot pixels, one in a corner
     for threshold in (0.0, 400.0, 1500.5, 3000.0, 70000.0):
         np.testing.assert_array_equal(
-            _kernels.smoothed_above(plane, threshold, radius),
+            filters.smoothed_above(plane, threshold, radius),
             _recipe_binary(plane, threshold, radius),
         )
 
@@ -149,7 +152,7 @@ def test_smoothed_above_on_seed_planes(seed_stack):
     for plane in seed_stack:
         for t in (thresh, thresh / 2, 1.5 * thresh):
             np.testing.assert_array_equal(
-                _kernels.smoothed_above(plane, t, 5), _recipe_binary(plane, t, 5)
+                filters.smoothed_above(plane, t, 5), _recipe_binary(plane, t, 5)
             )
 
 
@@ -159,17 +162,17 @@ def test_smoothed_above_constant_empty_and_tiny(dtype):
         for value in (0, 7, np.iinfo(dtype).max):
             plane = np.full(shape, value, dtype)
             for t in (value - 0.5, value, value + 0.5):
-                out = _kernels.smoothed_above(plane, float(t), 5)
+                out = filters.smoothed_above(plane, float(t), 5)
                 assert out.dtype == bool and out.shape == shape
                 np.testing.assert_array_equal(out, _recipe_binary(plane, float(t), 5))
-    empty = _kernels.smoothed_above(np.zeros((0, 4), dtype), 1.0, 3)
+    empty = filters.smoothed_above(np.zeros((0, 4), dtype), 1.0, 3)
     assert empty.shape == (0, 4) and empty.dtype == bool
 
 
 def test_smoothed_above_other_dtypes_follow_smooth_plane():
     plane = RNG.random((25, 30)).astype(np.float32)
     np.testing.assert_array_equal(
-        _kernels.smoothed_above(plane, 0.5, 2), _kernels.smooth_plane(plane, 2) > 0.5
+        filters.smoothed_above(plane, 0.5, 2), filters.smooth_plane(plane, 2) > 0.5
     )
 
 
@@ -179,7 +182,7 @@ def test_median_at_is_rank_median_everywhere():
         radius = int(rng.integers(1, 7))
         ys, xs = np.nonzero(np.ones(plane.shape, bool))
         expected = rank.median(plane, disk(radius))
-        got = _kernels._median_at(plane, ys, xs, radius).reshape(plane.shape)
+        got = filters._median_at(plane, ys, xs, radius).reshape(plane.shape)
         np.testing.assert_array_equal(got, expected)
 
 
@@ -190,8 +193,8 @@ def test_disk_max_min_match_scipy_and_rank():
     for plane, _ in _random_planes(rng, 60):
         radius = int(rng.integers(1, 12))  # chained and filtered runs
         fp = disk(radius).astype(bool)
-        hi = _kernels.disk_max(plane, radius)
-        lo = _kernels.disk_min(plane, radius)
+        hi = filters.disk_max(plane, radius)
+        lo = filters.disk_min(plane, radius)
         assert hi.dtype == plane.dtype and lo.dtype == plane.dtype
         np.testing.assert_array_equal(hi, ndi.maximum_filter(plane, footprint=fp, mode="nearest"))
         np.testing.assert_array_equal(lo, ndi.minimum_filter(plane, footprint=fp, mode="nearest"))
@@ -199,10 +202,10 @@ def test_disk_max_min_match_scipy_and_rank():
         np.testing.assert_array_equal(lo, rank.minimum(plane, disk(radius)))
     floats = rng.normal(size=(17, 23))
     np.testing.assert_array_equal(
-        _kernels.disk_max(floats, 3),
+        filters.disk_max(floats, 3),
         ndi.maximum_filter(floats, footprint=disk(3).astype(bool), mode="nearest"),
     )
-    assert _kernels.disk_max(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
+    assert filters.disk_max(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
 
 
 def test_disk_count_is_zero_padded_correlation():
@@ -215,14 +218,14 @@ def test_disk_count_is_zero_padded_correlation():
         expected = ndi.correlate(
             mask.astype(np.int32), disk(radius).astype(np.int32), mode="constant"
         )
-        np.testing.assert_array_equal(_kernels.disk_count(mask, radius), expected)
+        np.testing.assert_array_equal(filters.disk_count(mask, radius), expected)
 
 
 def test_enhance_contrast_with_hot_pixel_matches_rank():
     plane = RNG.integers(0, 4095, (40, 50)).astype(np.uint16)
     plane[20, 20] = 65535
     np.testing.assert_array_equal(
-        _kernels.enhance_contrast_disk(plane, 4), rank.enhance_contrast(plane, disk(4))
+        filters.enhance_contrast_disk(plane, 4), rank.enhance_contrast(plane, disk(4))
     )
 
 
@@ -246,7 +249,7 @@ def test_distance_to_background_is_scipy_edt():
     cases.append(ring)
     for binary in cases:
         np.testing.assert_array_equal(
-            _kernels.distance_to_background(binary), ndi.distance_transform_edt(binary)
+            kwatershed.distance_to_background(binary), ndi.distance_transform_edt(binary)
         )
 
 
@@ -266,8 +269,8 @@ def test_segment_plane_equals_recipe_chain_on_synthetic_plane():
     markers = np.zeros(binary.shape, bool)
     markers[tuple(peaks.T)] = True
     expected = watershed(-distance, ndi.label(markers)[0], mask=binary)
-    expected = _kernels.filter_sizes(expected, min_radius=4, max_radius=20)
-    got = _kernels.segment_plane(
+    expected = kwatershed.filter_sizes(expected, min_radius=4, max_radius=20)
+    got = kwatershed.segment_plane(
         plane, thresh, smooth_radius=5, min_distance=8, min_radius=4, max_radius=20
     )
     assert expected.max() > 0
@@ -283,12 +286,12 @@ def test_median_disk_is_rank_median_on_random_planes_without_warnings():
         expected = rank.median(plane, disk(radius))
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            got = _kernels.median_disk(plane, radius)
+            got = filters.median_disk(plane, radius)
         assert got.dtype == plane.dtype
         np.testing.assert_array_equal(got, expected)
     constant = np.full((9, 4), 4095, np.uint16)
-    np.testing.assert_array_equal(_kernels.median_disk(constant, 5), constant)
-    assert _kernels.median_disk(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
+    np.testing.assert_array_equal(filters.median_disk(constant, 5), constant)
+    assert filters.median_disk(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
 
 
 def test_region_stats_matches_regionprops_table():
@@ -307,7 +310,7 @@ def test_region_stats_matches_regionprops_table():
             image[labels == 1] = 0  # zero intensity: NaN weighted centroid
         with np.errstate(invalid="ignore", divide="ignore"):
             expected = regionprops_table(labels, intensity_image=image, properties=props)
-        got = _kernels.region_stats(labels, image)
+        got = regions.region_stats(labels, image)
         assert list(got) == list(expected)
         for key in expected:
             np.testing.assert_array_equal(got[key].shape, expected[key].shape)
@@ -315,5 +318,5 @@ def test_region_stats_matches_regionprops_table():
             np.testing.assert_allclose(
                 got[key], expected[key], rtol=1e-12 if exact else 1e-6, atol=1e-9, equal_nan=True
             )
-    empty = _kernels.region_stats(np.zeros((4, 5), np.int32), np.zeros((4, 5), np.uint16))
+    empty = regions.region_stats(np.zeros((4, 5), np.int32), np.zeros((4, 5), np.uint16))
     assert all(v.size == 0 for v in empty.values())

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from skimage.filters import threshold_otsu
 
-from bigseg import _accuracy_kernels as K
+from bigseg.kernels import filters, watershed
+from bigseg.kernels import threshold as kthreshold
 
 
 def _blob(shape, centre, radius, value):
@@ -12,10 +13,10 @@ def _blob(shape, centre, radius, value):
 
 
 def test_smooth_volume_keeps_shape_and_handles_empty():
-    assert K.smooth_volume(np.zeros((0, 5, 5), np.uint16), (1, 1, 1)).shape == (0, 5, 5)
+    assert filters.smooth_volume(np.zeros((0, 5, 5), np.uint16), (1, 1, 1)).shape == (0, 5, 5)
     block = np.zeros((3, 8, 8), np.uint16)
     block[1, 4, 4] = 100
-    out = K.smooth_volume(block, (0.0, 1.0, 1.0))
+    out = filters.smooth_volume(block, (0.0, 1.0, 1.0))
     assert out.dtype == np.float32 and out.shape == block.shape
     assert out[1].sum() == pytest.approx(100, rel=1e-3) and out[0].max() == 0
 
@@ -26,9 +27,9 @@ def test_log_histogram_and_floor_separate_dim_and_bright_from_background():
     nuclei = np.exp(rng.uniform(np.log(300), np.log(3000), 4_000))  # tenfold brightness
     values = np.concatenate([background, nuclei])
     log_max = float(np.log(4096))
-    counts = K.log_histogram(values, offset=0.0, log_max=log_max)
+    counts = kthreshold.log_histogram(values, offset=0.0, log_max=log_max)
     assert counts.dtype == np.int64 and counts.sum() == values.size
-    floor = K.log_otsu_from_counts(counts, offset=0.0, log_max=log_max)
+    floor = kthreshold.log_otsu_from_counts(counts, offset=0.0, log_max=log_max)
     # Otsu of the log values: far above the background, low among the nuclei (a linear
     # Otsu would sit near the middle of their range).
     assert 110 < floor < 400 < threshold_otsu(values)
@@ -37,18 +38,21 @@ def test_log_histogram_and_floor_separate_dim_and_bright_from_background():
 
 def test_floor_of_empty_and_constant_histograms():
     log_max = float(np.log(256))
-    empty = K.log_histogram(np.zeros(0), offset=0.0, log_max=log_max)
-    assert empty.sum() == 0 and K.log_otsu_from_counts(empty, offset=5.0, log_max=log_max) == 5.0
-    const = K.log_histogram(np.full(100, 7.0), offset=0.0, log_max=log_max)
-    floor = K.log_otsu_from_counts(const, offset=0.0, log_max=log_max)
+    empty = kthreshold.log_histogram(np.zeros(0), offset=0.0, log_max=log_max)
+    assert (
+        empty.sum() == 0
+        and kthreshold.log_otsu_from_counts(empty, offset=5.0, log_max=log_max) == 5.0
+    )
+    const = kthreshold.log_histogram(np.full(100, 7.0), offset=0.0, log_max=log_max)
+    floor = kthreshold.log_otsu_from_counts(const, offset=0.0, log_max=log_max)
     assert floor >= 7.0 - 1e-9  # nothing of a constant image is above its floor
 
 
 def test_local_foreground_cuts_dim_and_bright_nuclei_at_the_same_size():
     shape = (9, 40, 80)
     vol = 100 + _blob(shape, (4, 20, 20), 6, 200.0) + _blob(shape, (4, 20, 60), 6, 3000.0)
-    smoothed = K.smooth_volume(vol, (1.0, 1.5, 1.5))
-    fg = K.local_foreground(smoothed, 150.0, fraction=0.5, size=(3, 9, 9))
+    smoothed = filters.smooth_volume(vol, (1.0, 1.5, 1.5))
+    fg = filters.local_foreground(smoothed, 150.0, fraction=0.5, size=(3, 9, 9))
     left, right = fg[4, :, :40].sum(), fg[4, :, 40:].sum()
     assert left > 0 and right > 0
     assert abs(left - right) <= 0.2 * max(left, right)
@@ -57,28 +61,28 @@ def test_local_foreground_cuts_dim_and_bright_nuclei_at_the_same_size():
 
 
 def test_local_foreground_empty_and_background():
-    assert K.local_foreground(
+    assert filters.local_foreground(
         np.zeros((0, 4, 4), np.float32), 1.0, fraction=0.5, size=(1, 3, 3)
     ).shape == (0, 4, 4)
     flat = np.full((3, 10, 10), 5.0, np.float32)
-    assert not K.local_foreground(flat, 10.0, fraction=0.5, size=(1, 3, 3)).any()
+    assert not filters.local_foreground(flat, 10.0, fraction=0.5, size=(1, 3, 3)).any()
 
 
 def test_segment_foreground_splits_touching_discs_per_plane():
     fg = np.zeros((2, 40, 60), bool)
     yy, xx = np.indices((40, 60))
     fg[0] = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 39) ** 2 <= 100)
-    labels = K.segment_foreground(fg, min_distance=8, min_radius=4, max_radius=20)
+    labels = watershed.segment_foreground(fg, min_distance=8, min_radius=4, max_radius=20)
     assert labels.dtype == np.int32
     assert labels[0].max() == 2 and labels[1].max() == 0
-    empty = K.segment_foreground(
+    empty = watershed.segment_foreground(
         np.zeros((0, 5, 5), bool), min_distance=2, min_radius=1, max_radius=3
     )
     assert empty.shape == (0, 5, 5) and empty.dtype == np.int32
 
 
 def test_halo():
-    assert K.halo(1.0, 2) == 5 and K.halo(0.0, 0) == 0
+    assert filters.gaussian_reach(1.0) + 2 == 5 and filters.gaussian_reach(0.0) == 0
 
 
 @pytest.fixture(params=["one strip", "strips of 1 to 3 rows"])
@@ -86,7 +90,7 @@ def strips(request, monkeypatch):
     """Run a test with the whole block in one strip, and again in strips of a few rows."""
     if request.param != "one strip":
         # 9 x 33 float32 per row, minus twice the reach: strips of 1-3 rows with context.
-        monkeypatch.setattr(K, "STRIP_BYTES", 4 * 9 * 33 * 13)
+        monkeypatch.setattr(filters, "STRIP_BYTES", 4 * 9 * 33 * 13)
     return request.param
 
 
@@ -99,11 +103,11 @@ def test_smooth_volume_equals_gaussian_filter_cropped_and_keeps_input(dtype, sig
     block = (rng.random((9, 40, 33)) * 4000).astype(dtype)
     before = block.copy()
     whole = ndi.gaussian_filter(
-        block.astype(np.float32), sigma, mode="nearest", truncate=K.TRUNCATE
+        block.astype(np.float32), sigma, mode="nearest", truncate=filters.TRUNCATE
     )
     for margin in [((0, 0),) * 3, ((2, 3), (5, 1), (0, 4))]:
         core = tuple(slice(b, n - a) for n, (b, a) in zip(block.shape, margin))
-        got = K.smooth_volume(block, sigma, margin=margin)
+        got = filters.smooth_volume(block, sigma, margin=margin)
         assert got.dtype == np.float32 and got.flags.c_contiguous
         np.testing.assert_array_equal(got, whole[core])
         got[...] = -1  # the result is never a view of the input
@@ -117,10 +121,10 @@ def test_local_foreground_margin_is_the_whole_result_cropped(strips):
     smoothed = (rng.random((9, 40, 33)) * 4000).astype(np.float32)
     peak = ndi.maximum_filter(smoothed, size=(5, 11, 11), mode="nearest")
     expected = (smoothed > 1000.0) & (smoothed > 1000.0 + 0.5 * (peak - 1000.0))
-    whole = K.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11))
+    whole = filters.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11))
     np.testing.assert_array_equal(whole, expected)
     margin = ((2, 3), (5, 1), (0, 4))
     core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
-    got = K.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11), margin=margin)
+    got = filters.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11), margin=margin)
     np.testing.assert_array_equal(got, expected[core])
     assert expected.any() and not expected.all()

@@ -1,20 +1,32 @@
-"""Per-plane segmentation kernels: NumPy in, NumPy out, no dask.
+"""Neighbourhood filters: disk median/maximum/minimum, contrast enhancement, 3D smoothing.
 
-Every kernel accepts an empty or all-background plane and returns a correctly
-typed result.  The dask wrappers in :mod:`bigseg.segment` map them over chunks.
+The disk filters give exactly the output of scikit-image's rank filters at a cost that does
+not depend on the intensity range; the 3D Gaussian and the local maximum work in strips of
+y rows, each with its context, so a task holds little beyond its input and result.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.feature import peak_local_max
 from skimage.morphology import disk
-from skimage.segmentation import watershed
 
-LABEL_DTYPE = np.int32
+__all__ = [
+    "disk_count",
+    "disk_footprint",
+    "disk_max",
+    "disk_min",
+    "enhance_contrast_disk",
+    "gaussian_reach",
+    "local_foreground",
+    "median_disk",
+    "smooth_plane",
+    "smooth_volume",
+    "smoothed_above",
+]
 
 
 @functools.lru_cache(maxsize=32)
@@ -61,16 +73,6 @@ def enhance_contrast_disk(plane: np.ndarray, radius: int) -> np.ndarray:
 def smooth_plane(plane: np.ndarray, radius: int) -> np.ndarray:
     """Smooth as the recipe does: median, then contrast enhancement, over one disk."""
     return enhance_contrast_disk(median_disk(plane, radius), radius)
-
-
-# ------------------------------------------------------------------ disk windows
-#
-# A disk is a stack of horizontal runs, one per row offset ``dy`` with half width
-# ``w(dy)``.  Sums, maxima and minima over a disk are the sum / max / min over its
-# rows of 1D running sums / maxima / minima, which cost O(1) per pixel each.
-# Out-of-image pixels are excluded from every window (as in scikit-image's rank
-# filters) by padding with a neutral value: 0 for sums, the dtype's lowest value
-# for maxima and its highest for minima.
 
 
 @functools.lru_cache(maxsize=32)
@@ -298,166 +300,138 @@ def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarr
     return out
 
 
-def distance_to_background(binary: np.ndarray) -> np.ndarray:
-    """Exactly ``scipy.ndimage.distance_transform_edt(binary)``, cheaper on sparse planes.
+# ------------------------------------------------------------------ 3D smoothing
 
-    The nearest background pixel of a foreground pixel always lies inside the
-    bounding box of its connected component grown by one pixel (along the row
-    or column towards any farther pixel, the grown box's edge is background or
-    has background before it), so each component's distances come from a
-    transform of that small box.  Falls back to one whole-plane transform when
-    the boxes would cost more.
+
+#: Gaussian kernels are cut at this many standard deviations.
+TRUNCATE = 3.0
+
+
+#: Working arrays of the smoothing and of the local maximum are built this many bytes at a time
+#: (strips of y rows with their context), so a task needs little beyond its input and result.
+STRIP_BYTES = 8 << 20
+
+
+def _strips(n: int, margin: tuple[int, int], reach: int, row_bytes: int):
+    """Yield ``(y0, y1, lo, hi)``: kept rows ``[y0, y1)`` and, with context, ``[lo, hi)``.
+
+    The kept range is ``[margin[0], n - margin[1])``; each strip is grown by
+    ``reach`` rows (none past ``0`` or ``n``, where the block's own edge holds).
     """
-    binary = np.asarray(binary, bool)
-    out = np.zeros(binary.shape, np.float64)
-    if binary.ndim != 2 or not binary.any():
-        return ndi.distance_transform_edt(binary) if binary.ndim != 2 else out
-    labels, n = ndi.label(binary)
-    boxes = ndi.find_objects(labels)
-    ny, nx = binary.shape
-    grown = [
-        (
-            slice(max(b[0].start - 1, 0), min(b[0].stop + 1, ny)),
-            slice(max(b[1].start - 1, 0), min(b[1].stop + 1, nx)),
-        )
-        for b in boxes
-    ]
-    area = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b in grown)
-    # About 40 µs of overhead per box against ~80 ns per pixel of transform.
-    if area + 500 * n >= binary.size:
-        return ndi.distance_transform_edt(binary)
-    for i, box in enumerate(grown, start=1):
-        own = labels[box] == i
-        out[box][own] = ndi.distance_transform_edt(binary[box])[own]
+    first, last = margin[0], n - margin[1]
+    rows = max(1, STRIP_BYTES // max(row_bytes, 1) - 2 * reach)
+    for y0 in range(first, last, rows):
+        y1 = min(y0 + rows, last)
+        yield y0, y1, max(y0 - reach, 0), min(y1 + reach, n)
+
+
+def smooth_volume(
+    block: np.ndarray,
+    sigma: Sequence[float],
+    *,
+    margin: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """Gaussian smoothing of a ``(z, y, x)`` block as float32, edges by nearest value.
+
+    ``sigma`` is in voxels per axis; 0 leaves that axis alone.  ``margin``
+    gives, per axis, the voxels ``(before, after)`` of ``block`` that only
+    serve as context: they are left out of the result, which then equals the
+    whole block's smoothing cropped by them.
+
+    The values are those of :func:`scipy.ndimage.gaussian_filter` (1D
+    Gaussians axis after axis, in its order).  The work goes in strips of y
+    rows, each with the rows the y Gaussian reaches: every 1D filter line sees
+    the same values as on the whole block, and besides the result a strip of
+    at most :data:`STRIP_BYTES` of float32 is held.
+    """
+    margin = tuple(margin) if margin is not None else ((0, 0),) * block.ndim
+    keep = tuple(max(n - b - a, 0) for n, (b, a) in zip(block.shape, margin))
+    if block.size == 0 or 0 in keep:
+        return np.zeros(keep, np.float32)
+    if not np.can_cast(block.dtype, np.float32, casting="safe"):
+        block = block.astype(np.float32)  # the values the smoothing sees are float32's
+    if block.ndim != 3:
+        return _smooth_axes(block, sigma, margin)
+    out = np.empty(keep, np.float32)
+    reach = int(TRUNCATE * float(sigma[1]) + 0.5) if float(sigma[1]) > 1e-15 else 0
+    row_bytes = 4 * block.shape[0] * block.shape[2]
+    for y0, y1, lo, hi in _strips(block.shape[1], margin[1], reach, row_bytes):
+        strip_margin = (margin[0], (y0 - lo, hi - y1), margin[2])
+        y = y0 - margin[1][0]
+        out[:, y : y + y1 - y0] = _smooth_axes(block[:, lo:hi], sigma, strip_margin)
     return out
 
 
-def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
-    """Split a binary plane into regions: EDT, distance peaks as markers, watershed."""
-    if not binary.any():
-        return np.zeros(binary.shape, LABEL_DTYPE)
-    distance = distance_to_background(binary)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
-    marker_mask = np.zeros(binary.shape, bool)
-    marker_mask[tuple(peaks.T)] = True
-    markers, _ = ndi.label(marker_mask)
-    return watershed(-distance, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+def _smooth_axes(block: np.ndarray, sigma: Sequence[float], margin) -> np.ndarray:
+    """:func:`smooth_volume` of one piece: 1D Gaussians axis after axis, cropping as it goes.
 
-
-def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) -> np.ndarray:
-    """Keep regions with ``min_radius < sqrt(area / pi) < max_radius``, renumbered 1..n.
-
-    Radii are in pixels.  Uses one ``bincount``, no loop over labels.
+    The first filter reads ``block`` straight into float32, the others work
+    in place; each axis is cropped once it has been filtered, so the later
+    axes filter only what is kept.  Returns float32, possibly a view.
     """
-    if labels.max(initial=0) == 0:
-        return np.zeros(labels.shape, LABEL_DTYPE)
-    area = np.bincount(labels.ravel())
-    radius = np.sqrt(area / np.pi)
-    keep = (min_radius < radius) & (radius < max_radius)
-    keep[0] = False
-    lut = np.zeros(area.size, LABEL_DTYPE)
-    lut[keep] = np.arange(1, keep.sum() + 1, dtype=LABEL_DTYPE)
-    return lut[labels]
+    out, owned = block, False  # owned: ``out`` is this function's float32 array (or a view)
+    for axis, (s, (before, after)) in enumerate(zip(sigma, margin)):
+        if float(s) > 1e-15:  # gaussian_filter's own test for a skipped axis
+            out = ndi.gaussian_filter1d(
+                out,
+                float(s),
+                axis=axis,
+                output=out if owned else np.float32,
+                mode="nearest",
+                truncate=TRUNCATE,
+            )
+            owned = True
+        crop = [slice(None)] * out.ndim
+        crop[axis] = slice(before, out.shape[axis] - after)
+        out = out[tuple(crop)]
+    if not owned or not out.flags.c_contiguous:
+        out = np.array(out, dtype=np.float32, order="C")
+    return out
 
 
-def segment_plane(
-    plane: np.ndarray,
-    threshold: float,
+def gaussian_reach(sigma: float) -> int:
+    """Voxels of context one axis needs for a Gaussian of ``sigma`` voxels (cut at TRUNCATE)."""
+    return int(TRUNCATE * float(sigma) + 0.5)
+
+
+def local_foreground(
+    smoothed: np.ndarray,
+    floor: float,
     *,
-    smooth_radius: int,
-    min_distance: int,
-    min_radius: float,
-    max_radius: float,
+    fraction: float,
+    size: Sequence[int],
+    margin: Sequence[tuple[int, int]] | None = None,
 ) -> np.ndarray:
-    """Segment one 2D plane into nucleus cross-sections (labels 1..n, 0 = background).
+    """Foreground voxels of a smoothed block: above the floor and near their local peak.
 
-    The seed recipe: smooth, threshold, EDT, peak markers, watershed, size filter.
-
-    Parameters
-    ----------
-    plane : (Y, X) ndarray
-        Raw intensities.
-    threshold : float
-        Foreground is ``smoothed > threshold``.
-    smooth_radius : int
-        Disk radius of the median and contrast filters, pixels.
-    min_distance : int
-        Minimum distance between watershed markers, pixels.
-    min_radius, max_radius : float
-        Equivalent-radius bounds (pixels, exclusive) of regions to keep.
-
-    Returns
-    -------
-    (Y, X) ndarray of int32
-        Plane-local labels.
+    A voxel is foreground when ``s > floor`` and ``s > floor + fraction *
+    (m - floor)``, with ``m`` the maximum of ``s`` in a box of ``size``
+    voxels (odd, per axis) around it.  ``margin`` gives, per axis, the voxels
+    ``(before, after)`` of ``smoothed`` that only serve as context for the
+    maximum: the result leaves them out.
     """
-    if plane.size == 0:
-        return np.zeros(plane.shape, LABEL_DTYPE)
-    binary = smoothed_above(plane, threshold, smooth_radius)
-    if not binary.any():
-        return np.zeros(plane.shape, LABEL_DTYPE)
-    labels = watershed_plane(binary, min_distance=min_distance)
-    return filter_sizes(labels, min_radius=min_radius, max_radius=max_radius)
+    margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
+    size = tuple(int(s) for s in size)
+    core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
+    above = smoothed[core] > floor
+    if above.size == 0 or not above.any():
+        return above
+    if smoothed.ndim != 3:
+        return above & _near_peak(smoothed, floor, fraction, size, core)
+    # In strips of y rows, each with the rows the maximum reaches (see smooth_volume).
+    for y0, y1, lo, hi in _strips(
+        smoothed.shape[1], margin[1], size[1] // 2, smoothed.itemsize * smoothed[:, 0].size
+    ):
+        piece = (core[0], slice(y0 - lo, y0 - lo + y1 - y0), core[2])
+        y = y0 - margin[1][0]
+        above[:, y : y + y1 - y0] &= _near_peak(smoothed[:, lo:hi], floor, fraction, size, piece)
+    return above
 
 
-def region_stats(labels: np.ndarray, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Label, area, centroid, weighted centroid and mean intensity of each region of a plane.
-
-    The values of ``skimage.measure.regionprops_table(labels, image, properties=("label",
-    "area", "centroid", "centroid_weighted", "intensity_mean"))`` (same keys, regions
-    in label order; weighted centroids equal to rounding, integer sums exactly), from
-    a few ``bincount`` calls over the foreground pixels: no loop over regions.  A
-    region of zero total intensity has a NaN weighted centroid, as there.
-
-    Parameters
-    ----------
-    labels : (Y, X) ndarray of non-negative int
-        0 = background.
-    image : (Y, X) ndarray
-        Intensities.
-
-    Returns
-    -------
-    dict of str to 1D ndarray
-    """
-    flat = labels.ravel()
-    where = np.flatnonzero(flat)
-    ids_of = flat[where].astype(np.intp)
-    n = int(ids_of.max()) + 1 if where.size else 1
-    area = np.bincount(ids_of, minlength=n)
-    ids = np.flatnonzero(area)
-    ids = ids[ids > 0]
-    ys, xs = np.divmod(where, max(labels.shape[1], 1))
-    weight = image.ravel()[where].astype(np.float64)
-    total = np.bincount(ids_of, weights=weight, minlength=n)[ids]
-    count = area[ids].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        wy = np.bincount(ids_of, weights=weight * ys, minlength=n)[ids] / total
-        wx = np.bincount(ids_of, weights=weight * xs, minlength=n)[ids] / total
-    return {
-        "label": ids.astype(labels.dtype if labels.dtype.kind in "iu" else np.int64),
-        "area": area[ids].astype(np.float64),
-        "centroid-0": np.bincount(ids_of, weights=ys, minlength=n)[ids] / count,
-        "centroid-1": np.bincount(ids_of, weights=xs, minlength=n)[ids] / count,
-        "centroid_weighted-0": wy,
-        "centroid_weighted-1": wx,
-        "intensity_mean": total / count,
-    }
-
-
-def otsu_from_counts(counts: np.ndarray, first_value: int = 0) -> float:
-    """Otsu threshold from an integer histogram (one bin per value from ``first_value``).
-
-    Gives exactly ``skimage.filters.threshold_otsu(image)`` for the integer
-    image whose ``bincount`` this is.
-    """
-    from skimage.filters import threshold_otsu
-
-    nonzero = np.flatnonzero(counts)
-    if nonzero.size == 0:
-        return 0.0
-    lo, hi = nonzero[0], nonzero[-1] + 1
-    if hi - lo == 1:
-        return float(first_value + lo)  # a constant image: its value
-    centers = np.arange(first_value + lo, first_value + hi)
-    return float(threshold_otsu(hist=(counts[lo:hi], centers)))
+def _near_peak(smoothed, floor: float, fraction: float, size, core) -> np.ndarray:
+    """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations)."""
+    peak = ndi.maximum_filter(smoothed, size=size, mode="nearest")[core]
+    peak -= floor
+    peak *= fraction
+    peak += floor
+    return smoothed[core] > peak
