@@ -33,10 +33,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _objstore, _outputs, _resume, _safety, _stitch
+from . import _outputs, _resume, _safety, _stitch
 from ._errors import InputError
 from .cluster import drop_small, link, nuclei_table
-from .io import _regular_chunks, open_stack, write_labels
+from .io import objstore as _objstore
+from .io import open_stack, write_labels
+from .io import regular_chunks as _regular_chunks
 from .measure import measure_delayed
 from .params import Params
 from .segment import global_threshold, segment

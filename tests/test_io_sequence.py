@@ -14,7 +14,7 @@ import tifffile
 import zarr
 
 import bigseg
-import bigseg.io
+import bigseg.io.tiff
 from bigseg import InputError, open_stack
 from bigseg.cli import main
 from bigseg.io import write_ngff_image
@@ -61,9 +61,9 @@ def test_names_sort_naturally_t2_before_t10(tmp_path):
 def test_sequence_is_lazy_and_chunked_by_page(tmp_path, monkeypatch):
     folder = _ctc(tmp_path / "01")
     reads = []
-    original = bigseg.io._TiffArray.__getitem__
+    original = bigseg.io.tiff._TiffArray.__getitem__
     monkeypatch.setattr(
-        bigseg.io._TiffArray,
+        bigseg.io.tiff._TiffArray,
         "__getitem__",
         lambda self, key: reads.append(self.path) or original(self, key),
     )

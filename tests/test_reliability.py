@@ -335,13 +335,13 @@ def test_codec_check_reads_codecs_not_attribute_text(tmp_path):
     arr.attrs["note"] = 'converted without pickle; "object" detection by vlen'
     stack = open_stack(path, scale=SCALE)
     assert stack.dtype == np.uint16
-    assert bigseg.io._unsafe_reason({"codecs": [{"name": "bytes"}, {"name": "zstd"}]}) is None
+    assert bigseg.io.zarr._unsafe_reason({"codecs": [{"name": "bytes"}, {"name": "zstd"}]}) is None
     sharded = {
         "codecs": [
             {"name": "sharding_indexed", "configuration": {"codecs": [{"name": "vlen-utf8"}]}}
         ]
     }
-    assert "objects" in bigseg.io._unsafe_reason(sharded)
+    assert "objects" in bigseg.io.zarr._unsafe_reason(sharded)
 
 
 def test_corrupt_zarr_chunk_names_array_and_chunk(tmp_path):

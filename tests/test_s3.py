@@ -265,7 +265,7 @@ def test_transient_s3_errors_are_retried_with_identical_results(s3, faulty_s3, t
 def test_s3_requests_are_retried_with_backoff(s3):
     import pickle
 
-    from bigseg._objstore import S3_RETRIES, Remote
+    from bigseg.io.objstore import S3_RETRIES, Remote
 
     expected = {"mode": S3_RETRIES["mode"], "total_max_attempts": S3_RETRIES["max_attempts"] + 1}
     remote = Remote("s3://bucket/s.ome.zarr")

@@ -32,8 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import _outputs
-from ._errors import InputError
+from .. import _outputs
+from .._errors import InputError
 
 #: botocore's retry settings for bigseg's S3 requests (see the module docstring).
 S3_RETRIES = {"max_attempts": 10, "mode": "adaptive"}
