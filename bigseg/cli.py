@@ -455,7 +455,7 @@ def _interrupted_note(args: argparse.Namespace | None) -> str:
         return "nothing was finished."
     if not args.resume:
         return f"{args.output!r} was not written (rerun with --resume to make a run resumable)."
-    from ._resume import scratch_path
+    from .pipeline.scratch import scratch_path
 
     partial = scratch_path(Path(args.output))
     if partial.exists():
@@ -477,6 +477,8 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     """Yield a client on ``--scheduler``, or on a LocalCluster bound to 127.0.0.1."""
     from distributed import Client, LocalCluster
+
+    from .pipeline import safety  # the workers' preload (its dask_setup)
 
     if not args.verbose:
         # distributed logs every worker start and stop at INFO, and task errors (which the
@@ -522,7 +524,7 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
                 dashboard_address="127.0.0.1:0",
                 processes=processes,
                 # Worker processes leave Ctrl-C to this process (never preload in-process).
-                preload=["bigseg._safety"] if processes else None,
+                preload=[safety.__name__] if processes else None,
             )
             client = Client(cluster)
     except ValueError as exc:

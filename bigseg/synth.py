@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
-from ._outputs import check_synthetic_replaceable
 from .io import write_ngff_image
+from .pipeline.outputs import check_synthetic_replaceable
 from .stack import SPATIAL
 
 __all__ = ["make_truth", "render", "synth"]

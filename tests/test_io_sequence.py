@@ -240,7 +240,7 @@ def test_cli_segments_a_glob_and_a_folder_like_one_multipage_tiff(tmp_path, monk
 
 
 def test_resume_fingerprint_sees_a_changed_file_of_a_folder(tmp_path):
-    from bigseg._resume import fingerprint
+    from bigseg.pipeline.scratch import fingerprint
 
     folder = _ctc(tmp_path / "01")
     before = fingerprint(open_stack(folder, scale=(1, 1, 1)), str(folder), {})
