@@ -94,7 +94,7 @@ def plan(
         if stitch:
             raise InputError(
                 f"The {preset!r} preset cannot segment planes split into y/x chunks yet; "
-                "use --chunks Z,-1,-1 (whole planes)."
+                "use chunks=(z, -1, -1) (whole planes)."
             )
         return None
     return fit_to_halo(data, halo_px(px, preset), strict=bool(stitch))

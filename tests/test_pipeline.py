@@ -60,7 +60,7 @@ def test_existing_output_is_refused_and_untouched(sample, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="overwrite=True"):
         run(image, out)
     assert (out / "keep.txt").read_text() == "mine"
     # Not bigseg's output: refused even with overwrite (see test_pipeline_outputs.py).

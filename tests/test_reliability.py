@@ -717,8 +717,8 @@ def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         run(stack, out, resume=True, params=params)
     assert not out.exists() and _markers(out) == total
-    # Without --resume the partial results are not silently thrown away.
-    with pytest.raises(InputError, match="--resume"):
+    # Without resume=True the partial results are not silently thrown away.
+    with pytest.raises(InputError, match="resume=True"):
         run(stack, out, params=params)
     # With other parameters they are not reused.
     with pytest.raises(InputError, match="different params"):

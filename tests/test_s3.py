@@ -85,8 +85,8 @@ def test_run_from_s3_to_s3_equals_local(s3, tmp_path):
     )
     record = json.loads(fs.cat("bucket/out/run.json"))
     assert record["counts"]["nuclei"] == len(local.nuclei) == 5
-    # An existing output is refused, then replaced with --overwrite.
-    with pytest.raises(InputError, match="--overwrite"):
+    # An existing output is refused, then replaced with overwrite=True.
+    with pytest.raises(InputError, match="overwrite=True"):
         run("s3://bucket/s.ome.zarr", "s3://bucket/out")
     run("s3://bucket/s.ome.zarr", "s3://bucket/out", overwrite=True)
     assert fs.exists("bucket/out/run.json")

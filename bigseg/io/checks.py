@@ -45,20 +45,18 @@ def select_channel(
     """Keep one channel of a ``c`` axis (the only one when it has size 1)."""
     if "c" not in dims:
         if channel not in (None, 0):
-            raise InputError(f"Input {path!r} has no channel axis; drop --channel.")
+            raise InputError(f"Input {path!r} has no channel axis; drop channel={channel}.")
         return data, dims
     axis = dims.index("c")
     n = data.shape[axis]
     if channel is None:
         if n != 1:
             raise InputError(
-                f"Input {path!r} has {n} channels; choose one with --channel (0 to {n - 1})."
+                f"Input {path!r} has {n} channels; choose one with channel=C (0 to {n - 1})."
             )
         channel = 0
     if not 0 <= channel < n:
-        raise InputError(
-            f"--channel {channel} is out of range: {path!r} has channels 0 to {n - 1}."
-        )
+        raise InputError(f"channel={channel} is out of range: {path!r} has channels 0 to {n - 1}.")
     index = tuple(channel if i == axis else slice(None) for i in range(data.ndim))
     return data[index], dims[:axis] + dims[axis + 1 :]
 
@@ -95,14 +93,16 @@ def chunks_for(chunks: Mapping[str, int] | Sequence[int], dims: tuple[str, ...])
     if isinstance(chunks, Mapping):
         bad = set(chunks) - set(dims)
         if bad:
-            raise InputError(f"chunks names dims {sorted(bad)} that the stack lacks ({dims}).")
+            raise InputError(
+                f"chunks={dict(chunks)} names dims {sorted(bad)} that the stack lacks ({dims})."
+            )
         return {dims.index(d): c for d, c in chunks.items()}
     chunks = tuple(chunks)
     spatial = [d for d in dims if d in SPATIAL]
     if len(chunks) != len(spatial):
-        raise InputError(f"chunks {chunks} must give one size per dim z, y, x.")
+        raise InputError(f"chunks={chunks} must give one size per dim z, y, x.")
     if any(int(c) < 1 and int(c) != -1 for c in chunks):
-        raise InputError(f"chunks {chunks} must be positive sizes (or -1 for a whole axis).")
+        raise InputError(f"chunks={chunks} must be positive sizes (or -1 for a whole axis).")
     return {dims.index(d): int(c) for d, c in zip(spatial, chunks)}
 
 
@@ -112,11 +112,7 @@ def parse_chunks(text: str) -> tuple[int, int, int]:
     try:
         values = tuple(int(p) for p in parts)
     except ValueError:
-        raise InputError(
-            f"--chunks {text!r} must be three integers Z,Y,X (e.g. 4,-1,-1)."
-        ) from None
+        raise InputError(f"chunks={text!r} must be three integers Z,Y,X (e.g. 4,-1,-1).") from None
     if len(values) != 3 or any(v == 0 or v < -1 for v in values):
-        raise InputError(
-            f"--chunks {text!r} must be three positive integers Z,Y,X (-1: whole axis)."
-        )
+        raise InputError(f"chunks={text!r} must be three positive integers Z,Y,X (-1: whole axis).")
     return values  # type: ignore[return-value]

@@ -10,7 +10,7 @@ Object stores have no atomic rename, so an output prefix cannot be filled in
 a hidden place and moved into view like a directory.  Instead bigseg writes
 straight into the output prefix and writes ``run.json`` last: an output is
 complete exactly when its ``run.json`` exists.  A failed run removes what it
-wrote (best effort); ``--overwrite`` replaces only an earlier bigseg output that
+wrote (best effort); ``overwrite=True`` replaces only an earlier bigseg output that
 holds nothing else (the rule of :mod:`bigseg.pipeline.outputs`): it first deletes the old
 ``run.json`` (so the old output stops looking complete), then the old objects.
 

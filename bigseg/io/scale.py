@@ -10,8 +10,8 @@ import math
 import warnings
 from collections.abc import Sequence
 
-from .._errors import InputError
-from ..stack import PLANAR_Z, SPATIAL, fmt_values, validated_scale, warn_implausible
+from .._errors import InputError, ScaleWarning
+from ..stack import PLANAR_Z, SPATIAL, fmt_tuple, fmt_values, validated_scale, warn_implausible
 
 UNIT_TO_UM = {
     "micrometer": 1.0,
@@ -48,20 +48,20 @@ def resolve_scale(
         if scale is None:
             raise InputError(
                 f"Input {path!r} has {n_z} planes and an x/y pixel size "
-                f"({fmt_values(meta[1:])} µm) but no z step; give it with --scale Z Y X "
-                f"(µm, e.g. --scale 1.5 {fmt_values(meta[1:])}) or scale=(z, y, x)."
+                f"({fmt_values(meta[1:])} µm) but no z step; give it as scale=(z, y, x) in µm "
+                f"(e.g. scale={fmt_tuple([1.5, *meta[1:]])})."
             )
         meta = None  # nothing to compare z with; y/x compared below would be partial
     if meta is not None and meta[0] is None:
         meta = [PLANAR_Z, *meta[1:]]
     if scale is not None:
-        values = validated_scale(scale, "--scale", n_z)
-        warn_implausible(values, f"--scale {fmt_values(scale)}", planar=planar, stacklevel=4)
+        values = validated_scale(scale, "scale=", n_z)
+        warn_implausible(values, f"scale={fmt_tuple(scale)}", planar=planar, stacklevel=4)
         if meta is not None:
             try:
                 file_values = validated_scale(meta, from_file, n_z)
             except InputError:
-                file_values = None  # unusable metadata: --scale replaces it
+                file_values = None  # unusable metadata: scale= replaces it
             if file_values is not None:
                 _warn_contradiction(tuple(scale), values, file_values, path, planar)
         elif not planar:
@@ -70,12 +70,12 @@ def resolve_scale(
     if meta is None:
         if planar:
             raise InputError(
-                f"Input {path!r} carries no pixel size; give it with --scale Y X "
-                "(µm, e.g. --scale 0.71 0.71) or scale=(y, x)."
+                f"Input {path!r} carries no pixel size; give it as scale=(y, x) in µm "
+                "(e.g. scale=(0.71, 0.71))."
             )
         raise InputError(
-            f"Input {path!r} carries no voxel size; give it with --scale Z Y X "
-            "(µm, e.g. --scale 1.5 0.71 0.71) or scale=(z, y, x)."
+            f"Input {path!r} carries no voxel size; give it as scale=(z, y, x) in µm "
+            "(e.g. scale=(1.5, 0.71, 0.71))."
         )
     values = validated_scale(meta, f"The voxel size in {path!r}", n_z)
     warn_implausible(values, f"The metadata of {path!r}", planar=planar, stacklevel=4)
@@ -84,14 +84,12 @@ def resolve_scale(
 
 def _warn_xyz_order(values: Sequence[float]) -> None:
     """Warn when a ``(z, y, x)`` scale looks given as X Y Z: z equal to y, x far from both."""
-    from .._errors import ScaleWarning
-
     z, y, x = values
     if math.isclose(z, y, rel_tol=0.02) and not 0.5 <= x / y <= 2:
         warnings.warn(
-            f"--scale {fmt_values(values)} is read as z={z:g}, y={y:g}, x={x:g} µm: x differs from "
+            f"scale={fmt_tuple(values)} is read as z {z:g}, y {y:g}, x {x:g} µm: x differs from "
             f"y by more than 2x, which looks like X Y Z order; bigseg reads Z Y X (e.g. "
-            f"--scale {fmt_values(values[::-1])}).",
+            f"scale={fmt_tuple(values[::-1])}).",
             ScaleWarning,
             stacklevel=4,
         )
@@ -104,9 +102,7 @@ def _warn_contradiction(
     path: str,
     planar: bool,
 ) -> None:
-    """Warn when ``--scale`` is more than 2x away from the file's voxel size on some axis."""
-    from .._errors import ScaleWarning
-
+    """Warn when ``scale=`` is more than 2x away from the file's voxel size on some axis."""
     names = ("y", "x") if planar else SPATIAL
     pick = slice(1, 3) if planar else slice(0, 3)
     ours, theirs = values[pick], file_values[pick]
@@ -122,9 +118,9 @@ def _warn_contradiction(
         else f"check its units (µm) and order ({'Y X' if planar else 'Z Y X'})"
     )
     warnings.warn(
-        f"--scale {fmt_values(given)} differs by more than 2x in {', '.join(far)} from the voxel "
+        f"scale={fmt_tuple(given)} differs by more than 2x in {', '.join(far)} from the voxel "
         f"size {fmt_values(theirs)} µm ({' '.join(names)}) in the metadata of {path!r}; bigseg "
-        f"uses --scale ({hint}; drop --scale to use the file's).",
+        f"uses scale= ({hint}; drop scale= to use the file's).",
         ScaleWarning,
         stacklevel=4,
     )

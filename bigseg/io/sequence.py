@@ -94,5 +94,5 @@ def open_sequence(
     else:
         data, dims = da.stack(arrays, axis=0), (files_axis, *dims)
         if files_axis == "z":
-            meta_scale = None  # single planes carry no z spacing: --scale must give it
+            meta_scale = None  # single planes carry no z spacing: scale= must give it
     return data, dims, meta_scale, translation, f"{fmt}-sequence"

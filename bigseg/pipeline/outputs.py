@@ -170,7 +170,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not overwrite:
         raise InputError(
             f"Output {str(out)!r} already exists; choose another directory, or pass "
-            "overwrite=True (--overwrite) to replace an earlier bigseg output."
+            "overwrite=True to replace an earlier bigseg output."
         )
     record = out / "run.json"
     text = record.read_text(errors="replace") if record.is_file() else None
@@ -256,7 +256,7 @@ def check_remote(out: Remote, overwrite: bool) -> list[str]:
     if not overwrite:
         raise InputError(
             f"Output {out.url!r} already exists; choose another prefix, or pass "
-            "overwrite=True (--overwrite) to replace an earlier bigseg output."
+            "overwrite=True to replace an earlier bigseg output."
         )
     reason = refusal(out.url, [(f, False) for f in files], (out / "run.json").read_text())
     if reason:

@@ -53,7 +53,7 @@ def check_resume(resume: bool, *, remote: bool, split: bool) -> None:
 def select_t(stack: xr.DataArray, t: slice | int) -> xr.DataArray:
     """Keep the time points ``t`` (a slice or one index) of a ``(t, z, y, x)`` stack."""
     if "t" not in stack.dims:
-        raise InputError("The stack has no time axis; drop the time selection (--t).")
+        raise InputError("The stack has no time axis; drop the time selection (t=).")
     n_t = stack.sizes["t"]
     index = slice(t, t + 1) if isinstance(t, int) else t
     kept = range(n_t)[index]

@@ -49,11 +49,11 @@ def scratch_path(out: Path) -> Path:
 
 
 def check_partial(out: Path, resume: bool) -> None:
-    """Refuse to start over a partial output that a ``--resume`` run could continue."""
+    """Refuse to start over a partial output that a ``resume=True`` run could continue."""
     work = scratch_path(out)
     if work.exists() and not resume:
         raise InputError(
-            f"An interrupted run left partial results in {str(work)!r}; rerun with --resume "
+            f"An interrupted run left partial results in {str(work)!r}; rerun with resume=True "
             "to continue it, or delete that directory to start again."
         )
 
