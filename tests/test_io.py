@@ -225,3 +225,25 @@ def test_write_labels_ngff_metadata(tmp_path):
     back = open_stack(tmp_path / "labels.zarr")
     np.testing.assert_array_equal(back.values, labels.values)
 
+
+def test_tiff_files_evicted_from_the_read_cache_are_closed(tmp_path):
+    # Each process keeps the last 16 TIFF files open; older ones are closed, not left
+    # to the garbage collector (which warns "unclosed file" in whatever runs next).
+    import gc
+    import sys
+    import warnings
+
+    caught = []
+    previous, sys.unraisablehook = sys.unraisablehook, caught.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)  # pytest's settings ignore it
+            for i in range(24):
+                path = tmp_path / f"f{i}.tif"
+                image = np.full((2, 8, 8), i, np.uint16)
+                tifffile.imwrite(path, image, photometric="minisblack")
+                assert int(open_stack(path, scale=(1, 1, 1)).values.max()) == i
+                gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert not caught, caught[0].exc_value

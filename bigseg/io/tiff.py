@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import re
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -51,7 +52,11 @@ def _tiff_zarr(path: str, series: int, mtime: float) -> Any:
     import zarr
 
     store = tifffile.imread(path, aszarr=True, series=series, level=0)
-    return zarr.open(store, mode="r")
+    array = zarr.open(store, mode="r")
+    # Close the file once the array is gone (evicted from this cache and no longer read),
+    # rather than leave it to the garbage collector, which warns about unclosed files.
+    weakref.finalize(array, store.close)
+    return array
 
 
 def open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple, str]:
