@@ -508,7 +508,7 @@ def _interrupted_note(args: argparse.Namespace | None) -> str:
         return "nothing was finished."
     if not args.resume:
         return f"{args.output!r} was not written (rerun with --resume to make a run resumable)."
-    from .pipeline.scratch import scratch_path
+    from .pipeline.layout import scratch_path  # standard library only
 
     partial = scratch_path(Path(args.output))
     if partial.exists():

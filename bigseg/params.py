@@ -73,7 +73,7 @@ class Params:
         for name in ("smooth_radius", "min_radius", "max_radius", "link_distance"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise InputError(f"{name}={value!r} must be a positive number of µm.")
+                raise InputError(f"{name}= must be a positive number of µm, not {value!r}.")
         if self.min_radius >= self.max_radius:
             raise InputError(
                 f"min_radius={self.min_radius} µm must be smaller than "

@@ -37,7 +37,8 @@ def plain(tmp_path):
 
 
 def test_scale_far_from_the_file_is_warned_with_both_values(calibrated):
-    with pytest.warns(ScaleWarning, match=r"scale=\(1, 0.05, 0.05\) differs .* y, x .* 1.5 0.5 0.5"):
+    differs = r"scale=\(1, 0.05, 0.05\) differs .* y, x .* 1.5 0.5 0.5"
+    with pytest.warns(ScaleWarning, match=differs):
         stack = open_stack(calibrated, scale=(1, 0.05, 0.05))
     assert stack.attrs["scale"] == {"z": 1.0, "y": 0.05, "x": 0.05}  # the user's still wins
     assert stack.attrs["scale_source"] == "option"

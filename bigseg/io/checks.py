@@ -52,7 +52,7 @@ def select_channel(
     if channel is None:
         if n != 1:
             raise InputError(
-                f"Input {path!r} has {n} channels; choose one with channel=C (0 to {n - 1})."
+                f"Input {path!r} has {n} channels; choose one with channel= (0 to {n - 1})."
             )
         channel = 0
     if not 0 <= channel < n:

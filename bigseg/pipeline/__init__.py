@@ -7,11 +7,19 @@ write), each computed through :mod:`~bigseg.pipeline.sink`.  Around them:
 :mod:`~bigseg.pipeline.scratch` (the hidden scratch directory, resume, atomic
 finalisation), :mod:`~bigseg.pipeline.outputs` (which outputs bigseg may
 replace), :mod:`~bigseg.pipeline.safety` (non-finite inputs, output errors,
-the dask workers' preload) and :mod:`~bigseg.pipeline.record` (``run.json``).
+the dask workers' preload), :mod:`~bigseg.pipeline.layout` (the scratch
+directory's names) and :mod:`~bigseg.pipeline.record` (``run.json``).
 """
 
-from .passes import relabel
-from .preflight import check_output, select_t
-from .runner import Result, run
+import lazy_loader
 
-__all__ = ["Result", "check_output", "relabel", "run", "select_t"]
+# Imported on first use: the CLI (naming the scratch directory when interrupted) and the
+# dask workers (the safety preload) import single modules of this package, not all of it.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "passes": ["relabel"],
+        "preflight": ["check_output", "select_t"],
+        "runner": ["Result", "run"],
+    },
+)

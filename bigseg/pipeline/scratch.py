@@ -35,17 +35,7 @@ from .._errors import InputError
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
-
-STATE = "state.json"
-INCOMPLETE = "INCOMPLETE"
-LOCK = "LOCK"
-PLANES = "planes.zarr"
-BLOCKS = "blocks"
-
-
-def scratch_path(out: Path) -> Path:
-    """Return the hidden scratch directory of ``out``: ``.OUT.partial`` beside it."""
-    return out.parent / f".{out.name}.partial"
+from .layout import BLOCKS, INCOMPLETE, LOCK, PLANES, STATE, scratch_path
 
 
 def check_partial(out: Path, resume: bool) -> None:
