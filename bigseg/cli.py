@@ -11,6 +11,7 @@ try:  # Ctrl-C while the command starts is one sentence too, as it is in main().
     import json
     import logging
     import os
+    import re
     import threading
     import time
     from collections.abc import Iterator, Sequence
@@ -23,6 +24,55 @@ except KeyboardInterrupt:  # pragma: no cover - tested through a subprocess
     raise SystemExit(128 + signal.SIGINT) from None
 
 log = logging.getLogger("bigseg")
+
+# --------------------------------------------------------------------------- flags
+
+#: The library names its parameters in errors and warnings (``min_radius=4``,
+#: ``scale=(z, y, x)``, ``overwrite=True``); the command line names its flags. These
+#: are the keywords that have a flag, rewritten by :func:`as_flags` (and only there).
+KEYWORD_FLAGS = {
+    "scale": "--scale",
+    "chunks": "--chunks",
+    "channel": "--channel",
+    "files_axis": "--files-axis",
+    "t": "--t",
+    "min_radius": "--min-radius",
+    "max_radius": "--max-radius",
+    "smooth_radius": "--smooth-radius",
+    "preset": "--preset",
+    "shape": "--shape",
+    "nuclei": "--nuclei",
+    "seed": "--seed",
+    "difficulty": "--difficulty",
+}
+#: Boolean keywords whose flag takes no value.
+SWITCH_FLAGS = {"overwrite": "--overwrite", "resume": "--resume"}
+_NAMES = "|".join(sorted(KEYWORD_FLAGS, key=len, reverse=True))
+_TUPLE = re.compile(rf"(?<![\w.])({_NAMES})=\(([^()]*)\)")
+_SWITCH = re.compile(r"(?<![\w.])(" + "|".join(SWITCH_FLAGS) + r")=True\b")
+_KEYWORD = re.compile(rf"(?<![\w.])({_NAMES})=([^\s)\].,;:]?)")
+
+
+def as_flags(message: str) -> str:
+    """Rewrite the library's keywords in ``message`` as the command line's flags.
+
+    ``scale=(z, y, x)`` becomes ``--scale Z Y X``, ``scale=(1.5, 0.71, 0.71)``
+    ``--scale 1.5 0.71 0.71``, ``chunks=(z, -1, -1)`` ``--chunks Z,-1,-1``,
+    ``overwrite=True`` ``--overwrite`` and ``min_radius=4`` ``--min-radius 4``.
+    """
+
+    def values(match: re.Match) -> str:
+        name, inner = match.groups()
+        items = [v.strip().upper() for v in inner.split(",") if v.strip()]
+        return f"{KEYWORD_FLAGS[name]} {(',' if name == 'chunks' else ' ').join(items)}"
+
+    def keyword(match: re.Match) -> str:
+        name, following = match.groups()
+        return KEYWORD_FLAGS[name] + (f" {following}" if following else "")
+
+    message = _TUPLE.sub(values, message)
+    message = _SWITCH.sub(lambda m: SWITCH_FLAGS[m.group(1)], message)
+    return _KEYWORD.sub(keyword, message)
 
 
 def _positive_int(text: str) -> int:
@@ -314,8 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _configure_logging(args.verbose, getattr(args, "quiet", False))
             command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
             return command[args.command](args)
-        except InputError as exc:
-            print(f"bigseg: error: {exc}", file=sys.stderr)
+        except InputError as exc:  # the library names its parameters, the command its flags
+            print(f"bigseg: error: {as_flags(str(exc))}", file=sys.stderr)
             return 2
         except SystemExit:  # --help, --version and usage errors (before distributed is imported)
             raise
@@ -406,7 +456,10 @@ def _one_line_warnings() -> Iterator[None]:
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         if filename.startswith(os.path.dirname(__file__)):
-            print(f"bigseg: warning: {message}", file=sys.stderr if file is None else file)
+            print(
+                f"bigseg: warning: {as_flags(str(message))}",
+                file=sys.stderr if file is None else file,
+            )
         else:
             previous(message, category, filename, lineno, file, line)
 
@@ -485,7 +538,7 @@ def _interrupted_note(args: argparse.Namespace | None) -> str:
         return "nothing was finished."
     if not args.resume:
         return f"{args.output!r} was not written (rerun with --resume to make a run resumable)."
-    from ._resume import scratch_path
+    from .pipeline.layout import scratch_path  # standard library only
 
     partial = scratch_path(Path(args.output))
     if partial.exists():
@@ -507,6 +560,8 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     """Yield a client on ``--scheduler``, or on a LocalCluster bound to 127.0.0.1."""
     from distributed import Client, LocalCluster
+
+    from .pipeline import safety  # the workers' preload (its dask_setup)
 
     if not args.verbose:
         # distributed logs every worker start and stop at INFO, and task errors (which the
@@ -552,7 +607,7 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
                 dashboard_address="127.0.0.1:0",
                 processes=processes,
                 # Worker processes leave Ctrl-C to this process (never preload in-process).
-                preload=["bigseg._safety"] if processes else None,
+                preload=[safety.__name__] if processes else None,
             )
             client = Client(cluster)
     except ValueError as exc:
@@ -581,16 +636,13 @@ def _segment(args: argparse.Namespace) -> int:
     )
     chunks = parse_chunks(args.chunks) if args.chunks else None
     # Open (and validate) before starting a cluster, so bad input fails fast.
-    try:
-        stack = open_stack(
-            args.input,
-            scale=args.scale,
-            chunks=chunks,
-            channel=args.channel,
-            files_axis=args.files_axis,
-        )
-    except InputError as exc:  # the library names its parameter, the command line its flag
-        raise InputError(str(exc).replace("files_axis=", "--files-axis ")) from None
+    stack = open_stack(
+        args.input,
+        scale=args.scale,
+        chunks=chunks,
+        channel=args.channel,
+        files_axis=args.files_axis,
+    )
     px = params.in_pixels(
         tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source", "array")
     )

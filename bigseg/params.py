@@ -74,12 +74,11 @@ class Params:
         for name in ("smooth_radius", "min_radius", "max_radius", "link_distance"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                flag = "--" + name.replace("_", "-")
-                raise InputError(f"{flag} must be a positive number of µm, not {value!r}.")
+                raise InputError(f"{name}= must be a positive number of µm, not {value!r}.")
         if self.min_radius >= self.max_radius:
             raise InputError(
-                f"--min-radius ({self.min_radius} µm) must be smaller than --max-radius "
-                f"({self.max_radius} µm)."
+                f"min_radius={self.min_radius} µm must be smaller than "
+                f"max_radius={self.max_radius} µm."
             )
         for name in ("local_fraction", "neck_ratio"):
             value = getattr(self, name)
@@ -162,7 +161,7 @@ class Params:
                     f"(not nm) and in Z Y X order."
                 )
             raise InputError(
-                f"--smooth-radius {self.smooth_radius:g} µm is under one pixel "
+                f"smooth_radius={self.smooth_radius:g} µm is under one pixel "
                 f"({pixel:g} µm, from the voxel size {sizes} µm{where}); give at least "
                 f"{pixel:g} µm, or check the voxel size."
             )
@@ -181,7 +180,7 @@ class Params:
 def _source_text(scale_source: str) -> str:
     """Name a stack's ``attrs["scale_source"]`` in words for messages."""
     if scale_source == "option":
-        return "--scale"
+        return "scale="
     if scale_source.startswith("metadata:"):
         return f"the file's metadata, {scale_source.removeprefix('metadata:')}"
     if scale_source == "array":

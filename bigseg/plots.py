@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _objstore
 from ._errors import InputError
 from .colours import PALETTE, label_rgba
+from .io import objstore as _objstore
 from .segment import global_threshold
 from .stack import as_4d, scale_of
 

@@ -63,7 +63,7 @@ def plan_blocks(data: da.Array, px: PixelParams, stitch: bool | None, method: st
         if stitch:
             raise InputError(
                 f"The {method!r} preset cannot segment planes split into y/x chunks yet; "
-                "use --chunks Z,-1,-1 (whole planes)."
+                "use chunks=(z, -1, -1) (whole planes)."
             )
         return None
     return fit_to_halo(data, halo_px(px, method), strict=bool(stitch))

@@ -129,20 +129,30 @@ def validated_scale(scale: Sequence[float], what: str, n_z: int = 2) -> tuple[fl
     """
     planar = n_z == 1
     wanted = "three numbers (z y x), or two (y x) for a 2D image," if planar else "three numbers"
+
+    def shown(values: Sequence[float]) -> str:  # scale=(1, 2, 3), or "The voxel size 1 2 3"
+        return (
+            f"{what}{fmt_tuple(values)}" if what.endswith("=") else f"{what} {fmt_values(values)}"
+        )
+
     try:
         values = tuple(float(v) for v in scale)
     except (TypeError, ValueError):
-        raise InputError(f"{what} must be {wanted} in µm, not {scale!r}.") from None
+        raise InputError(
+            f"{what}{scale!r} must be {wanted} in µm."
+            if what.endswith("=")
+            else f"{what} must be {wanted} in µm, not {scale!r}."
+        ) from None
     if len(values) == 2 and not planar:
         raise InputError(
-            f"{what} {fmt_values(values)} gives only y x, but the stack has {n_z} planes: give "
+            f"{shown(values)} gives only y x, but the stack has {n_z} planes: give "
             "three numbers z y x in µm (y x alone is for 2D images)."
         )
     if len(values) not in (2, 3):
-        raise InputError(f"{what} must be {wanted} in µm, not {len(values)}.")
+        raise InputError(f"{shown(values)} must be {wanted} in µm, not {len(values)}.")
     if not all(math.isfinite(v) and v > 0 for v in values):
         raise InputError(
-            f"{what} {fmt_values(values)} must be positive, finite voxel sizes in µm "
+            f"{shown(values)} must be positive, finite voxel sizes in µm "
             f"({'z y x' if len(values) == 3 else 'y x'})."
         )
     if planar:
@@ -154,6 +164,11 @@ def fmt_values(values: Sequence[float | None]) -> str:
     return " ".join("?" if v is None else f"{v:g}" for v in values)
 
 
+def fmt_tuple(values: Sequence[float | None]) -> str:
+    """Show sizes as a Python tuple, ``(1.5, 0.71, 0.71)``, as a keyword argument takes them."""
+    return "(" + ", ".join("?" if v is None else f"{float(v):g}" for v in values) + ")"
+
+
 def warn_implausible(values: Sequence[float], what: str, *, planar: bool, stacklevel: int) -> None:
     """Warn when a voxel size is far outside light microscopy's range (nm or mm given as µm)."""
     used = values[1:] if planar else values
@@ -162,7 +177,7 @@ def warn_implausible(values: Sequence[float], what: str, *, planar: bool, stackl
         warnings.warn(
             f"{what} means voxels of {fmt_values(used)} µm, more than {hi:g} µm: bigseg takes µm, "
             f"and in nm that is {fmt_values([v / 1000 for v in used])} µm; "
-            "give the voxel size in µm (--scale Z Y X).",
+            "give the voxel size in µm (scale=(z, y, x)).",
             ScaleWarning,
             stacklevel=stacklevel,
         )
@@ -170,7 +185,7 @@ def warn_implausible(values: Sequence[float], what: str, *, planar: bool, stackl
         warnings.warn(
             f"{what} means voxels of {fmt_values(used)} µm, less than {lo * 1000:g} nm: bigseg "
             f"takes µm, and in mm that is {fmt_values([v * 1000 for v in used])} µm; "
-            "give the voxel size in µm (--scale Z Y X).",
+            "give the voxel size in µm (scale=(z, y, x)).",
             ScaleWarning,
             stacklevel=stacklevel,
         )

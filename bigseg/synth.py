@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InputError
-from ._outputs import check_synthetic_replaceable
 from .io import write_ngff_image
+from .pipeline.outputs import check_synthetic_replaceable
 from .stack import SPATIAL
 
 __all__ = ["make_truth", "render", "synth"]
@@ -95,9 +95,9 @@ def make_truth(
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise InputError(f"--shape {shape} must be three positive sizes Z Y X.")
+        raise InputError(f"shape={shape} must be three positive sizes (z, y, x).")
     if nuclei < 0 or t < 1:
-        raise InputError("--nuclei must be >= 0 and --t >= 1.")
+        raise InputError(f"nuclei={nuclei} must be >= 0 and t={t} at least 1.")
     rng = np.random.default_rng(seed)
     extent = np.array(shape) * np.asarray(scale, float)
     rows = []
@@ -288,11 +288,13 @@ def synth(
     truth_path = truth_path_for(path)
     for p in (path, truth_path):
         if p.exists() and not overwrite:
-            raise InputError(f"{str(p)!r} already exists; choose another name or pass --overwrite.")
+            raise InputError(
+                f"{str(p)!r} already exists; choose another name or pass overwrite=True."
+            )
     check_synthetic_replaceable(path, truth_path)
     if difficulty not in DIFFICULTY:
         raise InputError(
-            f"Unknown --difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTY)}."
+            f"Unknown difficulty={difficulty!r}; choose one of {', '.join(DIFFICULTY)}."
         )
     options = {**DIFFICULTY[difficulty]["truth"], **truth_options}
     render_options = dict(DIFFICULTY[difficulty]["render"])

@@ -60,10 +60,10 @@ def test_existing_output_is_refused_and_untouched(sample, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="overwrite=True"):
         run(image, out)
     assert (out / "keep.txt").read_text() == "mine"
-    # Not bigseg's output: refused even with overwrite (see test__outputs.py).
+    # Not bigseg's output: refused even with overwrite (see test_pipeline_outputs.py).
     with pytest.raises(InputError, match="'keep.txt', which bigseg did not write"):
         run(image, out, overwrite=True)
     assert (out / "keep.txt").read_text() == "mine" and not (out / "run.json").exists()
@@ -85,7 +85,7 @@ def test_output_inside_input_is_refused(sample):
 
 def test_failed_run_leaves_no_output(sample, tmp_path, monkeypatch):
     image, _ = sample
-    import bigseg.pipeline as pipeline
+    import bigseg.pipeline.passes as pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -86,7 +86,7 @@ def test_imagej_time_lapse_opens_with_its_xy_calibration(imagej_time_lapse):
 def test_a_2d_image_needs_only_y_and_x(tmp_path):
     path = tmp_path / "plane.tif"
     tifffile.imwrite(path, np.zeros((12, 14), np.uint16))
-    with pytest.raises(InputError, match="--scale Y X"):
+    with pytest.raises(InputError, match=r"scale=\(y, x\)"):
         open_stack(path)
     two = open_stack(path, scale=(0.4, 0.3))
     three = open_stack(path, scale=(7.0, 0.4, 0.3))

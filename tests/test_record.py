@@ -15,7 +15,8 @@ import bigseg
 from bigseg import plots
 from bigseg.cli import main, summary
 from bigseg.io import open_stack
-from bigseg.pipeline import _compute, run
+from bigseg.pipeline import run
+from bigseg.pipeline.sink import compute as _compute
 from bigseg.stack import as_stack
 from bigseg.synth import synth
 
@@ -220,7 +221,7 @@ def test_progress_bars_name_their_pass(capsys):
 
 
 def test_resumed_throughput_counts_only_the_work_done(tmp_path, monkeypatch):
-    import bigseg.pipeline as pipeline
+    import bigseg.pipeline.passes as pipeline
 
     stack = synthetic((6, 48, 48), 2, seed=5)[0].chunk({"z": 2})
     params = bigseg.Params.from_preset("seed")

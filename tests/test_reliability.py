@@ -23,10 +23,10 @@ import zarr
 
 import bigseg
 from bigseg import InputError, open_stack, run
-from bigseg._resume import scratch_path
-from bigseg._safety import nonfinite_count
 from bigseg.cli import main
 from bigseg.cluster import NUCLEUS_COLUMNS
+from bigseg.pipeline.safety import nonfinite_count
+from bigseg.pipeline.scratch import scratch_path
 from bigseg.tables import DETECTION_COLUMNS
 
 from .conftest import SCALE, raise_if_dask_computes, synthetic
@@ -335,13 +335,13 @@ def test_codec_check_reads_codecs_not_attribute_text(tmp_path):
     arr.attrs["note"] = 'converted without pickle; "object" detection by vlen'
     stack = open_stack(path, scale=SCALE)
     assert stack.dtype == np.uint16
-    assert bigseg.io._unsafe_reason({"codecs": [{"name": "bytes"}, {"name": "zstd"}]}) is None
+    assert bigseg.io.zarr._unsafe_reason({"codecs": [{"name": "bytes"}, {"name": "zstd"}]}) is None
     sharded = {
         "codecs": [
             {"name": "sharding_indexed", "configuration": {"codecs": [{"name": "vlen-utf8"}]}}
         ]
     }
-    assert "objects" in bigseg.io._unsafe_reason(sharded)
+    assert "objects" in bigseg.io.zarr._unsafe_reason(sharded)
 
 
 def test_corrupt_zarr_chunk_names_array_and_chunk(tmp_path):
@@ -706,7 +706,7 @@ def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch,
     total = reference.record["blocks"]["total"]  # the default preset merges planes for its halo
     assert total == 5 if preset == "seed" else total >= 2
     out = tmp_path / "out"
-    import bigseg.pipeline as pipeline
+    import bigseg.pipeline.passes as pipeline
 
     real_link = pipeline.link
 
@@ -717,8 +717,8 @@ def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         run(stack, out, resume=True, params=params)
     assert not out.exists() and _markers(out) == total
-    # Without --resume the partial results are not silently thrown away.
-    with pytest.raises(InputError, match="--resume"):
+    # Without resume=True the partial results are not silently thrown away.
+    with pytest.raises(InputError, match="resume=True"):
         run(stack, out, params=params)
     # With other parameters they are not reused.
     with pytest.raises(InputError, match="different params"):
@@ -765,7 +765,7 @@ def test_output_error_during_write_names_the_problem(tmp_path, tiff, monkeypatch
     # Works as root too: the file system refuses a write in the middle of the run.
     import errno
 
-    import bigseg._resume as resume
+    import bigseg.pipeline.scratch as resume
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), "labels.zarr/c/0/0/0")
@@ -804,6 +804,30 @@ def test_local_cluster_listens_only_on_localhost(tmp_path):
                     listening.append((proc.pid, conn.laddr.ip, conn.laddr.port))
     assert len({pid for pid, _, _ in listening}) >= 3  # scheduler process + 2 workers
     assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, listening
+
+
+def _sigint_ignored() -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_local_cluster_workers_get_the_safety_preload():
+    # The preload is named by module (bigseg.pipeline.safety): the worker processes must
+    # import it and run its dask_setup, which leaves Ctrl-C to the client.
+    import argparse
+
+    from bigseg.cli import dask_client
+
+    args = argparse.Namespace(
+        verbose=False,
+        scheduler=None,
+        workers=2,
+        threads_per_worker=1,
+        memory_limit="1GiB",
+        quiet=True,
+    )
+    with dask_client(args) as client:
+        ignored = client.run(_sigint_ignored)
+    assert len(ignored) == 2 and all(ignored.values()), ignored
 
 
 @pytest.mark.slow

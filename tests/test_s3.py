@@ -85,8 +85,8 @@ def test_run_from_s3_to_s3_equals_local(s3, tmp_path):
     )
     record = json.loads(fs.cat("bucket/out/run.json"))
     assert record["counts"]["nuclei"] == len(local.nuclei) == 5
-    # An existing output is refused, then replaced with --overwrite.
-    with pytest.raises(InputError, match="--overwrite"):
+    # An existing output is refused, then replaced with overwrite=True.
+    with pytest.raises(InputError, match="overwrite=True"):
         run("s3://bucket/s.ome.zarr", "s3://bucket/out")
     run("s3://bucket/s.ome.zarr", "s3://bucket/out", overwrite=True)
     assert fs.exists("bucket/out/run.json")
@@ -111,7 +111,7 @@ def test_overwrite_keeps_objects_bigseg_did_not_write(s3):
 
 
 def test_failed_remote_run_leaves_nothing(s3, monkeypatch):
-    import bigseg.pipeline as pipeline
+    import bigseg.pipeline.passes as pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("network on fire")
@@ -265,7 +265,7 @@ def test_transient_s3_errors_are_retried_with_identical_results(s3, faulty_s3, t
 def test_s3_requests_are_retried_with_backoff(s3):
     import pickle
 
-    from bigseg._objstore import S3_RETRIES, Remote
+    from bigseg.io.objstore import S3_RETRIES, Remote
 
     expected = {"mode": S3_RETRIES["mode"], "total_max_attempts": S3_RETRIES["max_attempts"] + 1}
     remote = Remote("s3://bucket/s.ome.zarr")

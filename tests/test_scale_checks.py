@@ -37,7 +37,8 @@ def plain(tmp_path):
 
 
 def test_scale_far_from_the_file_is_warned_with_both_values(calibrated):
-    with pytest.warns(ScaleWarning, match=r"--scale 1 0.05 0.05 differs .* y, x .* 1.5 0.5 0.5"):
+    differs = r"scale=\(1, 0.05, 0.05\) differs .* y, x .* 1.5 0.5 0.5"
+    with pytest.warns(ScaleWarning, match=differs):
         stack = open_stack(calibrated, scale=(1, 0.05, 0.05))
     assert stack.attrs["scale"] == {"z": 1.0, "y": 0.05, "x": 0.05}  # the user's still wins
     assert stack.attrs["scale_source"] == "option"
@@ -57,7 +58,7 @@ def test_the_files_scale_reversed_is_named_as_x_y_z_order(calibrated):
 
 
 def test_x_y_z_order_without_metadata_is_warned(plain):
-    with pytest.warns(ScaleWarning, match=r"X Y Z order.*--scale 1.5 0.71 0.71"):
+    with pytest.warns(ScaleWarning, match=r"X Y Z order.*scale=\(1.5, 0.71, 0.71\)"):
         open_stack(plain, scale=(0.71, 0.71, 1.5))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -82,10 +83,10 @@ def test_a_scale_in_nm_is_blamed_on_the_scale_not_the_smoothing_radius(plain):
     with pytest.raises(InputError) as info:
         Params().in_pixels((1500, 710, 710), scale_source=stack.attrs["scale_source"])
     message = str(info.value)
-    assert "1500 710 710 µm" in message and "--scale" in message and "not nm" in message
-    assert "--smooth-radius" not in message
+    assert "1500 710 710 µm" in message and "scale=" in message and "not nm" in message
+    assert "smooth_radius" not in message and "--" not in message
     # A smoothing radius the user set is still named when it is the one too small.
-    with pytest.raises(InputError, match="--smooth-radius 0.1 µm is under one pixel"):
+    with pytest.raises(InputError, match="smooth_radius=0.1 µm is under one pixel"):
         Params(smooth_radius=0.1).in_pixels((1.5, 0.71, 0.71), scale_source="option")
 
 

@@ -31,27 +31,19 @@ import dask
 import numpy as np
 import pandas as pd
 
-from . import _outputs
-from ._errors import InputError
-
-STATE = "state.json"
-INCOMPLETE = "INCOMPLETE"
-LOCK = "LOCK"
-PLANES = "planes.zarr"
-BLOCKS = "blocks"
-
-
-def scratch_path(out: Path) -> Path:
-    """Return the hidden scratch directory of ``out``: ``.OUT.partial`` beside it."""
-    return out.parent / f".{out.name}.partial"
+from .._errors import InputError
+from ..io import write_labels
+from ..io.objstore import Remote
+from . import outputs
+from .layout import BLOCKS, INCOMPLETE, LOCK, PLANES, STATE, scratch_path
 
 
 def check_partial(out: Path, resume: bool) -> None:
-    """Refuse to start over a partial output that a ``--resume`` run could continue."""
+    """Refuse to start over a partial output that a ``resume=True`` run could continue."""
     work = scratch_path(out)
     if work.exists() and not resume:
         raise InputError(
-            f"An interrupted run left partial results in {str(work)!r}; rerun with --resume "
+            f"An interrupted run left partial results in {str(work)!r}; rerun with resume=True "
             "to continue it, or delete that directory to start again."
         )
 
@@ -251,8 +243,6 @@ def segment_blocks(
         markers (so a resumed run and an uninterrupted one give the same
         tables).
     """
-    from .io import write_labels
-
     data = labels.data
     planes = scratch.path / PLANES
     if not planes.exists():
@@ -299,11 +289,11 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
 
     ``state.json`` goes first, so an interruption during clean-up leaves a
     directory that a resumed run starts afresh rather than trusts.  An
-    existing ``out`` is replaced only if :func:`bigseg._outputs.check_replaceable`
+    existing ``out`` is replaced only if :func:`bigseg.pipeline.outputs.check_replaceable`
     still allows it, and then only the entries bigseg writes are deleted.
     """
     # Checked again: the output may have appeared, or been added to, during the run.
-    _outputs.check_replaceable(out, overwrite)
+    outputs.check_replaceable(out, overwrite)
     work = scratch.path
     for name in (STATE, PLANES, BLOCKS, INCOMPLETE, LOCK):
         if (work / name).exists():
@@ -316,4 +306,43 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
         out.rename(old)
     work.rename(out)
     if old is not None:
-        _outputs.remove_local(old)
+        outputs.remove_local(old)
+
+
+class RemoteScratch:
+    """Where a run writes on an object store: the output prefix itself.
+
+    It has the interface of :class:`Scratch` without resuming:
+    no thresholds are kept between attempts and no block is reused.
+    """
+
+    blocks_total = 0
+    blocks_reused = 0
+
+    def __init__(self, path: Remote):
+        self.path = path
+
+    def thresholds(self) -> None:
+        """Nothing is kept between attempts on an object store."""
+        return None
+
+    def save_thresholds(self, thresholds: Any) -> None:
+        """Keep nothing (see :meth:`thresholds`)."""
+
+
+@contextlib.contextmanager
+def remote_scratch(out: Remote, overwrite: bool) -> Iterator[RemoteScratch]:
+    """Yield the output prefix to write into; ``run.json`` written last marks completion."""
+    old = outputs.check_remote(out, overwrite)  # again: it may have changed since the first check
+    if old:
+        (out / "run.json").rmtree()  # the old output stops looking complete first
+        rest = [f"{out.key}/{name}" for name in old if name != "run.json"]
+        if rest:
+            out.fs.rm(rest)
+        out.fs.invalidate_cache()
+    try:
+        yield RemoteScratch(out)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            out.rmtree()
+        raise

@@ -11,7 +11,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ._errors import InputError
+from .._errors import InputError
 
 #: errno values that mean "the output cannot be written here", not a bug.
 OUTPUT_ERRNOS = frozenset(
@@ -57,7 +57,7 @@ def output_errors(out: Path, source: str) -> Iterator[None]:
 
 
 def dask_setup(worker: Any) -> None:
-    """Worker preload (``preload=["bigseg._safety"]``): leave Ctrl-C to the client.
+    """Worker preload (``preload=["bigseg.pipeline.safety"]``): leave Ctrl-C to the client.
 
     A terminal's Ctrl-C reaches every process of the group; the ``bigseg``
     command handles it and closes the cluster, so worker processes ignore it

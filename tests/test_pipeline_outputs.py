@@ -7,10 +7,10 @@ import json
 import pytest
 import tifffile
 
-import bigseg.pipeline as pipeline
+import bigseg.pipeline.passes as pipeline
 from bigseg import InputError, run
-from bigseg._outputs import foreign_entries, local_entries
 from bigseg.cli import main
+from bigseg.pipeline.outputs import foreign_entries, local_entries
 
 from .conftest import SCALE, synthetic
 from .test_reliability import SCALE_ARGS, snapshot

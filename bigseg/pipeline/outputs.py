@@ -19,7 +19,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ._errors import InputError
+from .._errors import InputError
+from ..io.objstore import Remote
 
 #: The files and folders of a run's output (see the README's output contract).
 OUTPUT_FILES = (
@@ -169,7 +170,7 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not overwrite:
         raise InputError(
             f"Output {str(out)!r} already exists; choose another directory, or pass "
-            "overwrite=True (--overwrite) to replace an earlier bigseg output."
+            "overwrite=True to replace an earlier bigseg output."
         )
     record = out / "run.json"
     text = record.read_text(errors="replace") if record.is_file() else None
@@ -236,3 +237,28 @@ def check_synthetic_replaceable(image: Path, truth: Path) -> None:
                 f"{str(truth)!r} exists and is not a truth table that bigseg wrote; it was left "
                 "untouched. Choose another name."
             )
+
+
+def check_remote(out: Remote, overwrite: bool) -> list[str]:
+    """Refuse an existing remote output unless bigseg may replace it.
+
+    The rule is the local one (:func:`check_replaceable`): only with
+    ``overwrite``, and only an earlier bigseg output that holds nothing else.
+
+    Returns
+    -------
+    list of str
+        The objects of the output to replace (relative paths; empty if none).
+    """
+    files = out.files() if out.exists() else []
+    if not files:
+        return []
+    if not overwrite:
+        raise InputError(
+            f"Output {out.url!r} already exists; choose another prefix, or pass "
+            "overwrite=True to replace an earlier bigseg output."
+        )
+    reason = refusal(out.url, [(f, False) for f in files], (out / "run.json").read_text())
+    if reason:
+        raise InputError(reason)
+    return files

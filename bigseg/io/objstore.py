@@ -10,8 +10,8 @@ Object stores have no atomic rename, so an output prefix cannot be filled in
 a hidden place and moved into view like a directory.  Instead bigseg writes
 straight into the output prefix and writes ``run.json`` last: an output is
 complete exactly when its ``run.json`` exists.  A failed run removes what it
-wrote (best effort); ``--overwrite`` replaces only an earlier bigseg output that
-holds nothing else (the rule of :mod:`bigseg._outputs`): it first deletes the old
+wrote (best effort); ``overwrite=True`` replaces only an earlier bigseg output that
+holds nothing else (the rule of :mod:`bigseg.pipeline.outputs`): it first deletes the old
 ``run.json`` (so the old output stops looking complete), then the old objects.
 
 Object stores throttle (``503 SlowDown``) and drop connections now and then.
@@ -25,15 +25,12 @@ carry them to dask workers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import _outputs
-from ._errors import InputError
+from .._errors import InputError
 
 #: botocore's retry settings for bigseg's S3 requests (see the module docstring).
 S3_RETRIES = {"max_attempts": 10, "mode": "adaptive"}
@@ -139,67 +136,3 @@ def rmtree(path: Path | Remote) -> None:
         path.rmtree()
     else:
         shutil.rmtree(path)
-
-
-def check_output(out: Remote, overwrite: bool) -> list[str]:
-    """Refuse an existing remote output unless bigseg may replace it.
-
-    The rule is the local one (:mod:`bigseg._outputs`): only with
-    ``overwrite``, and only an earlier bigseg output that holds nothing else.
-
-    Returns
-    -------
-    list of str
-        The objects of the output to replace (relative paths; empty if none).
-    """
-    files = out.files() if out.exists() else []
-    if not files:
-        return []
-    if not overwrite:
-        raise InputError(
-            f"Output {out.url!r} already exists; choose another prefix, or pass "
-            "overwrite=True (--overwrite) to replace an earlier bigseg output."
-        )
-    reason = _outputs.refusal(out.url, [(f, False) for f in files], (out / "run.json").read_text())
-    if reason:
-        raise InputError(reason)
-    return files
-
-
-class RemoteScratch:
-    """Where a run writes on an object store: the output prefix itself.
-
-    It has the interface of :class:`bigseg._resume.Scratch` without resuming:
-    no thresholds are kept between attempts and no block is reused.
-    """
-
-    blocks_total = 0
-    blocks_reused = 0
-
-    def __init__(self, path: Remote):
-        self.path = path
-
-    def thresholds(self) -> None:
-        """Nothing is kept between attempts on an object store."""
-        return None
-
-    def save_thresholds(self, thresholds: Any) -> None:
-        """Keep nothing (see :meth:`thresholds`)."""
-
-
-@contextlib.contextmanager
-def scratch(out: Remote, overwrite: bool) -> Iterator[RemoteScratch]:
-    """Yield the output prefix to write into; ``run.json`` written last marks completion."""
-    old = check_output(out, overwrite)  # again: it may have changed since the first check
-    if old:
-        (out / "run.json").rmtree()  # the old output stops looking complete first
-        rest = [f"{out.key}/{name}" for name in old if name != "run.json"]
-        if rest:
-            out.fs.rm(rest)
-        out.fs.invalidate_cache()
-    try:
-        yield RemoteScratch(out)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            out.rmtree()
-        raise

@@ -1,0 +1,20 @@
+"""Where a run writes: the scratch directory beside the output and the names inside it.
+
+Standard library only, so that the command line can name the scratch directory
+even while it is being interrupted in the middle of importing the libraries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STATE = "state.json"
+INCOMPLETE = "INCOMPLETE"
+LOCK = "LOCK"
+PLANES = "planes.zarr"
+BLOCKS = "blocks"
+
+
+def scratch_path(out: Path) -> Path:
+    """Return the hidden scratch directory of ``out``: ``.OUT.partial`` beside it."""
+    return out.parent / f".{out.name}.partial"

@@ -1,0 +1,199 @@
+"""``run()``: a stack end to end, as a short sequence of passes.
+
+A run makes three passes over the data, each one dask computation:
+
+1. **threshold**: one global statistic per time point (reads the stack once);
+2. **segment + measure**: plane labels stream to a scratch Zarr store while
+   their regions are measured, in the same tasks;
+3. **relabel**: after linking (in memory, on the small detections table),
+   plane labels are mapped to nucleus ids and streamed to ``labels.zarr``.
+
+Outputs are written into a hidden scratch directory beside the output and
+moved into place only when everything has been written, so a failed or
+interrupted run never leaves an output that looks complete.  The passes are
+in :mod:`bigseg.pipeline.passes`, the scratch directory in
+:mod:`bigseg.pipeline.scratch` and ``run.json`` in :mod:`bigseg.pipeline.record`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..io import objstore
+from ..params import Params
+from ..segment import plan_blocks
+from ..stack import as_4d, scale_of
+from .passes import link_pass, relabel_pass, segment_pass, threshold_pass, write_tables
+from .preflight import check_output, check_resume, open_input
+from .record import cluster_settings, run_record, stitching_record, throughput, write_record
+from .safety import output_errors
+from .scratch import PLANES, finalise, fingerprint, open_scratch, remote_scratch
+from .sink import compute
+
+__all__ = ["Result", "run"]
+
+
+@dataclass
+class Result:
+    """What one run produced.
+
+    Attributes
+    ----------
+    nuclei : pandas.DataFrame
+        One row per 3D nucleus.
+    detections : pandas.DataFrame
+        One row per region per plane, with its ``nucleus`` id.
+    thresholds : numpy.ndarray
+        The foreground threshold of each time point.
+    output : Path or None
+        The output directory.
+    record : dict
+        What ``run.json`` holds.
+    """
+
+    nuclei: pd.DataFrame
+    detections: pd.DataFrame
+    thresholds: np.ndarray
+    output: Path | None
+    record: dict = field(default_factory=dict)
+
+    @property
+    def labels_path(self) -> Path | None:
+        """Path of ``labels.zarr``, when written."""
+        return None if self.output is None else self.output / "labels.zarr"
+
+
+def run(
+    source: str | os.PathLike | xr.DataArray,
+    output: str | os.PathLike,
+    *,
+    scale: Sequence[float] | None = None,
+    chunks: Sequence[int] | None = None,
+    channel: int | None = None,
+    params: Params | None = None,
+    overwrite: bool = False,
+    progress: bool | Callable[[Any], Any] = False,
+    client: Any = None,
+    stitch: bool | None = None,
+    t: slice | int | None = None,
+    resume: bool = False,
+    command: Sequence[str] | None = None,
+) -> Result:
+    """Segment a stack end to end and write the tables and the label volume.
+
+    Parameters
+    ----------
+    source : path or xarray.DataArray
+        An input path (see :func:`bigseg.open_stack`) or an opened stack.
+    output : path
+        Output directory; it must not exist unless ``overwrite``.
+    scale, chunks, channel
+        Passed to :func:`bigseg.open_stack` when ``source`` is a path.
+    params : Params, optional
+        Segmentation parameters (default preset when omitted).
+    overwrite : bool
+        Replace an existing output, only one that bigseg wrote and that holds nothing
+        else, and only once the new one is complete. An empty directory is accepted
+        without it.
+    progress : bool or callable
+        Show progress bars; a callable is called with the futures of each pass
+        (e.g. ``distributed.progress``).
+    client : distributed.Client, optional
+        Compute on this client; by default the current dask scheduler.
+    stitch : bool, optional
+        How planes split into y/x chunks are handled (see :func:`bigseg.segment`);
+        stitched runs stream block labels and record ``stitching`` in ``run.json``.
+    t : slice or int, optional
+        Segment only these time points of a ``(t, z, y, x)`` stack (e.g.
+        ``slice(0, 10)``); tables keep the original time indices.
+    resume : bool
+        Keep the partial results (``.OUT.partial/`` beside the output) if this
+        run fails or is interrupted, and reuse those of an earlier interrupted
+        run: finished blocks are not computed again, and the result is the
+        same as an uninterrupted run's.
+        Local outputs only.
+    command : sequence of str, optional
+        The command line that started this run (the CLI passes ``sys.argv``),
+        recorded in ``run.json``.
+
+    Returns
+    -------
+    Result
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    params = params or Params()
+    stack, source_name, source_shape = open_input(
+        source, scale=scale, chunks=chunks, channel=channel, t=t
+    )
+    out = objstore.location(output)
+    remote = isinstance(out, objstore.Remote)
+    check_output(out, source_name, overwrite, resume=resume)
+    sc = scale_of(stack)
+    px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
+    timings["open"] = time.perf_counter() - started
+
+    split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
+    check_resume(resume, remote=remote, split=split is not None)
+    if remote:
+        scratch_ctx: Any = remote_scratch(out, overwrite)
+    else:
+        scratch_ctx = open_scratch(
+            out, fingerprint(stack, source_name, params.to_dict()), resume=resume
+        )
+
+    def sink(items: Any, label: str) -> Any:
+        return compute(items, client, progress, label)
+
+    with output_errors(out, source_name), scratch_ctx as scratch:
+        work = scratch.path
+        t0 = time.perf_counter()
+        thresholds = scratch.thresholds()
+        if thresholds is None:
+            thresholds = threshold_pass(stack, source_name, params, sink)
+            scratch.save_thresholds(thresholds)
+        timings["threshold"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        detections, stitched = segment_pass(
+            stack, split, thresholds, px, params, scratch, remote, sink
+        )
+        timings["segment"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        linked, nuclei = link_pass(detections, stack, params)
+        timings["link"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        relabel_pass(stack, linked, nuclei, split, stitched, work, source_name, sink)
+        if remote:
+            objstore.rmtree(work / PLANES)
+        timings["labels"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        linked, nuclei = write_tables(stack, linked, nuclei, work)
+        timings["tables"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        record = run_record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        record["input"]["source_shape"] = source_shape
+        record["command"] = None if command is None else [str(a) for a in command]
+        record["cluster"] = cluster_settings(client)
+        if stitched is not None:
+            record["stitching"] = stitching_record(stitched, px, params)
+        record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
+        throughput(record, scratch.blocks_total, scratch.blocks_reused, timings["total"])
+        write_record(record, work / "run.json")
+        if not remote:  # on object stores run.json, written last, marks completion
+            finalise(scratch, out, overwrite)
+    return Result(
+        nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
+    )
