@@ -11,7 +11,7 @@ from .cluster import link, nuclei_table
 from .io import open_stack, write_labels
 from .measure import measure
 from .params import Params
-from .pipeline import Result, run
+from .pipeline.runner import Result, run
 from .score import score
 from .segment import global_threshold, segment
 from .stack import as_stack

@@ -314,7 +314,14 @@ def synth(
     dims: tuple[str, ...] = ("t", "z", "y", "x")
     if t == 1:
         image, dims = image[0], SPATIAL
-    write_ngff_image(image, path, dims=dims, scale=dict(zip(SPATIAL, scale)), name="synthetic")
+    write_ngff_image(
+        image,
+        path,
+        dims=dims,
+        scale=dict(zip(SPATIAL, scale)),
+        name="synthetic",
+        overwrite=True,  # checked above: only a synthetic stack bigseg wrote
+    )
     truth.to_csv(truth_path, index=False)
     return path, truth_path
 

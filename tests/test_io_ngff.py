@@ -169,3 +169,48 @@ def test_ome_zarr_models_validate_image_and_labels_when_installed(series_output)
     image, result = series_output
     ImageLabel.from_zarr(zarr.open_group(result.labels_path, mode="r"))
     Image.from_zarr(zarr.open_group(image, mode="r"))
+
+
+@pytest.mark.parametrize("what", ["folder", "file", "zarr"])
+def test_writers_never_replace_what_they_did_not_write(tmp_path, what):
+    """write_labels / write_ngff_image over an existing path: refused, or (a Zarr store and
+    overwrite=True) replaced; a user's folder or file is never deleted."""
+    import hashlib
+
+    import zarr
+
+    target = tmp_path / "data"
+    if what == "folder":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    elif what == "file":
+        target.write_bytes(b"precious")
+    else:
+        zarr.create_array(target, shape=(2, 2), dtype="u2")[...] = 7
+    before = {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in ([target] if target.is_file() else target.rglob("*"))
+        if p.is_file()
+    }
+    labels = bigseg.as_stack(np.ones((2, 4, 4), np.uint32), scale=(2, 0.5, 0.5))
+    with pytest.raises(InputError, match="already exists"):
+        write_labels(labels, target)
+    if what == "zarr":
+        write_labels(labels, target, overwrite=True)
+        assert zarr.open_group(target, mode="r")["0"].shape == (2, 4, 4)
+        return
+    with pytest.raises(InputError, match="not a Zarr store; it was left untouched"):
+        write_labels(labels, target, overwrite=True)
+    after = {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in ([target] if target.is_file() else target.rglob("*"))
+        if p.is_file()
+    }
+    assert after == before
+
+
+def test_writers_accept_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    labels = bigseg.as_stack(np.ones((2, 4, 4), np.uint32), scale=(2, 0.5, 0.5))
+    write_labels(labels, tmp_path / "empty")
+    assert (tmp_path / "empty" / "zarr.json").exists()

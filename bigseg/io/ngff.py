@@ -14,6 +14,7 @@ import xarray as xr
 from .._errors import InputError
 from ..colours import label_rgba
 from ..stack import SPATIAL
+from .zarr import ZARR_METADATA
 
 
 def _ngff_multiscales(
@@ -63,6 +64,7 @@ def write_ngff_image(
     group_attrs: Mapping[str, Any] | None = None,
     compute: bool = True,
     compressors: Any = None,
+    overwrite: bool = False,
 ) -> Any:
     """Write a dask array as a single-level OME-Zarr 0.5 image (Zarr v3).
 
@@ -70,9 +72,12 @@ def write_ngff_image(
     parallel writes are safe.  With ``compute=False`` the delayed store is
     returned for the caller to compute together with other work.
     ``compressors`` are Zarr v3 codecs (default: Blosc-zstd with shuffle).
+    An existing ``path`` is refused, or with ``overwrite=True`` replaced, but
+    only when it is a Zarr store (anything else is never deleted).
     """
     import zarr
 
+    _check_target(path, overwrite)
     translation = translation or dict.fromkeys(SPATIAL, 0.0)
     data = regular_chunks(data)
     group = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
@@ -129,6 +134,7 @@ def write_labels(
     source: str | None = None,
     nuclei: Any = None,
     compute: bool = True,
+    overwrite: bool = False,
 ) -> Any:
     """Write a label volume as an OME-Zarr 0.5 label image (NGFF ``image-label``).
 
@@ -145,7 +151,9 @@ def write_labels(
         Integer labels, 0 = background.  A DataArray brings its own dims and
         ``attrs['scale']``.
     path : path-like
-        Where to create the Zarr v3 group (must not exist, or is replaced).
+        Where to create the Zarr v3 group: a new path, or with
+        ``overwrite=True`` an existing Zarr store, which is replaced (anything
+        else that exists there is refused and left untouched).
     scale, translation, dims : optional
         Physical metadata when ``labels`` is a bare dask array.
     source : str, optional
@@ -196,7 +204,28 @@ def write_labels(
         group_attrs={"bigseg": {"source": str(source)}} if source else None,
         compute=compute,
         compressors=_compressor(labels=True),
+        overwrite=overwrite,
     )
+
+
+def _check_target(path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse to write over an existing local path, unless it is a Zarr store and ``overwrite``."""
+    target = os.fspath(path)
+    if "://" in target or not os.path.lexists(target):
+        return  # new, or on an object store (bigseg writes those under fresh prefixes)
+    if os.path.isdir(target) and not os.path.islink(target) and not os.listdir(target):
+        return  # an empty folder
+    if not overwrite:
+        raise InputError(
+            f"{target!r} already exists; choose another path, or pass overwrite=True to "
+            "replace a Zarr store there."
+        )
+    is_store = os.path.isdir(target) and not os.path.islink(target)
+    if not (is_store and any(os.path.isfile(os.path.join(target, m)) for m in ZARR_METADATA)):
+        raise InputError(
+            f"{target!r} exists and is not a Zarr store; it was left untouched. Choose another "
+            "path."
+        )
 
 
 def _label_listing(nuclei: Any) -> dict[str, list]:
