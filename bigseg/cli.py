@@ -140,7 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug logs of bigseg and dask's INFO logs (-vv: debug logs of everything)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_segment_parser, _synth_parser, _score_parser, _plot_parser):
+        # -v is accepted after the subcommand too (bigseg segment IN -o OUT -v).
+        add(sub).add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="debug logs"
+        )
+    return parser
 
+
+def _segment_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``segment`` subcommand and its options to ``sub``."""
     seg = sub.add_parser(
         "segment",
         help="segment a stack into 3D nuclei",
@@ -265,7 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors: no bars, link or summary"
     )
+    return seg
 
+
+def _synth_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``synth`` subcommand and its options to ``sub``."""
     syn = sub.add_parser(
         "synth",
         help="write a synthetic stack with known nuclei",
@@ -304,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
+    return syn
 
+
+def _score_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``score`` subcommand and its options to ``sub``."""
     sco = sub.add_parser(
         "score",
         help="score a nuclei table against a truth table",
@@ -320,7 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="match distance in µm (default: half each true radius)",
     )
     sco.add_argument("--json", action="store_true", help="print the scores as JSON")
+    return sco
 
+
+def _plot_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``plot`` subcommand and its options to ``sub``."""
     plo = sub.add_parser(
         "plot",
         help="draw figures of a finished run",
@@ -340,12 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     plo.add_argument(
         "--channel", type=int, help="another channel of the input to draw (default: the run's)"
     )
-    for sp in (seg, syn, sco, plo):
-        # -v is accepted after the subcommand too (bigseg segment IN -o OUT -v).
-        sp.add_argument(
-            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="debug logs"
-        )
-    return parser
+    return plo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
