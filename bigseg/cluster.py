@@ -23,27 +23,9 @@ from scipy.spatial import cKDTree
 from . import methods
 from ._errors import InputError
 from .params import Params
+from .tables import NUCLEUS_COLUMNS
 
 __all__ = ["NUCLEUS_COLUMNS", "drop_small", "link", "nuclei_table", "split_at_necks"]
-
-#: Columns of the nuclei table, in order.
-NUCLEUS_COLUMNS: dict[str, str] = {
-    "nucleus": "int64",
-    "t": "float64",
-    "z": "float64",
-    "y": "float64",
-    "x": "float64",
-    "z_um": "float64",
-    "y_um": "float64",
-    "x_um": "float64",
-    "volume_um3": "float64",
-    "radius_um": "float64",
-    "intensity_sum": "float64",
-    "intensity_mean": "float64",
-    "n_planes": "int64",
-    "z_first": "float64",
-    "z_last": "float64",
-}
 
 
 def link_pairs(

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "NUCLEUS_COLUMNS",
     "DETECTION_COLUMNS",
     "SUM_DTYPES",
     "detections_from_sums",
@@ -30,6 +31,26 @@ DETECTION_COLUMNS: dict[str, str] = {
     "radius_um": "float64",
     "intensity_sum": "float64",
     "intensity_mean": "float64",
+}
+
+
+#: Columns of the nuclei table, in order.
+NUCLEUS_COLUMNS: dict[str, str] = {
+    "nucleus": "int64",
+    "t": "float64",
+    "z": "float64",
+    "y": "float64",
+    "x": "float64",
+    "z_um": "float64",
+    "y_um": "float64",
+    "x_um": "float64",
+    "volume_um3": "float64",
+    "radius_um": "float64",
+    "intensity_sum": "float64",
+    "intensity_mean": "float64",
+    "n_planes": "int64",
+    "z_first": "float64",
+    "z_last": "float64",
 }
 
 

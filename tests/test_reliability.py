@@ -780,20 +780,12 @@ def test_output_error_during_write_names_the_problem(tmp_path, tiff, monkeypatch
 
 
 def test_local_cluster_listens_only_on_localhost(tmp_path):
-    import argparse
 
     import psutil
 
     from bigseg.cli import dask_client
 
-    args = argparse.Namespace(
-        verbose=False,
-        scheduler=None,
-        workers=2,
-        threads_per_worker=1,
-        memory_limit="1GiB",
-        quiet=True,
-    )
+    args = _two_worker_args()
     with dask_client(args) as client:
         assert client.dashboard_link.startswith("http://127.0.0.1:")
         me = psutil.Process()
@@ -806,18 +798,11 @@ def test_local_cluster_listens_only_on_localhost(tmp_path):
     assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, listening
 
 
-def _sigint_ignored() -> bool:
-    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-
-
-def test_local_cluster_workers_get_the_safety_preload():
-    # The preload is named by module (bigseg.pipeline.safety): the worker processes must
-    # import it and run its dask_setup, which leaves Ctrl-C to the client.
+def _two_worker_args():
+    """The CLI's options for a local cluster of two single-threaded workers."""
     import argparse
 
-    from bigseg.cli import dask_client
-
-    args = argparse.Namespace(
+    return argparse.Namespace(
         verbose=False,
         scheduler=None,
         workers=2,
@@ -825,6 +810,19 @@ def test_local_cluster_workers_get_the_safety_preload():
         memory_limit="1GiB",
         quiet=True,
     )
+
+
+def _sigint_ignored() -> bool:
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_local_cluster_workers_get_the_safety_preload():
+    # The preload is named by module (bigseg.pipeline.safety): the worker processes must
+    # import it and run its dask_setup, which leaves Ctrl-C to the client.
+
+    from bigseg.cli import dask_client
+
+    args = _two_worker_args()
     with dask_client(args) as client:
         ignored = client.run(_sigint_ignored)
     assert len(ignored) == 2 and all(ignored.values()), ignored
