@@ -730,6 +730,29 @@ def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch,
     assert_same_outputs(tmp_path / "ref", out)
 
 
+def test_resume_after_the_labels_were_written_is_identical(tmp_path, stack_and_truth, monkeypatch):
+    """Interrupted after labels.zarr was written into the scratch directory: the rerun replaces
+    that partial store (bigseg's own) instead of refusing it."""
+    import bigseg.pipeline.runner as runner
+
+    stack = stack_and_truth[0].chunk({"z": 2})
+    reference = run(stack, tmp_path / "ref")
+    out = tmp_path / "out"
+    real = runner.write_tables
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "write_tables", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(stack, out, resume=True)
+    assert (tmp_path / ".out.partial" / "labels.zarr" / "zarr.json").exists()
+    monkeypatch.setattr(runner, "write_tables", real)
+    resumed = run(stack, out, resume=True)
+    pd.testing.assert_frame_equal(resumed.nuclei, reference.nuclei)
+    assert_same_outputs(tmp_path / "ref", out)
+
+
 def test_disk_full_is_a_clear_error_and_input_untouched(tmp_path, tiff, monkeypatch):
     import errno
 

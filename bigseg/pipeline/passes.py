@@ -70,7 +70,7 @@ def segment_pass(
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
     tables = measure_delayed(plane_labels, stack)
     if remote:  # no completion markers on object stores: one pass
-        store = write_labels(plane_labels, planes_path, compute=False)
+        store = write_labels(plane_labels, planes_path, compute=False, overwrite=True)
         _, *tables = sink((store, *tables), "segment")
     else:  # one completion marker per block, so that resume=True can skip it
         tables = _scratch.segment_blocks(
@@ -110,7 +110,14 @@ def relabel_pass(
         labels = labels[0]
     labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
     sink(
-        write_labels(labels_da, work / "labels.zarr", source=source, nuclei=nuclei, compute=False),
+        write_labels(
+            labels_da,
+            work / "labels.zarr",
+            source=source,
+            nuclei=nuclei,
+            compute=False,
+            overwrite=True,  # the scratch directory is bigseg's: an interrupted run's is replaced
+        ),
         "labels",
     )
 
@@ -140,7 +147,7 @@ def stitched_pass(
     raw = xr.DataArray(
         _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )
-    store = write_labels(raw, planes_path, compute=False)
+    store = write_labels(raw, planes_path, compute=False, overwrite=True)
     side = _stitch.side_tables(blocks)
     _, side, *pairs = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
     stitched = _stitch.stitch(side, pairs)
