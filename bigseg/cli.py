@@ -236,7 +236,8 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
         "--threads-per-worker",
         type=_positive_int,
         default=None,
-        help="threads per worker (default: 2, or 1 on a one-core machine)",
+        help="threads per worker (default: cores / --workers; without --workers 2, or 1 on "
+        "a one-core machine)",
     )
     seg.add_argument(
         "--memory-limit",
@@ -572,6 +573,18 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     log.setLevel(logging.DEBUG if verbose and not quiet else level)
 
 
+def cluster_shape(cores: int, workers: int | None, threads: int | None) -> tuple[int, int]:
+    """Workers and threads per worker of the local cluster: together about ``cores`` threads.
+
+    Threads per worker default to ``cores / workers`` (at least 1); without
+    ``workers``, 2 threads per worker (1 on one core) and ``cores / threads`` workers.
+    """
+    cores = max(int(cores), 1)
+    if threads is None:
+        threads = max(1, cores // workers) if workers else min(2, cores)
+    return (workers or max(1, cores // threads)), threads
+
+
 @contextlib.contextmanager
 def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     """Yield a client on ``--scheduler``, or on a LocalCluster bound to 127.0.0.1."""
@@ -603,9 +616,7 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
             _SIGNALS.check()
             yield client
         return
-    cores = os.cpu_count() or 1
-    threads = args.threads_per_worker or min(2, cores)
-    workers = args.workers or max(1, cores // threads)
+    workers, threads = cluster_shape(os.cpu_count() or 1, args.workers, args.threads_per_worker)
     # One worker runs in this process (its kernels release the GIL): no worker process to
     # spawn, import into and shut down, about a second less per run.  Not with a memory
     # limit of its own: in-process it would count the client's memory too, and a worker

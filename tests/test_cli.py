@@ -161,3 +161,41 @@ def test_workers_dying_is_one_sentence(monkeypatch, capsys):
     assert main(["segment", "in.zarr", "-o", "out"]) == 1
     err = capsys.readouterr().err
     assert "workers kept dying" in err and "--memory-limit" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads", "expected"),
+    [
+        (2, 2, None, (2, 1)),  # was 2 x 2 threads on 2 cores
+        (8, 2, None, (2, 4)),
+        (2, 4, None, (4, 1)),
+        (2, None, None, (1, 2)),
+        (1, None, None, (1, 1)),
+        (16, None, None, (8, 2)),
+        (4, None, 1, (4, 1)),
+        (4, 2, 3, (2, 3)),
+    ],
+)
+def test_threads_per_worker_default_to_cores_per_worker(cores, workers, threads, expected):
+    from bigseg.cli import cluster_shape
+
+    assert cluster_shape(cores, workers, threads) == expected
+
+
+def test_two_workers_on_two_cores_get_one_thread_each(monkeypatch):
+    """`--workers 2` on a 2-core machine: 2 threads in all, not 2 x 2."""
+    import argparse
+
+    import bigseg.cli as cli
+
+    monkeypatch.setattr(cli.os, "cpu_count", lambda: 2)
+    args = argparse.Namespace(
+        verbose=False,
+        scheduler=None,
+        threads_per_worker=None,
+        workers=2,
+        memory_limit="1GiB",
+        quiet=True,
+    )
+    with cli.dask_client(args) as client:
+        assert sorted(client.nthreads().values()) == [1, 1]
