@@ -706,7 +706,7 @@ def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch,
     total = reference.record["blocks"]["total"]  # the default preset merges planes for its halo
     assert total == 5 if preset == "seed" else total >= 2
     out = tmp_path / "out"
-    import bigseg.pipeline.passes as pipeline
+    import bigseg.pipeline.partitions as pipeline  # linking runs there, per partition
 
     real_link = pipeline.link
 

@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from ..io import objstore
+from ..io.tables import read_table
 from ..params import Params
 from ..segment import plan_blocks
 from ..stack import as_4d, scale_of
+from .layout import LINKED
+from .partitions import SMALL_DETECTIONS, SMALL_NUCLEI
 from .passes import link_pass, relabel_pass, segment_pass, threshold_pass, write_tables
 from .preflight import check_output, check_resume, open_input
 from .record import cluster_settings, run_record, stitching_record, throughput, write_record
@@ -48,10 +50,14 @@ class Result:
 
     Attributes
     ----------
-    nuclei : pandas.DataFrame
-        One row per 3D nucleus.
-    detections : pandas.DataFrame
-        One row per region per plane, with its ``nucleus`` id.
+    nuclei : pandas.DataFrame or dask.dataframe.DataFrame
+        One row per 3D nucleus: a pandas DataFrame up to
+        :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei, else read lazily from
+        ``nuclei.parquet`` (a dask DataFrame, one partition per t-chunk).
+    detections : pandas.DataFrame or dask.dataframe.DataFrame
+        One row per region per plane, with its ``nucleus`` id: pandas up to
+        :data:`bigseg.pipeline.partitions.SMALL_DETECTIONS` rows, else read lazily
+        from ``detections.parquet``.
     thresholds : numpy.ndarray
         The foreground threshold of each time point.
     output : Path or None
@@ -60,8 +66,8 @@ class Result:
         What ``run.json`` holds.
     """
 
-    nuclei: pd.DataFrame
-    detections: pd.DataFrame
+    nuclei: Any
+    detections: Any
     thresholds: np.ndarray
     output: Path | None
     record: dict = field(default_factory=dict)
@@ -164,26 +170,33 @@ def run(
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        detections, stitched = segment_pass(
+        detections, t_chunks, stitched = segment_pass(
             stack, split, thresholds, px, params, scratch, remote, sink
         )
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked, nuclei = link_pass(detections, stack, params)
+        counts = link_pass(detections, stack, params, work, sink)
+        offsets = np.cumsum(counts) - counts  # global ids: partition-local ids + offset
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        relabel_pass(stack, linked, nuclei, split, stitched, work, source_name, sink)
-        if remote:
-            objstore.rmtree(work / PLANES)
-        timings["labels"] = time.perf_counter() - t0
+        n_nuclei, n_detections = write_tables(stack, t_chunks, offsets, work, sink)
+        small = n_nuclei <= SMALL_NUCLEI
+        nuclei = read_table(work / "nuclei.parquet") if small else None
+        timings["tables"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked, nuclei = write_tables(stack, linked, nuclei, work)
-        timings["tables"] = time.perf_counter() - t0
+        relabel_pass(stack, offsets, nuclei, split, stitched, work, source_name, sink)
+        if remote:
+            objstore.rmtree(work / PLANES)
+            objstore.rmtree(work / LINKED)
+        timings["labels"] = time.perf_counter() - t0
+
         timings["total"] = time.perf_counter() - started
-        record = run_record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        record = run_record(
+            stack, source_name, params, px, thresholds, n_nuclei, n_detections, timings
+        )
         record["input"]["source_shape"] = source_shape
         record["command"] = None if command is None else [str(a) for a in command]
         record["cluster"] = cluster_settings(client)
@@ -195,5 +208,24 @@ def run(
         if not remote:  # on object stores run.json, written last, marks completion
             finalise(scratch, out, overwrite)
     return Result(
-        nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
+        nuclei=_table(out / "nuclei.parquet", n_nuclei <= SMALL_NUCLEI),
+        detections=_table(out / "detections.parquet", n_detections <= SMALL_DETECTIONS),
+        thresholds=thresholds,
+        output=out,
+        record=record,
     )
+
+
+def _table(path: Any, small: bool) -> Any:
+    """Read a written table: pandas when small, else lazily (a dask DataFrame)."""
+    if small:
+        return read_table(path)
+    import dask.dataframe as dd
+
+    if isinstance(path, objstore.Remote):
+        return dd.read_parquet(str(path))
+    # One partition per part file, in order (dask's own fsspec reader uses a keyword
+    # that pandas 3.1 deprecates).
+    files = sorted(str(p) for p in Path(path).glob("part.*.parquet"))
+    meta = read_table(files[0]).iloc[:0]
+    return dd.from_map(read_table, files, meta=meta, enforce_metadata=False)

@@ -35,7 +35,7 @@ from .._errors import InputError
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
-from .layout import BLOCKS, INCOMPLETE, LOCK, PLANES, STATE, scratch_path
+from .layout import BLOCKS, INCOMPLETE, LINKED, LOCK, PLANES, STATE, scratch_path
 
 
 def check_partial(out: Path, resume: bool) -> None:
@@ -217,12 +217,17 @@ def block_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".parquet")
 
 
+#: At most this many blocks per computation of the segment pass (very long time series are
+#: submitted in batches, so the scheduler never holds millions of tasks).
+BATCH_BLOCKS = 10_000
+
+
 def segment_blocks(
     labels: Any,
     tables: Sequence[Any],
     scratch: Scratch,
     compute: Callable[[tuple], Any],
-) -> list[pd.DataFrame]:
+) -> None:
     """Write label blocks and their detections, skipping blocks already done.
 
     Parameters
@@ -236,12 +241,10 @@ def segment_blocks(
     compute : callable
         Computes a tuple of delayed objects (the pipeline's sink).
 
-    Returns
-    -------
-    list of pandas.DataFrame
-        The detections of every block, in block order, read back from the
-        markers (so a resumed run and an uninterrupted one give the same
-        tables).
+    The detections stay in the markers (read back on the workers, by
+    :func:`bigseg.pipeline.partitions.detections_of_blocks`), so a resumed run and an
+    uninterrupted one give the same tables.  Blocks are computed in batches of at most
+    :data:`BATCH_BLOCKS`.
     """
     data = labels.data
     planes = scratch.path / PLANES
@@ -263,9 +266,8 @@ def segment_blocks(
         todo.append(finish(block, table, str(planes / "0"), region, str(marker)))
     scratch.blocks_total = len(indices)
     scratch.blocks_reused = len(indices) - len(todo)
-    if todo:
-        compute(tuple(todo))
-    return [pd.read_parquet(block_marker(scratch, index)) for index in indices]
+    for start in range(0, len(todo), BATCH_BLOCKS):  # the scheduler holds one batch at a time
+        compute(tuple(todo[start : start + BATCH_BLOCKS]))
 
 
 def _finish_block(
@@ -295,7 +297,7 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    for name in (STATE, PLANES, BLOCKS, INCOMPLETE, LOCK):
+    for name in (STATE, PLANES, BLOCKS, LINKED, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
     for leftover in work.glob("*.tmp-*"):
