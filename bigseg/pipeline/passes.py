@@ -70,7 +70,7 @@ def segment_pass(
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
         detections, stitched = stitched_pass(
-            stack, split, thresholds, px, planes_path, sink, params
+            stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
         )
         t_chunks = split.chunks[0]
         return _parts.detections_of_frame(detections, t_chunks), t_chunks, stitched
@@ -148,6 +148,7 @@ def stitched_pass(
     data: da.Array,
     thresholds: np.ndarray,
     px: Any,
+    scratch: Any,
     planes_path: Any,
     sink: Sink,
     params: Params,
@@ -155,16 +156,24 @@ def stitched_pass(
     """Segment + measure pass for split planes.
 
     Block-local labels stream to ``planes_path``; only the per-block sums and
-    the per-face pair tables come back, and are stitched in memory.
+    the per-face pair tables come back, and are stitched in memory.  With a
+    local ``scratch`` (and blocks on one grid) each block leaves a completion
+    marker, so that ``resume=True`` skips it.
     """
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
     blocks = stitched_blocks(data, thr, params, px, scale_of(stack))
     raw = xr.DataArray(
         _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )
-    store = write_labels(raw, planes_path, compute=False)
     side = _stitch.side_tables(blocks)
-    _, side, *pairs = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
+    if scratch is not None and _scratch.regular(data.chunks):
+        records = _scratch.stitched_blocks(raw, side, scratch, lambda a: sink(a, "segment"))
+        side = da.from_array(records, chunks=1, asarray=False)
+        side, *pairs = sink((_stitch.summaries(side), *_stitch.face_pairs(side)), "stitch")
+    else:  # one pass, without markers
+        store = write_labels(raw, planes_path, compute=False)
+        out = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
+        _, side, *pairs = out
     stitched = _stitch.stitch(side, pairs)
     detections = detections_from_sums(
         stitched.sums, scale=scale_of(stack), translation=translation_of(stack)

@@ -149,7 +149,7 @@ def run(
     timings["open"] = time.perf_counter() - started
 
     split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
-    check_resume(resume, remote=remote, split=split is not None)
+    check_resume(resume, remote=remote, split=split)
     if remote:
         scratch_ctx: Any = remote_scratch(out, overwrite)
     else:

@@ -8,7 +8,9 @@ complete.
 The expensive pass (segment + measure) is cut into one task per label block.
 Each task writes its block of plane labels into ``planes.zarr`` and then,
 atomically, its detections table to ``blocks/<t>_<z>_<y>_<x>.parquet``: that
-file is the block's completion marker.  A run started with ``resume=True``
+file is the block's completion marker.  Planes split into y/x blocks write
+their stitching record instead (sums and face rows,
+``blocks/<t>_<z>_<y>_<x>.side.pkl``).  A run started with ``resume=True``
 keeps the scratch directory when it fails or is interrupted, and a rerun with
 ``resume=True`` skips every block that has a marker.  ``state.json`` holds a
 fingerprint of the input, chunking and parameters (a mismatch is refused) and
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import threading
 import time
@@ -284,6 +287,89 @@ def _finish_block(
     table.to_parquet(tmp, index=False)
     os.replace(tmp, marker)
     return len(table)
+
+
+def regular(chunks: Sequence[Sequence[int]]) -> bool:
+    """Whether every chunk but the last along each axis has one size (Zarr's chunk grid)."""
+    return all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in chunks)
+
+
+def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
+    """Completion marker (the stitching record) of one block of split planes."""
+    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.pkl")
+
+
+def stitched_blocks(
+    core: Any,
+    side: Any,
+    scratch: Scratch,
+    compute: Callable[[tuple], Any],
+) -> np.ndarray:
+    """Write the blocks of split planes and their stitching records, skipping blocks done.
+
+    Parameters
+    ----------
+    core : xarray.DataArray
+        Lazy 4D block-local core labels (:func:`bigseg.chunked.stitch.core_labels`), with
+        regular chunks: each block is one region of ``planes.zarr``'s chunk grid.
+    side : dask.array.Array
+        The blocks' records (:func:`bigseg.chunked.stitch.side_tables`), one per block.
+    scratch : Scratch
+        Where ``planes.zarr`` and the markers live.
+    compute : callable
+        Computes a tuple of delayed objects (the pipeline's sink).
+
+    Returns
+    -------
+    numpy.ndarray of object
+        Every block's record, shaped like the block grid, read back from the markers
+        (``blocks/<t>_<z>_<y>_<x>.side.pkl``), so a resumed run and an uninterrupted
+        one stitch the same records.
+    """
+    data = core.data
+    planes = scratch.path / PLANES
+    if not planes.exists():
+        write_labels(core, planes, compute=False)  # creates the empty array only
+    (scratch.path / BLOCKS).mkdir(exist_ok=True)
+    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
+    indices = list(np.ndindex(*data.numblocks))
+    finish = dask.delayed(_finish_side, pure=False)
+    todo = []
+    for index, block, record in zip(indices, data.to_delayed().ravel(), side.to_delayed().ravel()):
+        marker = side_marker(scratch, index)
+        if marker.exists():
+            continue
+        region = tuple(
+            slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
+            for a, i in enumerate(index)
+        )
+        todo.append(finish(block, record, str(planes / "0"), region, str(marker)))
+    scratch.blocks_total = len(indices)
+    scratch.blocks_reused = len(indices) - len(todo)
+    for start in range(0, len(todo), BATCH_BLOCKS):
+        compute(tuple(todo[start : start + BATCH_BLOCKS]))
+    records = np.empty(data.numblocks, object)
+    for index in indices:
+        with open(side_marker(scratch, index), "rb") as handle:
+            records[index] = pickle.load(handle)
+    return records
+
+
+def _finish_side(
+    block: np.ndarray, record: np.ndarray, array_path: str, region: tuple, marker: str
+) -> int:
+    """Store one block of labels, then pickle its record atomically (the completion marker)."""
+    import zarr
+
+    if not os.path.isdir(os.path.dirname(marker)):
+        return 0  # the run was abandoned and its scratch directory removed
+    array = zarr.open_array(array_path, mode="r+")
+    array[region] = block
+    tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
+    with open(tmp, "wb") as handle:
+        pickle.dump(record[0, 0, 0, 0], handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, marker)
+    return 1
 
 
 def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
