@@ -22,7 +22,6 @@ import xarray as xr
 from ..chunked import stitch as _stitch
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import objstore, open_stack, regular_chunks, write_labels
-from ..io.tables import read_table
 from ..measure import measure_delayed
 from ..params import Params
 from ..segment import global_threshold, segment, stitched_blocks
@@ -183,13 +182,14 @@ def stitched_pass(
 
 def write_tables(
     stack: xr.DataArray, t_chunks: tuple, offsets: np.ndarray, work: Any, sink: Sink
-) -> tuple[int, int]:
+) -> tuple[int, int, pd.DataFrame | None]:
     """Write the tables on the workers; return the numbers of nuclei and detections.
 
     ``nuclei.parquet`` and ``detections.parquet`` are partitioned Parquet datasets, one
     file per t-chunk (``t_chunks``, those of the detections); tables keep the original
     time indices (when ``t`` selects a range), as integers.  ``nuclei.csv`` is written
-    (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei.
+    (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei;
+    the nuclei table is then returned too (None for larger runs).
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
     edges = np.cumsum((0, *t_chunks))
@@ -203,7 +203,8 @@ def write_tables(
     )
     (counts,) = sink((writes,), "tables")
     n_nuclei, n_detections = int(counts["nuclei"].sum()), int(counts["detections"].sum())
+    nuclei = None
     if n_nuclei <= _parts.SMALL_NUCLEI:
-        nuclei = read_table(work / "nuclei.parquet")
+        nuclei = _parts.read_parts(work / "nuclei.parquet")
         nuclei.to_csv(work / "nuclei.csv", index=False, float_format=_parts.CSV_FLOAT_FORMAT)
-    return n_nuclei, n_detections
+    return n_nuclei, n_detections, nuclei

@@ -28,12 +28,11 @@ import numpy as np
 import xarray as xr
 
 from ..io import objstore
-from ..io.tables import read_table
 from ..params import Params
 from ..segment import plan_blocks
 from ..stack import as_4d, scale_of
 from .layout import LINKED
-from .partitions import SMALL_DETECTIONS, SMALL_NUCLEI
+from .partitions import SMALL_DETECTIONS, lazy_parts, read_parts
 from .passes import link_pass, relabel_pass, segment_pass, threshold_pass, write_tables
 from .preflight import check_output, check_resume, open_input
 from .record import cluster_settings, run_record, stitching_record, throughput, write_record
@@ -181,9 +180,7 @@ def run(
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        n_nuclei, n_detections = write_tables(stack, t_chunks, offsets, work, sink)
-        small = n_nuclei <= SMALL_NUCLEI
-        nuclei = read_table(work / "nuclei.parquet") if small else None
+        n_nuclei, n_detections, nuclei = write_tables(stack, t_chunks, offsets, work, sink)
         timings["tables"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -208,24 +205,13 @@ def run(
         if not remote:  # on object stores run.json, written last, marks completion
             finalise(scratch, out, overwrite)
     return Result(
-        nuclei=_table(out / "nuclei.parquet", n_nuclei <= SMALL_NUCLEI),
-        detections=_table(out / "detections.parquet", n_detections <= SMALL_DETECTIONS),
+        nuclei=lazy_parts(out / "nuclei.parquet") if nuclei is None else nuclei,
+        detections=(
+            read_parts(out / "detections.parquet")
+            if n_detections <= SMALL_DETECTIONS
+            else lazy_parts(out / "detections.parquet")
+        ),
         thresholds=thresholds,
         output=out,
         record=record,
     )
-
-
-def _table(path: Any, small: bool) -> Any:
-    """Read a written table: pandas when small, else lazily (a dask DataFrame)."""
-    if small:
-        return read_table(path)
-    import dask.dataframe as dd
-
-    if isinstance(path, objstore.Remote):
-        return dd.read_parquet(str(path))
-    # One partition per part file, in order (dask's own fsspec reader uses a keyword
-    # that pandas 3.1 deprecates).
-    files = sorted(str(p) for p in Path(path).glob("part.*.parquet"))
-    meta = read_table(files[0]).iloc[:0]
-    return dd.from_map(read_table, files, meta=meta, enforce_metadata=False)
