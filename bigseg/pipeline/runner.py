@@ -5,8 +5,14 @@ A run makes three passes over the data, each one dask computation:
 1. **threshold**: one global statistic per time point (reads the stack once);
 2. **segment + measure**: plane labels stream to a scratch Zarr store while
    their regions are measured, in the same tasks;
-3. **relabel**: after linking (in memory, on the small detections table),
-   plane labels are mapped to nucleus ids and streamed to ``labels.zarr``.
+3. **relabel**: plane labels are mapped to nucleus ids and streamed to
+   ``labels.zarr``, each block through a lookup table built on its worker.
+
+Between them, two passes over the detections (a dask DataFrame, one partition
+per t-chunk, :mod:`bigseg.pipeline.partitions`) run on the workers: **link**
+(each partition across z, stored with local ids; only counts come back) and
+**tables** (global ids from the counts, ``nuclei.parquet`` and
+``detections.parquet`` written as partitioned datasets).
 
 Outputs are written into a hidden scratch directory beside the output and
 moved into place only when everything has been written, so a failed or
