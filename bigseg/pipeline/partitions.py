@@ -28,7 +28,6 @@ import pandas as pd
 
 from ..cluster import link, nuclei_table
 from ..io import objstore
-from ..io.tables import read_table
 from ..params import Params
 from ..tables import empty_detections
 from .layout import BLOCKS, LINKED
@@ -152,21 +151,28 @@ def read_parts(path: Any) -> pd.DataFrame:
     One small read per file costs a fifth of the memory of pyarrow's dataset reader
     over thousands of files (measured with 2 000 parts).
     """
-    if isinstance(path, objstore.Remote):
-        return read_table(path)
-    files = sorted(glob.glob(os.path.join(os.fspath(path), "part.*.parquet")))
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return pd.concat([_read_part(f) for f in _part_files(path)], ignore_index=True)
 
 
 def lazy_parts(path: Any) -> dd.DataFrame:
     """Read a partitioned table lazily: a dask DataFrame, one partition per part file."""
-    if isinstance(path, objstore.Remote):
-        return dd.read_parquet(str(path))
     # One partition per part file, in order (dask's own fsspec reader uses a keyword
     # that pandas 3.1 deprecates).
-    files = sorted(glob.glob(os.path.join(os.fspath(path), "part.*.parquet")))
-    meta = pd.read_parquet(files[0]).iloc[:0]
-    return dd.from_map(pd.read_parquet, files, meta=meta, enforce_metadata=False)
+    files = _part_files(path)
+    meta = _read_part(files[0]).iloc[:0]
+    return dd.from_map(_read_part, files, meta=meta, enforce_metadata=False)
+
+
+def _part_files(path: Any) -> list[str]:
+    """List the part files of a dataset, in order (local paths or URLs)."""
+    if isinstance(path, objstore.Remote):
+        protocol = path.url.split("://", 1)[0]
+        return [f"{protocol}://{f}" for f in sorted(path.fs.glob(f"{path.key}/part.*.parquet"))]
+    return sorted(glob.glob(os.path.join(os.fspath(path), "part.*.parquet")))
+
+
+def _read_part(path: str) -> pd.DataFrame:
+    return pd.read_parquet(path)
 
 
 def relabel_rows(linked_dir: str, i: int) -> pd.DataFrame:
