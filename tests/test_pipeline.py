@@ -85,7 +85,7 @@ def test_output_inside_input_is_refused(sample):
 
 def test_failed_run_leaves_no_output(sample, tmp_path, monkeypatch):
     image, _ = sample
-    import bigseg.pipeline.passes as pipeline
+    import bigseg.pipeline.partitions as pipeline  # the nuclei table is built there
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -7,7 +7,7 @@ import json
 import pytest
 import tifffile
 
-import bigseg.pipeline.passes as pipeline
+import bigseg.pipeline.partitions as pipeline  # linking and the nuclei table run there
 from bigseg import InputError, run
 from bigseg.cli import main
 from bigseg.pipeline.outputs import foreign_entries, local_entries

@@ -221,7 +221,7 @@ def test_progress_bars_name_their_pass(capsys):
 
 
 def test_resumed_throughput_counts_only_the_work_done(tmp_path, monkeypatch):
-    import bigseg.pipeline.passes as pipeline
+    import bigseg.pipeline.partitions as pipeline  # linking runs there, per partition
 
     stack = synthetic((6, 48, 48), 2, seed=5)[0].chunk({"z": 2})
     params = bigseg.Params.from_preset("seed")

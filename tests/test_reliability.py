@@ -706,7 +706,7 @@ def test_resume_in_process_reuses_blocks(tmp_path, stack_and_truth, monkeypatch,
     total = reference.record["blocks"]["total"]  # the default preset merges planes for its halo
     assert total == 5 if preset == "seed" else total >= 2
     out = tmp_path / "out"
-    import bigseg.pipeline.passes as pipeline
+    import bigseg.pipeline.partitions as pipeline  # linking runs there, per partition
 
     real_link = pipeline.link
 
@@ -879,3 +879,68 @@ def test_sigterm_is_handled_like_sigint_in_process(tmp_path, tiff, monkeypatch):
     assert code == 143
     assert signal.getsignal(signal.SIGTERM) == old  # restored
     assert threading.current_thread() is threading.main_thread()
+
+
+@pytest.mark.filterwarnings("ignore:.*wider than the .* halo of their block:UserWarning")
+@pytest.mark.parametrize("preset", ["seed", "default"])
+def test_resume_of_split_planes_reuses_blocks(tmp_path, stack_and_truth, monkeypatch, preset):
+    """Planes split into y/x blocks: each block leaves a marker; a resumed run is identical."""
+    import bigseg.pipeline.partitions as pipeline  # linking runs there, per partition
+    import bigseg.pipeline.scratch as scratch
+
+    stack, _ = stack_and_truth
+    stack = stack.chunk({"z": 5, "y": 48, "x": 48})
+    params = bigseg.Params.from_preset(preset, min_radius=2.84, max_radius=9.0, smooth_radius=1.42)
+    reference = run(stack, tmp_path / "ref", params=params)
+    assert "stitching" in reference.record  # planes really split and stitched
+    total = reference.record["blocks"]["total"]
+    assert total >= 4
+
+    def sides(out):
+        return len(list((scratch_path(out) / "blocks").glob("*.side.pkl")))
+
+    out = tmp_path / "out"
+    real_link = pipeline.link
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "link", fail)
+    with pytest.raises(KeyboardInterrupt):
+        run(stack, out, resume=True, params=params)
+    assert not out.exists() and sides(out) == total
+    monkeypatch.setattr(pipeline, "link", real_link)
+    # Interrupted half-way through the segment pass: finished blocks are kept.
+    real_finish = scratch._finish_side
+    done = []
+
+    def finish_some(*args, **kwargs):
+        if len(done) >= total // 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        return real_finish(*args, **kwargs)
+
+    for marker in (scratch_path(out) / "blocks").glob("*.side.pkl"):
+        marker.unlink()
+    monkeypatch.setattr(scratch, "_finish_side", finish_some)
+    with pytest.raises(KeyboardInterrupt):
+        run(stack, out, resume=True, params=params)
+    kept = sides(out)
+    assert 0 < kept < total
+    monkeypatch.setattr(scratch, "_finish_side", real_finish)
+    resumed = run(stack, out, resume=True, params=params)
+    assert resumed.record["blocks"]["total"] == total
+    assert total > resumed.record["blocks"]["reused"] >= kept  # (tasks still running may add)
+    assert resumed.record["stitching"] == reference.record["stitching"]
+    pd.testing.assert_frame_equal(resumed.nuclei, reference.nuclei)
+    assert_same_outputs(tmp_path / "ref", out)
+    assert not scratch_path(out).exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*wider than the .* halo of their block:UserWarning")
+def test_resume_refuses_split_planes_of_several_block_sizes(tmp_path, stack_and_truth):
+    stack, _ = stack_and_truth
+    stack = stack.chunk({"z": 5, "y": (40, 56), "x": 48})
+    params = bigseg.Params.from_preset("seed", min_radius=2.84, max_radius=9.0, smooth_radius=1.42)
+    with pytest.raises(InputError, match="blocks of one size"):
+        run(stack, tmp_path / "out", resume=True, params=params)

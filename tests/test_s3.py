@@ -111,7 +111,7 @@ def test_overwrite_keeps_objects_bigseg_did_not_write(s3):
 
 
 def test_failed_remote_run_leaves_nothing(s3, monkeypatch):
-    import bigseg.pipeline.passes as pipeline
+    import bigseg.pipeline.partitions as pipeline  # the nuclei table is built there
 
     def boom(*args, **kwargs):
         raise RuntimeError("network on fire")

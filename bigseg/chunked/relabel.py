@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
@@ -10,7 +11,7 @@ import pandas as pd
 
 from ..kernels.lut import apply_lut, lookup_tables
 
-__all__ = ["apply_luts", "block_luts", "luts_array", "relabel_planes"]
+__all__ = ["apply_luts", "block_luts", "luts_array", "relabel_partitioned", "relabel_planes"]
 
 _OBJ = np.empty((0, 0, 0, 0), object)
 
@@ -106,3 +107,57 @@ def relabel_stitched(planes: da.Array, linked: pd.DataFrame, stitched: Any) -> d
     values = nucleus.fillna(0).to_numpy(np.uint32)
     luts = block_luts(nodes, stitched.side, values, np.uint32)
     return apply_luts(planes, luts_array(luts, stitched.side.shape), np.uint32)
+
+
+def relabel_partitioned(
+    planes: da.Array,
+    rows_of: Callable[[int], pd.DataFrame],
+    offsets: Any,
+    dtype: Any,
+) -> da.Array:
+    """Map plane-local labels through tables read on the workers, one per t-chunk (lazy).
+
+    ``rows_of(i)`` returns the rows (columns ``t, z, label, value``, stack indices) of
+    t-chunk ``i`` of ``planes``; ``offsets[i]`` is added to its values.  Each block
+    builds its own lookup table from the rows of its planes: nothing O(rows) is held
+    by the client or embedded in the graph.
+    """
+    offsets = np.asarray(offsets, np.int64)
+    per_t = np.repeat(offsets, planes.chunks[0]).reshape(-1, 1, 1, 1)
+    shifts = da.from_array(per_t, chunks=(planes.chunks[0], 1, 1, 1))
+    return da.map_blocks(
+        _relabel_block,
+        planes,
+        shifts,
+        rows_of=rows_of,
+        out_dtype=np.dtype(dtype),
+        dtype=dtype,
+        chunks=planes.chunks,
+        meta=np.empty((0, 0, 0, 0), dtype),
+    )
+
+
+def _relabel_block(
+    block: np.ndarray,
+    shift: np.ndarray,
+    *,
+    rows_of: Callable[[int], pd.DataFrame],
+    out_dtype: np.dtype,
+    block_info: dict | None = None,
+) -> np.ndarray:
+    info = block_info[0]  # type: ignore[index]
+    (t0, _), (z0, z1) = info["array-location"][:2]
+    rows = rows_of(int(info["chunk-location"][0]))
+    z = rows["z"].to_numpy(np.int64)
+    keep = (z >= z0) & (z < z1)
+    value = rows["value"].to_numpy(np.int64)[keep] + int(shift.flat[0]) if shift.size else 0
+    lut = lookup_tables(
+        (1,),
+        np.zeros(int(keep.sum()), np.int64),
+        rows["t"].to_numpy(np.int64)[keep] - t0,
+        z[keep] - z0,
+        rows["label"].to_numpy(np.int64)[keep],
+        np.asarray(value, out_dtype),
+        out_dtype,
+    )[0]
+    return apply_lut(block, lut)

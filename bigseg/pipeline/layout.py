@@ -13,6 +13,7 @@ INCOMPLETE = "INCOMPLETE"
 LOCK = "LOCK"
 PLANES = "planes.zarr"
 BLOCKS = "blocks"
+LINKED = "linked"
 
 
 def scratch_path(out: Path) -> Path:

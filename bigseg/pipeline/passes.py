@@ -8,24 +8,26 @@ run's client and progress display).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import dask.array as da
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..chunked import stitch as _stitch
-from ..chunked.relabel import relabel_planes, relabel_stitched
-from ..cluster import link, nuclei_table
-from ..io import open_stack, regular_chunks, write_labels
+from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
+from ..io import objstore, open_stack, regular_chunks, write_labels
 from ..measure import measure_delayed
 from ..params import Params
 from ..segment import global_threshold, segment, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums, empty_detections
+from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
 
@@ -57,58 +59,77 @@ def segment_pass(
     scratch: Any,
     remote: bool,
     sink: Sink,
-) -> tuple[pd.DataFrame, Any]:
+) -> tuple[dd.DataFrame, tuple, Any]:
     """Segment and measure every block; plane labels stream to the scratch ``planes.zarr``.
 
-    Returns the detections table and, for planes split into y/x chunks, the
-    stitching of their blocks (None otherwise).
+    Returns the detections, a dask DataFrame with one partition per t-chunk, the
+    sizes of those t-chunks and,
+    for planes split into y/x chunks, the stitching of their blocks (None otherwise).
     """
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
-        return stitched_pass(stack, split, thresholds, px, planes_path, sink, params)
+        detections, stitched = stitched_pass(
+            stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
+        )
+        t_chunks = split.chunks[0]
+        return _parts.detections_of_frame(detections, t_chunks), t_chunks, stitched
     plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
     tables = measure_delayed(plane_labels, stack)
+    t_chunks = plane_labels.data.chunks[0]
     if remote:  # no completion markers on object stores: one pass
         store = write_labels(plane_labels, planes_path, compute=False, overwrite=True)
         _, *tables = sink((store, *tables), "segment")
-    else:  # one completion marker per block, so that resume=True can skip it
-        tables = _scratch.segment_blocks(
-            plane_labels, tables, scratch, lambda items: sink(items, "segment")
-        )
-    return pd.concat([empty_detections(), *tables], ignore_index=True), None
+        frame = pd.concat([empty_detections(), *tables], ignore_index=True)
+        return _parts.detections_of_frame(frame, t_chunks), t_chunks, None
+    # one completion marker per block, so that resume=True can skip it
+    _scratch.segment_blocks(plane_labels, tables, scratch, lambda items: sink(items, "segment"))
+    return _parts.detections_of_blocks(scratch.path, len(t_chunks)), t_chunks, None
 
 
 def link_pass(
-    detections: pd.DataFrame, stack: xr.DataArray, params: Params
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Link the detections across z into nuclei; return the linked detections and nuclei."""
-    sc = scale_of(stack)
+    detections: dd.DataFrame, stack: xr.DataArray, params: Params, work: Any, sink: Sink
+) -> np.ndarray:
+    """Link each partition across z on the workers; return each one's nucleus count.
+
+    The linked partitions (partition-local ids) are stored in the scratch directory.
+    """
     planar = stack.sizes["z"] == 1  # 2D: no result may depend on the z size
-    linked = link(detections, params=params, scale=sc, planar=planar)
-    nuclei = nuclei_table(linked, scale=sc, planar=planar)
-    return linked, nuclei
+    counts = _parts.link_partitions(
+        detections, work, params=params, scale=scale_of(stack), planar=planar
+    )
+    (counts,) = sink((counts,), "link")
+    return counts["nuclei"].to_numpy(np.int64)
 
 
 def relabel_pass(
     stack: xr.DataArray,
-    linked: pd.DataFrame,
-    nuclei: pd.DataFrame,
+    offsets: np.ndarray,
+    nuclei: pd.DataFrame | None,
     split: Any,
     stitched: Any,
     work: Any,
     source: str,
     sink: Sink,
 ) -> None:
-    """Map the scratch plane labels to nucleus ids and write ``labels.zarr``."""
+    """Map the scratch plane labels to nucleus ids and write ``labels.zarr``.
+
+    Whole planes: each block builds its lookup table on the worker from its
+    partition's linked detections (ids shifted by ``offsets``).
+    """
     planes = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack))).data
-    if split is not None:
+    if split is not None:  # the stitching is in memory already: so is its table
+        frames = [_parts.read_linked(work, i, o) for i, o in enumerate(offsets)]
+        linked = pd.concat(frames, ignore_index=True)
         labels = relabel_stitched(planes.rechunk(split.chunks), linked, stitched)
     else:
-        labels = relabel(planes, linked)
+        rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
+        labels = relabel_partitioned(planes, rows_of, offsets, np.uint32)
     if "t" not in stack.dims:
         labels = labels[0]
     labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
+    if (work / "labels.zarr").exists():  # partial, from an interrupted attempt
+        objstore.rmtree(work / "labels.zarr")
     sink(
         write_labels(
             labels_da,
@@ -133,6 +154,7 @@ def stitched_pass(
     data: da.Array,
     thresholds: np.ndarray,
     px: Any,
+    scratch: Any,
     planes_path: Any,
     sink: Sink,
     params: Params,
@@ -140,16 +162,24 @@ def stitched_pass(
     """Segment + measure pass for split planes.
 
     Block-local labels stream to ``planes_path``; only the per-block sums and
-    the per-face pair tables come back, and are stitched in memory.
+    the per-face pair tables come back, and are stitched in memory.  With a
+    local ``scratch`` (and blocks on one grid) each block leaves a completion
+    marker, so that ``resume=True`` skips it.
     """
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
     blocks = stitched_blocks(data, thr, params, px, scale_of(stack))
     raw = xr.DataArray(
         _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )
-    store = write_labels(raw, planes_path, compute=False, overwrite=True)
     side = _stitch.side_tables(blocks)
-    _, side, *pairs = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
+    if scratch is not None and _scratch.regular(data.chunks):
+        records = _scratch.stitched_blocks(raw, side, scratch, lambda a: sink(a, "segment"))
+        side = da.from_array(records, chunks=1, asarray=False)
+        side, *pairs = sink((_stitch.summaries(side), *_stitch.face_pairs(side)), "stitch")
+    else:  # one pass, without markers
+        store = write_labels(raw, planes_path, compute=False, overwrite=True)
+        out = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
+        _, side, *pairs = out
     stitched = _stitch.stitch(side, pairs)
     detections = detections_from_sums(
         stitched.sums, scale=scale_of(stack), translation=translation_of(stack)
@@ -157,37 +187,31 @@ def stitched_pass(
     return detections, stitched
 
 
-#: ``float_format`` of ``nuclei.csv``: 7 significant digits, the precision of float32
-#: intensities, and 1 nm for positions up to 10 mm; the Parquet tables keep full float64.
-CSV_FLOAT_FORMAT = "%.7g"
-
-#: Columns stored as int64 (plane ``label`` keeps its own integer dtype).
-_INTEGER_COLUMNS = ("t", "z_first", "z_last", "nucleus", "track_id", "n_planes")
-
-
 def write_tables(
-    stack: xr.DataArray, linked: pd.DataFrame, nuclei: pd.DataFrame, work: Path
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write ``nuclei.parquet``, ``nuclei.csv`` and ``detections.parquet``; return the tables.
+    stack: xr.DataArray, t_chunks: tuple, offsets: np.ndarray, work: Any, sink: Sink
+) -> tuple[int, int, pd.DataFrame | None]:
+    """Write the tables on the workers; return the numbers of nuclei and detections.
 
-    Tables keep the original time indices (when ``t`` selects a range), as integers.
+    ``nuclei.parquet`` and ``detections.parquet`` are partitioned Parquet datasets, one
+    file per t-chunk (``t_chunks``, those of the detections); tables keep the original
+    time indices (when ``t`` selects a range), as integers.  ``nuclei.csv`` is written
+    (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei;
+    the nuclei table is then returned too (None for larger runs).
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
-    linked, nuclei = (_integer_columns(table, t_values) for table in (linked, nuclei))
-    nuclei.to_parquet(work / "nuclei.parquet", index=False)
-    nuclei.to_csv(work / "nuclei.csv", index=False, float_format=CSV_FLOAT_FORMAT)
-    linked.to_parquet(work / "detections.parquet", index=False)
-    return linked, nuclei
-
-
-def _integer_columns(table: pd.DataFrame, t_values: np.ndarray) -> pd.DataFrame:
-    """Store ``t`` as the original time index and the index/id columns as int64."""
-    table = table.copy()
-    for name in _INTEGER_COLUMNS:
-        if name not in table:
-            continue
-        values = table[name].to_numpy()
-        if name == "t":
-            values = t_values[values.astype(np.int64)]
-        table[name] = values.astype(np.int64)
-    return table
+    edges = np.cumsum((0, *t_chunks))
+    writes = _parts.write_partitions(
+        work,
+        offsets,
+        edges[:-1],
+        [t_values[a:b] for a, b in zip(edges[:-1], edges[1:])],
+        scale=scale_of(stack),
+        planar=stack.sizes["z"] == 1,
+    )
+    (counts,) = sink((writes,), "tables")
+    n_nuclei, n_detections = int(counts["nuclei"].sum()), int(counts["detections"].sum())
+    nuclei = None
+    if n_nuclei <= _parts.SMALL_NUCLEI:
+        nuclei = _parts.read_parts(work / "nuclei.parquet")
+        nuclei.to_csv(work / "nuclei.csv", index=False, float_format=_parts.CSV_FLOAT_FORMAT)
+    return n_nuclei, n_detections, nuclei

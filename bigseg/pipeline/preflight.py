@@ -6,13 +6,14 @@ import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
 from .._errors import InputError
 from ..io import objstore, open_stack
 from .outputs import check_remote, check_replaceable
-from .scratch import check_partial
+from .scratch import check_partial, regular
 
 
 def open_input(
@@ -36,17 +37,20 @@ def open_input(
     return stack, source_name, source_shape
 
 
-def check_resume(resume: bool, *, remote: bool, split: bool) -> None:
-    """Refuse ``resume=True`` where it cannot work: object stores, planes split in y/x."""
+def check_resume(resume: bool, *, remote: bool, split: Any = None) -> None:
+    """Refuse ``resume=True`` where it cannot work: object stores, blocks of several sizes.
+
+    ``split`` is the data rechunked for stitching (None for whole planes).
+    """
     if remote and resume:
         raise InputError(
             "resume=True needs a local output directory; an object-store output is written "
             "from the start (drop resume=True)."
         )
-    if split and resume:
+    if resume and split is not None and not regular(split.chunks):
         raise InputError(
-            "resume=True does not support planes split into y/x chunks yet; use whole-plane "
-            "chunks (chunks=(z, -1, -1)) or drop resume=True."
+            f"resume=True needs y/x blocks of one size (all but the last along each axis), "
+            f"not chunks {tuple(split.chunks[2:])}; give chunks of one size or drop resume=True."
         )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import dask
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from ..chunked.stitch import warn_unproven
@@ -28,8 +27,8 @@ def run_record(
     params: Params,
     px: Any,
     thresholds: np.ndarray,
-    nuclei: pd.DataFrame,
-    detections: pd.DataFrame,
+    n_nuclei: int,
+    n_detections: int,
     timings: dict,
 ) -> dict:
     """Return the record of one run (``run.json``), less what only the runner knows."""
@@ -76,8 +75,8 @@ def run_record(
         "parameters": {**params.to_dict(), "pixels": dataclasses.asdict(px)},
         "thresholds": [float(v) for v in thresholds],
         "counts": {
-            "nuclei": int(len(nuclei)),
-            "detections": int(len(detections)),
+            "nuclei": int(n_nuclei),
+            "detections": int(n_detections),
             "time_points": int(as_4d(stack).sizes["t"]),
         },
         "timings_s": {k: round(v, 4) for k, v in timings.items()},

@@ -5,8 +5,14 @@ A run makes three passes over the data, each one dask computation:
 1. **threshold**: one global statistic per time point (reads the stack once);
 2. **segment + measure**: plane labels stream to a scratch Zarr store while
    their regions are measured, in the same tasks;
-3. **relabel**: after linking (in memory, on the small detections table),
-   plane labels are mapped to nucleus ids and streamed to ``labels.zarr``.
+3. **relabel**: plane labels are mapped to nucleus ids and streamed to
+   ``labels.zarr``, each block through a lookup table built on its worker.
+
+Between them, two passes over the detections (a dask DataFrame, one partition
+per t-chunk, :mod:`bigseg.pipeline.partitions`) run on the workers: **link**
+(each partition across z, stored with local ids; only counts come back) and
+**tables** (global ids from the counts, ``nuclei.parquet`` and
+``detections.parquet`` written as partitioned datasets).
 
 Outputs are written into a hidden scratch directory beside the output and
 moved into place only when everything has been written, so a failed or
@@ -25,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from ..io import objstore
 from ..params import Params
 from ..segment import plan_blocks
 from ..stack import as_4d, scale_of
+from .layout import LINKED
+from .partitions import SMALL_DETECTIONS, lazy_parts, read_parts
 from .passes import link_pass, relabel_pass, segment_pass, threshold_pass, write_tables
 from .preflight import check_output, check_resume, open_input
 from .record import cluster_settings, run_record, stitching_record, throughput, write_record
@@ -48,10 +55,14 @@ class Result:
 
     Attributes
     ----------
-    nuclei : pandas.DataFrame
-        One row per 3D nucleus.
-    detections : pandas.DataFrame
-        One row per region per plane, with its ``nucleus`` id.
+    nuclei : pandas.DataFrame or dask.dataframe.DataFrame
+        One row per 3D nucleus: a pandas DataFrame up to
+        :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei, else read lazily from
+        ``nuclei.parquet`` (a dask DataFrame, one partition per t-chunk).
+    detections : pandas.DataFrame or dask.dataframe.DataFrame
+        One row per region per plane, with its ``nucleus`` id: pandas up to
+        :data:`bigseg.pipeline.partitions.SMALL_DETECTIONS` rows, else read lazily
+        from ``detections.parquet``.
     thresholds : numpy.ndarray
         The foreground threshold of each time point.
     output : Path or None
@@ -60,8 +71,8 @@ class Result:
         What ``run.json`` holds.
     """
 
-    nuclei: pd.DataFrame
-    detections: pd.DataFrame
+    nuclei: Any
+    detections: Any
     thresholds: np.ndarray
     output: Path | None
     record: dict = field(default_factory=dict)
@@ -143,7 +154,7 @@ def run(
     timings["open"] = time.perf_counter() - started
 
     split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
-    check_resume(resume, remote=remote, split=split is not None)
+    check_resume(resume, remote=remote, split=split)
     if remote:
         scratch_ctx: Any = remote_scratch(out, overwrite)
     else:
@@ -164,26 +175,31 @@ def run(
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        detections, stitched = segment_pass(
+        detections, t_chunks, stitched = segment_pass(
             stack, split, thresholds, px, params, scratch, remote, sink
         )
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked, nuclei = link_pass(detections, stack, params)
+        counts = link_pass(detections, stack, params, work, sink)
+        offsets = np.cumsum(counts) - counts  # global ids: partition-local ids + offset
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        relabel_pass(stack, linked, nuclei, split, stitched, work, source_name, sink)
-        if remote:
-            objstore.rmtree(work / PLANES)
-        timings["labels"] = time.perf_counter() - t0
+        n_nuclei, n_detections, nuclei = write_tables(stack, t_chunks, offsets, work, sink)
+        timings["tables"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        linked, nuclei = write_tables(stack, linked, nuclei, work)
-        timings["tables"] = time.perf_counter() - t0
+        relabel_pass(stack, offsets, nuclei, split, stitched, work, source_name, sink)
+        if remote:
+            objstore.rmtree(work / PLANES)
+            objstore.rmtree(work / LINKED)
+        timings["labels"] = time.perf_counter() - t0
+
         timings["total"] = time.perf_counter() - started
-        record = run_record(stack, source_name, params, px, thresholds, nuclei, linked, timings)
+        record = run_record(
+            stack, source_name, params, px, thresholds, n_nuclei, n_detections, timings
+        )
         record["input"]["source_shape"] = source_shape
         record["command"] = None if command is None else [str(a) for a in command]
         record["cluster"] = cluster_settings(client)
@@ -195,5 +211,13 @@ def run(
         if not remote:  # on object stores run.json, written last, marks completion
             finalise(scratch, out, overwrite)
     return Result(
-        nuclei=nuclei, detections=linked, thresholds=thresholds, output=out, record=record
+        nuclei=lazy_parts(out / "nuclei.parquet") if nuclei is None else nuclei,
+        detections=(
+            read_parts(out / "detections.parquet")
+            if n_detections <= SMALL_DETECTIONS
+            else lazy_parts(out / "detections.parquet")
+        ),
+        thresholds=thresholds,
+        output=out,
+        record=record,
     )

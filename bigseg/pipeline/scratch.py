@@ -8,7 +8,9 @@ complete.
 The expensive pass (segment + measure) is cut into one task per label block.
 Each task writes its block of plane labels into ``planes.zarr`` and then,
 atomically, its detections table to ``blocks/<t>_<z>_<y>_<x>.parquet``: that
-file is the block's completion marker.  A run started with ``resume=True``
+file is the block's completion marker.  Planes split into y/x blocks write
+their stitching record instead (sums and face rows,
+``blocks/<t>_<z>_<y>_<x>.side.pkl``).  A run started with ``resume=True``
 keeps the scratch directory when it fails or is interrupted, and a rerun with
 ``resume=True`` skips every block that has a marker.  ``state.json`` holds a
 fingerprint of the input, chunking and parameters (a mismatch is refused) and
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import threading
 import time
@@ -35,7 +38,7 @@ from .._errors import InputError
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
-from .layout import BLOCKS, INCOMPLETE, LOCK, PLANES, STATE, scratch_path
+from .layout import BLOCKS, INCOMPLETE, LINKED, LOCK, PLANES, STATE, scratch_path
 
 
 def check_partial(out: Path, resume: bool) -> None:
@@ -217,12 +220,17 @@ def block_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".parquet")
 
 
+#: At most this many blocks per computation of the segment pass (very long time series are
+#: submitted in batches, so the scheduler never holds millions of tasks).
+BATCH_BLOCKS = 10_000
+
+
 def segment_blocks(
     labels: Any,
     tables: Sequence[Any],
     scratch: Scratch,
     compute: Callable[[tuple], Any],
-) -> list[pd.DataFrame]:
+) -> None:
     """Write label blocks and their detections, skipping blocks already done.
 
     Parameters
@@ -236,12 +244,10 @@ def segment_blocks(
     compute : callable
         Computes a tuple of delayed objects (the pipeline's sink).
 
-    Returns
-    -------
-    list of pandas.DataFrame
-        The detections of every block, in block order, read back from the
-        markers (so a resumed run and an uninterrupted one give the same
-        tables).
+    The detections stay in the markers (read back on the workers, by
+    :func:`bigseg.pipeline.partitions.detections_of_blocks`), so a resumed run and an
+    uninterrupted one give the same tables.  Blocks are computed in batches of at most
+    :data:`BATCH_BLOCKS`.
     """
     data = labels.data
     planes = scratch.path / PLANES
@@ -263,9 +269,8 @@ def segment_blocks(
         todo.append(finish(block, table, str(planes / "0"), region, str(marker)))
     scratch.blocks_total = len(indices)
     scratch.blocks_reused = len(indices) - len(todo)
-    if todo:
-        compute(tuple(todo))
-    return [pd.read_parquet(block_marker(scratch, index)) for index in indices]
+    for start in range(0, len(todo), BATCH_BLOCKS):  # the scheduler holds one batch at a time
+        compute(tuple(todo[start : start + BATCH_BLOCKS]))
 
 
 def _finish_block(
@@ -284,6 +289,89 @@ def _finish_block(
     return len(table)
 
 
+def regular(chunks: Sequence[Sequence[int]]) -> bool:
+    """Whether every chunk but the last along each axis has one size (Zarr's chunk grid)."""
+    return all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in chunks)
+
+
+def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
+    """Completion marker (the stitching record) of one block of split planes."""
+    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.pkl")
+
+
+def stitched_blocks(
+    core: Any,
+    side: Any,
+    scratch: Scratch,
+    compute: Callable[[tuple], Any],
+) -> np.ndarray:
+    """Write the blocks of split planes and their stitching records, skipping blocks done.
+
+    Parameters
+    ----------
+    core : xarray.DataArray
+        Lazy 4D block-local core labels (:func:`bigseg.chunked.stitch.core_labels`), with
+        regular chunks: each block is one region of ``planes.zarr``'s chunk grid.
+    side : dask.array.Array
+        The blocks' records (:func:`bigseg.chunked.stitch.side_tables`), one per block.
+    scratch : Scratch
+        Where ``planes.zarr`` and the markers live.
+    compute : callable
+        Computes a tuple of delayed objects (the pipeline's sink).
+
+    Returns
+    -------
+    numpy.ndarray of object
+        Every block's record, shaped like the block grid, read back from the markers
+        (``blocks/<t>_<z>_<y>_<x>.side.pkl``), so a resumed run and an uninterrupted
+        one stitch the same records.
+    """
+    data = core.data
+    planes = scratch.path / PLANES
+    if not planes.exists():
+        write_labels(core, planes, compute=False)  # creates the empty array only
+    (scratch.path / BLOCKS).mkdir(exist_ok=True)
+    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
+    indices = list(np.ndindex(*data.numblocks))
+    finish = dask.delayed(_finish_side, pure=False)
+    todo = []
+    for index, block, record in zip(indices, data.to_delayed().ravel(), side.to_delayed().ravel()):
+        marker = side_marker(scratch, index)
+        if marker.exists():
+            continue
+        region = tuple(
+            slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
+            for a, i in enumerate(index)
+        )
+        todo.append(finish(block, record, str(planes / "0"), region, str(marker)))
+    scratch.blocks_total = len(indices)
+    scratch.blocks_reused = len(indices) - len(todo)
+    for start in range(0, len(todo), BATCH_BLOCKS):
+        compute(tuple(todo[start : start + BATCH_BLOCKS]))
+    records = np.empty(data.numblocks, object)
+    for index in indices:
+        with open(side_marker(scratch, index), "rb") as handle:
+            records[index] = pickle.load(handle)
+    return records
+
+
+def _finish_side(
+    block: np.ndarray, record: np.ndarray, array_path: str, region: tuple, marker: str
+) -> int:
+    """Store one block of labels, then pickle its record atomically (the completion marker)."""
+    import zarr
+
+    if not os.path.isdir(os.path.dirname(marker)):
+        return 0  # the run was abandoned and its scratch directory removed
+    array = zarr.open_array(array_path, mode="r+")
+    array[region] = block
+    tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
+    with open(tmp, "wb") as handle:
+        pickle.dump(record[0, 0, 0, 0], handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, marker)
+    return 1
+
+
 def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     """Drop the resume machinery and move the finished scratch directory to ``out``.
 
@@ -295,7 +383,7 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    for name in (STATE, PLANES, BLOCKS, INCOMPLETE, LOCK):
+    for name in (STATE, PLANES, BLOCKS, LINKED, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
     for leftover in work.glob("*.tmp-*"):
