@@ -738,16 +738,16 @@ def test_resume_after_the_labels_were_written_is_identical(tmp_path, stack_and_t
     stack = stack_and_truth[0].chunk({"z": 2})
     reference = run(stack, tmp_path / "ref")
     out = tmp_path / "out"
-    real = runner.write_tables
+    real = runner.write_record
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "write_tables", interrupted)
+    monkeypatch.setattr(runner, "write_record", interrupted)  # labels.zarr is written
     with pytest.raises(KeyboardInterrupt):
         run(stack, out, resume=True)
     assert (tmp_path / ".out.partial" / "labels.zarr" / "zarr.json").exists()
-    monkeypatch.setattr(runner, "write_tables", real)
+    monkeypatch.setattr(runner, "write_record", real)
     resumed = run(stack, out, resume=True)
     pd.testing.assert_frame_equal(resumed.nuclei, reference.nuclei)
     assert_same_outputs(tmp_path / "ref", out)
