@@ -277,16 +277,11 @@ def _finish_block(
     block: np.ndarray, table: pd.DataFrame, array_path: str, region: tuple, marker: str
 ) -> int:
     """Store one label block, then write its table atomically (the completion marker)."""
-    import zarr
-
-    if not os.path.isdir(os.path.dirname(marker)):
-        return 0  # the run was abandoned and its scratch directory removed
-    array = zarr.open_array(array_path, mode="r+")
-    array[region] = block
-    tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
-    table.to_parquet(tmp, index=False)
-    os.replace(tmp, marker)
-    return len(table)
+    if _store_then_mark(
+        block, array_path, region, marker, lambda tmp: table.to_parquet(tmp, index=False)
+    ):
+        return len(table)
+    return 0
 
 
 def regular(chunks: Sequence[Sequence[int]]) -> bool:
@@ -359,17 +354,32 @@ def _finish_side(
     block: np.ndarray, record: np.ndarray, array_path: str, region: tuple, marker: str
 ) -> int:
     """Store one block of labels, then pickle its record atomically (the completion marker)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            pickle.dump(record[0, 0, 0, 0], handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    return int(_store_then_mark(block, array_path, region, marker, write))
+
+
+def _store_then_mark(
+    block: np.ndarray, array_path: str, region: tuple, marker: str, write: Callable[[str], Any]
+) -> bool:
+    """Store ``block`` into the scratch labels, then write its completion marker atomically.
+
+    ``write(tmp)`` writes the marker under a temporary name, which is then moved into
+    place. Returns False (and stores nothing) when the run was abandoned meanwhile.
+    """
     import zarr
 
     if not os.path.isdir(os.path.dirname(marker)):
-        return 0  # the run was abandoned and its scratch directory removed
+        return False  # the run was abandoned and its scratch directory removed
     array = zarr.open_array(array_path, mode="r+")
     array[region] = block
     tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
-    with open(tmp, "wb") as handle:
-        pickle.dump(record[0, 0, 0, 0], handle, protocol=pickle.HIGHEST_PROTOCOL)
+    write(tmp)
     os.replace(tmp, marker)
-    return 1
+    return True
 
 
 def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
