@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 from . import methods
 from ._errors import InputError
 from .params import Params
-from .tables import NUCLEUS_COLUMNS
+from .tables import NUCLEUS_COLUMNS, empty_table
 
 __all__ = ["NUCLEUS_COLUMNS", "drop_small", "link", "nuclei_table", "split_at_necks"]
 
@@ -311,7 +311,7 @@ def nuclei_table(
         :data:`NUCLEUS_COLUMNS`, one row per nucleus, sorted by id.
     """
     if len(linked) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in NUCLEUS_COLUMNS.items()})
+        return empty_table(NUCLEUS_COLUMNS)
     d = linked
     w = d["intensity_sum"].to_numpy(float)
     # Zero-intensity detections still count, with equal weight.

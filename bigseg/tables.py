@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "empty_table",
     "NUCLEUS_COLUMNS",
     "DETECTION_COLUMNS",
     "SUM_DTYPES",
@@ -54,9 +55,14 @@ NUCLEUS_COLUMNS: dict[str, str] = {
 }
 
 
+def empty_table(dtypes: dict[str, str]) -> pd.DataFrame:
+    """Return an empty table with the columns and dtypes of a schema."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})
+
+
 def empty_detections() -> pd.DataFrame:
     """Return an empty detections table with the right columns and dtypes."""
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in DETECTION_COLUMNS.items()})
+    return empty_table(DETECTION_COLUMNS)
 
 
 #: Columns of per-region partial sums (one row per label per plane per block), with dtypes:
@@ -76,7 +82,7 @@ SUM_DTYPES: dict[str, str] = {
 
 def empty_sums() -> pd.DataFrame:
     """Return an empty partial-sums table with the right dtypes."""
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in SUM_DTYPES.items()})
+    return empty_table(SUM_DTYPES)
 
 
 def sums_frame(sums: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -254,22 +254,39 @@ def segment_blocks(
     if not planes.exists():
         write_labels(labels, planes, compute=False)  # creates the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
+    _write_blocks(data, tables, planes, scratch, block_marker, _finish_block, compute)
+
+
+def _write_blocks(
+    data: Any,
+    payloads: Sequence[Any],
+    planes: Path,
+    scratch: Scratch,
+    marker_of: Callable[[Scratch, Sequence[int]], Path],
+    finish: Callable[..., int],
+    compute: Callable[[tuple], Any],
+) -> None:
+    """Store every label block not yet done with its payload (table or record) as marker.
+
+    Blocks whose marker exists are skipped; the rest are computed in batches of
+    :data:`BATCH_BLOCKS`, so the scheduler holds one batch at a time.
+    """
     starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
     indices = list(np.ndindex(*data.numblocks))
-    finish = dask.delayed(_finish_block, pure=False)
+    task = dask.delayed(finish, pure=False)
     todo = []
-    for index, block, table in zip(indices, data.to_delayed().ravel(), tables):
-        marker = block_marker(scratch, index)
+    for index, block, payload in zip(indices, data.to_delayed().ravel(), payloads):
+        marker = marker_of(scratch, index)
         if marker.exists():
             continue
         region = tuple(
             slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
             for a, i in enumerate(index)
         )
-        todo.append(finish(block, table, str(planes / "0"), region, str(marker)))
+        todo.append(task(block, payload, str(planes / "0"), region, str(marker)))
     scratch.blocks_total = len(indices)
     scratch.blocks_reused = len(indices) - len(todo)
-    for start in range(0, len(todo), BATCH_BLOCKS):  # the scheduler holds one batch at a time
+    for start in range(0, len(todo), BATCH_BLOCKS):
         compute(tuple(todo[start : start + BATCH_BLOCKS]))
 
 
@@ -326,25 +343,11 @@ def stitched_blocks(
     if not planes.exists():
         write_labels(core, planes, compute=False)  # creates the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
-    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
-    indices = list(np.ndindex(*data.numblocks))
-    finish = dask.delayed(_finish_side, pure=False)
-    todo = []
-    for index, block, record in zip(indices, data.to_delayed().ravel(), side.to_delayed().ravel()):
-        marker = side_marker(scratch, index)
-        if marker.exists():
-            continue
-        region = tuple(
-            slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
-            for a, i in enumerate(index)
-        )
-        todo.append(finish(block, record, str(planes / "0"), region, str(marker)))
-    scratch.blocks_total = len(indices)
-    scratch.blocks_reused = len(indices) - len(todo)
-    for start in range(0, len(todo), BATCH_BLOCKS):
-        compute(tuple(todo[start : start + BATCH_BLOCKS]))
+    _write_blocks(
+        data, side.to_delayed().ravel(), planes, scratch, side_marker, _finish_side, compute
+    )
     records = np.empty(data.numblocks, object)
-    for index in indices:
+    for index in np.ndindex(*data.numblocks):
         with open(side_marker(scratch, index), "rb") as handle:
             records[index] = pickle.load(handle)
     return records
