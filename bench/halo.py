@@ -91,10 +91,57 @@ def split_result(stack, params: Params, block: int):
     return labels, stitched, detections
 
 
+def check_cost(params: Params, block: int) -> float:
+    """Seconds of the split-plane segment pass with the check over the old proxy's (same run)."""
+    import time
+
+    from bigseg import methods
+    from bigseg.chunked.stitch import segment_blocks
+
+    stack = stack_of(4, "small", "quarter").chunk({"z": 1, "y": block, "x": block})
+    four = as_4d(stack)
+    px = params.in_pixels(SCALE)
+    thr = _threshold_array(four, stack, None, params).persist()
+    data = plan_blocks(four.data, px, True, params.preset)
+    m = methods.get(params.preset)
+    source, image = m.prepass(data, thr, params, SCALE)
+    source = source.persist()
+    halo = halo_px(px, params.preset)
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(3):  # alternating, the best of three each: the machine is shared
+        for checked in (False, True):
+            blocks = segment_blocks(
+                source,
+                thr,
+                m.pixels(px),
+                m.kernel,
+                halo=halo,
+                image=image,
+                foreground=m.foreground if checked else None,
+            )
+            start = time.perf_counter()
+            st.summaries(st.side_tables(blocks)).compute()
+            seconds[checked].append(time.perf_counter() - start)
+    return min(seconds[True]) / min(seconds[False])
+
+
+def print_costs() -> None:
+    for method in ("default", "seed"):
+        params = Params.from_preset(method)
+        block = halo_px(params.in_pixels(SCALE), method) + 2
+        ratio = check_cost(params, block)
+        print(f"{method}: segment pass with the check / with the old proxy: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3D, one block size only")
+    parser.add_argument("--cost", action="store_true", help="only the check's cost")
     args = parser.parse_args()
+    if args.cost:
+        dask.config.set(scheduler="synchronous")
+        print_costs()
+        return
     rows = []
     dask.config.set(scheduler="synchronous")
     planes = (4,) if args.quick else (1, 4)
@@ -141,6 +188,7 @@ def main() -> None:
     print(f"runs: {len(table)}, warned: {int(warned.sum())}, differ: {int(differs.sum())}, ")
     print(f"warned but identical: {int((warned & ~differs).sum())}, ")
     print(f"differ but not warned: {int((differs & ~warned).sum())}")
+    print_costs()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..kernels.watershed import watershed_order_free
+from ..kernels.watershed import distance_to_background, watershed_order_free
 
 __all__ = ["unproven_components"]
 
@@ -80,10 +80,12 @@ def unproven_components(
     # Bounds on the whole plane's distance: exact, or at most the distance to the
     # nearest background known to be background.
     known_bg = exact_fg & ~binary
-    if known_bg.any():
-        upper = ndi.distance_transform_edt(~known_bg)
-    else:
+    if not known_bg.any():
         upper = np.full(binary.shape, np.inf)
+    elif reach == 0:  # the whole block's foreground is exact: so are its distances' bounds
+        upper = distance
+    else:
+        upper = distance_to_background(~known_bg)
     upper = np.where(exact_dist, distance, upper)
     upper[known_bg] = -1.0
     lower = np.where(exact_dist & binary, distance, -1.0)
