@@ -137,6 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3D, one block size only")
     parser.add_argument("--cost", action="store_true", help="only the check's cost")
+    parser.add_argument("--seed", type=int, default=3, help="of the synthetic stacks")
     args = parser.parse_args()
     if args.cost:
         dask.config.set(scheduler="synchronous")
@@ -150,7 +151,7 @@ def main() -> None:
     ):
         params = Params.from_preset(method)
         halo = halo_px(params.in_pixels(SCALE), method)
-        stack = stack_of(n_planes, radii, density)
+        stack = stack_of(n_planes, radii, density, seed=args.seed)
         whole = as_4d(bigseg.segment(stack, params=params)).values
         whole_det = _sorted(measure(bigseg.segment(stack, params=params), stack).compute())
         sizes = (halo + 2,) if args.quick else (halo + 2, halo + halo // 2, 120)
