@@ -85,7 +85,9 @@ def stitched_blocks(
     m = methods.get(params.preset)
     source, image = m.prepass(data, thresholds, params, scale)
     halo = halo_px(px, params.preset)
-    return segment_blocks(source, thresholds, m.pixels(px), m.kernel, halo=halo, image=image)
+    return segment_blocks(
+        source, thresholds, m.pixels(px), m.kernel, halo=halo, image=image, foreground=m.foreground
+    )
 
 
 def segment(
@@ -137,6 +139,7 @@ def segment(
             m.kernel,
             halo=halo_px(px, params.preset),
             image=image,
+            foreground=m.foreground,
         )
     else:
         source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)

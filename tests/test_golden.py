@@ -81,9 +81,9 @@ def stacks():
     return {name: make() for name, make in STACKS.items()}
 
 
-# Dense clusters wider than the halo are warned about (tested in test_stitch.py); the results
+# Dense clusters not proven exact are warned about (tested in test_stitch.py); the results
 # are recorded all the same.
-@pytest.mark.filterwarnings("ignore:.*wider than the .* halo of their block:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*not proven identical to whole-plane segmentation:UserWarning")
 @pytest.mark.parametrize(("stack", "preset", "chunks"), CASES, ids=[_name(*c) for c in CASES])
 def test_outputs_match_the_golden_files(stacks, stack, preset, chunks, tmp_path):
     image = stacks[stack].chunk(chunks)

@@ -881,7 +881,7 @@ def test_sigterm_is_handled_like_sigint_in_process(tmp_path, tiff, monkeypatch):
     assert threading.current_thread() is threading.main_thread()
 
 
-@pytest.mark.filterwarnings("ignore:.*wider than the .* halo of their block:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*not proven identical to whole-plane segmentation:UserWarning")
 @pytest.mark.parametrize("preset", ["seed", "default"])
 def test_resume_of_split_planes_reuses_blocks(tmp_path, stack_and_truth, monkeypatch, preset):
     """Planes split into y/x blocks: each block leaves a marker; a resumed run is identical."""
@@ -937,7 +937,7 @@ def test_resume_of_split_planes_reuses_blocks(tmp_path, stack_and_truth, monkeyp
     assert not scratch_path(out).exists()
 
 
-@pytest.mark.filterwarnings("ignore:.*wider than the .* halo of their block:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*not proven identical to whole-plane segmentation:UserWarning")
 def test_resume_refuses_split_planes_of_several_block_sizes(tmp_path, stack_and_truth):
     stack, _ = stack_and_truth
     stack = stack.chunk({"z": 5, "y": (40, 56), "x": 48})

@@ -134,7 +134,7 @@ def test_awkward_chunking_splits_regions_and_still_matches(dense):
 def test_block_faces_are_crossed(dense, tmp_path):
     stack, _, _ = dense
     # Chains of touching nuclei are wider than the halo: exactness is not proven for them.
-    with pytest.warns(UserWarning, match="wider than the 40 px halo"):
+    with pytest.warns(UserWarning, match="within the 40 px halo of their block"):
         result = run(stack.chunk({"y": HALO, "x": HALO}), tmp_path / "out", params=PARAMS)
     record = json.loads((tmp_path / "out" / "run.json").read_text())["stitching"]
     assert record["halo_px"] == HALO and record["blocks"] == 5 * 9
@@ -203,9 +203,14 @@ def test_clusters_wider_than_the_halo_are_reported(tmp_path):
     data = np.full((2, 130, 400), 100, np.uint16)
     data[:, 50:70, 10:390] = 3000
     stack = as_stack(data, scale=SCALE)
-    with pytest.warns(UserWarning, match="wider than the 40 px halo"):
+    with pytest.warns(UserWarning, match="within the 40 px halo of their block"):
         result = run(stack.chunk({"x": 100}), tmp_path / "out", params=PARAMS)
     assert result.record["stitching"]["clusters_beyond_halo"] > 0
+    # Not seen whole by its blocks, not merely tied.
+    assert (
+        result.record["stitching"]["clusters_tied"]
+        < result.record["stitching"]["clusters_beyond_halo"]
+    )
     whole = bigseg.segment(stack, params=PARAMS).values
     split = bigseg.segment(stack.chunk({"x": 100}), params=PARAMS).values
     assert not all(_same(a, b) for a, b in zip(split, whole))
@@ -367,6 +372,6 @@ def test_default_preset_reports_clusters_wider_than_its_halo(dense, tmp_path):
     # says so.
     stack, _, _ = dense
     chunked = stack.chunk({"z": 1, "y": 70, "x": DEFAULT_HALO})
-    with pytest.warns(UserWarning, match=f"wider than the {DEFAULT_HALO} px halo"):
+    with pytest.warns(UserWarning, match=f"within the {DEFAULT_HALO} px halo of their block"):
         result = run(chunked, tmp_path / "out", params=DEFAULT)
     assert result.record["stitching"]["clusters_beyond_halo"] > 0

@@ -25,29 +25,67 @@ sums.
 
 Exactness
 ---------
-The per-plane recipe (smoothing over a disk of radius ``s``; threshold;
-distance transform; distance peaks at least ``d`` = ``min_distance`` apart;
-watershed; size filter) computes a region from its own foreground cluster:
-the foreground components within ``d`` pixels (Chebyshev) of each other, and
-the pixels within ``2 s + d`` of that cluster.  A block's halo is therefore
-``H = 2 s + d + 2 ceil(max_radius) + 2`` pixels, so that any cluster that
-touches a block's core and is at most ``2 max_radius`` pixels across (one
-nucleus of the largest size kept, or a few smaller touching ones) is seen
-whole, with its surroundings, by that block: its labels and measurements are
-then identical to those of whole-plane chunks.  Larger clusters (chains of
-touching nuclei, big bright debris) are common in dense tissue and are not
-covered by this proof.  Two run-time checks say how a run fared:
+The per-plane recipe is: foreground (for ``seed``, smoothing over a disk of
+radius ``s`` and a threshold, so a pixel depends on the raw data within
+``2 s``; for ``default`` the exact pre-pass, ``s = 0``); Euclidean distance
+transform; markers at the distance peaks of ``peak_local_max(distance,
+min_distance=d, labels=foreground)``; watershed of ``-distance`` from the
+markers within the foreground; size filter.  A block grown by its halo
+runs exactly that recipe, so its labels equal the whole plane's wherever
+every step reads the same values.  The halo ``H = 2 s + d + 2 ceil(max_radius)
++ 2`` pixels makes that true for any cluster at most ``2 max_radius`` across,
+but it is only a worst case: :mod:`bigseg.chunked.exact` checks each block's
+foreground components one by one.  Distances below are in pixels from the
+block's cut sides (not the plane's own edges, which block and plane share).
 
-* ``clusters_beyond_halo`` counts clusters of kept regions that touch a core
-  and reach the outer ``2 s + d`` pixels of its halo: exactness is not proven
-  for them (a conservative proxy: foreground dropped by the size filter is
-  not seen).  On synthetic stacks dense with touching nuclei they came out
-  identical for every chunking tested; a long bright bar (one cluster across
-  the plane) does not: its markers are placed differently.
-* ``face_conflicts`` counts places where two neighbouring blocks label the
-  pixels of a face differently (one labels a pixel, the other not; or one
-  region meets two): there the result certainly differs from whole planes.
-  Zero conflicts do not prove exactness (the bar above has none).
+1. *Foreground.*  Exact at ``2 s`` pixels or more from the cut sides.
+2. *Components.*  A component of the block's foreground whose pixels all lie
+   at ``2 s + 1`` or more is a component of the plane's foreground, the same
+   pixels.  Its distances are exact: the open disk around a pixel out to its
+   nearest background is foreground, so inside the component, and that
+   background pixel is a 4-neighbour of the disk.  Any other pixel's
+   distance is exact when its distance disk lies where the foreground is
+   exact; every distance is at most that to the nearest pixel known to be
+   background, a bound on the plane's value.
+3. *Peak candidates.*  ``peak_local_max`` ignores foreground within ``d`` of the
+   image edge (the block's cut sides; the plane's own edges for both), then
+   takes the pixels equal to the maximum of the distance over their
+   ``(2 d + 1)`` square.  The block's candidates are known; a pixel is a
+   candidate of the plane surely when the upper bounds over its square are at
+   most its exact distance, and surely not when an exact value in it is
+   larger.  Where the two agree the pixel's status is proven.
+4. *Suppression.*  Candidates are taken by decreasing distance (ties in raster
+   order, the same in block and plane) and dropped within Chebyshev distance
+   ``< d`` of one kept: a candidate's fate depends only on its chain of
+   candidates less than ``d`` apart.  A chain that holds no pixel of unproven
+   status gives the same markers in block and plane.  ``peak_local_max`` finds
+   no peak at all in a "trivial" image (every foreground pixel it looks at a
+   candidate): that, for block or plane, leaves the whole plane unproven.
+5. *Watershed.*  Flooding stays inside a component: its regions depend only on
+   its own distances and markers, and on the order in which the heap pops
+   them.  scikit-image gives every marker age 0, so *markers of equal
+   distance in one component leave the heap in an order set by the other
+   markers of the image*: the whole plane's own result depends on what lies
+   elsewhere in it.  A component with such ties is proven only when every
+   order of its tied markers gives the same regions (each order is forced and
+   tried, up to 24).  This, not the halo, is why dense small nuclei sometimes
+   split differently in blocks (``clusters_tied``).
+6. *Size filter, sums, stitching.*  Per region, so exact for proven regions;
+   a region that continues across a face is proven in each block that holds
+   part of it.
+
+A component touching a block's core (or the row and column after it, which
+go into the face tables) that fails 2-5 is counted in ``clusters_beyond_halo``:
+for those, and only those, exactness is not proven.  Chains of touching
+nuclei that reach out of the halo, the long bright bar (one cluster across
+the plane, its markers placed differently in each block), and tied markers
+are the usual ones.  A method whose kernel is opaque (no ``foreground``, see
+:class:`bigseg.methods.Method`) gets the older conservative proxy: clusters of
+kept regions that touch a core and reach the outer ``2 s + d`` pixels of its
+halo.  ``face_conflicts`` counts places where two neighbouring blocks label
+the pixels of a face differently (one labels a pixel, the other not; or one
+region meets two): there the result certainly differs from whole planes.
+Zero conflicts do not prove exactness (the bar above has none).
 
 :func:`bigseg.run` records both in ``run.json`` and warns when either is not
 zero.
@@ -69,8 +107,10 @@ from scipy.sparse.csgraph import connected_components
 
 from ..kernels import LABEL_DTYPE
 from ..kernels.regions import SUM_COLUMNS, block_sums
+from ..kernels.watershed import filter_sizes, split_plane
 from ..params import PixelParams
 from ..tables import empty_sums, sums_frame
+from .exact import unproven_components
 from .maps import map_with_halo
 from .plan import block_starts
 from .relabel import apply_luts, block_luts
@@ -110,9 +150,10 @@ class Block:
     after_y: np.ndarray | None  # (t, z, x) labels on the next block's first row
     after_x: np.ndarray | None  # (t, z, y) labels on the next block's first column
     sums: pd.DataFrame  # partial sums per (t, z, label) over the core
-    beyond: int  # clusters that reach the outer margin of the halo
+    beyond: int  # clusters whose regions are not proven equal to whole planes'
     first_y: np.ndarray | None = None  # (t, z, x) the core's first row (side tables only)
     first_x: np.ndarray | None = None  # (t, z, y) the core's first column (side tables only)
+    tied: int = 0  # of ``beyond``, those unproven only because of tied markers
 
 
 def segment_blocks(
@@ -123,6 +164,7 @@ def segment_blocks(
     *,
     halo: int,
     image: da.Array | None = None,
+    foreground: Callable[[np.ndarray, np.ndarray, PixelParams], np.ndarray] | None = None,
 ) -> da.Array:
     """Segment every block of a ``(t, z, y, x)`` array with its halo (lazy).
 
@@ -130,7 +172,11 @@ def segment_blocks(
     ``block_fn(block, thresholds, px)`` is the method's block kernel, applied to the
     block extended by its halo.  ``image`` (same shape) holds the intensities to
     measure when they are not ``data`` itself.  ``data``'s y/x chunks must hold at
-    least ``halo`` pixels (:func:`bigseg.chunked.plan.fit_to_halo`).
+    least ``halo`` pixels (:func:`bigseg.chunked.plan.fit_to_halo`).  With
+    ``foreground(block, thresholds, px)`` (the mask ``block_fn`` splits with
+    :func:`bigseg.kernels.watershed.split_plane` and the size filter; the same
+    labels), every block's regions are checked component by component (see
+    "Exactness" above); without it, by the conservative proxy.
     """
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
     margin = 2 * px.smooth_radius + px.min_distance
@@ -146,6 +192,7 @@ def segment_blocks(
         one_per_block=True,
         px=px,
         block_fn=block_fn,
+        foreground=foreground,
         band=margin,
         chunks_all=data.chunks,
     )
@@ -161,6 +208,7 @@ def _block_record(
     numblocks: tuple[int, ...],
     px: PixelParams,
     block_fn: Callable,
+    foreground: Callable | None,
     band: int,
     chunks_all: tuple[tuple[int, ...], ...],
 ) -> Block:
@@ -168,7 +216,15 @@ def _block_record(
     by, bx = index[2], index[3]
     top, left = margin[1][0], margin[2][0]
     cy, cx = chunks_all[2][by], chunks_all[3][bx]
-    labels = block_fn(ext, thr, px)
+    sides = (by > 0, by < numblocks[2] - 1, bx > 0, bx < numblocks[3] - 1)
+    if foreground is None:
+        labels = block_fn(ext, thr, px)
+        beyond = _clusters_beyond(labels, (top, cy, left, cx), sides, band, px.min_distance)
+        tied = 0
+    else:
+        labels, beyond, tied = _checked_labels(
+            np.asarray(foreground(ext, thr, px), bool), px, (top, cy, left, cx), sides
+        )
     core = np.ascontiguousarray(labels[:, :, top : top + cy, left : left + cx])
     after_y = labels[:, :, top + cy, left : left + cx].copy() if by < numblocks[2] - 1 else None
     after_x = labels[:, :, top : top + cy, left + cx].copy() if bx < numblocks[3] - 1 else None
@@ -177,9 +233,43 @@ def _block_record(
     flat = int(np.ravel_multi_index(index, numblocks))
     sums = partial_sums(core, image, origin)
     sums.insert(0, "block", flat)
-    sides = (by > 0, by < numblocks[2] - 1, bx > 0, bx < numblocks[3] - 1)
-    beyond = _clusters_beyond(labels, (top, cy, left, cx), sides, band, px.min_distance)
-    return Block(index, flat, origin, core, after_y, after_x, sums, beyond)  # type: ignore[arg-type]
+    return Block(
+        index,  # type: ignore[arg-type]
+        flat,
+        origin,  # type: ignore[arg-type]
+        core,
+        after_y,
+        after_x,
+        sums,
+        beyond,
+        tied=tied,
+    )
+
+
+def _checked_labels(
+    binary: np.ndarray,
+    px: PixelParams,
+    core: tuple[int, int, int, int],
+    sides: tuple[bool, bool, bool, bool],
+) -> tuple[np.ndarray, int, int]:
+    """Split every plane of a grown foreground block; count the components not proven exact."""
+    labels = np.zeros(binary.shape, LABEL_DTYPE)
+    beyond = tied = 0
+    for index in np.ndindex(*binary.shape[:-2]):
+        regions, distance, markers = split_plane(binary[index], min_distance=px.min_distance)
+        labels[index] = filter_sizes(regions, min_radius=px.min_radius, max_radius=px.max_radius)
+        unproven, ties = unproven_components(
+            binary[index],
+            distance,
+            markers,
+            core=core,
+            sides=sides,
+            reach=2 * px.smooth_radius,
+            min_distance=px.min_distance,
+        )
+        beyond += unproven
+        tied += ties
+    return labels, beyond, tied
 
 
 def _clusters_beyond(
@@ -327,8 +417,9 @@ class Stitched:
     nodes: pd.DataFrame  # block, t, z, label (local) -> region (plane-wide label)
     sums: pd.DataFrame  # t, z, label (plane-wide), SUM_COLUMNS
     side: np.ndarray  # the blocks' Block records, without labels
-    beyond: int  # clusters wider than the halo allows: exactness not proven for them
+    beyond: int  # clusters whose regions are not proven equal to whole planes'
     conflicts: int  # faces where neighbouring blocks disagree: results differ there
+    tied: int = 0  # of ``beyond``, those unproven only because of tied markers
 
     def record(self, halo: int) -> dict:
         """Return what ``run.json`` says about stitching."""
@@ -339,6 +430,7 @@ class Stitched:
                 (self.nodes.groupby(["t", "z", "region"]).size() > 1).sum()
             ),
             "clusters_beyond_halo": self.beyond,
+            "clusters_tied": self.tied,
             "face_conflicts": self.conflicts,
         }
 
@@ -391,6 +483,7 @@ def stitch(side: np.ndarray, pairs: list[np.ndarray]) -> Stitched:
         side=side,
         beyond=int(sum(b.beyond for b in blocks)),
         conflicts=conflicts,
+        tied=int(sum(getattr(b, "tied", 0) for b in blocks)),
     )
 
 
@@ -402,14 +495,18 @@ def segment_stitched(
     *,
     halo: int,
     image: da.Array | None = None,
+    foreground: Callable | None = None,
 ) -> da.Array:
     """Plane-wide labels (1..n per plane) of a y/x-chunked ``(t, z, y, x)`` array (lazy).
 
     Faces are stitched per slab of planes (one t chunk by one z chunk): the
     block labels of a slab are held until its stitching is done.  To stream
     labels of stacks whose slabs do not fit in memory use :func:`bigseg.run`.
+    ``foreground`` as :func:`segment_blocks`.
     """
-    blocks = segment_blocks(data, thresholds, px, block_fn, halo=halo, image=image)
+    blocks = segment_blocks(
+        data, thresholds, px, block_fn, halo=halo, image=image, foreground=foreground
+    )
     raw = core_labels(blocks, data.chunks)
     side = side_tables(blocks)
     summ = summaries(side)
@@ -438,13 +535,16 @@ def _plane_luts(side: np.ndarray, pairs: list[np.ndarray]) -> np.ndarray:
 
 
 def warn_unproven(stitched: Stitched, halo: int) -> None:
-    """Warn when some clusters were wider than the halo: exactness is not proven there."""
+    """Warn when some clusters are not proven equal to whole planes, or blocks disagree."""
     if stitched.beyond or stitched.conflicts:
+        tied = stitched.tied
         warnings.warn(
-            f"{stitched.beyond} foreground cluster(s) are wider than the {halo} px halo of "
-            f"their block ({stitched.conflicts} disagreement(s) seen on block faces); regions "
-            "there may differ from whole-plane segmentation. Use larger y/x chunks (or whole "
-            "planes) where that matters.",
+            f"{stitched.beyond} foreground cluster(s) are not proven identical to whole-plane "
+            f"segmentation: {stitched.beyond - tied} are not seen whole, with the margin the "
+            f"recipe needs, within the {halo} px halo of their block, and {tied} hold "
+            "markers of equal depth whose watershed depends on the rest of the plane "
+            f"({stitched.conflicts} disagreement(s) seen on block faces). Use larger y/x "
+            "chunks (or whole planes) where that matters.",
             UserWarning,
             stacklevel=3,
         )

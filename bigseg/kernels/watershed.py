@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
@@ -15,6 +18,8 @@ __all__ = [
     "filter_sizes",
     "segment_foreground",
     "segment_plane",
+    "split_plane",
+    "watershed_order_free",
     "watershed_plane",
 ]
 
@@ -53,16 +58,30 @@ def distance_to_background(binary: np.ndarray) -> np.ndarray:
     return out
 
 
-def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
-    """Split a binary plane into regions: EDT, distance peaks as markers, watershed."""
+def split_plane(
+    binary: np.ndarray, *, min_distance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split a binary plane into regions, keeping what the split was made from.
+
+    Returns ``(regions, distance, markers)``: the watershed regions (int32), the
+    Euclidean distance transform and the marker pixels (bool): distance peaks at
+    least ``min_distance`` pixels apart, as :func:`watershed_plane`.
+    """
+    binary = np.asarray(binary, bool)
+    markers_mask = np.zeros(binary.shape, bool)
     if not binary.any():
-        return np.zeros(binary.shape, LABEL_DTYPE)
+        return np.zeros(binary.shape, LABEL_DTYPE), np.zeros(binary.shape), markers_mask
     distance = distance_to_background(binary)
     peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
-    marker_mask = np.zeros(binary.shape, bool)
-    marker_mask[tuple(peaks.T)] = True
-    markers, _ = ndi.label(marker_mask)
-    return watershed(-distance, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+    markers_mask[tuple(peaks.T)] = True
+    markers, _ = ndi.label(markers_mask)
+    regions = watershed(-distance, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+    return regions, distance, markers_mask
+
+
+def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
+    """Split a binary plane into regions: EDT, distance peaks as markers, watershed."""
+    return split_plane(binary, min_distance=min_distance)[0]
 
 
 def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) -> np.ndarray:
@@ -144,3 +163,59 @@ def segment_foreground(
             labels = watershed_plane(plane, min_distance=min_distance)
             flat_out[i] = filter_sizes(labels, min_radius=min_radius, max_radius=max_radius)
     return out
+
+
+def watershed_order_free(
+    distance: np.ndarray, markers: np.ndarray, mask: np.ndarray, *, max_orders: int = 24
+) -> bool:
+    """Whether the watershed of one foreground component is the same whatever its tie order.
+
+    scikit-image's watershed pushes every marker with age 0, so markers of equal
+    distance leave its heap in an order that depends on every other marker of the
+    plane: with ties, a component's split can depend on what lies elsewhere in the
+    plane (or block).  Here each order of the tied markers is forced (their values
+    lowered by a few ulps, so that nothing else changes) and the results compared.
+
+    Parameters
+    ----------
+    distance : (Y, X) ndarray
+        Distance transform, around the component.
+    markers : (Y, X) ndarray of bool
+        Marker pixels (the distance peaks), around the component.
+    mask : (Y, X) ndarray of bool
+        The component (one 4-connected foreground component).
+    max_orders : int
+        More orders than this are not tried: the answer is False.
+
+    Returns
+    -------
+    bool
+        True when every order gives the same regions.
+    """
+    mask = np.asarray(mask, bool)
+    own = np.asarray(markers, bool) & mask
+    labels, _ = ndi.label(own)
+    ys, xs = np.nonzero(own)
+    values = distance[ys, xs]
+    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    groups = [np.flatnonzero(inverse == i) for i in np.flatnonzero(counts > 1)]
+    if not groups:
+        return True
+    n_orders = int(np.prod([math.factorial(len(g)) for g in groups]))
+    if n_orders > max_orders:
+        return False
+    first = None
+    for order in itertools.product(*(itertools.permutations(g) for g in groups)):
+        image = -np.asarray(distance, np.float64)
+        for group in order:
+            for rank, i in enumerate(group):
+                value = image[ys[i], xs[i]]
+                for _ in range(len(group) - rank):  # the first of the group pops first
+                    value = np.nextafter(value, -np.inf)
+                image[ys[i], xs[i]] = value
+        result = watershed(image, labels, mask=mask)
+        if first is None:
+            first = result
+        elif not np.array_equal(result, first):
+            return False
+    return True

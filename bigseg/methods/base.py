@@ -51,6 +51,13 @@ class Method:
     halo : callable
         ``halo(px) -> int``: pixels of context per side that make the kernel's result on
         y/x blocks that of whole planes (``px`` from :attr:`pixels`).
+    foreground : callable, optional
+        ``foreground(block, thresholds, px) -> bool block``: the mask that :attr:`kernel`
+        splits plane by plane with :func:`bigseg.kernels.watershed.split_plane` and
+        :func:`~bigseg.kernels.watershed.filter_sizes` (the kernel's labels, exactly).
+        Given, blocks of split planes are segmented through it and every foreground
+        component is checked for exactness (:mod:`bigseg.chunked.stitch`); None (an
+        opaque kernel): a conservative proxy reports clusters near the halo's edge.
     split_planes : bool
         Whether planes split into y/x chunks can be segmented block by block (with
         :attr:`halo`); otherwise they are segmented as whole planes.
@@ -69,6 +76,7 @@ class Method:
     pixels: Callable[[PixelParams], PixelParams] = same_pixels
     prepass: Callable[..., tuple[da.Array, da.Array | None]] = no_prepass
     halo: Callable[[PixelParams], int] = halo_of
+    foreground: Callable[..., Any] | None = None
     split_planes: bool = True
     neck_splitting: bool = False
     drop_fragments: bool = False

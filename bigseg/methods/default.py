@@ -41,6 +41,7 @@ __all__ = [
     "METHOD",
     "LocalPixels",
     "floor",
+    "foreground_of_block",
     "local_pixels",
     "segment_foreground_block",
     "split_foreground",
@@ -182,6 +183,11 @@ def segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> n
     )
 
 
+def foreground_of_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
+    """Return the mask :func:`segment_foreground_block` splits: the block itself, as bool."""
+    return block.astype(bool, copy=False)
+
+
 def without_smoothing(px: PixelParams) -> PixelParams:
     """Return the recipe's sizes without its smoothing: the kernel splits foreground planes."""
     return dataclasses.replace(px, smooth_radius=0)
@@ -193,6 +199,7 @@ METHOD = Method(
     kernel=segment_foreground_block,
     pixels=without_smoothing,
     prepass=split_foreground,
+    foreground=foreground_of_block,
     neck_splitting=True,
     drop_fragments=True,
 )

@@ -15,13 +15,14 @@ import xarray as xr
 
 from ..chunked.maps import per_t_statistic
 from ..kernels import LABEL_DTYPE
+from ..kernels.filters import smoothed_above
 from ..kernels.threshold import otsu_from_counts, otsu_of, value_counts
 from ..kernels.watershed import segment_plane
 from ..params import Params, PixelParams
 from ..stack import as_4d
 from .base import Method
 
-__all__ = ["METHOD", "recipe_otsu", "segment_planes"]
+__all__ = ["METHOD", "recipe_otsu", "segment_planes", "smoothed_planes"]
 
 
 def recipe_otsu(stack: xr.DataArray, params: Params | None = None) -> xr.DataArray:
@@ -74,9 +75,22 @@ def segment_planes(block: np.ndarray, thresholds: np.ndarray, px: PixelParams) -
     return out
 
 
+def smoothed_planes(block: np.ndarray, thresholds: np.ndarray, px: PixelParams) -> np.ndarray:
+    """Return the mask :func:`segment_planes` splits: each plane smoothed, above its threshold."""
+    out = np.zeros(block.shape, bool)
+    for t in range(block.shape[0]):
+        for z in range(block.shape[1]):
+            if block[t, z].size:
+                out[t, z] = smoothed_above(
+                    block[t, z], float(thresholds[t, 0, 0, 0]), px.smooth_radius
+                )
+    return out
+
+
 METHOD = Method(
     name="seed",
     statistic=recipe_otsu,
     kernel=segment_planes,
+    foreground=smoothed_planes,
     preset={"neck_ratio": None},
 )
