@@ -94,24 +94,18 @@ def synth_hard(
 ) -> tuple[np.ndarray, tuple[float, float, float], pd.DataFrame]:
     """A ``bigseg synth --difficulty hard`` stack, rendered in memory.
 
-    ``offset`` adds a noise-free camera offset (grey levels); with one it is rendered in the
-    16-bit range rather than the 12-bit one.  With ``shape[0] == 1`` every frame is 2D (discs
-    in one plane).  The stack is ``(z, y, x)`` for ``t == 1``, ``(t, z, y, x)`` otherwise.
+    ``offset`` is a camera offset (grey levels) added to the 12-bit stack afterwards: the
+    same image, shifted up (its saturated nuclei stay at 4095 + offset).  With
+    ``shape[0] == 1`` every frame is 2D (discs in one plane).  The stack is ``(z, y, x)`` for
+    ``t == 1``, ``(t, z, y, x)`` otherwise.
     """
-    from bigseg.synth import DIFFICULTY, MAX_VALUE, make_truth, render
+    from bigseg.synth import DIFFICULTY, make_truth, render
 
     hard = DIFFICULTY["hard"]
     truth = make_truth(shape, nuclei, scale=scale, t=t, seed=seed, **hard["truth"])
-    image = render(
-        truth,
-        (0, 0, 0, 0),
-        (t, *shape),
-        scale=scale,
-        noise_seed=seed,
-        offset=offset,
-        max_value=65535 if offset else MAX_VALUE,
-        **hard["render"],
-    )
+    image = render(truth, (0, 0, 0, 0), (t, *shape), scale=scale, noise_seed=seed, **hard["render"])
+    if offset:
+        image = image + np.uint16(offset)
     return (image[0] if t == 1 else image), tuple(scale), truth
 
 
@@ -122,10 +116,52 @@ def synth_2d_series(
     return synth_hard((1, *size), nuclei, seed=seed, t=t, offset=offset)
 
 
-#: The synthetic stacks of ``bench/peers.py``: today's generator, hard difficulty.
+def synth_like(
+    shape, nuclei, *, radius_px, brightness, touching, offset, t=1, seed=4, scale=SYNTH_SCALE
+) -> tuple[np.ndarray, tuple[float, float, float], pd.DataFrame]:
+    """Today's generator set to mimic one of the issue's held-out kinds (approximately).
+
+    Radii uniform over ``radius_px`` (y/x pixels), brightness log-normal over tenfold around
+    the geometric mean of ``brightness``, a fraction ``touching`` of the nuclei touching
+    another, read noise 20, a camera ``offset`` in the 16-bit range.
+    """
+    from bigseg.synth import make_truth, render
+
+    radius_um = (radius_px[0] * scale[1], radius_px[1] * scale[1])
+    truth = make_truth(
+        shape, nuclei, scale=scale, t=t, seed=seed, radius_um=radius_um, brightness=brightness,
+        brightness_spread=10.0, touching=touching,
+    )  # fmt: skip
+    image = render(
+        truth, (0, 0, 0, 0), (t, *shape), scale=scale, noise_seed=seed, offset=offset,
+        read_noise=20.0, max_value=65535,
+    )  # fmt: skip
+    return (image[0] if t == 1 else image), tuple(scale), truth
+
+
+#: The synthetic stacks of ``bench/peers.py``: today's generator, hard difficulty, and two
+#: approximations of the issue's held-out kinds (dense 2D HeLa-like frames over a camera
+#: offset of 33 000; 3D stacks of radius 4.5-12 px with 15 % touching over a dark offset).
 SYNTH = {
     "synth moderate hard": lambda: synth_hard(nuclei=40, seed=1),
     "synth dense hard": lambda: synth_hard(nuclei=90, seed=2),
     "synth hard offset 30000": lambda: synth_hard(nuclei=40, seed=1, offset=30000.0),
     "synth 2D series hard offset 30000": lambda: synth_2d_series(offset=30000.0),
+    "hela-like 2D series": lambda: synth_like(
+        (1, 700, 1100),
+        160,
+        t=3,
+        radius_px=(6, 14),
+        brightness=(70.0, 1500.0),
+        touching=0.3,
+        offset=33000.0,
+    ),  # fmt: skip
+    "held-out-like 3D": lambda: synth_like(
+        (40, 384, 384),
+        170,
+        radius_px=(4.5, 12),
+        brightness=(300.0, 3000.0),
+        touching=0.15,
+        offset=1000.0,
+    ),  # fmt: skip
 }
