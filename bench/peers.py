@@ -70,8 +70,19 @@ def peers_env_available() -> bool:
     return PEERS_PYTHON.exists()
 
 
-def as_4d(stack: np.ndarray) -> np.ndarray:
-    """``(z, y, x)`` as one time point ``(1, z, y, x)``; ``(y, x)`` as ``(1, 1, y, x)``."""
+def as_4d(stack) -> np.ndarray:
+    """A stack as a ``(t, z, y, x)`` NumPy array.
+
+    NumPy arrays are ``(z, y, x)`` (one time point), ``(t, z, y, x)``, or ``(y, x)`` (one 2D
+    frame); a bigseg stack (an ``xarray.DataArray`` with dims ``z, y, x`` or ``t, z, y, x``)
+    goes by its dims.
+    """
+    dims = getattr(stack, "dims", None)
+    if dims is not None and not isinstance(stack, np.ndarray):
+        if tuple(dims) not in (("z", "y", "x"), ("t", "z", "y", "x")):
+            raise ValueError(f"stack dims {tuple(dims)} must be (z, y, x) or (t, z, y, x).")
+        data = np.asarray(stack)
+        return data if data.ndim == 4 else data[None]
     stack = np.asarray(stack)
     if stack.ndim == 2:
         return stack[None, None]
@@ -80,6 +91,14 @@ def as_4d(stack: np.ndarray) -> np.ndarray:
     if stack.ndim == 4:
         return stack
     raise ValueError(f"stack of shape {stack.shape} must be (z, y, x) or (t, z, y, x).")
+
+
+def is_series(stack) -> bool:
+    """Whether a stack is a time series (4D, or a DataArray with a ``t`` dim)."""
+    dims = getattr(stack, "dims", None)
+    if dims is not None and not isinstance(stack, np.ndarray):
+        return "t" in dims
+    return np.ndim(stack) == 4
 
 
 def labels_to_nuclei(labels: np.ndarray, scale, *, time_series: bool | None = None) -> pd.DataFrame:
@@ -102,7 +121,7 @@ def labels_to_nuclei(labels: np.ndarray, scale, *, time_series: bool | None = No
     from skimage.measure import regionprops_table
 
     if time_series is None:
-        time_series = np.ndim(labels) == 4
+        time_series = is_series(labels)
     frames = []
     for t, frame in enumerate(as_4d(labels)):
         p = regionprops_table(np.asarray(frame), properties=("label", "centroid"))
@@ -146,7 +165,7 @@ def recipe_nuclei(stack: np.ndarray, scale, *, params: bigseg.Params | None = No
             found.insert(0, "t", t)
             frames.append(found)
     out = pd.concat(frames, ignore_index=True)
-    return out if np.ndim(stack) == 4 else out.drop(columns="t")
+    return out if is_series(stack) else out.drop(columns="t")
 
 
 def _recipe_frame(stack: np.ndarray, scale, px) -> pd.DataFrame:
@@ -220,7 +239,7 @@ def _vol_runs(stack: np.ndarray, pairs):
 def vol_nuclei(stack: np.ndarray, scale, *, spot_sigma=2.0, outline_sigma=2.0) -> pd.DataFrame:
     """VOL with one pair of sigmas (pixels), as nuclei centres in µm."""
     labels, _ = _vol_runs(stack, [(spot_sigma, outline_sigma)])
-    return labels_to_nuclei(next(iter(labels)), scale, time_series=np.ndim(stack) == 4)
+    return labels_to_nuclei(next(iter(labels)), scale, time_series=is_series(stack))
 
 
 def vol_tuned(stack: np.ndarray, scale, truth, *, pairs=SIGMAS) -> tuple[pd.DataFrame, dict]:
@@ -239,7 +258,7 @@ def vol_tuned(stack: np.ndarray, scale, truth, *, pairs=SIGMAS) -> tuple[pd.Data
     """
     if truth is None:
         pairs = [VOL_DEFAULT]
-    series = np.ndim(stack) == 4
+    series = is_series(stack)
     labels, seconds = _vol_runs(stack, pairs)
     best, best_key, best_found = -1, None, None
     for k, lab in enumerate(labels):

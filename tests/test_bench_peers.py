@@ -155,3 +155,14 @@ def test_vol_runs_time_series_and_2d_frames(stand_in_vol):
     planes = image[:, 1:2]  # (t, 1, y, x): each frame goes to VOL as a 2D image
     labels, seconds = peers.vol_labels(planes, [(1.0, 1.0)])
     assert labels[0].shape == planes.shape and labels[0].max() == 2 and len(seconds) == 1
+
+
+def test_bigseg_stacks_go_by_their_dims():
+    from bigseg.stack import as_stack
+
+    series = np.zeros((3, 1, 8, 8), np.uint16)  # a 2D time-lapse: t frames of one plane
+    stack = as_stack(series, scale=(1.0, 0.5, 0.5))
+    assert peers.as_4d(stack).shape == (3, 1, 8, 8) and peers.is_series(stack)
+    assert peers.as_4d(stack.isel(t=0)).shape == (1, 1, 8, 8)
+    assert not peers.is_series(stack.isel(t=0)) and not peers.is_series(series[0])
+    assert peers.as_4d(series[0, 0]).shape == (1, 1, 8, 8)
