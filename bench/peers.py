@@ -338,6 +338,8 @@ def main(argv=None) -> pd.DataFrame:
         )
         print(pd.DataFrame(rows[-2:]).to_string(index=False, float_format="%.3f"), flush=True)
     table = pd.DataFrame(rows)
+    if "truth" in table:
+        table["truth"] = table["truth"].astype("Int64")
     print("\nAll datasets:")
     print(table.to_string(index=False, float_format="%.3f", na_rep="-"))
     return table
