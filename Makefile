@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-output
 
-.PHONY: demo test lint docs venv clean
+.PHONY: demo test lint docs venv clean bench-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# The peers' environment of bench/peers.py (Voronoi-Otsu-Labeling), apart from bigseg's own:
+# never installed by `make test` or CI.
+PEERS_VENV ?= bench/.venv-peers
+
+$(PEERS_VENV)/.installed: bench/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	touch $@
+
+bench-env: $(PEERS_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache site
