@@ -299,6 +299,27 @@ def test_default_foreground_is_exact_in_every_block(dense_default):
         np.testing.assert_array_equal(fg.compute(), whole)
 
 
+def test_default_signal_prepass_is_exact_in_every_block(dense_default):
+    # The method's pre-pass hands on the signal above the background map where foreground.
+    from bigseg.methods.default import split_foreground, split_signal
+    from bigseg.segment import _threshold_array
+    from bigseg.stack import as_4d
+
+    stack, _, _ = dense_default
+    four = as_4d(stack)
+    thresholds = _threshold_array(four, stack, None, DEFAULT)
+    whole, _ = split_signal(four.data.rechunk((1, -1, -1, -1)), thresholds, DEFAULT, SCALE)
+    whole = whole.compute()
+    foreground, _ = split_foreground(four.data.rechunk((1, -1, -1, -1)), thresholds, DEFAULT, SCALE)
+    np.testing.assert_array_equal(whole > 0, foreground.compute())
+    for chunks in [(1, 1, 3, 7), (1, 2, (60, 90), (13, 127))]:
+        data = four.data.rechunk(chunks)
+        with raise_if_dask_computes():
+            signal, _ = split_signal(data, thresholds, DEFAULT, SCALE)
+        assert signal.chunks == data.chunks and signal.dtype == np.float32
+        np.testing.assert_array_equal(signal.compute(), whole)
+
+
 DEFAULT_CHUNKINGS = [
     {"z": 1, "y": DEFAULT_HALO, "x": DEFAULT_HALO},
     {"z": 1, "y": 70, "x": DEFAULT_HALO},

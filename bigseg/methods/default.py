@@ -75,7 +75,7 @@ def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
     sigma = tuple(sigma_um / s for s in scale)
     radius_um = params.local_radius
     if radius_um is None:
-        radius_um = 1.25 * params.min_radius
+        radius_um = LOCAL_RADIUS * params.min_radius
     radii = tuple(int(round(radius_um / s)) for s in scale)
     return LocalPixels(
         sigma=sigma,
@@ -98,6 +98,9 @@ def background_box(params: Params, scale: Sequence[float]) -> tuple[int, int, in
     return tuple(2 * int(round(BOX * params.max_radius / float(s))) + 1 for s in scale)
 
 
+#: ``Params.local_radius`` by default, in ``min_radius``: the local peak is looked for this
+#: far, so that a dim nucleus touching a bright one is not measured against its peak.
+LOCAL_RADIUS = 1.25
 #: The background map's box reaches this many ``max_radius`` from its centre.
 BOX = 1.0
 
