@@ -322,27 +322,49 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         choices=("hela2d", "heldout3d", "series"),
         help="a named kind of data (shape, count, time points, voxel size and options; "
-        "see bigseg.synth.KINDS); the options below still apply",
+        "see bigseg.synth.KINDS); the options below still apply (default: none)",
     )
     syn.add_argument(
-        "--radius-um", nargs=2, type=_float, metavar=("LO", "HI"), help="radius range in µm"
+        "--radius-um",
+        nargs=2,
+        type=_float,
+        metavar=("LO", "HI"),
+        help="radius range in µm (default: 5 8, or the kind's)",
     )
     syn.add_argument(
-        "--radius-px", nargs=2, type=_float, metavar=("LO", "HI"), help="radius range in pixels"
+        "--radius-px",
+        nargs=2,
+        type=_float,
+        metavar=("LO", "HI"),
+        help="radius range in pixels (default: --radius-um)",
     )
     syn.add_argument(
-        "--brightness-spread", type=_float, help="log-normal brightness over this factor (e.g. 10)"
-    )
-    syn.add_argument("--touching", type=_float, help="fraction of nuclei touching another")
-    syn.add_argument("--mitotic", type=_float, help="fraction of small bright (mitotic) nuclei")
-    syn.add_argument("--offset", type=_float, help="camera offset in grey levels (16-bit output)")
-    syn.add_argument(
-        "--autofluorescence", type=_float, help="peak of a smooth background, grey levels"
+        "--brightness-spread",
+        type=_float,
+        help="log-normal brightness over this factor, e.g. 10 (default: uniform)",
     )
     syn.add_argument(
-        "--illumination", type=_float, help="uneven light: a field from 1 - this value to 1"
+        "--touching", type=_float, help="fraction of nuclei touching another (default: 0)"
     )
-    syn.add_argument("--texture", type=_float, help="nuclear texture, a fraction of brightness")
+    syn.add_argument(
+        "--mitotic", type=_float, help="fraction of small bright (mitotic) nuclei (default: 0)"
+    )
+    syn.add_argument(
+        "--offset", type=_float, help="camera offset in grey levels, 16-bit output (default: 0)"
+    )
+    syn.add_argument(
+        "--autofluorescence",
+        type=_float,
+        help="peak of a smooth background, grey levels (default: 0)",
+    )
+    syn.add_argument(
+        "--illumination",
+        type=_float,
+        help="uneven light: a field from 1 - this value to 1 (default: 0)",
+    )
+    syn.add_argument(
+        "--texture", type=_float, help="nuclear texture, a fraction of brightness (default: 0)"
+    )
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
     return syn
 
