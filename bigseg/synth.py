@@ -352,7 +352,8 @@ def render(
     Intensities are Poisson (shot noise) plus Gaussian read noise of
     ``read_noise`` grey levels plus a camera ``offset`` (noise-free, e.g.
     33000 grey levels), clipped to ``max_value`` (default the 12-bit range;
-    at most 65535).
+    at most 65535).  The smooth fields below depend on ``noise_seed`` and the
+    physical position only.
 
     Parameters
     ----------
@@ -366,8 +367,6 @@ def render(
     texture : float
         Nuclear texture: each nucleus's intensity varies by this fraction
         about its brightness (features of 1.5-3 µm).
-
-    The fields depend on ``noise_seed`` and the physical position only.
     """
     t0, z0, y0, x0 = (int(v) for v in block_start)
     nt, nz, ny, nx = (int(v) for v in block_shape)

@@ -467,8 +467,9 @@ def above_background(
     background = ndi.maximum_filter(
         ndi.minimum_filter(smoothed, size=size, mode="nearest"), size=size, mode="nearest"
     )
-    out = smoothed[core] - background[core]
-    np.maximum(out, 0.0, out=out)
+    with np.errstate(invalid="ignore"):  # NaN/inf voxels are reported by the pipeline
+        out = smoothed[core] - background[core]
+        np.maximum(out, 0.0, out=out)
     return out
 
 

@@ -115,7 +115,11 @@ def floor_above_background(counts: np.ndarray, *, low: float, width: float) -> f
     there: the background's noise stays one narrow peak and a dim nucleus and a bright one
     are as far from it, whatever the camera offset was.
     """
-    counts = np.asarray(counts, np.int64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN: reported elsewhere
+        return _floor_above(np.asarray(counts, np.int64), float(low), float(width))
+
+
+def _floor_above(counts: np.ndarray, low: float, width: float) -> float:
     nonzero = np.flatnonzero(counts)
     if nonzero.size == 0:
         return float(low)
