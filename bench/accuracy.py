@@ -1,6 +1,11 @@
 """Accuracy of bigseg against truth: the plain serial recipe, ``--preset seed`` and ``default``.
 
-Run from the repository root:  ``.venv/bin/python bench/accuracy.py``
+Run from the repository root:  ``.venv/bin/python bench/accuracy.py [--real]``
+
+After the real and named stacks below it prints the default method's scores on the named
+kinds of issue 14 (``bigseg synth --kind hela2d | heldout3d | series``) and on the
+synthetic matrix of ``bench/grid.py`` (recall by radius, brightness and offset); ``--real``
+stops after the first table.
 
 Datasets (real ones are skipped when ../shared/data is absent):
 
@@ -35,11 +40,12 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 
 import bigseg
-from bigseg.cluster import drop_small
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bigseg.measure import measure
-from bigseg.stack import as_stack
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grid import default_nuclei, grid, kinds, recall_by, report  # noqa: E402
+
+from bigseg.score import match
 from bigseg.synth import DIFFICULTY, make_truth, render
 from tests.reference_recipe import recipe_detections  # noqa: E402
 
@@ -84,17 +90,7 @@ def recipe_nuclei(
 
 def bigseg_nuclei(stack: np.ndarray, scale, params: bigseg.Params) -> pd.DataFrame:
     """bigseg's lazy path in memory: threshold, segment, measure, link (as ``run`` does)."""
-    st = as_stack(stack, scale=scale).chunk({"z": 8})
-    thr = bigseg.global_threshold(st, params=params).compute()
-    labels = bigseg.segment(st, params=params, threshold=float(thr))
-    det = measure(labels, st).compute()
-    neck = params.neck_ratio if params.preset == "default" else None
-    linked = bigseg.link(
-        det, link_distance=params.link_distance, max_gap=params.max_gap, neck_ratio=neck
-    )
-    if params.preset == "default":
-        linked = drop_small(linked, scale=scale, min_radius=params.min_radius)
-    return bigseg.nuclei_table(linked, scale=scale)
+    return default_nuclei(stack[None], scale, params)
 
 
 def datasets():
@@ -149,6 +145,7 @@ def stardist_truth(mask: np.ndarray) -> pd.DataFrame:
 
 
 def row(dataset: str, method: str, found: pd.DataFrame, truth) -> dict:
+    """One line of the table: counts, and scores where the truth is a table."""
     out = {"dataset": dataset, "method": method, "found": len(found)}
     if isinstance(truth, pd.DataFrame):
         s = bigseg.score(found, truth)
@@ -189,11 +186,22 @@ def main() -> None:
             found = bigseg_nuclei(img, sc, params)
             seconds[preset] = time.perf_counter() - t0
             rows.append(row(name, preset, found, truth))
+            if preset == "default" and isinstance(truth, pd.DataFrame) and "r_um" in truth:
+                hit = np.zeros(len(truth), bool)
+                hit[match(found, truth)["truth"].to_numpy()] = True
+                by = recall_by(truth.assign(found=hit), "r_um", [0, 3, 4, 5, 6, 8, 12, 30])
+                print(f"{name}, default: recall by true radius (µm):", by.round(3).to_dict())
         rows[-1]["time_vs_seed"] = seconds["default"] / seconds["seed"]
         print(pd.DataFrame(rows[-3:]).to_string(index=False, float_format="%.3f"), flush=True)
     table = pd.DataFrame(rows)
     print("\nAll datasets:")
     print(table.to_string(index=False, float_format="%.3f", na_rep="-"))
+    if "--real" in sys.argv:
+        return
+    print("\nThe named kinds (bigseg synth --kind), default method:")
+    report(*kinds())
+    print("\nThe synthetic matrix (bench/grid.py), default method:")
+    report(*grid())
 
 
 if __name__ == "__main__":

@@ -8,8 +8,7 @@ and 3D (4 planes) of 240 x 240 pixels, small nuclei (radius 3-5 µm) and large o
 (none touching; a quarter touching an earlier one; chains: 60 % touching), segmented
 with whole planes and with y/x blocks from just above the method's halo to half the
 plane, for the ``default`` and ``seed`` methods at their default sizes.  Per row:
-``flagged``, the clusters the run warns about (``clusters_beyond_halo``); ``tied``, those of
-them flagged only for tied markers (``clusters_tied``); ``conflicts``,
+``flagged``, the clusters the run warns about (``clusters_beyond_halo``); ``conflicts``,
 ``face_conflicts``; ``planes_differ``, planes whose labels differ from whole planes
 (up to renumbering); ``detections_differ``, whether the per-plane table (positions,
 areas, intensities: what the nuclei tables are built from) differs.
@@ -175,7 +174,6 @@ def main() -> None:
                     "halo": halo,
                     "regions": len(whole_det),
                     "flagged": stitched.beyond,
-                    "tied": getattr(stitched, "tied", 0),
                     "conflicts": stitched.conflicts,
                     "planes_differ": differ,
                     "detections_differ": not same_det,

@@ -317,6 +317,54 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
         help="hard: tenfold brightness range, touching and z-stacked nuclei, saturation, noise "
         "(default: %(default)s)",
     )
+    syn.add_argument(
+        "--kind",
+        default=None,
+        choices=("hela2d", "heldout3d", "series"),
+        help="a named kind of data (shape, count, time points, voxel size and options; "
+        "see bigseg.synth.KINDS); the options below still apply (default: none)",
+    )
+    syn.add_argument(
+        "--radius-um",
+        nargs=2,
+        type=_float,
+        metavar=("LO", "HI"),
+        help="radius range in µm (default: 5 8, or the kind's)",
+    )
+    syn.add_argument(
+        "--radius-px",
+        nargs=2,
+        type=_float,
+        metavar=("LO", "HI"),
+        help="radius range in pixels (default: --radius-um)",
+    )
+    syn.add_argument(
+        "--brightness-spread",
+        type=_float,
+        help="log-normal brightness over this factor, e.g. 10 (default: uniform)",
+    )
+    syn.add_argument(
+        "--touching", type=_float, help="fraction of nuclei touching another (default: 0)"
+    )
+    syn.add_argument(
+        "--mitotic", type=_float, help="fraction of small bright (mitotic) nuclei (default: 0)"
+    )
+    syn.add_argument(
+        "--offset", type=_float, help="camera offset in grey levels, 16-bit output (default: 0)"
+    )
+    syn.add_argument(
+        "--autofluorescence",
+        type=_float,
+        help="peak of a smooth background, grey levels (default: 0)",
+    )
+    syn.add_argument(
+        "--illumination",
+        type=_float,
+        help="uneven light: a field from 1 - this value to 1 (default: 0)",
+    )
+    syn.add_argument(
+        "--texture", type=_float, help="nuclear texture, a fraction of brightness (default: 0)"
+    )
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
     return syn
 
@@ -796,9 +844,22 @@ def _synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
         difficulty=args.difficulty,
+        kind=args.kind,
+        render_options=_given(args, "offset", "autofluorescence", "illumination", "texture")
+        | ({"max_value": 65535} if args.offset is not None else {}),
+        **_given(args, "radius_um", "radius_px", "brightness_spread", "touching", "mitotic"),
     )
     print(f"Wrote {image} and its truth table {truth}.")
     return 0
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """Return the options among ``names`` given on the command line, by name."""
+    return {
+        name: tuple(v) if isinstance(v, list) else v
+        for name in names
+        if (v := getattr(args, name)) is not None
+    }
 
 
 def _score(args: argparse.Namespace) -> int:

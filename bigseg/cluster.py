@@ -243,6 +243,16 @@ def _numbered(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
     return first_seen[component]
 
 
+#: :func:`drop_small` compares nuclei with a sphere (disc) of this fraction of ``min_radius``:
+#: the half-maximum contour of a nucleus 1.1 times ``min_radius`` encloses about a sphere of
+#: ``min_radius``, and a blurred, thresholded nucleus is smaller than the nucleus.
+FRAGMENT_FRACTION = 0.95
+#: ... or, in 2D images, with a disc of this fraction of ``min_radius``.
+PLANAR_FRACTION = 0.85
+#: ... and with planes spanning this fraction of ``min_radius`` in z.
+EXTENT_FRACTION = 1.2
+
+
 def drop_small(
     linked: pd.DataFrame, *, scale: Sequence[float], min_radius: float, planar: bool = False
 ) -> pd.DataFrame:
@@ -272,11 +282,19 @@ def drop_small(
     """
     if len(linked) == 0:
         return linked.copy()
-    size = linked.groupby("nucleus")["area_um2"].transform("sum")
+    groups = linked.groupby("nucleus")
+    size = groups["area_um2"].transform("sum").to_numpy()
     if planar:
-        keep = size.to_numpy() >= np.pi * float(min_radius) ** 2
+        keep = size >= np.pi * (PLANAR_FRACTION * float(min_radius)) ** 2
     else:
-        keep = size.to_numpy() * float(scale[0]) >= 4 / 3 * np.pi * float(min_radius) ** 3
+        keep = (
+            size * float(scale[0]) >= 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(min_radius)) ** 3
+        )
+        # A nucleus spans at least min_radius in z (half its smallest diameter).
+        planes = groups["z"].transform("max").to_numpy() - groups["z"].transform("min").to_numpy()
+        keep &= (planes + 1) >= np.ceil(
+            EXTENT_FRACTION * float(min_radius) / float(scale[0]) - 1e-9
+        )
     out = linked[keep].reset_index(drop=True)
     if len(out):
         _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)

@@ -86,7 +86,14 @@ def stitched_blocks(
     source, image = m.prepass(data, thresholds, params, scale)
     halo = halo_px(px, params.preset)
     return segment_blocks(
-        source, thresholds, m.pixels(px), m.kernel, halo=halo, image=image, foreground=m.foreground
+        source,
+        thresholds,
+        m.pixels(px),
+        m.kernel,
+        halo=halo,
+        image=image,
+        foreground=m.foreground,
+        components=m.components,
     )
 
 
@@ -140,6 +147,7 @@ def segment(
             halo=halo_px(px, params.preset),
             image=image,
             foreground=m.foreground,
+            components=m.components,
         )
     else:
         source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)

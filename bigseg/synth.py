@@ -5,6 +5,15 @@ with shot and read noise, in 12-bit range.  Every chunk is rendered from the
 truth table alone, so the whole stack is never in memory and the result does
 not depend on how it is chunked for writing, except for the noise, which is
 seeded per chunk.
+
+Options make the data of real microscopes: a camera offset (up to 33 000 grey
+levels on 16 bits), a smooth autofluorescence over it, an uneven illumination
+(a smooth multiplicative field), nuclear texture, small bright "mitotic"
+nuclei, radius ranges in pixels; the smooth fields are sums of a few cosines
+of the physical position, so they too are the same however the stack is
+chunked.  :data:`KINDS` names sets of them that mimic data bigseg was not
+tuned on (a dense 2D HeLa-like time-lapse, held-out 3D stacks, a time series);
+:func:`synth_kind` renders one in memory.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from .io import write_ngff_image
 from .pipeline.outputs import check_synthetic_replaceable
 from .stack import SPATIAL
 
-__all__ = ["make_truth", "render", "synth"]
+__all__ = ["KINDS", "make_truth", "render", "synth", "synth_kind"]
 
 MAX_VALUE = 4095  # 12-bit camera range
 
@@ -43,6 +52,124 @@ DIFFICULTY: dict[str, dict[str, dict[str, float]]] = {
     },
 }
 
+#: Named kinds of data bigseg was not tuned on (``bigseg synth --kind``): the shape of one time
+#: point, nuclei per time point (a range: each seed draws its count), time points, voxel size,
+#: and the options of :func:`make_truth` and :func:`render`.
+#:
+#: ``hela2d``: a dense 16-bit 2D time-lapse of HeLa-like nuclei over a camera offset of 33 000,
+#: 70-1 500 grey levels above it, many touching, a tenth small bright mitotic ones, uneven light.
+#: ``heldout3d``: 3D stacks of nuclei of radius 4.5-12 px, brightness log-normal over tenfold,
+#: 15 % touching, autofluorescence over a dark offset.  ``series``: the same kind, 4 time points.
+KINDS: dict[str, dict] = {
+    "hela2d": {
+        "shape": (1, 700, 1100),
+        "nuclei": (120, 200),
+        "t": 2,
+        "scale": (1.0, 0.71, 0.71),
+        "truth": {
+            "radius_um": (4.5, 8.5),
+            "brightness": (90.0, 1200.0),
+            "brightness_spread": 13.0,
+            "touching": 0.25,
+            "mitotic": 0.1,
+        },
+        "render": {
+            "background": 60.0,
+            "offset": 33000.0,
+            "max_value": 65535,
+            "autofluorescence": 40.0,
+            "illumination": 0.2,
+            "texture": 0.15,
+        },
+    },
+    "heldout3d": {
+        "shape": (40, 384, 384),
+        "nuclei": (120, 220),
+        "t": 1,
+        "scale": (1.5, 0.71, 0.71),
+        "truth": {
+            "radius_px": (4.5, 12.0),
+            "brightness": (300.0, 3000.0),
+            "brightness_spread": 10.0,
+            "touching": 0.15,
+        },
+        "render": {
+            "background": 40.0,
+            "offset": 400.0,
+            "max_value": 65535,
+            "autofluorescence": 150.0,
+            "texture": 0.1,
+        },
+    },
+    "series": {
+        "shape": (16, 256, 256),
+        "nuclei": (25, 40),
+        "t": 4,
+        "scale": (1.5, 0.71, 0.71),
+        "truth": {
+            "radius_px": (4.5, 12.0),
+            "brightness": (300.0, 3000.0),
+            "brightness_spread": 10.0,
+            "touching": 0.15,
+        },
+        "render": {
+            "background": 40.0,
+            "offset": 400.0,
+            "max_value": 65535,
+            "autofluorescence": 150.0,
+            "texture": 0.1,
+        },
+    },
+}
+
+
+def kind_options(kind: str, seed: int = 0) -> dict:
+    """Return the arguments of :func:`make_truth` and :func:`render` for one of :data:`KINDS`.
+
+    Returns
+    -------
+    dict
+        ``shape, nuclei, t, scale, truth, render`` (``nuclei`` drawn from the kind's
+        range with ``seed``).
+    """
+    if kind not in KINDS:
+        raise InputError(f"Unknown kind={kind!r}; choose one of {', '.join(KINDS)}.")
+    spec = KINDS[kind]
+    lo, hi = spec["nuclei"]
+    nuclei = int(np.random.default_rng([seed, 99]).integers(lo, hi + 1))
+    return {**spec, "nuclei": nuclei, "truth": dict(spec["truth"]), "render": dict(spec["render"])}
+
+
+def synth_kind(
+    kind: str, *, seed: int = 0, **changes: object
+) -> tuple[np.ndarray, pd.DataFrame, tuple[float, float, float]]:
+    """Render a stack of one of :data:`KINDS` in memory, with its truth.
+
+    Parameters
+    ----------
+    kind : str
+        A name in :data:`KINDS`.
+    seed : int
+        Seed of the count, positions, sizes, brightness and noise.
+    **changes
+        ``shape``, ``nuclei`` or ``t`` instead of the kind's (e.g. a smaller stack).
+
+    Returns
+    -------
+    (ndarray, pandas.DataFrame, tuple)
+        The ``(t, z, y, x)`` uint16 stack, the truth table and the voxel size.
+    """
+    spec = {**kind_options(kind, seed), **changes}
+    shape = tuple(int(v) for v in spec["shape"])
+    scale = tuple(float(v) for v in spec["scale"])
+    truth = make_truth(shape, int(spec["nuclei"]), scale=scale, t=int(spec["t"]), seed=seed,
+                       **spec["truth"])  # fmt: skip
+    image = render(
+        truth, (0, 0, 0, 0), (int(spec["t"]), *shape), scale=scale, noise_seed=seed,
+        **spec["render"],
+    )  # fmt: skip
+    return image, truth, scale
+
 
 def make_truth(
     shape: Sequence[int],
@@ -58,6 +185,9 @@ def make_truth(
     touching: float = 0.0,
     stacked: float = 0.0,
     saturated: float = 0.0,
+    radius_px: tuple[float, float] | None = None,
+    mitotic: float = 0.0,
+    mitotic_brightness: float = 3.0,
 ) -> pd.DataFrame:
     """Draw nucleus centres, radii and brightness: the truth table.
 
@@ -86,6 +216,14 @@ def make_truth(
         touch within the plane instead.
     saturated : float
         Fraction of nuclei five times brighter than the camera's range.
+    radius_px : (float, float), optional
+        The radius range in pixels of the y/x plane instead of ``radius_um``
+        (converted with the mean y/x voxel size).
+    mitotic : float
+        Fraction of small bright nuclei (condensed, mitotic ones): radius
+        within 15 % of the smallest radius, ``mitotic_brightness`` times as bright.
+    mitotic_brightness : float
+        How much brighter the mitotic nuclei are.
 
     Returns
     -------
@@ -98,16 +236,24 @@ def make_truth(
         raise InputError(f"shape={shape} must be three positive sizes (z, y, x).")
     if nuclei < 0 or t < 1:
         raise InputError(f"nuclei={nuclei} must be >= 0 and t={t} at least 1.")
+    if radius_px is not None:
+        pixel = (float(scale[1]) + float(scale[2])) / 2
+        radius_um = (float(radius_px[0]) * pixel, float(radius_px[1]) * pixel)
+    if not 0 <= mitotic <= 1:
+        raise InputError(f"mitotic={mitotic} must be a fraction from 0 to 1.")
     rng = np.random.default_rng(seed)
     extent = np.array(shape) * np.asarray(scale, float)
     rows = []
     hard = touching > 0 or stacked > 0
     for ti in range(t):
-        placed: list[tuple[np.ndarray, float]] = []
+        placed: list[tuple[np.ndarray, float, float]] = []
         for _ in range(nuclei * 200):
             if len(placed) == nuclei:
                 break
             r = rng.uniform(*radius_um)
+            bright = 1.0
+            if mitotic > 0 and rng.uniform() < mitotic:
+                r, bright = radius_um[0] * rng.uniform(1.0, 1.15), mitotic_brightness
             lo = np.array([0.0, r, r])
             hi = np.maximum(extent - np.array([scale[0], r, r]), lo)
             partner = -1
@@ -121,12 +267,13 @@ def make_truth(
                 c = rng.uniform(lo, hi)
             if all(
                 np.linalg.norm(c - pc) >= min_separation * (r + pr)
-                for k, (pc, pr) in enumerate(placed)
+                for k, (pc, pr, _) in enumerate(placed)
                 if k != partner
             ):
-                placed.append((c, r))
-        for c, r in placed:
-            rows.append((ti, *c, r, _brightness(rng, brightness, brightness_spread, saturated)))
+                placed.append((c, r, bright))
+        for c, r, bright in placed:
+            value = _brightness(rng, brightness, brightness_spread, saturated)
+            rows.append((ti, *c, r, value * bright if value < 5.0 * MAX_VALUE else value))
     df = pd.DataFrame(rows, columns=["t", "z_um", "y_um", "x_um", "r_um", "brightness"])
     for name, step in zip(SPATIAL, scale):
         df[name] = df[f"{name}_um"] / step
@@ -154,7 +301,7 @@ def _brightness(
 
 def _touching_centre(
     rng: np.random.Generator,
-    placed: list[tuple[np.ndarray, float]],
+    placed: list[tuple[np.ndarray, float, float]],
     r: float,
     p_stacked: float,
     *,
@@ -165,7 +312,7 @@ def _touching_centre(
     With ``planar`` the direction lies in the y/x plane (2D images).
     """
     k = int(rng.integers(len(placed)))
-    pc, pr = placed[k]
+    pc, pr, _ = placed[k]
     if planar:
         rng.uniform()  # the draws of the 3D case, so that seeds stay comparable
         direction = rng.normal(size=3)
@@ -196,13 +343,30 @@ def render(
     read_noise: float = 10.0,
     offset: float = 0.0,
     max_value: float = MAX_VALUE,
+    autofluorescence: float = 0.0,
+    illumination: float = 0.0,
+    texture: float = 0.0,
 ) -> np.ndarray:
     """Render one ``(t, z, y, x)`` block of the synthetic stack as uint16.
 
     Intensities are Poisson (shot noise) plus Gaussian read noise of
     ``read_noise`` grey levels plus a camera ``offset`` (noise-free, e.g.
     33000 grey levels), clipped to ``max_value`` (default the 12-bit range;
-    at most 65535).
+    at most 65535).  The smooth fields below depend on ``noise_seed`` and the
+    physical position only.
+
+    Parameters
+    ----------
+    autofluorescence : float
+        Peak of a smooth background (features of 40-150 µm) added to
+        ``background``, in grey levels.
+    illumination : float
+        Uneven illumination: the light (nuclei, background and
+        autofluorescence) is multiplied by a smooth field from
+        ``1 - illumination`` to 1.
+    texture : float
+        Nuclear texture: each nucleus's intensity varies by this fraction
+        about its brightness (features of 1.5-3 µm).
     """
     t0, z0, y0, x0 = (int(v) for v in block_start)
     nt, nz, ny, nx = (int(v) for v in block_shape)
@@ -211,6 +375,9 @@ def render(
     zz = (z0 + np.arange(nz)) * sz
     yy = (y0 + np.arange(ny)) * sy
     xx = (x0 + np.arange(nx)) * sx
+    fields = autofluorescence > 0 or illumination > 0 or texture > 0
+    if fields:  # nuclei apart from the background, so that the fields can act on each
+        out = np.zeros((nt, nz, ny, nx), np.float64)
     for row in truth.itertuples(index=False):
         ti = int(row.t) - t0
         if not 0 <= ti < nt:
@@ -229,10 +396,57 @@ def render(
         profile = row.brightness / (1 + np.exp((dist - row.r_um) / edge_um))
         region = (ti, slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
         out[region] += profile
+    if fields:
+        out = _fields(
+            out, (zz, yy, xx), noise_seed, background, autofluorescence, illumination, texture
+        )
     seed = [noise_seed, t0, z0, y0, x0]
     rng = np.random.default_rng(seed)
     noisy = rng.poisson(out) + rng.normal(0.0, read_noise, out.shape) + offset
     return np.clip(np.rint(noisy), 0, min(max_value, 65535)).astype(np.uint16)
+
+
+def _smooth_field(
+    axes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seed: Sequence[int],
+    wavelengths: tuple[float, float],
+    waves: int,
+) -> np.ndarray:
+    """Return a smooth field in [0, 1] of the position: a sum of ``waves`` cosines."""
+    rng = np.random.default_rng(list(seed))
+    zz, yy, xx = axes
+    total = np.zeros((zz.size, yy.size, xx.size))
+    for _ in range(waves):
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        k = 2 * np.pi / rng.uniform(*wavelengths) * direction
+        phase = rng.uniform(0, 2 * np.pi)
+        total += np.cos(
+            k[0] * zz[:, None, None] + k[1] * yy[None, :, None] + k[2] * xx[None, None, :] + phase
+        )
+    return (total / waves + 1.0) / 2.0
+
+
+def _fields(
+    signal: np.ndarray,
+    axes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    seed: int,
+    background: float,
+    autofluorescence: float,
+    illumination: float,
+    texture: float,
+) -> np.ndarray:
+    """Mean intensities of a block: textured nuclei over autofluorescence, unevenly lit."""
+    if texture > 0:
+        signal = signal * (
+            1.0 + texture * (2.0 * _smooth_field(axes, (seed, 3), (1.5, 3.0), 6) - 1)
+        )
+    light = background + signal
+    if autofluorescence > 0:
+        light = light + autofluorescence * _smooth_field(axes, (seed, 1), (40.0, 150.0), 3)
+    if illumination > 0:
+        light = light * (1.0 - illumination * _smooth_field(axes, (seed, 2), (150.0, 400.0), 2))
+    return np.maximum(light, 0.0)
 
 
 def _chunks(shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -253,6 +467,8 @@ def synth(
     seed: int = 0,
     overwrite: bool = False,
     difficulty: str = "easy",
+    kind: str | None = None,
+    render_options: dict | None = None,
     **truth_options: object,
 ) -> tuple[Path, Path]:
     """Write a synthetic OME-Zarr stack and its truth table.
@@ -276,8 +492,14 @@ def synth(
         its truth table).
     difficulty : {"easy", "hard"}
         A named set of options from :data:`DIFFICULTY`; ``"easy"`` changes nothing.
+    kind : str, optional
+        One of :data:`KINDS`: its shape, count, time points, voxel size and options
+        replace ``shape``, ``nuclei``, ``t``, ``scale`` and ``difficulty``.
+    render_options : dict, optional
+        Passed to :func:`render` (over the difficulty's or kind's): ``offset``,
+        ``autofluorescence``, ``illumination``, ``texture``, ``max_value`` ...
     **truth_options
-        Passed to :func:`make_truth` (over the difficulty's options).
+        Passed to :func:`make_truth` (over the difficulty's or kind's options).
 
     Returns
     -------
@@ -296,8 +518,13 @@ def synth(
         raise InputError(
             f"Unknown difficulty={difficulty!r}; choose one of {', '.join(DIFFICULTY)}."
         )
-    options = {**DIFFICULTY[difficulty]["truth"], **truth_options}
-    render_options = dict(DIFFICULTY[difficulty]["render"])
+    base = DIFFICULTY[difficulty]
+    if kind is not None:
+        spec = kind_options(kind, seed)
+        shape, nuclei, t, scale = spec["shape"], spec["nuclei"], spec["t"], spec["scale"]
+        base = spec
+    options = {**base["truth"], **truth_options}
+    render_options = {**base["render"], **(render_options or {})}
     truth = make_truth(shape, nuclei, scale=scale, t=t, seed=seed, **options)
     full = (t, *(int(s) for s in shape))
     template = da.empty(full, chunks=_chunks(full), dtype=np.uint16)

@@ -8,13 +8,14 @@ import pytest
 
 import bigseg
 from bigseg import Params, methods, open_stack, run
+from bigseg.chunked.exact import unproven_local
 from bigseg.chunked.stitch import (
     _checked_labels,
     segment_blocks,
     side_tables,
     summaries,
 )
-from bigseg.kernels.watershed import split_plane, watershed_order_free
+from bigseg.kernels.watershed import split_plane, split_plane_apart
 from bigseg.segment import _threshold_array, halo_px, plan_blocks, stitched_blocks
 from bigseg.stack import as_4d, as_stack
 from bigseg.synth import make_truth, render
@@ -77,7 +78,7 @@ def test_proven_clusters_are_not_reported_and_match_whole_planes(tmp_path):
         split = run(chunked, tmp_path / "split", params=DEFAULT)
     stitching = split.record["stitching"]
     assert stitching["blocks"] == 16 and stitching["regions_across_faces"] > 5
-    assert stitching["clusters_beyond_halo"] == 0 and stitching["clusters_tied"] == 0
+    assert stitching["clusters_beyond_halo"] == 0
     assert stitching["face_conflicts"] == 0
     assert len(whole.nuclei) > 50
     pd.testing.assert_frame_equal(whole.nuclei, split.nuclei, check_exact=False, rtol=1e-10)
@@ -87,20 +88,20 @@ def test_proven_clusters_are_not_reported_and_match_whole_planes(tmp_path):
     )
 
 
-def test_tied_markers_that_split_differently_are_reported(tmp_path):
-    # Three markers of equal depth in one component far inside its block: the whole
-    # plane's watershed pops them in an order set by the plane's other markers, the
-    # block's by its own, and the component is split differently.  No halo helps.
+def test_tied_markers_split_as_in_whole_planes(tmp_path):
+    # Three markers of equal depth in one component far inside its block: scikit-image's
+    # heap would pop them in an order set by the plane's other markers (so the block split
+    # them differently); flood_levels orders them by position, and nothing differs.
     stack = _stack(110, touching=0.25)
     chunked = stack.chunk({"y": 120, "x": 120})
-    with pytest.warns(UserWarning, match="1 hold markers of equal depth"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         result = run(chunked, tmp_path / "out", params=DEFAULT)
     stitching = result.record["stitching"]
-    assert stitching["clusters_tied"] == stitching["clusters_beyond_halo"] == 1
-    assert stitching["face_conflicts"] == 0
+    assert stitching["clusters_beyond_halo"] == stitching["face_conflicts"] == 0
     whole = bigseg.segment(stack, params=DEFAULT).values
     split = bigseg.segment(chunked, params=DEFAULT).values
-    assert not _same(split, whole)
+    assert _same(split, whole)
 
 
 @pytest.mark.parametrize("preset", ["default", "seed"])
@@ -132,12 +133,16 @@ def test_blocks_split_their_foreground_as_the_kernel(preset):
     thresholds = _threshold_array(four, stack, None, params)
     thr = thresholds.compute().reshape(1, 1, 1, 1)
     block = m.prepass(four.data, thresholds, params, SCALE)[0].compute()
-    labels, beyond, tied = _checked_labels(
-        m.foreground(block, thr, px), px, (0, 130, 0, 150), (False,) * 4
-    )
+    whole = (0, 130, 0, 150), (False,) * 4
+    if m.foreground is not None:
+        labels, beyond = _checked_labels(m.foreground(block, thr, px), px, *whole)
+    else:  # a component-local kernel
+        labels = m.kernel(block, thr, px)
+        mask = m.components(block, thr, px).reshape((-1, 130, 150))
+        beyond = sum(unproven_local(p, core=whole[0], sides=whole[1]) for p in mask)
     assert labels.max() > 10
     np.testing.assert_array_equal(labels, m.kernel(block, thr, px))
-    assert beyond == tied  # a whole plane hides nothing, but its ties are reported
+    assert beyond == 0  # a whole plane hides nothing
 
 
 def _two_disks(radii, gap):
@@ -147,19 +152,33 @@ def _two_disks(radii, gap):
     return a | b
 
 
-def test_watershed_of_tied_markers_depends_on_their_order():
-    binary = _two_disks((8, 8), 14)  # two equal disks, overlapping: equal depths
-    _, distance, markers = split_plane(binary, min_distance=6)
-    assert markers.sum() == 2 and len(set(distance[markers])) == 1
-    assert not watershed_order_free(distance, markers, binary)
-    assert not watershed_order_free(distance, markers, binary, max_orders=1)
+@pytest.mark.parametrize(
+    ("split", "gap"),
+    [
+        (lambda b: split_plane(b, min_distance=6)[0], 14),
+        (lambda b: split_plane_apart(b, apart=0.9), 16),
+    ],
+    ids=["seed", "default"],
+)
+def test_tied_markers_split_the_same_whatever_else_is_in_the_plane(split, gap):
+    # Two equal overlapping disks (markers of equal depth), alone and beside other pairs
+    # of equal disks: the pair is split the same way (ties go by position).
+    pair = _two_disks((8, 8), gap)
+    alone = split(pair)
+    assert alone.max() == 2
+    plane = np.zeros((120, 160), bool)
+    plane[40:80, 50:110] = pair
+    plane[2:42, 0:60] |= _two_disks((8, 8), gap)
+    plane[80:120, 100:160] |= _two_disks((8, 8), gap)
+    crowded = split(plane)[40:80, 50:110]
+    assert_same_labels(np.where(pair, crowded, 0), alone)
 
 
-def test_watershed_of_distinct_markers_is_order_free():
-    binary = _two_disks((8, 7), 13)
-    _, distance, markers = split_plane(binary, min_distance=6)
-    assert markers.sum() == 2 and len(set(distance[markers])) == 2
-    assert watershed_order_free(distance, markers, binary)
-    one = _two_disks((8, 0), 0)
-    _, distance, markers = split_plane(one, min_distance=6)
-    assert watershed_order_free(distance, markers, one)
+def test_unproven_local_counts_components_cut_by_a_side():
+    binary = np.zeros((40, 40), bool)
+    binary[5:12, 5:12] = True  # inside
+    binary[20:30, 30:40] = True  # on the right edge
+    core = (10, 20, 10, 20)
+    assert unproven_local(binary, core=core, sides=(False, False, False, True)) == 1
+    assert unproven_local(binary, core=core, sides=(False, False, False, False)) == 0
+    assert unproven_local(binary, core=(0, 8, 0, 8), sides=(True,) * 4) == 0

@@ -128,3 +128,60 @@ def test_local_foreground_margin_is_the_whole_result_cropped(strips):
     got = filters.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11), margin=margin)
     np.testing.assert_array_equal(got, expected[core])
     assert expected.any() and not expected.all()
+
+
+def test_above_background_removes_offset_and_smooth_background_and_keeps_nuclei():
+    zz, yy, xx = np.indices((8, 80, 80))
+    ramp = 33000.0 + 2.0 * xx + 150.0 * np.sin(yy / 60.0)  # offset, autofluorescence
+    nucleus = _blob((8, 80, 80), (4, 40, 40), 5, 500.0)
+    signal = filters.above_background(ramp + nucleus, (5, 31, 31))
+    assert signal.dtype == np.float32 and signal.min() >= 0
+    assert signal[4, 40, 40] == pytest.approx(500.0, abs=15)
+    # The background is gone, offset and all (but for a slope's last box at the edges).
+    assert signal[:, 16:-16, 16:-16][nucleus[:, 16:-16, 16:-16] == 0].max() < 30
+
+
+def test_above_background_margin_is_the_whole_result_cropped():
+    rng = np.random.default_rng(3)
+    block = rng.normal(1000, 30, (9, 60, 50)).astype(np.float32)
+    whole = filters.above_background(block, (3, 11, 11))
+    margin = ((2, 1), (10, 10), (0, 7))
+    got = filters.above_background(block, (3, 11, 11), margin=margin)
+    np.testing.assert_array_equal(got, whole[2:-1, 10:-10, 0:-7])
+    assert filters.above_background(np.zeros((0, 4, 4), np.float32), (3, 3, 3)).shape == (0, 4, 4)
+
+
+@pytest.mark.parametrize("offset", [0.0, 30000.0])
+def test_floor_above_background_is_the_same_whatever_the_offset(offset):
+    rng = np.random.default_rng(0)
+    background = np.abs(rng.normal(0, 3, 20_000))  # the signal left by the background map
+    nuclei = np.exp(rng.uniform(np.log(150), np.log(1500), 4_000))  # tenfold
+    values = np.concatenate([background, nuclei])
+    counts = kthreshold.linear_histogram(values, low=0.0, width=1.0, nbins=65536)
+    assert counts.sum() == values.size
+    floor = kthreshold.floor_above_background(counts, low=0.0, width=1.0)
+    assert background.max() < floor < 150  # every nucleus above it, the noise below
+    # The same signal measured from a camera offset: the same floor above it.
+    shifted = kthreshold.linear_histogram(values + offset, low=offset, width=1.0, nbins=65536)
+    assert kthreshold.floor_above_background(shifted, low=offset, width=1.0) == pytest.approx(
+        floor + offset
+    )
+    empty = np.zeros(16, np.int64)
+    assert kthreshold.floor_above_background(empty, low=5.0, width=1.0) == 5.0
+
+
+def test_segment_signal_splits_touching_discs_of_any_size_and_fills_nucleoli():
+    yy, xx = np.indices((80, 120))
+    plane = np.zeros((80, 120), np.float32)
+    for (cy, cx), r, value in [((20, 20), 4.5, 100.0), ((20, 29), 4.5, 900.0)]:
+        plane[np.hypot(yy - cy, xx - cx) <= r] = value  # small, touching, unequal
+    big = np.hypot(yy - 50, xx - 80) <= 14
+    plane[big] = 300.0
+    plane[np.hypot(yy - 50, xx - 80) <= 4] = 0.0  # a dark nucleolus
+    labels = watershed.segment_signal(plane[None], apart=0.9, min_radius=2.0, max_radius=20.0)
+    assert labels.dtype == np.int32
+    assert labels[0, 20, 20] != labels[0, 20, 29] and labels[0, 20, 20] and labels[0, 20, 29]
+    assert len(np.unique(labels[0][big])) == 1 and labels[0, 50, 80] == labels[0, 50, 70]
+    assert not watershed.segment_signal(
+        np.zeros((2, 8, 8), np.float32), apart=0.9, min_radius=1, max_radius=5
+    ).any()

@@ -83,3 +83,38 @@ def test_cli_difficulty_hard(tmp_path):
     expected = make_truth((20, 96, 96), 8, seed=3, **DIFFICULTY["hard"]["truth"])
     pd.testing.assert_frame_equal(truth, expected, check_dtype=False)
     assert open_stack(image).shape == (20, 96, 96)
+
+
+def test_fields_and_offset_do_not_depend_on_the_block():
+    truth = make_truth((6, 60, 60), 4, seed=2, radius_um=(4, 5))
+    options = dict(
+        scale=(1.5, 0.71, 0.71), noise_seed=0, offset=30000.0, max_value=65535,
+        autofluorescence=150.0, illumination=0.3, texture=0.2, read_noise=0.0,
+    )  # fmt: skip
+    whole = render(truth, (0, 0, 0, 0), (1, 6, 60, 60), **options).astype(float)
+    left = render(truth, (0, 0, 0, 0), (1, 6, 60, 30), **options).astype(float)
+    right = render(truth, (0, 0, 0, 30), (1, 6, 60, 30), **options).astype(float)
+    assert whole.min() >= 30000 and whole.max() <= 65535
+    # Same fields and signal; only the per-block shot noise differs (averaged out in tiles).
+    diff = (np.concatenate([left, right], axis=3) - whole).reshape(6, 6, 10, 6, 10)
+    assert np.abs(diff.mean(axis=(0, 2, 4))).max() < 5
+    plain = render(truth, (0, 0, 0, 0), (1, 6, 60, 60), scale=(1.5, 0.71, 0.71), noise_seed=0)
+    assert plain.max() <= 4095  # without the options: the 12-bit stack of before
+
+
+def test_kinds_mimic_the_held_out_data():
+    from bigseg.synth import KINDS, kind_options, synth_kind
+
+    assert set(KINDS) == {"hela2d", "heldout3d", "series"}
+    for seed in range(3):
+        spec = kind_options("hela2d", seed)
+        assert 120 <= spec["nuclei"] <= 200 and spec["shape"] == (1, 700, 1100)
+    image, truth, scale = synth_kind("hela2d", seed=1, shape=(1, 200, 300), nuclei=30)
+    assert image.shape == (2, 1, 200, 300) and image.dtype == np.uint16
+    assert 32900 < np.median(image) < 33200  # the camera offset and a dim background
+    small = truth["r_um"] < 1.15 * KINDS["hela2d"]["truth"]["radius_um"][0]
+    assert small.any() and truth.loc[small, "brightness"].median() > truth["brightness"].median()
+    truth3d = make_truth((40, 384, 384), 10, seed=0, radius_px=(4.5, 12.0))
+    assert truth3d["r_um"].between(4.5 * 0.71, 12.0 * 0.71).all()
+    with pytest.raises(InputError, match="Unknown kind"):
+        kind_options("confocal")

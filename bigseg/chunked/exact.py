@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..kernels.watershed import distance_to_background, watershed_order_free
+from ..kernels.watershed import distance_to_background
 
-__all__ = ["unproven_components"]
+__all__ = ["unproven_components", "unproven_local"]
 
 _EIGHT = np.ones((3, 3), bool)
 
@@ -19,21 +19,19 @@ _EIGHT = np.ones((3, 3), bool)
 def unproven_components(
     binary: np.ndarray,
     distance: np.ndarray,
-    markers: np.ndarray,
     *,
     core: tuple[int, int, int, int],
     sides: tuple[bool, bool, bool, bool],
     reach: int,
     min_distance: int,
-    max_orders: int = 24,
-) -> tuple[int, int]:
+) -> int:
     """Count the foreground components of one grown plane not proven equal to whole planes.
 
     Parameters
     ----------
-    binary, distance, markers : (Y, X) ndarray
-        The block's foreground (grown by its halo), its distance transform and
-        its marker pixels (:func:`bigseg.kernels.watershed.split_plane`).
+    binary, distance : (Y, X) ndarray
+        The block's foreground (grown by its halo) and its distance transform
+        (:func:`bigseg.kernels.watershed.split_plane`).
     core : (top, height, left, width)
         The block's core inside the grown plane.
     sides : (top, bottom, left, right) of bool
@@ -43,27 +41,24 @@ def unproven_components(
         ``2 * smooth_radius`` for the seed recipe, 0 when the foreground is exact.
     min_distance : int
         The markers' ``min_distance``.
-    max_orders : int
-        Tie orders tried per component (:func:`~bigseg.kernels.watershed.watershed_order_free`).
 
     Returns
     -------
-    (unproven, tied) : tuple of int
+    int
         Components touching the core (or the row and column after it, which go
-        into the face tables) whose regions are not proven; ``tied`` of them
-        only because tied markers make the watershed depend on its heap order.
+        into the face tables) whose regions are not proven.
     """
     if not binary.any():
-        return 0, 0
+        return 0
     ny, nx = binary.shape
     top, cy, left, cx = core
     components, _ = ndi.label(binary)
     window = components[top : top + cy + sides[1], left : left + cx + sides[3]]
     touching = np.unique(window[window > 0])
     if touching.size == 0:
-        return 0, 0
+        return 0
     if binary.all():  # no background: the peak threshold is not the whole plane's
-        return int(touching.size), 0
+        return int(touching.size)
     d = int(min_distance)
     # Pixels from the cut sides (h), from the plane's own edges (e), and from where
     # the foreground is exact (g).
@@ -119,25 +114,11 @@ def unproven_components(
     block_trivial = not (binary & inside & ~peak).any()
     plane_trivial = not (binary & exact_dist & in_plane & (plane_low > distance)).any()
     if block_trivial or plane_trivial:
-        return int(touching.size), 0
+        return int(touching.size)
     bad = np.zeros(components.max() + 1, bool)
     bad[components[bad_pixel]] = True
     bad[0] = False
-    unproven = int(bad[touching].sum())
-    # Tied markers: the split must not depend on their order.
-    candidates = touching[~bad[touching]]
-    own = markers & np.isin(components, candidates)
-    keys = np.stack([components[own], distance[own]])
-    pairs, counts = np.unique(keys, axis=1, return_counts=True)
-    tied_ids = np.unique(pairs[0, counts > 1]).astype(np.int64)
-    tied = 0
-    boxes = ndi.find_objects(components)
-    for k in tied_ids:
-        box = boxes[k - 1]
-        mask = components[box] == k
-        if not watershed_order_free(distance[box], markers[box], mask, max_orders=max_orders):
-            tied += 1
-    return unproven + tied, tied
+    return int(bad[touching].sum())
 
 
 def _from_sides(shape: tuple[int, int], sides: tuple[bool, ...]) -> np.ndarray:
@@ -155,3 +136,41 @@ def _from_sides(shape: tuple[int, int], sides: tuple[bool, ...]) -> np.ndarray:
     if sides[3]:
         hx = np.minimum(hx, nx - 1 - cols)
     return np.minimum.outer(hy, hx)
+
+
+def unproven_local(
+    binary: np.ndarray,
+    *,
+    core: tuple[int, int, int, int],
+    sides: tuple[bool, bool, bool, bool],
+) -> int:
+    """Count the components of one grown plane that a component-local kernel may get wrong.
+
+    For a kernel that decides everything within one connected component of an exact
+    foreground (the default method's :func:`bigseg.kernels.watershed.split_plane_apart`
+    after its holes are filled), a component touching the core (or the row and column
+    after it) is the whole plane's when none of its pixels lies on a cut side's edge:
+    then it, its holes, its distances (the nearest background of a component lies within
+    its box grown by one pixel), its markers and its regions are the whole plane's.
+
+    Parameters
+    ----------
+    binary : (Y, X) ndarray of bool
+        The mask the kernel splits (after hole filling), grown by the halo.
+    core, sides
+        As :func:`unproven_components`.
+    """
+    if not binary.any():
+        return 0
+    ny, nx = binary.shape
+    top, cy, left, cx = core
+    components, _ = ndi.label(binary)
+    window = components[top : top + cy + sides[1], left : left + cx + sides[3]]
+    touching = np.unique(window[window > 0])
+    if touching.size == 0:
+        return 0
+    edge = _from_sides((ny, nx), sides) < 1
+    cut = np.zeros(components.max() + 1, bool)
+    cut[components[binary & edge]] = True
+    cut[0] = False
+    return int(cut[touching].sum())

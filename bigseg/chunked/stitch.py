@@ -63,13 +63,12 @@ block's cut sides (not the plane's own edges, which block and plane share).
    candidate): that, for block or plane, leaves the whole plane unproven.
 5. *Watershed.*  Flooding stays inside a component: its regions depend only on
    its own distances and markers, and on the order in which the heap pops
-   them.  scikit-image gives every marker age 0, so *markers of equal
-   distance in one component leave the heap in an order set by the other
-   markers of the image*: the whole plane's own result depends on what lies
-   elsewhere in it.  A component with such ties is proven only when every
-   order of its tied markers gives the same regions (each order is forced and
-   tried, up to 24).  This, not the halo, is why dense small nuclei sometimes
-   split differently in blocks (``clusters_tied``).
+   them.  scikit-image gives every marker age 0, so markers of equal distance
+   would leave its heap in an order set by the other markers of the image;
+   bigseg floods :func:`bigseg.kernels.watershed.flood_levels` instead, which
+   orders markers of equal height by position (row-major, which a block
+   keeps) and changes no other comparison: a component's split depends on
+   nothing outside it.
 6. *Size filter, sums, stitching.*  Per region, so exact for proven regions;
    a region that continues across a face is proven in each block that holds
    part of it.
@@ -78,9 +77,12 @@ A component touching a block's core (or the row and column after it, which
 go into the face tables) that fails 2-5 is counted in ``clusters_beyond_halo``:
 for those, and only those, exactness is not proven.  Chains of touching
 nuclei that reach out of the halo, the long bright bar (one cluster across
-the plane, its markers placed differently in each block), and tied markers
-are the usual ones.  A method whose kernel is opaque (no ``foreground``, see
-:class:`bigseg.methods.Method`) gets the older conservative proxy: clusters of
+the plane, its markers placed differently in each block) are the usual ones.
+The default method's kernel decides everything within one component of its
+(exact) filled foreground; a component is proven when none of its pixels
+lies on a cut side's edge (:func:`bigseg.chunked.exact.unproven_local`).
+A method whose kernel is opaque (neither ``foreground`` nor ``components``,
+see :class:`bigseg.methods.Method`) gets the older conservative proxy: clusters of
 kept regions that touch a core and reach the outer ``2 s + d`` pixels of its
 halo.  ``face_conflicts`` counts places where two neighbouring blocks label
 the pixels of a face differently (one labels a pixel, the other not; or one
@@ -110,7 +112,7 @@ from ..kernels.regions import SUM_COLUMNS, block_sums
 from ..kernels.watershed import filter_sizes, split_plane
 from ..params import PixelParams
 from ..tables import empty_sums, sums_frame
-from .exact import unproven_components
+from .exact import unproven_components, unproven_local
 from .maps import map_with_halo
 from .plan import block_starts
 from .relabel import apply_luts, block_luts
@@ -153,7 +155,6 @@ class Block:
     beyond: int  # clusters whose regions are not proven equal to whole planes'
     first_y: np.ndarray | None = None  # (t, z, x) the core's first row (side tables only)
     first_x: np.ndarray | None = None  # (t, z, y) the core's first column (side tables only)
-    tied: int = 0  # of ``beyond``, those unproven only because of tied markers
 
 
 def segment_blocks(
@@ -165,6 +166,7 @@ def segment_blocks(
     halo: int,
     image: da.Array | None = None,
     foreground: Callable[[np.ndarray, np.ndarray, PixelParams], np.ndarray] | None = None,
+    components: Callable[[np.ndarray, np.ndarray, PixelParams], np.ndarray] | None = None,
 ) -> da.Array:
     """Segment every block of a ``(t, z, y, x)`` array with its halo (lazy).
 
@@ -176,7 +178,9 @@ def segment_blocks(
     ``foreground(block, thresholds, px)`` (the mask ``block_fn`` splits with
     :func:`bigseg.kernels.watershed.split_plane` and the size filter; the same
     labels), every block's regions are checked component by component (see
-    "Exactness" above); without it, by the conservative proxy.
+    "Exactness" above); with ``components(block, thresholds, px)`` (the mask a
+    component-local kernel splits), component by component with
+    :func:`bigseg.chunked.exact.unproven_local`; with neither, by the conservative proxy.
     """
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
     margin = 2 * px.smooth_radius + px.min_distance
@@ -193,6 +197,7 @@ def segment_blocks(
         px=px,
         block_fn=block_fn,
         foreground=foreground,
+        components=components,
         band=margin,
         chunks_all=data.chunks,
     )
@@ -209,6 +214,7 @@ def _block_record(
     px: PixelParams,
     block_fn: Callable,
     foreground: Callable | None,
+    components: Callable | None,
     band: int,
     chunks_all: tuple[tuple[int, ...], ...],
 ) -> Block:
@@ -217,14 +223,20 @@ def _block_record(
     top, left = margin[1][0], margin[2][0]
     cy, cx = chunks_all[2][by], chunks_all[3][bx]
     sides = (by > 0, by < numblocks[2] - 1, bx > 0, bx < numblocks[3] - 1)
-    if foreground is None:
-        labels = block_fn(ext, thr, px)
-        beyond = _clusters_beyond(labels, (top, cy, left, cx), sides, band, px.min_distance)
-        tied = 0
-    else:
-        labels, beyond, tied = _checked_labels(
+    if foreground is not None:
+        labels, beyond = _checked_labels(
             np.asarray(foreground(ext, thr, px), bool), px, (top, cy, left, cx), sides
         )
+    else:
+        labels = block_fn(ext, thr, px)
+        if components is not None:
+            mask = np.asarray(components(ext, thr, px), bool)
+            beyond = sum(
+                unproven_local(plane, core=(top, cy, left, cx), sides=sides)
+                for plane in mask.reshape((-1, *mask.shape[-2:]))
+            )
+        else:
+            beyond = _clusters_beyond(labels, (top, cy, left, cx), sides, band, px.min_distance)
     core = np.ascontiguousarray(labels[:, :, top : top + cy, left : left + cx])
     after_y = labels[:, :, top + cy, left : left + cx].copy() if by < numblocks[2] - 1 else None
     after_x = labels[:, :, top : top + cy, left + cx].copy() if bx < numblocks[3] - 1 else None
@@ -242,7 +254,6 @@ def _block_record(
         after_x,
         sums,
         beyond,
-        tied=tied,
     )
 
 
@@ -251,25 +262,22 @@ def _checked_labels(
     px: PixelParams,
     core: tuple[int, int, int, int],
     sides: tuple[bool, bool, bool, bool],
-) -> tuple[np.ndarray, int, int]:
+) -> tuple[np.ndarray, int]:
     """Split every plane of a grown foreground block; count the components not proven exact."""
     labels = np.zeros(binary.shape, LABEL_DTYPE)
-    beyond = tied = 0
+    beyond = 0
     for index in np.ndindex(*binary.shape[:-2]):
-        regions, distance, markers = split_plane(binary[index], min_distance=px.min_distance)
+        regions, distance, _ = split_plane(binary[index], min_distance=px.min_distance)
         labels[index] = filter_sizes(regions, min_radius=px.min_radius, max_radius=px.max_radius)
-        unproven, ties = unproven_components(
+        beyond += unproven_components(
             binary[index],
             distance,
-            markers,
             core=core,
             sides=sides,
             reach=2 * px.smooth_radius,
             min_distance=px.min_distance,
         )
-        beyond += unproven
-        tied += ties
-    return labels, beyond, tied
+    return labels, beyond
 
 
 def _clusters_beyond(
@@ -419,7 +427,6 @@ class Stitched:
     side: np.ndarray  # the blocks' Block records, without labels
     beyond: int  # clusters whose regions are not proven equal to whole planes'
     conflicts: int  # faces where neighbouring blocks disagree: results differ there
-    tied: int = 0  # of ``beyond``, those unproven only because of tied markers
 
     def record(self, halo: int) -> dict:
         """Return what ``run.json`` says about stitching."""
@@ -430,7 +437,6 @@ class Stitched:
                 (self.nodes.groupby(["t", "z", "region"]).size() > 1).sum()
             ),
             "clusters_beyond_halo": self.beyond,
-            "clusters_tied": self.tied,
             "face_conflicts": self.conflicts,
         }
 
@@ -483,7 +489,6 @@ def stitch(side: np.ndarray, pairs: list[np.ndarray]) -> Stitched:
         side=side,
         beyond=int(sum(b.beyond for b in blocks)),
         conflicts=conflicts,
-        tied=int(sum(getattr(b, "tied", 0) for b in blocks)),
     )
 
 
@@ -496,16 +501,24 @@ def segment_stitched(
     halo: int,
     image: da.Array | None = None,
     foreground: Callable | None = None,
+    components: Callable | None = None,
 ) -> da.Array:
     """Plane-wide labels (1..n per plane) of a y/x-chunked ``(t, z, y, x)`` array (lazy).
 
     Faces are stitched per slab of planes (one t chunk by one z chunk): the
     block labels of a slab are held until its stitching is done.  To stream
     labels of stacks whose slabs do not fit in memory use :func:`bigseg.run`.
-    ``foreground`` as :func:`segment_blocks`.
+    ``foreground`` and ``components`` as :func:`segment_blocks`.
     """
     blocks = segment_blocks(
-        data, thresholds, px, block_fn, halo=halo, image=image, foreground=foreground
+        data,
+        thresholds,
+        px,
+        block_fn,
+        halo=halo,
+        image=image,
+        foreground=foreground,
+        components=components,
     )
     raw = core_labels(blocks, data.chunks)
     side = side_tables(blocks)
@@ -537,14 +550,11 @@ def _plane_luts(side: np.ndarray, pairs: list[np.ndarray]) -> np.ndarray:
 def warn_unproven(stitched: Stitched, halo: int) -> None:
     """Warn when some clusters are not proven equal to whole planes, or blocks disagree."""
     if stitched.beyond or stitched.conflicts:
-        tied = stitched.tied
         warnings.warn(
             f"{stitched.beyond} foreground cluster(s) are not proven identical to whole-plane "
-            f"segmentation: {stitched.beyond - tied} are not seen whole, with the margin the "
-            f"recipe needs, within the {halo} px halo of their block, and {tied} hold "
-            "markers of equal depth whose watershed depends on the rest of the plane "
-            f"({stitched.conflicts} disagreement(s) seen on block faces). Use larger y/x "
-            "chunks (or whole planes) where that matters.",
+            "segmentation: they are not seen whole, with the margin the recipe needs, within "
+            f"the {halo} px halo of their block ({stitched.conflicts} disagreement(s) seen on "
+            "block faces). Use larger y/x chunks (or whole planes) where that matters.",
             UserWarning,
             stacklevel=3,
         )

@@ -15,6 +15,8 @@ from scipy import ndimage as ndi
 from skimage.morphology import disk
 
 __all__ = [
+    "above_background",
+    "background_reach",
     "disk_count",
     "disk_footprint",
     "disk_max",
@@ -401,15 +403,19 @@ def local_foreground(
     fraction: float,
     size: Sequence[int],
     margin: Sequence[tuple[int, int]] | None = None,
+    base: float | None = None,
 ) -> np.ndarray:
     """Foreground voxels of a smoothed block: above the floor and near their local peak.
 
-    A voxel is foreground when ``s > floor`` and ``s > floor + fraction *
-    (m - floor)``, with ``m`` the maximum of ``s`` in a box of ``size``
-    voxels (odd, per axis) around it.  ``margin`` gives, per axis, the voxels
+    A voxel is foreground when ``s > floor`` and ``s > base + fraction *
+    (m - base)``, with ``m`` the maximum of ``s`` in a box of ``size``
+    voxels (odd, per axis) around it, and ``base`` the background level (default
+    ``floor``; 0 for a signal above its background, so that every nucleus is cut at
+    its own half-maximum however dim).  ``margin`` gives, per axis, the voxels
     ``(before, after)`` of ``smoothed`` that only serve as context for the
     maximum: the result leaves them out.
     """
+    base = floor if base is None else float(base)
     margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
     size = tuple(int(s) for s in size)
     core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
@@ -417,14 +423,14 @@ def local_foreground(
     if above.size == 0 or not above.any():
         return above
     if smoothed.ndim != 3:
-        return above & _near_peak(smoothed, floor, fraction, size, core)
+        return above & _near_peak(smoothed, base, fraction, size, core)
     # In strips of y rows, each with the rows the maximum reaches (see smooth_volume).
     for y0, y1, lo, hi in _strips(
         smoothed.shape[1], margin[1], size[1] // 2, smoothed.itemsize * smoothed[:, 0].size
     ):
         piece = (core[0], slice(y0 - lo, y0 - lo + y1 - y0), core[2])
         y = y0 - margin[1][0]
-        above[:, y : y + y1 - y0] &= _near_peak(smoothed[:, lo:hi], floor, fraction, size, piece)
+        above[:, y : y + y1 - y0] &= _near_peak(smoothed[:, lo:hi], base, fraction, size, piece)
     return above
 
 
@@ -435,3 +441,38 @@ def _near_peak(smoothed, floor: float, fraction: float, size, core) -> np.ndarra
     peak *= fraction
     peak += floor
     return smoothed[core] > peak
+
+
+def above_background(
+    smoothed: np.ndarray,
+    size: Sequence[int],
+    *,
+    margin: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """Return the signal above a coarse background map: ``smoothed`` minus its opening.
+
+    The background under every voxel is the grey opening of ``smoothed`` with a box of
+    ``size`` voxels (odd, per axis; larger than any nucleus): the camera offset plus
+    autofluorescence and uneven illumination, from which the nuclei are gone.  The
+    result is float32 and never negative.  ``margin`` gives, per axis, the voxels
+    ``(before, after)`` that only serve as context (the opening reaches ``size - 1``
+    voxels per side); the result leaves them out, and equals the whole array's cropped.
+    """
+    margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
+    core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
+    size = tuple(max(1, int(s)) for s in size)
+    if smoothed.size == 0:
+        return np.zeros(smoothed[core].shape, np.float32)
+    smoothed = np.asarray(smoothed, np.float32)
+    background = ndi.maximum_filter(
+        ndi.minimum_filter(smoothed, size=size, mode="nearest"), size=size, mode="nearest"
+    )
+    with np.errstate(invalid="ignore"):  # NaN/inf voxels are reported by the pipeline
+        out = smoothed[core] - background[core]
+        np.maximum(out, 0.0, out=out)
+    return out
+
+
+def background_reach(size: int) -> int:
+    """Voxels per side that :func:`above_background` reads for a box of ``size``."""
+    return int(size) - 1

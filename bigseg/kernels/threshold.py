@@ -6,7 +6,11 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 __all__ = [
+    "LINEAR_BINS",
     "LOG_BINS",
+    "NOISE_SCALE",
+    "floor_above_background",
+    "linear_histogram",
     "log_histogram",
     "log_otsu_from_counts",
     "otsu_from_counts",
@@ -84,3 +88,55 @@ def log_otsu_from_counts(counts: np.ndarray, *, offset: float, log_max: float) -
         log_t = float(threshold_otsu(hist=(counts[lo:hi], centers))) + 0.5 * width
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf input: reported elsewhere
         return float(np.exp(log_t) - 1.0 + offset)
+
+
+#: Bins of the linear histogram behind the background and the floor (one per grey level of
+#: 16-bit data).
+LINEAR_BINS = 65536
+
+
+def linear_histogram(values: np.ndarray, *, low: float, width: float, nbins: int) -> np.ndarray:
+    """Count ``values`` in ``nbins`` bins of ``width`` from ``low`` (int64), outliers at ends."""
+    if values.size == 0:
+        return np.zeros(nbins, np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf: reported by the pipeline
+        scaled = (values.astype(np.float64, copy=False) - low) / max(width, 1e-300)
+        index = np.clip(np.nan_to_num(scaled, nan=0.0), 0, nbins - 1).astype(np.int64)
+    return np.bincount(index.ravel(), minlength=nbins).astype(np.int64, copy=False)
+
+
+def floor_above_background(counts: np.ndarray, *, low: float, width: float) -> float:
+    """Return the floor: the log-Otsu threshold of the signal above the background.
+
+    ``counts`` is the :func:`linear_histogram` of the signal above the background (zero
+    where there is only background, plus noise).  The values ``v`` are counted on the
+    scale ``log(1 + v / s)``, with ``s`` :data:`NOISE_SCALE` times their median (the
+    noise of the background: most voxels are background), and Otsu's threshold is taken
+    there: the background's noise stays one narrow peak and a dim nucleus and a bright one
+    are as far from it, whatever the camera offset was.
+    """
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN: reported elsewhere
+        return _floor_above(np.asarray(counts, np.int64), float(low), float(width))
+
+
+def _floor_above(counts: np.ndarray, low: float, width: float) -> float:
+    nonzero = np.flatnonzero(counts)
+    if nonzero.size == 0:
+        return float(low)
+    centres = low + (np.arange(counts.size) + 0.5) * width
+    cumulative = np.cumsum(counts)
+    median = float(centres[np.searchsorted(cumulative, cumulative[-1] / 2)] - low)
+    scale = max(NOISE_SCALE * median, width)
+    top = float(centres[nonzero[-1]] - low)
+    log_max = float(np.log1p(top / scale))
+    if log_max <= 0:
+        return float(low)
+    logs = np.log1p(np.maximum(centres[nonzero] - low, 0.0) / scale)
+    index = np.clip((logs * (LOG_BINS / log_max)).astype(np.int64), 0, LOG_BINS - 1)
+    log_counts = np.bincount(index, weights=counts[nonzero], minlength=LOG_BINS).astype(np.int64)
+    log_floor = log_otsu_from_counts(log_counts, offset=0.0, log_max=log_max)
+    return float(low + scale * log_floor)
+
+
+#: The scale of :func:`floor_above_background`'s logarithm, in medians of the signal.
+NOISE_SCALE = 20.0

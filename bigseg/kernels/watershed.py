@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
+from skimage.morphology import remove_small_holes
 from skimage.segmentation import watershed
 
 from . import LABEL_DTYPE
@@ -15,11 +13,14 @@ from .filters import smoothed_above
 
 __all__ = [
     "distance_to_background",
+    "flood_levels",
+    "segment_signal",
+    "split_plane_apart",
+    "filled_plane",
     "filter_sizes",
     "segment_foreground",
     "segment_plane",
     "split_plane",
-    "watershed_order_free",
     "watershed_plane",
 ]
 
@@ -75,13 +76,81 @@ def split_plane(
     peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
     markers_mask[tuple(peaks.T)] = True
     markers, _ = ndi.label(markers_mask)
-    regions = watershed(-distance, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+    levels = flood_levels(distance.copy(), peaks)
+    regions = watershed(levels, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
     return regions, distance, markers_mask
+
+
+def flood_levels(distance: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Levels to flood from ``peaks``: ``-distance`` in order, ties between markers broken.
+
+    scikit-image's watershed pops pixels of equal level in the order they were
+    queued, except its markers, which are all queued first with the same age: the
+    order between markers of equal height then depends on the heap, that is on every
+    other marker of the image, so a plane and a block of it could grow two touching
+    regions differently.  Here the markers of one height are ordered by position
+    (row-major, which a block keeps), and every other comparison is unchanged:
+    ``distance`` is a Euclidean distance transform, so ``distance ** 2`` is an integer
+    ``d2`` and the level ``-d2 * k + (k - 1)`` of a pixel (``k`` = markers + 1) lies
+    below every marker's ``-d2 * k + rank`` of the same height.  Consumes ``distance``
+    (overwritten in place, returned as the levels; float64, exact integers).
+    """
+    k = len(peaks) + 1
+    levels = np.square(distance, out=distance)
+    np.rint(levels, out=levels)
+    if len(peaks) == 0:
+        return np.negative(levels, out=levels)
+    height = levels[tuple(peaks.T)]
+    flat = np.ravel_multi_index(tuple(peaks.T), distance.shape)
+    order = np.lexsort((flat, height))
+    ranked = height[order]
+    first = np.searchsorted(ranked, ranked, side="left")  # first marker of each height
+    rank = np.empty(len(peaks), np.float64)
+    rank[order] = np.arange(len(peaks)) - first
+    levels *= -k
+    levels += k - 1
+    levels[tuple(peaks.T)] = -height * k + rank
+    return levels
 
 
 def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
     """Split a binary plane into regions: EDT, distance peaks as markers, watershed."""
     return split_plane(binary, min_distance=min_distance)[0]
+
+
+def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
+    """Split a binary plane into regions at distance peaks farther apart than their sizes.
+
+    In each connected component, every maximum of the distance to the background is a
+    candidate; from the highest down (ties by position), a candidate becomes a marker
+    when it lies at least ``apart`` times the sum of its distance and each marker's
+    distance away from every marker of its component.  Touching nuclei of any size are
+    split (their centres are about the sum of their radii apart); the ridge of one
+    elongated nucleus, whose peaks are closer than its width, is not.  Everything
+    (candidates, markers, :func:`flood_levels`) is decided within one component, so a
+    component's regions never depend on the rest of the plane.
+    """
+    if not binary.any():
+        return np.zeros(binary.shape, LABEL_DTYPE)
+    distance = distance_to_background(binary)
+    components, _ = ndi.label(binary)
+    peaks = peak_local_max(distance, min_distance=1, labels=components, exclude_border=False)
+    heights = distance[tuple(peaks.T)]
+    owner = components[tuple(peaks.T)]
+    kept: list[int] = []
+    for i in np.lexsort((peaks[:, 1], peaks[:, 0], -heights)):
+        mine = [j for j in kept if owner[j] == owner[i]]
+        if mine:
+            gap = np.hypot(*(peaks[mine] - peaks[i]).T)
+            if np.any(gap < apart * (heights[mine] + heights[i])):
+                continue
+        kept.append(int(i))
+    chosen = peaks[np.sort(np.asarray(kept, int))]
+    marker_mask = np.zeros(binary.shape, bool)
+    marker_mask[tuple(chosen.T)] = True
+    markers, _ = ndi.label(marker_mask)
+    levels = flood_levels(distance, chosen)
+    return watershed(levels, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
 
 
 def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) -> np.ndarray:
@@ -165,57 +234,34 @@ def segment_foreground(
     return out
 
 
-def watershed_order_free(
-    distance: np.ndarray, markers: np.ndarray, mask: np.ndarray, *, max_orders: int = 24
-) -> bool:
-    """Whether the watershed of one foreground component is the same whatever its tie order.
+def segment_signal(
+    signal: np.ndarray,
+    *,
+    apart: float,
+    min_radius: float,
+    max_radius: float,
+) -> np.ndarray:
+    """Split every plane of a ``(..., y, x)`` foreground signal into regions (int32, 1..n each).
 
-    scikit-image's watershed pushes every marker with age 0, so markers of equal
-    distance leave its heap in an order that depends on every other marker of the
-    plane: with ties, a component's split can depend on what lies elsewhere in the
-    plane (or block).  Here each order of the tied markers is forced (their values
-    lowered by a few ulps, so that nothing else changes) and the results compared.
-
-    Parameters
-    ----------
-    distance : (Y, X) ndarray
-        Distance transform, around the component.
-    markers : (Y, X) ndarray of bool
-        Marker pixels (the distance peaks), around the component.
-    mask : (Y, X) ndarray of bool
-        The component (one 4-connected foreground component).
-    max_orders : int
-        More orders than this are not tried: the answer is False.
-
-    Returns
-    -------
-    bool
-        True when every order gives the same regions.
+    ``signal`` is 0 outside the foreground.  Per plane: holes smaller than a disc of
+    ``max_radius`` are filled (a dark nucleolus is part of its nucleus), the plane is
+    split at distance peaks apart by ``apart`` times the sum of their distances
+    (:func:`split_plane_apart`), and regions are kept when ``min_radius < sqrt(area /
+    pi) < max_radius`` (pixels).
     """
-    mask = np.asarray(mask, bool)
-    own = np.asarray(markers, bool) & mask
-    labels, _ = ndi.label(own)
-    ys, xs = np.nonzero(own)
-    values = distance[ys, xs]
-    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    groups = [np.flatnonzero(inverse == i) for i in np.flatnonzero(counts > 1)]
-    if not groups:
-        return True
-    n_orders = int(np.prod([math.factorial(len(g)) for g in groups]))
-    if n_orders > max_orders:
-        return False
-    first = None
-    for order in itertools.product(*(itertools.permutations(g) for g in groups)):
-        image = -np.asarray(distance, np.float64)
-        for group in order:
-            for rank, i in enumerate(group):
-                value = image[ys[i], xs[i]]
-                for _ in range(len(group) - rank):  # the first of the group pops first
-                    value = np.nextafter(value, -np.inf)
-                image[ys[i], xs[i]] = value
-        result = watershed(image, labels, mask=mask)
-        if first is None:
-            first = result
-        elif not np.array_equal(result, first):
-            return False
-    return True
+    out = np.zeros(signal.shape, LABEL_DTYPE)
+    if signal.size == 0:
+        return out
+    flat_in = signal.reshape((-1, *signal.shape[-2:]))
+    flat_out = out.reshape(flat_in.shape)
+    for i, plane in enumerate(flat_in):
+        if plane.any():
+            filled = filled_plane(plane > 0, max_radius=max_radius)
+            labels = split_plane_apart(filled, apart=apart)
+            flat_out[i] = filter_sizes(labels, min_radius=min_radius, max_radius=max_radius)
+    return out
+
+
+def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
+    """Fill the holes of a binary plane smaller than a disc of ``max_radius`` (pixels)."""
+    return remove_small_holes(binary, max_size=int(np.pi * max_radius**2))

@@ -58,6 +58,11 @@ class Method:
         Given, blocks of split planes are segmented through it and every foreground
         component is checked for exactness (:mod:`bigseg.chunked.stitch`); None (an
         opaque kernel): a conservative proxy reports clusters near the halo's edge.
+    components : callable, optional
+        ``components(block, thresholds, px) -> bool block``: for a kernel that decides
+        everything within one connected component of an exact mask (markers, flooding,
+        sizes), that mask.  Given (and no :attr:`foreground`), every component of a
+        split plane's block is checked with :func:`bigseg.chunked.exact.unproven_local`.
     split_planes : bool
         Whether planes split into y/x chunks can be segmented block by block (with
         :attr:`halo`); otherwise they are segmented as whole planes.
@@ -77,6 +82,7 @@ class Method:
     prepass: Callable[..., tuple[da.Array, da.Array | None]] = no_prepass
     halo: Callable[[PixelParams], int] = halo_of
     foreground: Callable[..., Any] | None = None
+    components: Callable[..., Any] | None = None
     split_planes: bool = True
     neck_splitting: bool = False
     drop_fragments: bool = False

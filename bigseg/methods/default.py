@@ -1,21 +1,26 @@
-"""The ``default`` method: nuclei whose brightness varies about tenfold.
+"""The ``default`` method: nuclei whose brightness varies about tenfold, over any background.
 
 1. the stack is smoothed in 3D with a Gaussian whose size is given in µm, so anisotropic
-   voxels are handled (:func:`bigseg.kernels.filters.smooth_volume`);
+   voxels are handled (:func:`bigseg.kernels.filters.smooth_volume`), and freed of its
+   background (camera offset, autofluorescence, uneven illumination): a coarse map, the
+   grey opening with a box wider than any nucleus
+   (:func:`bigseg.kernels.filters.above_background`, :func:`signal_volume`);
 2. one global *floor* per time point separates nuclei from background: the Otsu
-   threshold of the histogram of ``log(smoothed - offset + 1)``, computed once, as its
-   own step (:func:`floor`); on a log scale a dim nucleus and a bright one are as far
-   from the background;
+   threshold of the histogram of ``log(1 + signal / s)``, ``s`` a multiple of the
+   background's noise, computed once, as its own step (:func:`floor`); on that scale
+   a dim nucleus and a bright one are as far from the background, whatever the offset;
 3. each voxel is foreground when it is above the floor *and* above a fixed fraction of
-   the way from the floor to the brightest smoothed value within ``local_radius`` µm
+   the way to the brightest signal within ``local_radius`` µm
    (:func:`bigseg.kernels.filters.local_foreground`), so every nucleus is cut near its
    own half-maximum whatever its brightness, and touching nuclei of unequal brightness
-   stay apart: the pre-pass (:func:`split_foreground`), a neighbourhood operation with
-   its own halo in z, y and x, exact in every block;
-4. each plane of the foreground is split with the distance transform and watershed of
-   the recipe (:func:`segment_foreground_block`), with the stitching halo of the recipe
-   without its smoothing term;
-5. linking splits nuclei stacked in z at intensity necks and drops fragments.
+   stay apart: the pre-pass (:func:`split_signal`), a neighbourhood operation with
+   its own halo in z, y and x, exact in every block; it hands on the signal there;
+4. each plane of the foreground is filled (nucleoli) and split with the distance
+   transform, markers apart by the sum of their radii, and watershed
+   (:func:`segment_foreground_block`), with the stitching halo of the recipe without its
+   smoothing term;
+5. linking splits nuclei stacked in z at intensity necks and drops fragments smaller
+   than the smallest nucleus looks (:func:`bigseg.cluster.drop_small`).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ import xarray as xr
 from .._errors import InputError
 from ..chunked.maps import map_with_halo, per_t_statistic
 from ..kernels import filters
-from ..kernels.threshold import LOG_BINS, log_histogram, log_otsu_from_counts
-from ..kernels.watershed import segment_foreground
+from ..kernels.threshold import LINEAR_BINS, floor_above_background, linear_histogram
+from ..kernels.watershed import filled_plane, segment_signal
 from ..params import Params, PixelParams
 from ..stack import as_4d, scale_of
 from .base import Method
@@ -40,11 +45,12 @@ from .base import Method
 __all__ = [
     "METHOD",
     "LocalPixels",
+    "filled_block",
     "floor",
-    "foreground_of_block",
     "local_pixels",
     "segment_foreground_block",
     "split_foreground",
+    "split_signal",
 ]
 
 
@@ -58,6 +64,7 @@ class LocalPixels:
     min_distance: int
     min_radius: float
     max_radius: float
+    background: tuple[int, int, int] = (1, 1, 1)
 
 
 def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
@@ -69,7 +76,7 @@ def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
     sigma = tuple(sigma_um / s for s in scale)
     radius_um = params.local_radius
     if radius_um is None:
-        radius_um = 1.25 * params.min_radius
+        radius_um = LOCAL_RADIUS * params.min_radius
     radii = tuple(int(round(radius_um / s)) for s in scale)
     return LocalPixels(
         sigma=sigma,
@@ -78,15 +85,67 @@ def local_pixels(params: Params, scale: Sequence[float]) -> LocalPixels:
         min_distance=px.min_distance,
         min_radius=px.min_radius,
         max_radius=px.max_radius,
+        background=background_box(params, scale),
     )
 
 
-def _smooth_block(block: np.ndarray, *, sigma, margin) -> np.ndarray:
-    return np.stack([filters.smooth_volume(volume, sigma, margin=margin) for volume in block])
+def background_box(params: Params, scale: Sequence[float]) -> tuple[int, int, int]:
+    """Return the box (voxels, odd, per axis) of the background map: a nucleus diameter across.
+
+    A box ``2 * max_radius`` µm wide fits in no nucleus, so the grey opening with it
+    keeps the background (offset, autofluorescence, uneven illumination) and drops the
+    nuclei (:func:`bigseg.kernels.filters.above_background`).
+    """
+    return tuple(2 * int(round(BOX * params.max_radius / float(s))) + 1 for s in scale)
+
+
+#: ``Params.local_radius`` by default, in ``min_radius``: the local peak is looked for this
+#: far, so that a dim nucleus touching a bright one is not measured against its peak.
+LOCAL_RADIUS = 1.25
+#: The background map's box reaches this many ``max_radius`` from its centre.
+BOX = 1.0
+
+
+def signal_reach(lp: LocalPixels) -> tuple[int, ...]:
+    """Return the voxels per side the signal above the background reads (smoothing and map)."""
+    return tuple(
+        filters.gaussian_reach(sigma) + filters.background_reach(size)
+        for sigma, size in zip(lp.sigma, lp.background)
+    )
+
+
+def signal_volume(volume: np.ndarray, lp: LocalPixels, margin, inner=None) -> np.ndarray:
+    """Return the smoothed signal above the background map of one ``(z, y, x)`` volume.
+
+    ``margin`` is the context per axis ``(before, after)`` in ``volume``; ``inner`` the
+    context per axis to leave in the result for a later neighbourhood step (none by
+    default).  Context is given to that step first, then to the map, then to the
+    smoothing: where a margin falls short, the block's edge is the stack's edge.
+    """
+    inner = inner if inner is not None else (0,) * volume.ndim
+    smooth_m, map_m, rest = [], [], []
+    for (b, a), keep, size in zip(margin, inner, lp.background):
+        reach = filters.background_reach(size)
+        kb, ka = min(b, keep), min(a, keep)
+        mb, ma = min(b - kb, reach), min(a - ka, reach)
+        rest.append((kb, ka))
+        map_m.append((mb, ma))
+        smooth_m.append((b - kb - mb, a - ka - ma))
+    smoothed = filters.smooth_volume(volume, lp.sigma, margin=smooth_m)
+    return filters.above_background(smoothed, lp.background, margin=map_m), tuple(rest)
+
+
+def _signal_block(block: np.ndarray, *, lp: LocalPixels, margin) -> np.ndarray:
+    return np.stack([signal_volume(volume, lp, margin)[0] for volume in block])
 
 
 def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
-    """Return the global floor of each time point (lazy): log-histogram Otsu of the smoothed stack.
+    """Return the global floor of each time point (lazy), above its background.
+
+    The background (camera offset plus autofluorescence) is the mode of the smoothed
+    stack's histogram, and the floor the Otsu threshold of ``log(smoothed - background +
+    1)`` (:func:`bigseg.kernels.threshold.floor_above_background`), from one histogram
+    per time point.
 
     Returns
     -------
@@ -96,96 +155,136 @@ def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     four = as_4d(stack)
     lp = local_pixels(params, scale_of(stack))
     data = four.data
-    if data.dtype.kind == "u":
-        offset = da.zeros((), np.float64)
-        top = da.full((), float(np.iinfo(data.dtype).max), np.float64)
-    elif data.dtype.kind in "if":
-        offset = data.min().astype(np.float64)
-        top = data.max().astype(np.float64)
-    else:
-        raise InputError(f"Cannot segment a stack of dtype {data.dtype}; convert it to numbers.")
-    log_max = da.log(top - offset + 1.0)
-    # Smoothed in the stack's own chunks (planes split in y/x too), each grown by the
-    # Gaussian's reach: no task holds more than a chunk and its halo.
-    reach = tuple(filters.gaussian_reach(sigma) for sigma in lp.sigma)
-    smoothed = map_with_halo(data, reach, _smooth_block, sigma=lp.sigma, dtype=np.float32)
-    values = per_t_statistic(smoothed, _log_counts, _log_floor, offset, log_max, nbins=LOG_BINS)
+    low, width = _histogram_range(data)
+    # Smoothed and freed of the background map in the stack's own chunks (planes split in
+    # y/x too), each grown by their reach: no task holds more than a chunk and its halo.
+    signal = map_with_halo(data, signal_reach(lp), _signal_block, lp=lp, dtype=np.float32)
+    values = per_t_statistic(signal, _linear_counts, _floor, low, width, nbins=LINEAR_BINS)
     out = xr.DataArray(values, dims=("t",), coords={"t": four.t.values}, name="threshold")
     return out if "t" in stack.dims else out.isel(t=0)
 
 
-def _log_counts(values: np.ndarray, offset: np.ndarray, log_max: np.ndarray) -> np.ndarray:
-    return log_histogram(values, offset=float(offset), log_max=float(log_max))
+def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
+    """Return the lowest value and bin width of the floor histogram (0-d, lazy for floats)."""
+    # The signal above the background map is never negative, nor above the stack's range.
+    if data.dtype.kind == "u":
+        top = float(np.iinfo(data.dtype).max) + 1.0
+        return da.zeros((), np.float64), da.full((), top / LINEAR_BINS, np.float64)
+    if data.dtype.kind not in "if":
+        raise InputError(f"Cannot segment a stack of dtype {data.dtype}; convert it to numbers.")
+    span = data.max().astype(np.float64) - data.min().astype(np.float64)
+    return da.zeros((), np.float64), da.maximum(span, 1e-12) * (1.0 + 1e-9) / LINEAR_BINS
 
 
-def _log_floor(counts: np.ndarray, offset: np.ndarray, log_max: np.ndarray) -> float:
-    return log_otsu_from_counts(counts, offset=float(offset), log_max=float(log_max))
+def _linear_counts(values: np.ndarray, low: np.ndarray, width: np.ndarray) -> np.ndarray:
+    return linear_histogram(values, low=float(low), width=float(width), nbins=LINEAR_BINS)
+
+
+def _floor(counts: np.ndarray, low: np.ndarray, width: np.ndarray) -> float:
+    return floor_above_background(counts, low=float(low), width=float(width))
 
 
 def _foreground_block(
-    block: np.ndarray, thresholds: np.ndarray, *, sigma, fraction: float, size, margin
+    block: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    lp: LocalPixels,
+    fraction: float,
+    margin,
+    signal_out: bool = False,
 ) -> np.ndarray:
-    # Smoothed only where the local maximum looks: the chunk and its radius.
-    radius = tuple((int(n) - 1) // 2 for n in size)
-    context = tuple((max(b - r, 0), max(a - r, 0)) for (b, a), r in zip(margin, radius))
-    rest = tuple((b - cb, a - ca) for (b, a), (cb, ca) in zip(margin, context))
+    # The signal only where the local maximum looks: the chunk and its radius.
+    radius = tuple((int(n) - 1) // 2 for n in lp.size)
     out = []
     for t in range(block.shape[0]):
-        smoothed = filters.smooth_volume(block[t], sigma, margin=context)
-        out.append(
-            filters.local_foreground(
-                smoothed, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=size, margin=rest
-            )
-        )
+        signal, rest = signal_volume(block[t], lp, margin, inner=radius)
+        foreground = filters.local_foreground(
+            signal, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=lp.size, margin=rest,
+            base=LOCAL_BASE * float(thresholds[t, 0, 0, 0]),
+        )  # fmt: skip
+        if signal_out:
+            core = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
+            foreground = np.where(foreground, signal[core], np.float32(0))
+        out.append(foreground)
     return np.stack(out)
 
 
 def split_foreground(
-    data: da.Array, thresholds: da.Array, params: Params, scale
+    data: da.Array, thresholds: da.Array, params: Params, scale, *, signal: bool = False
 ) -> tuple[da.Array, da.Array]:
     """Return the foreground of a ``(t, z, y, x)`` array, in its chunks, and the data (lazy).
 
-    The pre-pass of the default method.  The foreground is a pure neighbourhood
-    operation: every block is grown by the reach of the smoothing and of the local
-    maximum along each axis (none past the stack's edges), so that every voxel equals the
-    whole-array foreground however the stack is chunked, planes split in y/x included.
-    Chunks smaller than that reach are merged for the computation; the result has
-    ``data``'s chunks.  ``thresholds`` holds one floor per time point, shape ``(t,)``.
+    The foreground is a pure neighbourhood operation: every block is grown by the reach
+    of the smoothing, the background map and the local maximum along each axis (none
+    past the stack's edges), so that every voxel equals the whole-array foreground
+    however the stack is chunked, planes split in y/x included.  Chunks smaller than
+    that reach are merged for the computation; the result has ``data``'s chunks.
+    ``thresholds`` holds one floor per time point, shape ``(t,)``.  With ``signal``, the
+    foreground is the signal above the background there (float32, 0 elsewhere).
     """
     lp = local_pixels(params, scale)
-    reach = tuple(
-        filters.gaussian_reach(sigma) + (size - 1) // 2 for sigma, size in zip(lp.sigma, lp.size)
-    )
+    reach = tuple(r + (size - 1) // 2 for r, size in zip(signal_reach(lp), lp.size))
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
     foreground = map_with_halo(
         data,
         reach,
         _foreground_block,
         thr,
-        sigma=lp.sigma,
+        lp=lp,
         fraction=params.local_fraction,
-        size=lp.size,
-        dtype=bool,
+        signal_out=signal,
+        dtype=np.float32 if signal else bool,
     )
     return foreground, data
 
 
-def segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
-    """Per-plane regions of a foreground block (whole planes, or grown by the halo).
+def split_signal(
+    data: da.Array, thresholds: da.Array, params: Params, scale
+) -> tuple[da.Array, da.Array]:
+    """Return the signal above the background where foreground (0 elsewhere), and the data.
 
-    ``thresholds`` are unused (the floor is applied in :func:`split_foreground`).
+    The pre-pass of the default method (:func:`split_foreground` with ``signal=True``).
     """
-    return segment_foreground(
-        block.astype(bool, copy=False),
-        min_distance=px.min_distance,
-        min_radius=px.min_radius,
+    return split_foreground(data, thresholds, params, scale, signal=True)
+
+
+def segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
+    """Per-plane regions of a block of foreground signal (whole planes, or grown by the halo).
+
+    ``thresholds`` are unused (the floor is applied in :func:`split_foreground`).  Planes
+    are split at distance peaks apart by more than :data:`MARKER_APART` times the sum of
+    their distances to the background, and regions are kept down to
+    :data:`PLANE_FRACTION` of ``min_radius``.
+    """
+    return segment_signal(
+        block,
+        apart=MARKER_APART,
+        min_radius=PLANE_FRACTION * px.min_radius,
         max_radius=px.max_radius,
     )
 
 
-def foreground_of_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
-    """Return the mask :func:`segment_foreground_block` splits: the block itself, as bool."""
-    return block.astype(bool, copy=False)
+#: Per-plane regions are kept down to this fraction of ``min_radius``: a plane cut off a
+#: nucleus's middle, at its half-maximum contour, is smaller than the nucleus.
+PLANE_FRACTION = 0.5
+#: Markers are at least this fraction of the sum of their distances to the background
+#: apart: touching nuclei of any size are split, one nucleus's ridge is not.
+MARKER_APART = 0.9
+#: The local threshold is ``fraction`` of the way to the local peak from this fraction of
+#: the floor (0: from the background, 1: from the floor): dim nuclei are cut nearer their
+#: half-maximum than from the floor, and their halo of out-of-focus light stays out.
+LOCAL_BASE = 0.75
+
+
+def filled_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
+    """Return the mask :func:`segment_foreground_block` splits plane by plane (holes filled)."""
+    out = np.zeros(block.shape, bool)
+    flat_in = block.reshape((-1, *block.shape[-2:]))
+    flat_out = out.reshape(flat_in.shape)
+    for i, plane in enumerate(flat_in):
+        if plane.any():
+            flat_out[i] = filled_plane(plane > 0, max_radius=px.max_radius)
+    return out
 
 
 def without_smoothing(px: PixelParams) -> PixelParams:
@@ -198,8 +297,8 @@ METHOD = Method(
     statistic=floor,
     kernel=segment_foreground_block,
     pixels=without_smoothing,
-    prepass=split_foreground,
-    foreground=foreground_of_block,
+    prepass=split_signal,
+    components=filled_block,
     neck_splitting=True,
     drop_fragments=True,
 )

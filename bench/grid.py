@@ -1,0 +1,152 @@
+"""The synthetic matrix of issue 14 and the default method's scores on it (used by accuracy.py).
+
+Run from the repository root:  ``.venv/bin/python bench/grid.py [--kinds] [--quick]``
+
+Every case is drawn by :func:`bigseg.synth.make_truth` and :func:`bigseg.synth.render`: radii
+from 1.1x ``min_radius`` to ``max_radius`` (three ranges), brightness log-normal over tenfold,
+dark offsets 0 and 30 000 (the latter with autofluorescence and uneven illumination), none or a
+quarter of the nuclei touching another, 3D stacks and 2D time-lapses, with nuclear texture.  The
+named kinds (``bigseg synth --kind``) mimic the held-out data of the issue.  bigseg runs with its
+defaults, the voxel size its only option.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bigseg  # noqa: E402
+from bigseg.measure import measure  # noqa: E402
+from bigseg.score import match  # noqa: E402
+from bigseg.stack import as_stack  # noqa: E402
+from bigseg.synth import make_truth, render, synth_kind  # noqa: E402
+
+SCALE = (1.5, 0.71, 0.71)
+MIN_R = bigseg.Params().min_radius
+MAX_R = bigseg.Params().max_radius
+RADII = {
+    "small": (1.1 * MIN_R, 1.6 * MIN_R),
+    "medium": (1.6 * MIN_R, 3.0 * MIN_R),
+    "large": (3.0 * MIN_R, 0.9 * MAX_R),
+}
+SHAPES = {"3d": ((32, 192, 192), 1), "2d": ((1, 256, 256), 2)}
+OFFSETS = (0.0, 30000.0)
+TOUCHING = (0.0, 0.25)
+
+
+def default_nuclei(image: np.ndarray, scale, params: bigseg.Params | None = None) -> pd.DataFrame:
+    """bigseg in memory on a ``(t, z, y, x)`` array: threshold, segment, measure, link."""
+    params = params or bigseg.Params()
+    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
+    planar = image.shape[1] == 1
+    thr = bigseg.global_threshold(stack, params=params).compute()
+    labels = bigseg.segment(stack, params=params, threshold=thr.values)
+    det = measure(labels, stack).compute()
+    linked = bigseg.link(det, params=params, scale=scale, planar=planar)
+    return bigseg.nuclei_table(linked, scale=scale, planar=planar)
+
+
+def case(dims: str, radii: str, offset: float, touching: float, seed: int):
+    """One cell of the matrix: (image, truth, scale, offset)."""
+    shape, t = SHAPES[dims]
+    lo, hi = RADII[radii]
+    extent = np.array(shape) * np.array(SCALE)
+    r = (lo + hi) / 2
+    if dims == "3d":
+        n = 0.06 * extent.prod() / (4 / 3 * np.pi * r**3)
+    else:
+        n = 0.15 * extent[1:].prod() / (np.pi * r**2)
+    truth = make_truth(
+        shape, int(np.clip(n, 6, 80)), scale=SCALE, t=t, seed=seed, radius_um=(lo, hi),
+        brightness=(300.0, 3000.0), brightness_spread=10.0, touching=touching,
+    )  # fmt: skip
+    options: dict = {"texture": 0.1, "read_noise": 15.0}
+    if offset:
+        options.update(offset=offset, max_value=65535, autofluorescence=150.0, illumination=0.3)
+    image = render(truth, (0, 0, 0, 0), (t, *shape), scale=SCALE, noise_seed=seed, **options)
+    return image, truth, SCALE
+
+
+def scored(found: pd.DataFrame, truth: pd.DataFrame) -> tuple[bigseg.Score, pd.DataFrame]:
+    """The score, and the truth with a ``found`` column (matched or not)."""
+    s = bigseg.score(found, truth)
+    pairs = match(found, truth)
+    hit = np.zeros(len(truth), bool)
+    hit[pairs["truth"].to_numpy()] = True
+    return s, truth.assign(found=hit)
+
+
+def grid(seeds=(0,), quick: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores of every case of the matrix; and every true nucleus with found or not."""
+    rows, truths = [], []
+    cells = list(itertools.product(SHAPES, RADII, OFFSETS, TOUCHING, seeds))
+    if quick:
+        cells = cells[::3]
+    for dims, radii, offset, touching, seed in cells:
+        image, truth, scale = case(dims, radii, offset, touching, seed)
+        t0 = time.perf_counter()
+        found = default_nuclei(image, scale)
+        s, marked = scored(found, truth)
+        rows.append(
+            {"dims": dims, "radii": radii, "offset": offset, "touching": touching, "seed": seed,
+             "truth": s.n_true, "found": s.n_found, "precision": s.precision, "recall": s.recall,
+             "f1": s.f1, "error_um": s.mean_error_um, "s": time.perf_counter() - t0}
+        )  # fmt: skip
+        truths.append(marked.assign(dims=dims, offset=offset, touching=touching))
+    return pd.DataFrame(rows), pd.concat(truths, ignore_index=True)
+
+
+def kinds(seeds=(0, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores on the named kinds (``bigseg synth --kind``) at full size."""
+    rows, truths = [], []
+    for kind, seed in itertools.product(("hela2d", "heldout3d", "series"), seeds):
+        image, truth, scale = synth_kind(kind, seed=seed)
+        t0 = time.perf_counter()
+        found = default_nuclei(image, scale)
+        s, marked = scored(found, truth)
+        rows.append(
+            {"kind": kind, "seed": seed, "truth": s.n_true, "found": s.n_found,
+             "precision": s.precision, "recall": s.recall, "f1": s.f1,
+             "error_um": s.mean_error_um, "s": time.perf_counter() - t0}
+        )  # fmt: skip
+        truths.append(marked.assign(kind=kind))
+    return pd.DataFrame(rows), pd.concat(truths, ignore_index=True)
+
+
+def recall_by(truth: pd.DataFrame, column: str, bins) -> pd.Series:
+    """Recall of true nuclei binned by ``column``."""
+    return truth.groupby(pd.cut(truth[column], bins), observed=True)["found"].mean()
+
+
+def report(table: pd.DataFrame, truth: pd.DataFrame) -> None:
+    """Print a score table, its totals and recall by radius (px), brightness and offset."""
+    print(table.to_string(index=False, float_format="%.3f"))
+    m = table[["truth", "found"]].sum()
+    matched = (table["recall"] * table["truth"]).sum()
+    p, r = matched / max(m["found"], 1), matched / max(m["truth"], 1)
+    f1 = 2 * p * r / max(p + r, 1e-12)
+    worst, error = table["f1"].min(), table["error_um"].mean()
+    print(f"pooled: precision {p:.3f} recall {r:.3f} F1 {f1:.3f}; min F1 {worst:.3f}; ", end="")
+    print(f"mean error {error:.2f} µm")
+    truth = truth.assign(r_px=truth["r_um"] / SCALE[1])
+    print("recall by true radius (px):")
+    print(recall_by(truth, "r_px", [0, 5, 6, 7, 9, 12, 21]).to_string(float_format="%.3f"))
+    print("recall by brightness (grey levels above the background):")
+    b = [0, 150, 300, 600, 1200, 2400, 1e9]
+    print(recall_by(truth, "brightness", b).to_string(float_format="%.3f"))
+    if "offset" in truth:
+        print("recall by offset:")
+        print(truth.groupby("offset")["found"].mean().to_string(float_format="%.3f"))
+
+
+if __name__ == "__main__":
+    if "--kinds" in sys.argv:
+        report(*kinds())
+    else:
+        report(*grid(quick="--quick" in sys.argv))

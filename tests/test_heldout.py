@@ -1,0 +1,140 @@
+"""The failure classes of issue 14, each on data of :mod:`bigseg.synth` that nothing was tuned to.
+
+Camera offsets, nuclei barely above ``min_radius``, touching nuclei of unequal brightness,
+2D time-lapses and a sample of the synthetic matrix of ``bench/grid.py``; the default
+method runs with its defaults, the voxel size its only option.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bigseg
+from bigseg.measure import measure
+from bigseg.stack import as_stack
+from bigseg.synth import make_truth, render, synth_kind
+
+SCALE = (1.5, 0.71, 0.71)
+MIN_R = bigseg.Params().min_radius
+
+
+def _nuclei(image: np.ndarray, scale, params: bigseg.Params | None = None) -> pd.DataFrame:
+    """Threshold, segment, measure and link a ``(t, z, y, x)`` array as ``run`` does."""
+    params = params or bigseg.Params()
+    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
+    planar = image.shape[1] == 1
+    thresholds = bigseg.global_threshold(stack, params=params).compute().values
+    labels = bigseg.segment(stack, params=params, threshold=thresholds)
+    linked = bigseg.link(
+        measure(labels, stack).compute(), params=params, scale=scale, planar=planar
+    )
+    return bigseg.nuclei_table(linked, scale=scale, planar=planar)
+
+
+def _case(shape, nuclei, *, t=1, seed=0, radius_um=(4.0, 7.0), touching=0.0, **render_options):
+    truth = make_truth(
+        shape, nuclei, scale=SCALE, t=t, seed=seed, radius_um=radius_um, touching=touching,
+        brightness=(300.0, 3000.0), brightness_spread=10.0,
+    )  # fmt: skip
+    image = render(truth, (0, 0, 0, 0), (t, *shape), scale=SCALE, noise_seed=seed, **render_options)
+    return image, truth
+
+
+def test_a_camera_offset_of_30000_keeps_recall():
+    # The issue's 2D time-lapse: Otsu of log(intensity) with the offset in put a third of
+    # the nuclei under the floor.  The same nuclei with and without the offset.
+    scores = {}
+    for offset in (0.0, 30000.0):
+        image, truth = _case(
+            (1, 160, 160), 30, seed=4, offset=offset, max_value=65535, autofluorescence=100.0,
+            illumination=0.2,
+        )  # fmt: skip
+        scores[offset] = bigseg.score(_nuclei(image, SCALE), truth)
+    assert scores[30000.0].recall >= 0.9 and scores[30000.0].precision >= 0.95, scores
+    assert abs(scores[30000.0].recall - scores[0.0].recall) <= 0.05, scores
+
+
+def test_nuclei_just_above_min_radius_are_found():
+    # 1.1-1.3 x min_radius: their half-maximum planes are smaller than min_radius, and
+    # their volume at the half maximum smaller than a sphere of it.
+    # Before issue 14: recall 0.53 on bench/grid.py's 1.1-1.6 x cell; here 0.80 (the
+    # issue's 0.95 is not reached for the smallest nuclei).
+    image, truth = _case((16, 128, 128), 25, seed=6, radius_um=(1.1 * MIN_R, 1.3 * MIN_R))
+    s = bigseg.score(_nuclei(image, SCALE), truth)
+    assert s.recall >= 0.75 and s.precision >= 0.95 and s.mean_error_um <= 1.0, s
+
+
+@pytest.mark.xfail(
+    reason="not solved: a dim nucleus touching one five times brighter is cut away by the "
+    "local maximum's threshold (5 of 10 found); markers on the intensity are the way on",
+    strict=True,
+)
+def test_touching_nuclei_of_unequal_brightness_are_split():
+    # Pairs of touching discs in one plane, one of each five times brighter than the other.
+    rows = []
+    for i, (y, x) in enumerate([(30, 30), (30, 90), (90, 30), (90, 90), (60, 140)]):
+        r1, r2 = 3.6 + 0.4 * (i % 3), 4.4 - 0.3 * (i % 2)
+        angle = 0.7 * i
+        y2 = y * 0.71 + (r1 + r2) * 0.97 * np.sin(angle)
+        x2 = x * 0.71 + (r1 + r2) * 0.97 * np.cos(angle)
+        rows += [(0, 0.0, y * 0.71, x * 0.71, r1, 2500.0), (0, 0.0, y2, x2, r2, 500.0)]
+    truth = pd.DataFrame(rows, columns=["t", "z_um", "y_um", "x_um", "r_um", "brightness"])
+    image = render(truth, (0, 0, 0, 0), (1, 1, 130, 190), scale=SCALE, noise_seed=1)
+    found = _nuclei(image, SCALE)
+    s = bigseg.score(found, truth)
+    assert s.matched == s.n_true == s.n_found == 10, s
+
+
+def test_2d_time_lapse_does_not_depend_on_the_z_size():
+    image, _, scale = synth_kind("hela2d", seed=2, shape=(1, 200, 260), nuclei=20, t=2)
+    tables = [_nuclei(image, (z, *scale[1:])) for z in (0.3, 1.0, 4.0)]
+    assert len(tables[0]) > 10
+    columns = [c for c in tables[0] if c not in ("z_um",)]  # z_um is z times the z size
+    for other in tables[1:]:
+        pd.testing.assert_frame_equal(other[columns], tables[0][columns])
+
+
+#: Cells of bench/grid.py's matrix (its generator arguments, seed 0): radii 1.1-1.6, 1.6-3
+#: and 3-12.8 µm / min_radius, offsets 0 and 30 000 (with autofluorescence and uneven light),
+#: none or a quarter touching, 3D stacks and 2D time-lapses.
+SAMPLE = [
+    ("3d", "small", 30000.0, 0.25),
+    ("3d", "large", 0.0, 0.25),
+    ("2d", "medium", 30000.0, 0.25),
+    ("2d", "small", 0.0, 0.0),
+    ("2d", "large", 30000.0, 0.0),
+]
+
+
+def _grid_case(dims, radii, offset, touching):
+    """bench/grid.py's ``case`` (kept in step with it)."""
+    shape, t = {"3d": ((32, 192, 192), 1), "2d": ((1, 256, 256), 2)}[dims]
+    lo, hi = {
+        "small": (1.1 * MIN_R, 1.6 * MIN_R),
+        "medium": (1.6 * MIN_R, 3.0 * MIN_R),
+        "large": (3.0 * MIN_R, 0.9 * bigseg.Params().max_radius),
+    }[radii]
+    extent = np.array(shape) * np.array(SCALE)
+    r = (lo + hi) / 2
+    if dims == "3d":
+        n = 0.06 * extent.prod() / (4 / 3 * np.pi * r**3)
+    else:
+        n = 0.15 * extent[1:].prod() / (np.pi * r**2)
+    options = {"texture": 0.1, "read_noise": 15.0}
+    if offset:
+        options.update(offset=offset, max_value=65535, autofluorescence=150.0, illumination=0.3)
+    return _case(
+        shape, int(np.clip(n, 6, 80)), t=t, seed=0, radius_um=(lo, hi), touching=touching,
+        **options,
+    )  # fmt: skip
+
+
+def test_a_sample_of_the_synthetic_matrix():
+    # Pooled F1 >= 0.95 and centres within 1 µm over the sample, no cell below 0.9.
+    matched = found = true = 0
+    for cell in SAMPLE:
+        image, truth = _grid_case(*cell)
+        s = bigseg.score(_nuclei(image, SCALE), truth)
+        assert s.f1 >= 0.9 and s.mean_error_um <= 1.0, (cell, s)
+        matched, found, true = matched + s.matched, found + s.n_found, true + s.n_true
+    assert 2 * matched / (found + true) >= 0.95
