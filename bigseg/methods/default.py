@@ -30,6 +30,7 @@ import xarray as xr
 
 from .._errors import InputError
 from ..chunked.maps import map_with_halo, per_t_statistic
+from ..chunked.plan import PassMemory
 from ..kernels import filters
 from ..kernels.threshold import LOG_BINS, log_histogram, log_otsu_from_counts
 from ..kernels.watershed import segment_foreground
@@ -42,6 +43,7 @@ __all__ = [
     "LocalPixels",
     "floor",
     "local_pixels",
+    "memory",
     "segment_foreground_block",
     "split_foreground",
 ]
@@ -187,12 +189,38 @@ def without_smoothing(px: PixelParams) -> PixelParams:
     return dataclasses.replace(px, smooth_radius=0)
 
 
+#: Strip buffers of the smoothing and the local maximum (two strips live at once).
+_STRIPS = 2 * filters.STRIP_BYTES + (1 << 20)
+
+
+def memory(params: Params, scale: Sequence[float], halo: int) -> tuple[PassMemory, ...]:
+    """Return the default method's memory model per pass (measured with tracemalloc).
+
+    * ``floor``: the float32 smoothing of the block grown by the Gaussian's reach
+      (4 bytes per voxel) and two strips of :data:`bigseg.kernels.filters.STRIP_BYTES`;
+    * ``foreground``: the smoothing and the boolean foreground (5 bytes per voxel) of
+      the block grown by the Gaussian's reach and the local box's radius, and two strips;
+    * ``kernel``: int32 labels of the block (4 bytes per voxel) and the working set of
+      one plane grown by the stitching ``halo`` (distance transform, markers,
+      watershed: 40 bytes per voxel).
+    """
+    lp = local_pixels(params, scale)
+    gauss = tuple(filters.gaussian_reach(sigma) for sigma in lp.sigma)
+    box = tuple(g + (size - 1) // 2 for g, size in zip(gauss, lp.size))
+    return (
+        PassMemory("floor", reach=gauss, per_voxel=4.0, fixed=_STRIPS),  # type: ignore[arg-type]
+        PassMemory("foreground", reach=box, per_voxel=5.0, fixed=_STRIPS),  # type: ignore[arg-type]
+        PassMemory("kernel", reach=(0, int(halo), int(halo)), per_voxel=4.0, per_plane=40.0),
+    )
+
+
 METHOD = Method(
     name="default",
     statistic=floor,
     kernel=segment_foreground_block,
     pixels=without_smoothing,
     prepass=split_foreground,
+    memory=memory,
     neck_splitting=True,
     drop_fragments=True,
 )
