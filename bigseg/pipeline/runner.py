@@ -154,12 +154,11 @@ def run(
     px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
     timings["open"] = time.perf_counter() - started
 
-    # Work blocks are bigseg's choice: storage chunks split (or, read from a path in its
-    # own chunks, merged) to fit the workers' memory per thread.
+    # Work blocks are bigseg's choice: storage chunks split to fit the workers' memory
+    # per thread (work_blocks(merge=True) also merges tiny ones; not used by run() yet).
     budget = memory_budget(client)
     storage_chunks = [list(c) for c in stack.data.chunks]
-    merge = not isinstance(source, xr.DataArray) and chunks is None
-    stack = work_blocks(stack, params, budget=budget, stitch=stitch, merge=merge)
+    stack = work_blocks(stack, params, budget=budget, stitch=stitch)
     split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
     check_resume(resume, remote=remote, split=split)
     if remote:
