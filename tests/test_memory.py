@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
+import dask
+import dask.array
 import numpy as np
 import pytest
+from dask.callbacks import Callback
 
 import bigseg
-from bigseg import InputError, Params, as_stack
+from bigseg import InputError, Params, as_stack, run
 from bigseg.chunked.plan import PassMemory, task_peak, work_chunks
 from bigseg.chunked.stitch import _block_record
 from bigseg.cli import cluster_shape
@@ -193,3 +197,111 @@ def test_planned_y_x_blocks_give_the_nuclei_of_whole_planes(preset, tmp_path):
 )
 def test_threads_per_worker_default_to_cores_per_worker(cores, workers, threads, expected):
     assert cluster_shape(cores, workers, threads) == expected
+
+
+class _TaskPeaks(Callback):
+    """Peak of the memory each task allocates (tracemalloc), by task key."""
+
+    def __init__(self):
+        super().__init__()
+        self.peaks: dict = {}
+
+    def _pretask(self, key, dsk, state):
+        tracemalloc.reset_peak()
+        self._start = tracemalloc.get_traced_memory()[0]
+
+    def _posttask(self, key, result, dsk, state, id):
+        self.peaks[key] = tracemalloc.get_traced_memory()[1] - self._start
+
+
+@pytest.mark.parametrize("preset", ["default", "seed"])
+def test_every_task_of_a_whole_plane_run_stays_inside_the_budget(preset, tmp_path):
+    # Whole-plane storage chunks of 4 planes; a budget (dask's array.chunk-size, no
+    # client) too small for a task on them: every task of every pass (threshold,
+    # pre-pass, kernel, measuring, stitching, relabelling, writing) stays inside it.
+    params = Params.from_preset(preset) if preset == "default" else STITCH_PARAMS
+    shape = (8, 640, 640)
+    truth = make_truth(shape, 30, scale=SCALE, seed=3, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=3)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk({"z": 4})
+    passes = memory_model(params, SCALE)
+    whole = task_peak((1, 4, *shape[1:]), passes, itemsize=2, shape=(1, *shape),
+                      neighbours=(True, False, False))  # fmt: skip
+    budget = int(whole * 0.6)
+    peaks = _TaskPeaks()
+    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), peaks:
+        tracemalloc.start()
+        try:
+            result = run(stack, tmp_path / "out", params=params)
+        finally:
+            tracemalloc.stop()
+    planned = result.record["work_blocks"]
+    assert planned["budget_bytes"] == budget and whole > budget
+    assert len(planned["chunks"][-2]) > 1 and len(planned["chunks"][-1]) > 1  # planes split
+    assert len(result.nuclei) > 10
+    worst = max(peaks.peaks, key=peaks.peaks.get)
+    assert len(peaks.peaks) > 100
+    assert peaks.peaks[worst] <= budget, (worst, peaks.peaks[worst], budget)
+
+
+@pytest.mark.slow
+def test_cli_on_whole_plane_chunks_through_small_workers_finds_the_nuclei_of_small_chunks(
+    tmp_path,
+):
+    # Whole-plane storage chunks of 2 planes that two tasks of the default preset could not
+    # hold inside a 512 MiB worker with 2 threads: the run plans y/x work blocks from the
+    # worker's limit per thread, finishes, and finds what a run on small storage chunks
+    # finds.
+    import pandas as pd
+
+    from bigseg.cli import main
+    from bigseg.io.ngff import write_ngff_image
+
+    shape = (2, 2048, 2048)
+    truth = make_truth(shape, 40, scale=SCALE, seed=4, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=4)[0]  # fmt: skip
+    scale = dict(zip("zyx", SCALE))
+    paths = {}
+    for name, chunks in (("whole", (2, 2048, 2048)), ("small", (1, 512, 512))):
+        paths[name] = tmp_path / f"{name}.ome.zarr"
+        write_ngff_image(dask.array.from_array(data, chunks=chunks), paths[name],
+                         dims=("z", "y", "x"), scale=scale)  # fmt: skip
+    passes = memory_model(Params(), SCALE)
+    plane_task = task_peak((1, 1, *shape[1:]), passes, itemsize=2, shape=(1, *shape),
+                           neighbours=(True, False, False))  # fmt: skip
+    assert plane_task > 128 * MiB  # half of 512 MiB / 2 threads: not even one whole plane
+    tables = {}
+    for name, path in paths.items():
+        out = tmp_path / f"out-{name}"
+        args = ["segment", str(path), "-o", str(out), "--workers", "1", "--no-progress",
+                "--threads-per-worker", "2", "--memory-limit", "512MiB"]  # fmt: skip
+        assert main(args) == 0
+        record = json.loads((out / "run.json").read_text())
+        tables[name] = pd.read_parquet(out / "nuclei.parquet").sort_values(["z", "y", "x"])
+        if name == "whole":
+            assert record["work_blocks"]["storage_chunks"][-2:] == [[2048], [2048]]
+            assert len(record["work_blocks"]["chunks"][-1]) > 1  # planes split into blocks
+    assert len(tables["whole"]) > 20
+    pd.testing.assert_frame_equal(
+        tables["whole"].drop(columns="nucleus").reset_index(drop=True),
+        tables["small"].drop(columns="nucleus").reset_index(drop=True),
+    )
+
+
+def test_tiff_pages_are_split_into_work_blocks(tmp_path):
+    # A TIFF page is always a whole plane: the work blocks come from the budget all the same.
+    import tifffile
+
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, np.zeros((8, 1024, 1024), np.uint16))
+    stack = bigseg.open_stack(path, scale=SCALE)
+    assert stack.data.chunks[1:] == ((1024,), (1024,))
+    params = Params()
+    planned = work_blocks(stack, params, budget=24 * MiB)
+    assert planned.data.numblocks[1] > 1 and planned.data.numblocks[2] > 1
+    assert min(planned.data.chunks[1]) >= halo_px(params.in_pixels(SCALE), "default")
+    passes = memory_model(params, SCALE)
+    block = [1, *(max(c) for c in planned.data.chunks)]
+    assert task_peak(block, passes, itemsize=2, shape=(1, *stack.shape)) <= 24 * MiB

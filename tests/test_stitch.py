@@ -370,3 +370,26 @@ def test_default_preset_reports_clusters_wider_than_its_halo(dense, tmp_path):
     with pytest.warns(UserWarning, match=f"wider than the {DEFAULT_HALO} px halo"):
         result = run(chunked, tmp_path / "out", params=DEFAULT)
     assert result.record["stitching"]["clusters_beyond_halo"] > 0
+
+
+@pytest.mark.xfail(
+    reason="scikit-image's watershed orders markers of equal height by its heap, that is by "
+    "every other marker of the plane: a block can grow two touching regions differently "
+    "(here one pair in plane 3); breaking those ties by position changes golden outputs",
+    strict=True,
+)
+def test_touching_regions_with_markers_of_equal_height_do_not_depend_on_the_block():
+    from bigseg.synth import make_truth, render
+
+    shape = (6, 400, 400)
+    truth = make_truth(shape, 12, scale=SCALE, seed=5, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=5)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk({"z": 3})
+    params = Params.from_preset("seed")
+    whole = bigseg.segment(stack, params=params, stitch=False).values
+    for side in (133, 200):
+        split = bigseg.segment(stack.chunk({"y": side, "x": side}), params=params)
+        assert split.data.numblocks[1] > 1 and split.data.numblocks[2] > 1
+        for a, b in zip(split.values, whole):
+            assert_same_labels(a, b)
