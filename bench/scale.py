@@ -14,11 +14,18 @@ same run.  Parts (choose with --parts):
 * ``link``: :func:`bigseg.link` on synthetic detections, 1e4 .. 1e6 (1e7 with
   --link-max 1e7), each in a fresh process: seconds, peak RSS, and time per
   n log n relative to the smallest n.
+* ``wholeplane``: the storage chunks microscopes write, work blocks planned by bigseg
+  from the workers' memory limit (no ``--chunks``): 256 x 2048 x 2048 uint16 (2 GiB)
+  in whole-plane chunks of 4 planes through 2 workers of 512 MiB, against a stack 16x
+  smaller with the same chunks (peak RSS of the process tree and its ratio); and
+  4 x 8192 x 8192 in whole-plane chunks through 2 workers of 768 MiB, against the same
+  voxels stored in 1024 x 1024 chunks (peak RSS, nuclei identical).
 
 Example (what the closing note of the scale issue reports)::
 
     python bench/scale.py --parts size workers --sizes 0.03125 0.125 0.5
     python bench/scale.py --parts timeseries link
+    python bench/scale.py --parts wholeplane --stacks /tmp/bigseg-stacks
 """
 
 from __future__ import annotations
@@ -70,11 +77,13 @@ def make_stack(root: Path, gib: float) -> tuple[Path, int]:
 CHUNKS: list[str] = []  # extra --chunks for `bigseg segment`, set from the command line
 
 
-def segment_run(path: Path, out: Path, workers: int, threads: int, extra=()) -> dict:
-    extra = (*CHUNKS, *extra)
+def segment_run(
+    path: Path, out: Path, workers: int, threads: int, extra=(), *, memory="512MiB", chunks=None
+) -> dict:
+    extra = (*(CHUNKS if chunks is None else chunks), *extra)
     cmd = bigseg_cmd(
         "segment", str(path), "-o", str(out), "--workers", str(workers),
-        "--threads-per-worker", str(threads), "--memory-limit", "512MiB", "--no-progress",
+        "--threads-per-worker", str(threads), "--memory-limit", memory, "--no-progress",
         "--overwrite", *extra,
     )  # fmt: skip
     t0 = time.perf_counter()
@@ -253,17 +262,128 @@ def part_link(max_n: float) -> None:
         )
 
 
+def _render(block: np.ndarray, truth, block_info=None) -> np.ndarray:
+    from bigseg.synth import render
+
+    start = [lo for lo, _ in block_info[0]["array-location"]]
+    return render(truth, start, block.shape, scale=SCALE, noise_seed=0)
+
+
+def make_chunked(path: Path, shape, chunks, nuclei: int, render_chunks=None) -> Path:
+    """Write a synthetic ``(z, y, x)`` OME-Zarr stack with the given storage chunks, lazily.
+
+    Rendered block by block (``render_chunks``, default ``chunks``), rechunked to the
+    storage chunks on the way to the store: no task holds more than a few chunks.
+    """
+    import dask.array as da
+
+    from bigseg.io.ngff import write_ngff_image
+    from bigseg.synth import make_truth
+
+    if path.exists():
+        return path
+    truth = make_truth(shape, nuclei, scale=SCALE, seed=0)
+    template = da.empty((1, *shape), chunks=(1, *(render_chunks or chunks)), dtype=np.uint16)
+    image = da.map_blocks(_render, template, truth, dtype=np.uint16)[0].rechunk(chunks)
+    write_ngff_image(
+        image, path, dims=("z", "y", "x"), scale=dict(zip("zyx", SCALE)), name="synthetic"
+    )
+    return path
+
+
+def copy_chunked(source: Path, path: Path, chunks) -> Path:
+    """The same voxels as ``source``, stored in other chunks."""
+    import bigseg
+    from bigseg.io.ngff import write_ngff_image
+
+    if not path.exists():
+        stack = bigseg.open_stack(source)
+        write_ngff_image(
+            stack.data.rechunk(chunks), path, dims=stack.dims,
+            scale=dict(zip("zyx", SCALE)), name="synthetic",
+        )  # fmt: skip
+    return path
+
+
+def _nuclei(out: Path):
+    import pandas as pd
+
+    table = pd.read_parquet(out / "nuclei.parquet")
+    return table.sort_values(["t", "z", "y", "x"]).reset_index(drop=True)
+
+
+def _line(name: str, r: dict) -> str:
+    rec = r["record"]
+    blocks = rec.get("work_blocks", {}).get("chunks")
+    worst = max(rec["timings_s"].items(), key=lambda kv: kv[1] if kv[0] != "total" else 0)
+    return (
+        f"  {name:34s} wall {r['wall_s']:7.1f} s  peak RSS {r['peak_rss_mib']:6.0f} MiB  "
+        f"nuclei {rec['counts']['nuclei']:6d}  work blocks "
+        f"{[max(c) for c in blocks] if blocks else '?'}  slowest pass {worst[0]}"
+    )
+
+
+def part_wholeplane(stacks: Path, threads: int) -> dict:
+    """Whole-plane storage chunks, work blocks from the memory budget (no --chunks)."""
+    print("\n## wholeplane: storage chunks of whole planes, work blocks planned by bigseg")
+    # The density of the size part (10 per 24 x 256 x 256, a quarter).
+    density = 10 / (24 * 256 * 256) / 4
+    out = {}
+    print("  2 workers x 512 MiB (--memory-limit 512MiB), storage chunks 4 x 2048 x 2048:")
+    rows = {}
+    for nz in (16, 256):
+        shape = (nz, 2048, 2048)
+        path = make_chunked(
+            stacks / f"wp{nz}x2048.ome.zarr", shape, (4, 2048, 2048),
+            int(density * np.prod(shape)),
+        )  # fmt: skip
+        rows[nz] = segment_run(path, stacks / "out", 2, threads, chunks=())
+        print(_line(f"{nz} x 2048 x 2048 ({nz * 8} MiB)", rows[nz]), flush=True)
+    ratio = rows[256]["peak_rss_mib"] / rows[16]["peak_rss_mib"]
+    print(
+        f"  peak RSS 2 GiB: {rows[256]['peak_rss_mib'] / 1024:.2f} GiB (target <= 1.5), "
+        f"x{ratio:.2f} the 16x smaller stack's (target <= 1.3)"
+    )
+    out["2gib"] = {"peak_mib": {k: v["peak_rss_mib"] for k, v in rows.items()}, "ratio": ratio}
+
+    print("  2 workers x 768 MiB (--memory-limit 768MiB), 4 x 8192 x 8192:")
+    shape = (4, 8192, 8192)
+    whole = make_chunked(
+        stacks / "wp4x8192.ome.zarr", shape, (1, 8192, 8192), int(density * np.prod(shape)),
+        render_chunks=(1, 2048, 2048),
+    )  # fmt: skip
+    small = copy_chunked(whole, stacks / "wp4x8192-1024.ome.zarr", (1, 1024, 1024))
+    runs = {}
+    for name, path in (("whole-plane chunks 1 x 8192 x 8192", whole),
+                       ("storage chunks 1 x 1024 x 1024", small)):  # fmt: skip
+        dest = stacks / f"out-{path.name}"
+        runs[name] = segment_run(path, dest, 2, threads, memory="768MiB", chunks=())
+        runs[name]["nuclei"] = _nuclei(dest)
+        print(_line(name, runs[name]), flush=True)
+    a, b = (r["nuclei"] for r in runs.values())
+    same = a.shape == b.shape and a.drop(columns="nucleus").equals(b.drop(columns="nucleus"))
+    peak = runs["whole-plane chunks 1 x 8192 x 8192"]["peak_rss_mib"]
+    print(
+        f"  peak RSS whole-plane chunks: {peak / 1024:.2f} GiB (target <= 2.5); "
+        f"x{peak / runs['storage chunks 1 x 1024 x 1024']['peak_rss_mib']:.2f} the small "
+        f"chunks' run; nuclei identical: {same} ({len(a)} vs {len(b)})"
+    )
+    out["8192"] = {"peak_mib": peak, "identical": same}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--parts", nargs="+", default=["size", "workers", "timeseries", "link"],
-        choices=["size", "workers", "timeseries", "link"],
+        choices=["size", "workers", "timeseries", "link", "wholeplane"],
     )  # fmt: skip
     parser.add_argument("--sizes", nargs="+", type=float, default=[0.03125, 0.125, 0.5])
     parser.add_argument("--threads", type=int, default=1, help="threads per worker")
     parser.add_argument("--time-points", type=int, default=500)
     parser.add_argument("--link-max", type=float, default=1e6)
     parser.add_argument("--root", help="directory for stacks (default: a temporary one)")
+    parser.add_argument("--stacks", help="keep the wholeplane part's stacks here (reused)")
     parser.add_argument(
         "--chunks", default="1,1024,1024", help="--chunks for bigseg segment ('' for storage)"
     )
@@ -281,6 +401,10 @@ def main() -> None:
             part_timeseries(root, args.time_points, args.threads)
         if "link" in args.parts:
             part_link(args.link_max)
+        if "wholeplane" in args.parts:
+            stacks = Path(args.stacks) if args.stacks else root
+            stacks.mkdir(parents=True, exist_ok=True)
+            part_wholeplane(stacks, args.threads)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,29 @@ import xarray as xr
 
 from . import methods
 from ._errors import InputError
-from .chunked.plan import fit_to_halo, per_t, planes_split, whole_planes
+from .chunked.plan import (
+    RELABEL,
+    PassMemory,
+    fit_to_halo,
+    memory_budget,
+    per_t,
+    planes_split,
+    whole_planes,
+    work_chunks,
+)
 from .chunked.stitch import segment_blocks, segment_stitched
 from .kernels import LABEL_DTYPE
 from .params import Params, PixelParams
 from .stack import as_4d, scale_of
 
-__all__ = ["global_threshold", "plan_blocks", "segment", "stitched_blocks"]
+__all__ = [
+    "global_threshold",
+    "memory_model",
+    "plan_blocks",
+    "segment",
+    "stitched_blocks",
+    "work_blocks",
+]
 
 
 def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr.DataArray:
@@ -45,6 +61,51 @@ def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr
     """
     params = params or Params()
     return methods.get(params.preset).statistic(stack, params)
+
+
+def memory_model(params: Params, scale) -> tuple[PassMemory, ...]:
+    """Return the memory model of every pass of ``params.preset``, relabelling included."""
+    m = methods.get(params.preset)
+    px = params.in_pixels(scale)
+    return (*m.memory(params, scale, halo_px(px, params.preset)), RELABEL)
+
+
+def work_blocks(
+    stack: xr.DataArray,
+    params: Params,
+    *,
+    budget: int | None = None,
+    stitch: bool | None = None,
+    merge: bool = False,
+) -> xr.DataArray:
+    """Return ``stack`` rechunked into work blocks whose every task fits ``budget`` (lazy).
+
+    The storage chunks are kept where the method's memory model
+    (:func:`memory_model`) fits the budget, else split into t, z and y/x blocks
+    (at least the method's halo wide, stitched exactly as chunks that split
+    planes are); with ``merge``, tiny storage chunks are merged along z and t
+    (:func:`bigseg.chunked.plan.work_chunks`).  ``budget`` defaults to
+    :func:`bigseg.chunked.plan.memory_budget` (the current client's workers'
+    limit per thread, or dask's ``array.chunk-size``).  ``stitch=False``, or a
+    method that cannot segment split planes, keeps planes whole.
+    """
+    m = methods.get(params.preset)
+    scale = scale_of(stack)
+    four = as_4d(stack)
+    px = params.in_pixels(scale, scale_source=stack.attrs.get("scale_source", "array"))
+    chunks = work_chunks(
+        four.shape,
+        four.data.chunks,
+        memory_model(params, scale),
+        memory_budget() if budget is None else int(budget),
+        itemsize=four.dtype.itemsize,
+        min_side=halo_px(px, params.preset),
+        split_planes=m.split_planes and stitch is not False,
+        merge=merge,
+    )
+    if chunks == four.data.chunks:
+        return stack
+    return stack.chunk({d: c for d, c in zip(four.dims, chunks) if d in stack.dims})
 
 
 def plan_blocks(data: da.Array, px: PixelParams, stitch: bool | None, method: str) -> Any:
@@ -103,6 +164,7 @@ def segment(
     params: Params | None = None,
     threshold: float | xr.DataArray | np.ndarray | None = None,
     stitch: bool | None = None,
+    budget: int | None = None,
 ) -> xr.DataArray:
     """Segment every plane of a stack into nucleus cross-sections (lazy).
 
@@ -122,6 +184,11 @@ def segment(
         (default) when the chunks are at least the halo, else whole planes;
         ``True`` always (an error names the minimum chunk size); ``False``
         never.
+    budget : int, optional
+        Bytes one task may use: chunks whose tasks would need more are split into
+        work blocks (:func:`work_blocks`; planes into y/x blocks, stitched unless
+        ``stitch=False``).  Default: the current client's workers' memory limit per
+        thread (half of it), or dask's ``array.chunk-size``.
 
     Returns
     -------
@@ -132,6 +199,7 @@ def segment(
     """
     params = params or Params()
     m = methods.get(params.preset)
+    stack = work_blocks(stack, params, budget=budget, stitch=stitch)
     scale = scale_of(stack)
     px = params.in_pixels(scale, scale_source=stack.attrs.get("scale_source", "array"))
     four = as_4d(stack)

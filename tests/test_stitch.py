@@ -391,3 +391,20 @@ def test_default_preset_reports_clusters_wider_than_its_halo(dense, tmp_path):
     with pytest.warns(UserWarning, match=f"within the {DEFAULT_HALO} px halo of their block"):
         result = run(chunked, tmp_path / "out", params=DEFAULT)
     assert result.record["stitching"]["clusters_beyond_halo"] > 0
+
+
+def test_touching_regions_with_markers_of_equal_height_do_not_depend_on_the_block():
+    from bigseg.synth import make_truth, render
+
+    shape = (6, 400, 400)
+    truth = make_truth(shape, 12, scale=SCALE, seed=5, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=5)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk({"z": 3})
+    params = Params.from_preset("seed")
+    whole = bigseg.segment(stack, params=params, stitch=False).values
+    for side in (133, 200):
+        split = bigseg.segment(stack.chunk({"y": side, "x": side}), params=params)
+        assert split.data.numblocks[1] > 1 and split.data.numblocks[2] > 1
+        for a, b in zip(split.values, whole):
+            assert_same_labels(a, b)

@@ -1,13 +1,247 @@
-"""Work blocks: whole planes, or y/x blocks large enough for a halo."""
+"""Work blocks: planned from a memory budget; whole planes, or y/x blocks large enough for a halo.
+
+A task's memory is modelled per pass (:class:`PassMemory`): bytes per voxel of the
+block grown by the pass's reach, bytes per voxel of one grown plane (the working set
+of a kernel that goes plane by plane) and fixed bytes.  :func:`work_chunks` splits the
+storage chunks into t, z and y/x work blocks (y/x blocks at least the stitching halo
+wide) until every pass's modelled peak fits the budget, and merges whole storage
+chunks along z and t when they are tiny.  Nothing here knows a method: the methods
+declare their passes (:attr:`bigseg.methods.Method.memory`).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
 import dask.array as da
 import numpy as np
+from dask.utils import format_bytes, parse_bytes
 
 from .._errors import InputError
 
-__all__ = ["block_starts", "fit_to_halo", "fitted_chunks", "per_t", "planes_split", "whole_planes"]
+__all__ = [
+    "INPUT_COPIES",
+    "RELABEL",
+    "WORKER_SHARE",
+    "PassMemory",
+    "block_starts",
+    "fit_to_halo",
+    "fitted_chunks",
+    "memory_budget",
+    "per_t",
+    "planes_split",
+    "task_peak",
+    "whole_planes",
+    "work_chunks",
+]
+
+#: Copies of the input (in its own dtype) a task holds per grown voxel: the grown block
+#: and the neighbours' pieces it was concatenated from.
+INPUT_COPIES = 2
+
+#: Share of a worker's memory limit (per thread) that one task may plan to use: the rest
+#: is the worker's imported libraries and the finished chunks it keeps for neighbours.
+WORKER_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class PassMemory:
+    """Memory model of one pass over work blocks (what one task allocates).
+
+    A task on a block of ``(t, z, y, x)`` voxels, grown by ``reach`` voxels per side
+    along each of ``(z, y, x)`` that has neighbours, peaks at::
+
+        per_voxel * grown voxels + per_plane * voxels of one grown plane + fixed
+
+    besides its input (see :data:`INPUT_COPIES`).
+
+    Attributes
+    ----------
+    name : str
+        The pass, as ``run.json`` names it (``floor``, ``foreground``, ``kernel``).
+    reach : tuple of int
+        Voxels of context per side along ``(z, y, x)``.
+    per_voxel : float
+        Bytes per voxel of the grown block (results, whole-block working arrays).
+    per_plane : float
+        Bytes per voxel of one grown plane (a plane kernel's working arrays).
+    fixed : int
+        Bytes independent of the block size (strip buffers, tables).
+    split_only : bool
+        The pass runs only on planes split into y/x blocks (the stitched block's
+        exactness check): it does not count for whole planes.
+    """
+
+    name: str
+    reach: tuple[int, int, int] = (0, 0, 0)
+    per_voxel: float = 0.0
+    per_plane: float = 0.0
+    fixed: int = 0
+    split_only: bool = False
+
+
+#: Relabelling plane labels to nucleus ids: int32 labels in, uint32 ids out.
+RELABEL = PassMemory("relabel", per_voxel=8.0)
+
+
+def task_peak(
+    block: Sequence[int],
+    passes: Sequence[PassMemory],
+    *,
+    itemsize: int,
+    shape: Sequence[int],
+    neighbours: Sequence[bool] = (True, True, True),
+) -> int:
+    """Largest modelled peak (bytes) of a task on a ``(t, z, y, x)`` block, over ``passes``.
+
+    ``neighbours`` says, per axis of ``(z, y, x)``, whether blocks have neighbours
+    there (the block is grown by the reach only then, never past ``shape``).
+    """
+    nt = int(block[0])
+    peak = 0
+    split = bool(neighbours[1] or neighbours[2])
+    for p in passes:
+        if p.split_only and not split:
+            continue
+        grown = [
+            min(int(n) + 2 * int(r), int(s)) if has else int(n)
+            for n, r, s, has in zip(block[1:], p.reach, shape[1:], neighbours)
+        ]
+        voxels = nt * grown[0] * grown[1] * grown[2]
+        cost = (p.per_voxel + INPUT_COPIES * itemsize) * voxels
+        peak = max(peak, int(math.ceil(cost + p.per_plane * grown[1] * grown[2] + p.fixed)))
+    return peak
+
+
+def _split(chunks: Sequence[int], size: int) -> tuple[int, ...]:
+    """Split every chunk into the fewest near-equal parts of at most ``size``."""
+    out: list[int] = []
+    for c in chunks:
+        parts = -(-int(c) // max(int(size), 1))
+        out.extend(int(c) // parts + (1 if i < int(c) % parts else 0) for i in range(parts))
+    return tuple(out)
+
+
+def _merge(chunks: Sequence[int], k: int) -> tuple[int, ...]:
+    """Merge every ``k`` consecutive chunks into one."""
+    return tuple(int(sum(chunks[i : i + k])) for i in range(0, len(chunks), k))
+
+
+def work_chunks(
+    shape: Sequence[int],
+    chunks: tuple[tuple[int, ...], ...],
+    passes: Sequence[PassMemory],
+    budget: int,
+    *,
+    itemsize: int,
+    min_side: int = 1,
+    split_planes: bool = True,
+    merge: bool = False,
+) -> tuple[tuple[int, ...], ...]:
+    """Work chunks of a ``(t, z, y, x)`` array whose every task fits ``budget`` bytes.
+
+    Storage chunks that fit are kept (with ``merge``, whole storage chunks are merged
+    along z, then t, while a task needs at most half the budget).  Otherwise they are
+    split: one time point per block, then the plan of fewest tasks among splits of
+    every z chunk and of every y/x chunk into near-equal parts (y/x blocks at least
+    ``min_side`` wide, the stitching halo; none with ``split_planes`` false), so
+    that no block straddles a storage chunk.  The model is :func:`task_peak`.
+    Planes that must stay whole and do not fit get blocks of one plane.
+
+    Raises
+    ------
+    bigseg.InputError
+        When not even the smallest block fits: names the budget and the fix.
+    """
+    shape = tuple(int(n) for n in shape)
+    chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
+
+    def peak(new: tuple[tuple[int, ...], ...]) -> int:
+        block = [max(axis) for axis in new]
+        neighbours = [len(axis) > 1 for axis in new[1:]]
+        return task_peak(block, passes, itemsize=itemsize, shape=shape, neighbours=neighbours)
+
+    if peak(chunks) <= budget:
+        return _merged(chunks, peak, budget) if merge else chunks
+    one_t = (_split(chunks[0], 1), *chunks[1:])
+    if peak(one_t) <= budget:
+        return one_t
+    zmax, ymax, xmax = (max(axis) for axis in chunks[1:])
+    best: tuple[int, tuple[tuple[int, ...], ...]] | None = None
+    for bz in sorted({-(-zmax // k) for k in range(1, zmax + 1)}, reverse=True):
+        for n in range(1, max(ymax, xmax) + 1):
+            by, bx = -(-ymax // n), -(-xmax // n)
+            if n > 1 and (not split_planes or min(by, bx) < min_side):
+                break
+            new = (one_t[0], _split(chunks[1], bz), _split(chunks[2], by), _split(chunks[3], bx))
+            if peak(new) <= budget:
+                core = bz * by * bx
+                if best is None or core > best[0]:
+                    best = (core, new)
+                break
+    if best is None and not split_planes:  # whole planes asked for: the smallest there is
+        return (one_t[0], _split(chunks[1], 1), chunks[2], chunks[3])
+    if best is None:
+        side = min(min_side, ymax, xmax)
+        smallest = task_peak(
+            (1, 1, side, side), passes, itemsize=itemsize, shape=shape,
+            neighbours=(zmax < shape[1], True, True),
+        )  # fmt: skip
+        raise InputError(
+            f"The memory budget of {format_bytes(int(budget))} per task is below the "
+            f"{format_bytes(smallest)} the smallest work block needs; raise the workers' "
+            "memory limit or give them fewer threads."
+        )
+    return best[1]
+
+
+def _merged(chunks, peak, budget: int) -> tuple[tuple[int, ...], ...]:
+    """Merge whole chunks along z, then t, while a task needs at most half the budget."""
+    out = chunks
+    for axis in (1, 0):
+        k = 1
+        while k < len(out[axis]):
+            trial = list(out)
+            trial[axis] = _merge(out[axis], 2 * k)
+            if peak(tuple(trial)) > budget // 2:
+                break
+            k *= 2
+        if k > 1:
+            out = tuple(_merge(c, k) if a == axis else c for a, c in enumerate(out))
+    return out
+
+
+def memory_budget(client: Any = None, *, share: float = WORKER_SHARE) -> int:
+    """Bytes one task may plan to use: a worker's memory limit / its threads, times ``share``.
+
+    ``client`` is a ``distributed.Client`` (by default the current one, if any); its
+    smallest worker's limit per thread counts.  Without a client, or when its workers
+    have no limit, dask's ``array.chunk-size``.
+    """
+    if client is None:
+        try:
+            from distributed import default_client  # optional: only when a client exists
+
+            client = default_client()
+        except (ImportError, ValueError):
+            client = None
+    if client is not None:
+        try:
+            workers = list(client.scheduler_info().get("workers", {}).values())
+        except Exception:  # noqa: BLE001 - no worker information: dask's chunk size
+            workers = []
+        per_thread = [
+            int(w["memory_limit"]) / max(int(w.get("nthreads") or 1), 1)
+            for w in workers
+            if w.get("memory_limit")
+        ]
+        if per_thread:
+            return int(min(per_thread) * share)
+    return int(parse_bytes(str(dask.config.get("array.chunk-size"))))
 
 
 def planes_split(data: da.Array) -> bool:

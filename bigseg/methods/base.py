@@ -2,21 +2,50 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dask.array as da
 
+from ..chunked.plan import PassMemory
 from ..chunked.stitch import halo_of
 from ..params import PixelParams
 
-__all__ = ["Method", "no_prepass", "same_pixels"]
+__all__ = [
+    "PLANE_KERNEL",
+    "STITCHED_KERNEL",
+    "Method",
+    "no_prepass",
+    "plane_kernel_memory",
+    "same_pixels",
+]
+
+#: Memory of a plane kernel (measured with tracemalloc, ``tests/test_memory.py``): its
+#: int32 labels for the whole block, and about 64 bytes per voxel of the plane it works on
+#: (filtered plane, distance transform, markers, watershed), plus 2 MiB of tables.
+PLANE_KERNEL = PassMemory("kernel", per_voxel=4.0, per_plane=64.0, fixed=2 << 20)
+#: The same kernel on a block of a split plane, with the exactness check of its
+#: components (:mod:`bigseg.chunked.exact`), which holds the plane's distances, peaks
+#: and bounds too: about 104 bytes per voxel of the grown plane.
+STITCHED_KERNEL = PassMemory(
+    "stitched", per_voxel=4.0, per_plane=104.0, fixed=2 << 20, split_only=True
+)
 
 
 def same_pixels(px: PixelParams) -> PixelParams:
     """Return ``px``: the kernel sees the parameters' own pixel sizes."""
     return px
+
+
+def plane_kernel_memory(params: Any, scale: Any, halo: int) -> tuple[PassMemory, ...]:
+    """Return the memory model of a method without a pre-pass: its plane kernel and halo."""
+    reach = (0, int(halo), int(halo))
+    return (
+        dataclasses.replace(PLANE_KERNEL, reach=reach),
+        dataclasses.replace(STITCHED_KERNEL, reach=reach),
+    )
 
 
 def no_prepass(
@@ -63,6 +92,11 @@ class Method:
         everything within one connected component of an exact mask (markers, flooding,
         sizes), that mask.  Given (and no :attr:`foreground`), every component of a
         split plane's block is checked with :func:`bigseg.chunked.exact.unproven_local`.
+    memory : callable
+        ``memory(params, scale, halo) -> tuple of PassMemory``: the memory model of every
+        pass over work blocks (statistic, pre-pass, kernel), each with its reach; ``halo``
+        is :attr:`halo` in pixels.  The work blocks are planned from it
+        (:func:`bigseg.chunked.plan.work_chunks`).
     split_planes : bool
         Whether planes split into y/x chunks can be segmented block by block (with
         :attr:`halo`); otherwise they are segmented as whole planes.
@@ -83,6 +117,7 @@ class Method:
     halo: Callable[[PixelParams], int] = halo_of
     foreground: Callable[..., Any] | None = None
     components: Callable[..., Any] | None = None
+    memory: Callable[..., tuple[PassMemory, ...]] = plane_kernel_memory
     split_planes: bool = True
     neck_splitting: bool = False
     drop_fragments: bool = False

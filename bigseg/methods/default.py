@@ -35,6 +35,7 @@ import xarray as xr
 
 from .._errors import InputError
 from ..chunked.maps import map_with_halo, per_t_statistic
+from ..chunked.plan import PassMemory
 from ..kernels import filters
 from ..kernels.threshold import LINEAR_BINS, floor_above_background, linear_histogram
 from ..kernels.watershed import filled_plane, segment_signal
@@ -48,6 +49,7 @@ __all__ = [
     "filled_block",
     "floor",
     "local_pixels",
+    "memory",
     "segment_foreground_block",
     "split_foreground",
     "split_signal",
@@ -292,6 +294,33 @@ def without_smoothing(px: PixelParams) -> PixelParams:
     return dataclasses.replace(px, smooth_radius=0)
 
 
+#: Strip buffers of the smoothing and the local maximum (two strips live at once).
+_STRIPS = 2 * filters.STRIP_BYTES + (1 << 20)
+
+
+def memory(params: Params, scale: Sequence[float], halo: int) -> tuple[PassMemory, ...]:
+    """Return the default method's memory model per pass (measured with tracemalloc).
+
+    * ``floor``: the float32 smoothing of the block grown by the reach of the smoothing
+      and the background map, the map's grey opening and the signal above it (12 bytes
+      per voxel), and two strips of :data:`bigseg.kernels.filters.STRIP_BYTES`;
+    * ``foreground``: the same, grown by the local box's radius too, and the float32
+      signal where foreground (12 bytes per voxel measured, with the result);
+    * ``kernel``: the float32 signal it reads (4 bytes per voxel beyond the stack's own
+      dtype, which the planner counts), its int32 labels (4), and the working set of one
+      plane grown by the stitching ``halo`` (holes filled, distance transform, markers,
+      flooding levels, watershed: 48 bytes per voxel).
+    """
+    lp = local_pixels(params, scale)
+    reach = signal_reach(lp)
+    box = tuple(r + (size - 1) // 2 for r, size in zip(reach, lp.size))
+    return (
+        PassMemory("floor", reach=reach, per_voxel=12.0, fixed=_STRIPS),  # type: ignore[arg-type]
+        PassMemory("foreground", reach=box, per_voxel=13.0, fixed=_STRIPS),  # type: ignore[arg-type]
+        PassMemory("kernel", reach=(0, int(halo), int(halo)), per_voxel=8.0, per_plane=48.0),
+    )
+
+
 METHOD = Method(
     name="default",
     statistic=floor,
@@ -299,6 +328,7 @@ METHOD = Method(
     pixels=without_smoothing,
     prepass=split_signal,
     components=filled_block,
+    memory=memory,
     neck_splitting=True,
     drop_fragments=True,
 )

@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..chunked.plan import memory_budget
 from ..io import objstore
 from ..params import Params
-from ..segment import plan_blocks
+from ..segment import plan_blocks, work_blocks
 from ..stack import as_4d, scale_of
 from .layout import LINKED
 from .partitions import SMALL_DETECTIONS, lazy_parts, read_parts
@@ -153,6 +154,11 @@ def run(
     px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
     timings["open"] = time.perf_counter() - started
 
+    # Work blocks are bigseg's choice: storage chunks split to fit the workers' memory
+    # per thread (work_blocks(merge=True) also merges tiny ones; not used by run() yet).
+    budget = memory_budget(client)
+    storage_chunks = [list(c) for c in stack.data.chunks]
+    stack = work_blocks(stack, params, budget=budget, stitch=stitch)
     split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
     check_resume(resume, remote=remote, split=split)
     if remote:
@@ -206,6 +212,11 @@ def run(
         if stitched is not None:
             record["stitching"] = stitching_record(stitched, px, params)
         record["blocks"] = {"total": scratch.blocks_total, "reused": scratch.blocks_reused}
+        record["work_blocks"] = {
+            "budget_bytes": budget,
+            "storage_chunks": storage_chunks,
+            "chunks": [list(c) for c in stack.data.chunks],
+        }
         throughput(record, scratch.blocks_total, scratch.blocks_reused, timings["total"])
         write_record(record, work / "run.json")
         if not remote:  # on object stores run.json, written last, marks completion

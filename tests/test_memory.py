@@ -1,0 +1,307 @@
+"""Work blocks from a memory budget: the memory model against measured peaks, the planner."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import dask
+import dask.array
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+
+import bigseg
+from bigseg import InputError, Params, as_stack, run
+from bigseg.chunked.plan import PassMemory, task_peak, work_chunks
+from bigseg.chunked.stitch import _block_record
+from bigseg.cli import cluster_shape
+from bigseg.methods import default, seed
+from bigseg.segment import halo_px, memory_model, work_blocks
+from bigseg.synth import make_truth, render
+
+from .conftest import assert_same_labels
+from .test_stitch import PARAMS as STITCH_PARAMS
+
+SCALE = (1.5, 0.71, 0.71)
+MiB = 1 << 20
+
+
+def _block(shape):
+    truth = make_truth(
+        shape, max(2, shape[1] * shape[2] // 4000), scale=SCALE, seed=1, radius_um=(3.0, 6.0)
+    )
+    return render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=1)  # fmt: skip
+
+
+def _peak(func, *args, **kwargs) -> int:
+    tracemalloc.start()
+    try:
+        func(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _model(passes, name, block) -> int:
+    (p,) = [p for p in passes if p.name == name]
+    # The input is held before the kernel is called: the model without it.
+    bare = PassMemory(p.name, (0, 0, 0), p.per_voxel, p.per_plane, p.fixed)
+    return task_peak(block, [bare], itemsize=0, shape=block, neighbours=(False,) * 3)
+
+
+# Blocks large enough that fixed costs do not dominate (a few MiB and up).
+SHAPES = [(8, 512, 512), (2, 1024, 1024), (4, 768, 768)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_default_kernels_peak_within_their_model(shape):
+    params = Params.from_preset("default")
+    passes = memory_model(params, SCALE)
+    lp = default.local_pixels(params, SCALE)
+    block = _block(shape)
+    thr = np.full((1, 1, 1, 1), 300.0)
+    none = ((0, 0),) * 3
+    full = (1, *shape)
+    measured = {
+        "floor": _peak(default._signal_block, block, lp=lp, margin=none),
+        "foreground": _peak(
+            default._foreground_block,
+            block,
+            thr,
+            lp=lp,
+            fraction=params.local_fraction,
+            margin=none,
+            signal_out=True,
+        ),  # fmt: skip
+    }
+    fg = default._foreground_block(
+        block, thr, lp=lp, fraction=params.local_fraction, margin=none, signal_out=True
+    )
+    px = default.METHOD.pixels(params.in_pixels(SCALE))
+    measured["kernel"] = _peak(default.METHOD.kernel, fg, thr, px)
+    for name, peak in measured.items():
+        model = _model(passes, name, full)
+        assert peak <= model, (name, peak, model)
+        assert model <= 2 * peak, (name, peak, model)  # and not absurdly loose
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_seed_kernel_peak_within_its_model(shape):
+    params = Params.from_preset("seed")
+    block = _block(shape)
+    thr = np.full((1, 1, 1, 1), 300.0)
+    px = seed.METHOD.pixels(params.in_pixels(SCALE))
+    peak = _peak(seed.METHOD.kernel, block, thr, px)
+    model = _model(memory_model(params, SCALE), "kernel", (1, *shape))
+    assert peak <= model <= 2 * peak, (peak, model)
+
+
+def test_a_stitched_block_peaks_within_the_kernel_model():
+    # The block record (kernel on the grown block, core copy, face rows, sums, cluster
+    # count) adds little to the kernel itself.
+    params = Params.from_preset("seed")
+    px = seed.METHOD.pixels(params.in_pixels(SCALE))
+    h = halo_px(params.in_pixels(SCALE), "seed")
+    c = 512
+    block = _block((4, c + 2 * h, c + 2 * h))
+    peak = _peak(
+        _block_record, block, np.full((1, 1, 1, 1), 300.0), margin=((0, 0), (h, h), (h, h)),
+        index=(0, 0, 1, 1), numblocks=(1, 1, 3, 3), px=px, block_fn=seed.METHOD.kernel,
+        band=2 * px.smooth_radius + px.min_distance, foreground=seed.METHOD.foreground,
+        components=None, chunks_all=((1,), (4,), (h, c, h), (h, c, h)),
+    )  # fmt: skip
+    model = _model(memory_model(params, SCALE), "stitched", block.shape)
+    assert peak <= model <= 2 * peak, (peak, model)
+
+
+@pytest.mark.parametrize("preset", ["default", "seed"])
+@pytest.mark.parametrize("plane", [2048, 8192])
+@pytest.mark.parametrize("budget", [256 * MiB, 512 * MiB])
+def test_whole_plane_storage_chunks_are_planned_into_the_budget(preset, plane, budget):
+    params = Params.from_preset(preset)
+    shape = (1, 16, plane, plane)
+    storage = ((1,), (4,) * 4, (plane,), (plane,))
+    passes = memory_model(params, SCALE)
+    halo = halo_px(params.in_pixels(SCALE), preset)
+    chunks = work_chunks(shape, storage, passes, budget, itemsize=2, min_side=halo)
+    assert sum(chunks[2]) == plane and sum(chunks[3]) == plane and sum(chunks[1]) == 16
+    assert min(chunks[2]) >= halo and min(chunks[3]) >= halo
+    block = [max(c) for c in chunks]
+    neighbours = [len(c) > 1 for c in chunks[1:]]
+    assert task_peak(block, passes, itemsize=2, shape=shape, neighbours=neighbours) <= budget
+    whole = task_peak((1, 4, plane, plane), passes, itemsize=2, shape=shape,
+                      neighbours=(True, False, False))  # fmt: skip
+    assert (chunks == storage) == (whole <= budget)
+    if plane == 8192:  # whole planes of 8192² never fit: split into y/x blocks
+        assert len(chunks[2]) > 1 and len(chunks[3]) > 1
+    # No block straddles a storage chunk along z.
+    assert set(np.cumsum(storage[1])) <= set(np.cumsum(chunks[1]))
+
+
+def test_chunks_that_fit_are_kept_and_tiny_ones_merged():
+    passes = memory_model(Params(), SCALE)
+    shape = (3, 40, 256, 256)
+    storage = ((1, 1, 1), (1,) * 40, (256,), (256,))
+    assert work_chunks(shape, storage, passes, 512 * MiB, itemsize=2) == storage
+    merged = work_chunks(shape, storage, passes, 512 * MiB, itemsize=2, merge=True)
+    assert max(merged[1]) > 1 and sum(merged[1]) == 40 and merged[2:] == storage[2:]
+
+
+def test_a_budget_below_the_smallest_block_is_refused():
+    passes = memory_model(Params(), SCALE)
+    storage = ((1,), (4,), (2048,), (2048,))
+    with pytest.raises(InputError, match="memory budget of .* raise the workers' memory limit"):
+        work_chunks((1, 4, 2048, 2048), storage, passes, 1 * MiB, itemsize=2, min_side=50)
+
+
+def test_planes_stay_whole_without_stitching():
+    params = Params()
+    stack = as_stack(np.zeros((8, 1000, 1000), np.uint16), scale=SCALE).chunk({"z": 8})
+    planned = work_blocks(stack, params, budget=24 * MiB, stitch=False)
+    assert planned.data.chunks == ((1,) * 8, (1000,), (1000,))  # the smallest whole planes
+    assert work_blocks(stack, params, budget=24 * MiB).data.numblocks[1:] != (1, 1)
+
+
+@pytest.mark.parametrize("preset", ["default", "seed"])
+def test_planned_y_x_blocks_give_the_nuclei_of_whole_planes(preset, tmp_path):
+    # Whole-plane storage chunks, a budget too small for them: planned into y/x blocks,
+    # stitched, the same nuclei as whole planes.
+    params = Params.from_preset(preset) if preset == "default" else STITCH_PARAMS
+    shape = (6, 400, 400)
+    truth = make_truth(shape, 12, scale=SCALE, seed=5, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=5)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk({"z": 3})
+    whole = bigseg.segment(stack, params=params, budget=1 << 40)
+    budget = 24 * MiB if preset == "default" else 10 * MiB
+    planned = bigseg.segment(stack, params=params, budget=budget)
+    assert whole.data.numblocks[1:] == (1, 1) and planned.data.numblocks[1:] != (1, 1)
+    for a, b in zip(planned.values, whole.values):
+        assert_same_labels(a, b)
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads", "expected"),
+    [
+        (2, 2, None, (2, 1)),  # was 2 x 2 threads on 2 cores
+        (8, 2, None, (2, 4)),
+        (2, 4, None, (4, 1)),
+        (2, None, None, (1, 2)),
+        (1, None, None, (1, 1)),
+        (16, None, None, (8, 2)),
+        (4, None, 1, (4, 1)),
+        (4, 2, 3, (2, 3)),
+    ],
+)
+def test_threads_per_worker_default_to_cores_per_worker(cores, workers, threads, expected):
+    assert cluster_shape(cores, workers, threads) == expected
+
+
+class _TaskPeaks(Callback):
+    """Peak of the memory each task allocates (tracemalloc), by task key."""
+
+    def __init__(self):
+        super().__init__()
+        self.peaks: dict = {}
+
+    def _pretask(self, key, dsk, state):
+        tracemalloc.reset_peak()
+        self._start = tracemalloc.get_traced_memory()[0]
+
+    def _posttask(self, key, result, dsk, state, id):
+        self.peaks[key] = tracemalloc.get_traced_memory()[1] - self._start
+
+
+@pytest.mark.parametrize("preset", ["default", "seed"])
+def test_every_task_of_a_whole_plane_run_stays_inside_the_budget(preset, tmp_path):
+    # Whole-plane storage chunks of 4 planes; a budget (dask's array.chunk-size, no
+    # client) too small for a task on them: every task of every pass (threshold,
+    # pre-pass, kernel, measuring, stitching, relabelling, writing) stays inside it.
+    params = Params.from_preset(preset) if preset == "default" else STITCH_PARAMS
+    shape = (8, 640, 640)
+    truth = make_truth(shape, 30, scale=SCALE, seed=3, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=3)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk({"z": 4})
+    passes = memory_model(params, SCALE)
+    whole = task_peak((1, 4, *shape[1:]), passes, itemsize=2, shape=(1, *shape),
+                      neighbours=(True, False, False))  # fmt: skip
+    budget = int(whole * 0.6)
+    peaks = _TaskPeaks()
+    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), peaks:
+        tracemalloc.start()
+        try:
+            result = run(stack, tmp_path / "out", params=params)
+        finally:
+            tracemalloc.stop()
+    planned = result.record["work_blocks"]
+    assert planned["budget_bytes"] == budget and whole > budget
+    assert len(planned["chunks"][-2]) > 1 and len(planned["chunks"][-1]) > 1  # planes split
+    assert len(result.nuclei) > 10
+    worst = max(peaks.peaks, key=peaks.peaks.get)
+    assert len(peaks.peaks) > 100
+    assert peaks.peaks[worst] <= budget, (worst, peaks.peaks[worst], budget)
+
+
+@pytest.mark.slow
+def test_cli_on_whole_plane_chunks_through_small_workers_finds_the_nuclei_of_small_chunks(
+    tmp_path,
+):
+    # Whole-plane storage chunks of 2 planes that two tasks of the default preset could not
+    # hold inside a 512 MiB worker with 2 threads: the run plans y/x work blocks from the
+    # worker's limit per thread, finishes, and finds what a run on small storage chunks
+    # finds.
+    import pandas as pd
+
+    from bigseg.cli import main
+    from bigseg.io.ngff import write_ngff_image
+
+    shape = (2, 2048, 2048)
+    truth = make_truth(shape, 40, scale=SCALE, seed=4, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=4)[0]  # fmt: skip
+    scale = dict(zip("zyx", SCALE))
+    paths = {}
+    for name, chunks in (("whole", (2, 2048, 2048)), ("small", (1, 512, 512))):
+        paths[name] = tmp_path / f"{name}.ome.zarr"
+        write_ngff_image(dask.array.from_array(data, chunks=chunks), paths[name],
+                         dims=("z", "y", "x"), scale=scale)  # fmt: skip
+    passes = memory_model(Params(), SCALE)
+    plane_task = task_peak((1, 1, *shape[1:]), passes, itemsize=2, shape=(1, *shape),
+                           neighbours=(True, False, False))  # fmt: skip
+    assert plane_task > 128 * MiB  # half of 512 MiB / 2 threads: not even one whole plane
+    tables = {}
+    for name, path in paths.items():
+        out = tmp_path / f"out-{name}"
+        args = ["segment", str(path), "-o", str(out), "--workers", "1", "--no-progress",
+                "--threads-per-worker", "2", "--memory-limit", "512MiB"]  # fmt: skip
+        assert main(args) == 0
+        record = json.loads((out / "run.json").read_text())
+        tables[name] = pd.read_parquet(out / "nuclei.parquet").sort_values(["z", "y", "x"])
+        if name == "whole":
+            assert record["work_blocks"]["storage_chunks"][-2:] == [[2048], [2048]]
+            assert len(record["work_blocks"]["chunks"][-1]) > 1  # planes split into blocks
+    assert len(tables["whole"]) > 20
+    pd.testing.assert_frame_equal(
+        tables["whole"].drop(columns="nucleus").reset_index(drop=True),
+        tables["small"].drop(columns="nucleus").reset_index(drop=True),
+    )
+
+
+def test_tiff_pages_are_split_into_work_blocks(tmp_path):
+    # A TIFF page is always a whole plane: the work blocks come from the budget all the same.
+    import tifffile
+
+    path = tmp_path / "pages.tif"
+    tifffile.imwrite(path, np.zeros((8, 1024, 1024), np.uint16))
+    stack = bigseg.open_stack(path, scale=SCALE)
+    assert stack.data.chunks[1:] == ((1024,), (1024,))
+    params = Params()
+    planned = work_blocks(stack, params, budget=24 * MiB)
+    assert planned.data.numblocks[1] > 1 and planned.data.numblocks[2] > 1
+    assert min(planned.data.chunks[1]) >= halo_px(params.in_pixels(SCALE), "default")
+    passes = memory_model(params, SCALE)
+    block = [1, *(max(c) for c in planned.data.chunks)]
+    assert task_peak(block, passes, itemsize=2, shape=(1, *stack.shape)) <= 24 * MiB
