@@ -11,7 +11,12 @@ import dask.array as da
 from ..chunked.stitch import halo_of
 from ..params import PixelParams
 
-__all__ = ["Method", "no_prepass", "same_pixels"]
+__all__ = ["Method", "any_dtype", "no_prepass", "same_pixels"]
+
+
+def any_dtype(dtype: Any) -> bool:
+    """Return True: the statistic of a time point depends on its own data, whatever the dtype."""
+    return True
 
 
 def same_pixels(px: PixelParams) -> PixelParams:
@@ -61,6 +66,10 @@ class Method:
         Linking drops nuclei smaller than a sphere of ``Params.min_radius``.
     preset : mapping
         The method's parameter preset: ``Params`` fields that differ from the defaults.
+    statistic_by_t : callable
+        ``statistic_by_t(dtype) -> bool``: whether, for data of this dtype, each time
+        point's statistic depends on that time point's data alone (then a long series
+        is computed in batches of time points, each from its own data).
     """
 
     name: str
@@ -73,6 +82,7 @@ class Method:
     neck_splitting: bool = False
     drop_fragments: bool = False
     preset: Mapping[str, Any] = field(default_factory=dict)
+    statistic_by_t: Callable[[Any], bool] = any_dtype
 
     def link_options(self, params: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`bigseg.cluster.link_pairs` and neck splitting."""

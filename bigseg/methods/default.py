@@ -113,6 +113,14 @@ def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     return out if "t" in stack.dims else out.isel(t=0)
 
 
+def _floor_by_t(dtype) -> bool:
+    """Whether each time point's floor depends on its own data alone: unsigned integers.
+
+    Other dtypes take the log offset and range from the whole stack (:func:`floor`).
+    """
+    return np.dtype(dtype).kind == "u"
+
+
 def _log_counts(values: np.ndarray, offset: np.ndarray, log_max: np.ndarray) -> np.ndarray:
     return log_histogram(values, offset=float(offset), log_max=float(log_max))
 
@@ -195,4 +203,5 @@ METHOD = Method(
     prepass=split_foreground,
     neck_splitting=True,
     drop_fragments=True,
+    statistic_by_t=_floor_by_t,
 )
