@@ -164,32 +164,75 @@ def relabel_pass(
     """Map the scratch plane labels to nucleus ids and write ``labels.zarr``.
 
     Whole planes: each block builds its lookup table on the worker from its
-    partition's linked detections (ids shifted by ``offsets``).
+    partition's linked detections (ids shifted by ``offsets``); long local series
+    are written in batches of time points, each relabelled from its own planes.
     """
-    planes = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack))).data
+    four = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack)))
+    planes = four.data
+    linked_dir = os.fspath(work / _parts.LINKED)
     if split is not None:  # the stitching is in memory already: so is its table
         frames = [_parts.read_linked(work, i, o) for i, o in enumerate(offsets)]
         linked = pd.concat(frames, ignore_index=True)
         labels = relabel_stitched(planes.rechunk(split.chunks), linked, stitched)
     else:
-        rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
+        rows_of = partial(_parts.relabel_rows, linked_dir)
         labels = relabel_partitioned(planes, rows_of, offsets, np.uint32)
     if "t" not in stack.dims:
         labels = labels[0]
     labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
     if (work / "labels.zarr").exists():  # partial, from an interrupted attempt
         objstore.rmtree(work / "labels.zarr")
-    sink(
-        write_labels(
-            labels_da,
-            work / "labels.zarr",
-            source=source,
-            nuclei=nuclei,
-            compute=False,
-            overwrite=True,  # the scratch directory is bigseg's: an interrupted run's is replaced
-        ),
-        "labels",
+    store = write_labels(
+        labels_da,
+        work / "labels.zarr",
+        source=source,
+        nuclei=nuclei,
+        compute=False,
+        overwrite=True,  # the scratch directory is bigseg's: an interrupted run's is replaced
     )
+    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+    if split is not None or "t" not in stack.dims or len(batches) < 2 or not _local(work):
+        sink(store, "labels")
+        return
+    # Long series: the array is created; its blocks are written in batches of time
+    # points, each relabelled from its own planes.
+    del store, labels, labels_da
+    import zarr
+
+    array = zarr.open_array(os.fspath(work / "labels.zarr" / "0"), mode="r+")
+    graphs = (
+        (
+            da.store(
+                relabel_partitioned(
+                    time_points(four, t0, t1).data,
+                    partial(_batch_rows, linked_dir, c0, t0),
+                    offsets[c0:c1],
+                    np.uint32,
+                ),
+                array,
+                regions=(slice(t0, t1),),
+                lock=False,
+                compute=False,
+            ),
+        )
+        for c0, c1, t0, t1 in batches
+    )
+    for _ in sink.batches(graphs, "labels"):
+        pass
+
+
+def _local(path: Any) -> bool:
+    return not isinstance(path, objstore.Remote)
+
+
+def _batch_rows(linked_dir: str, first_chunk: int, first_t: int, i: int) -> pd.DataFrame:
+    """Relabelling rows of t-chunk ``i`` of a batch, ``t`` counted from the batch's start.
+
+    The batch starts at t-chunk ``first_chunk`` (time point ``first_t``) of the stack.
+    """
+    rows = _parts.relabel_rows(linked_dir, first_chunk + i)
+    rows["t"] = rows["t"].to_numpy(np.int64) - first_t
+    return rows
 
 
 def relabel(planes: Any, linked: pd.DataFrame) -> Any:
