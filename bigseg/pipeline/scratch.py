@@ -10,7 +10,7 @@ Each task writes its block of plane labels into ``planes.zarr`` and then,
 atomically, its detections table to ``blocks/<t>_<z>_<y>_<x>.parquet``: that
 file is the block's completion marker.  Planes split into y/x blocks write
 their stitching record instead (sums and face rows,
-``blocks/<t>_<z>_<y>_<x>.side.pkl``).  A run started with ``resume=True``
+``blocks/<t>_<z>_<y>_<x>.side.npz``, NumPy arrays only).  A run started with ``resume=True``
 keeps the scratch directory when it fails or is interrupted, and a rerun with
 ``resume=True`` skips every block that has a marker.  ``state.json`` holds a
 fingerprint of the input, chunking and parameters (a mismatch is refused) and
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import shutil
 import threading
 import time
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from ..chunked.stitch import Block
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
@@ -383,7 +383,7 @@ def regular(chunks: Sequence[Sequence[int]]) -> bool:
 
 def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     """Completion marker (the stitching record) of one block of split planes."""
-    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.pkl")
+    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.npz")
 
 
 def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.ndarray:
@@ -405,7 +405,7 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.nda
     -------
     numpy.ndarray of object
         Every block's record, shaped like the block grid, read back from the markers
-        (``blocks/<t>_<z>_<y>_<x>.side.pkl``), so a resumed run and an uninterrupted
+        (``blocks/<t>_<z>_<y>_<x>.side.npz``), so a resumed run and an uninterrupted
         one stitch the same records.
     """
     data = core.data
@@ -418,21 +418,55 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.nda
     _write_blocks(parts, planes, scratch, side_marker, _finish_side, sink)
     records = np.empty(data.numblocks, object)
     for index in np.ndindex(*data.numblocks):
-        with open(side_marker(scratch, index), "rb") as handle:
-            records[index] = pickle.load(handle)
+        records[index] = read_side(side_marker(scratch, index))
     return records
 
 
 def _finish_side(
     block: np.ndarray, record: np.ndarray, array_path: str, region: tuple, marker: str
 ) -> int:
-    """Store one block of labels, then pickle its record atomically (the completion marker)."""
+    """Store one block of labels, then its record atomically (the completion marker)."""
+    return int(
+        _store_then_mark(block, array_path, region, marker, partial(write_side, record[0, 0, 0, 0]))
+    )
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            pickle.dump(record[0, 0, 0, 0], handle, protocol=pickle.HIGHEST_PROTOCOL)
 
-    return int(_store_then_mark(block, array_path, region, marker, write))
+_SIDE_ARRAYS = ("after_y", "after_x", "first_y", "first_x")
+
+
+def write_side(side: Block, path: str) -> None:
+    """Write a block's stitching record (labels dropped) as an ``.npz`` of plain arrays."""
+    arrays: dict[str, np.ndarray] = {
+        "index": np.asarray(side.index, np.int64),
+        "flat": np.asarray(side.flat, np.int64),
+        "origin": np.asarray(side.origin, np.int64),
+        "beyond": np.asarray(side.beyond, np.int64),
+        "sums_columns": np.asarray([str(c) for c in side.sums.columns], dtype=str),
+    }
+    for name in _SIDE_ARRAYS:
+        value = getattr(side, name)
+        if value is not None:
+            arrays[name] = np.asarray(value)
+    for i, column in enumerate(side.sums.columns):
+        arrays[f"sums_{i}"] = side.sums[column].to_numpy()
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_side(path: str | os.PathLike) -> Block:
+    """Read a record written by :func:`write_side` (never unpickles anything)."""
+    with np.load(path, allow_pickle=False) as f:
+        columns = [str(c) for c in f["sums_columns"]]
+        sums = pd.DataFrame({c: f[f"sums_{i}"] for i, c in enumerate(columns)}, columns=columns)
+        return Block(
+            index=tuple(int(v) for v in f["index"]),
+            flat=int(f["flat"]),
+            origin=tuple(int(v) for v in f["origin"]),
+            core=None,
+            sums=sums,
+            beyond=int(f["beyond"]),
+            **{name: (f[name] if name in f.files else None) for name in _SIDE_ARRAYS},
+        )
 
 
 def _store_then_mark(
