@@ -58,3 +58,13 @@ def test_large_runs_read_their_tables_back_lazily(series, tmp_path, monkeypatch)
     for name in ("nuclei", "detections"):
         lazy = getattr(large, name).compute().reset_index(drop=True)
         pd.testing.assert_frame_equal(lazy, getattr(small, name))
+
+
+def test_read_parts_in_groups_gives_the_parts_in_order(series, tmp_path, monkeypatch):
+    params = bigseg.Params(min_radius=2.84, max_radius=9.0, smooth_radius=1.42)
+    result = run(series, tmp_path / "out", params=params)
+    monkeypatch.setattr(partitions, "READ_GROUP", 3)  # 4 parts: groups of 3 and 1
+    for name, table in (("nuclei", result.nuclei), ("detections", result.detections)):
+        path = tmp_path / "out" / f"{name}.parquet"
+        pd.testing.assert_frame_equal(partitions.read_parts(path), table)
+        pd.testing.assert_frame_equal(partitions.read_parts(path), pd.read_parquet(path))

@@ -900,7 +900,7 @@ def test_resume_of_split_planes_reuses_blocks(tmp_path, stack_and_truth, monkeyp
     assert total >= 4
 
     def sides(out):
-        return len(list((scratch_path(out) / "blocks").glob("*.side.pkl")))
+        return len(list((scratch_path(out) / "blocks").glob("*.side.npz")))
 
     out = tmp_path / "out"
     real_link = pipeline.link
@@ -923,7 +923,7 @@ def test_resume_of_split_planes_reuses_blocks(tmp_path, stack_and_truth, monkeyp
         done.append(1)
         return real_finish(*args, **kwargs)
 
-    for marker in (scratch_path(out) / "blocks").glob("*.side.pkl"):
+    for marker in (scratch_path(out) / "blocks").glob("*.side.npz"):
         marker.unlink()
     monkeypatch.setattr(scratch, "_finish_side", finish_some)
     with pytest.raises(KeyboardInterrupt):
@@ -947,3 +947,48 @@ def test_resume_refuses_split_planes_of_several_block_sizes(tmp_path, stack_and_
     params = bigseg.Params.from_preset("seed", min_radius=2.84, max_radius=9.0, smooth_radius=1.42)
     with pytest.raises(InputError, match="blocks of one size"):
         run(stack, tmp_path / "out", resume=True, params=params)
+
+
+def test_split_plane_markers_are_plain_arrays_read_without_unpickling(tmp_path):
+    """A block's stitching record round-trips through its ``.npz`` marker, pickle refused."""
+    from bigseg.chunked.stitch import Block
+    from bigseg.pipeline.scratch import read_side, write_side
+    from bigseg.tables import SUM_DTYPES, empty_sums
+
+    rng = np.random.default_rng(0)
+    sums = pd.DataFrame(
+        {c: rng.integers(0, 50, 4).astype(d) for c, d in SUM_DTYPES.items()}
+    ).astype(SUM_DTYPES)
+    faces = {n: rng.integers(0, 9, (1, 3, 16)).astype(np.int32) for n in ("after_y", "first_x")}
+    for record in (
+        Block(
+            (0, 1, 2, 3),
+            7,
+            (0, 5, 32, 48),
+            None,
+            sums=sums,
+            beyond=2,
+            after_x=None,
+            first_y=None,
+            **faces,
+        ),
+        Block((1, 0, 0, 0), 0, (1, 0, 0, 0), None, None, None, sums=empty_sums(), beyond=0),
+    ):
+        path = tmp_path / "0_0_0_0.side.npz"
+        write_side(record, str(path))
+        back = read_side(path)
+        pd.testing.assert_frame_equal(back.sums, record.sums)
+        for name in ("after_y", "after_x", "first_y", "first_x", "core"):
+            if getattr(record, name) is None:
+                assert getattr(back, name) is None
+            else:
+                np.testing.assert_array_equal(getattr(back, name), getattr(record, name))
+                assert getattr(back, name).dtype == getattr(record, name).dtype
+        assert (back.index, back.flat, back.origin, back.beyond) == (
+            record.index,
+            record.flat,
+            record.origin,
+            record.beyond,
+        )
+        with np.load(path, allow_pickle=False) as f:  # no object arrays inside
+            assert all(f[name].dtype != object for name in f.files)

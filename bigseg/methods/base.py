@@ -17,6 +17,7 @@ __all__ = [
     "PLANE_KERNEL",
     "STITCHED_KERNEL",
     "Method",
+    "any_dtype",
     "no_prepass",
     "plane_kernel_memory",
     "same_pixels",
@@ -32,6 +33,11 @@ PLANE_KERNEL = PassMemory("kernel", per_voxel=4.0, per_plane=64.0, fixed=2 << 20
 STITCHED_KERNEL = PassMemory(
     "stitched", per_voxel=4.0, per_plane=104.0, fixed=2 << 20, split_only=True
 )
+
+
+def any_dtype(dtype: Any) -> bool:
+    """Return True: the statistic of a time point depends on its own data, whatever the dtype."""
+    return True
 
 
 def same_pixels(px: PixelParams) -> PixelParams:
@@ -107,6 +113,10 @@ class Method:
         Linking drops nuclei smaller than a sphere of ``Params.min_radius``.
     preset : mapping
         The method's parameter preset: ``Params`` fields that differ from the defaults.
+    statistic_by_t : callable
+        ``statistic_by_t(dtype) -> bool``: whether, for data of this dtype, each time
+        point's statistic depends on that time point's data alone (then a long series
+        is computed in batches of time points, each from its own data).
     """
 
     name: str
@@ -122,6 +132,7 @@ class Method:
     neck_splitting: bool = False
     drop_fragments: bool = False
     preset: Mapping[str, Any] = field(default_factory=dict)
+    statistic_by_t: Callable[[Any], bool] = any_dtype
 
     def link_options(self, params: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`bigseg.cluster.link_pairs` and neck splitting."""

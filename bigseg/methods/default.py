@@ -178,6 +178,14 @@ def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
     return da.zeros((), np.float64), da.maximum(span, 1e-12) * (1.0 + 1e-9) / LINEAR_BINS
 
 
+def _floor_by_t(dtype) -> bool:
+    """Whether each time point's floor depends on its own data alone: unsigned integers.
+
+    Other dtypes take the log offset and range from the whole stack (:func:`floor`).
+    """
+    return np.dtype(dtype).kind == "u"
+
+
 def _linear_counts(values: np.ndarray, low: np.ndarray, width: np.ndarray) -> np.ndarray:
     return linear_histogram(values, low=float(low), width=float(width), nbins=LINEAR_BINS)
 
@@ -331,4 +339,5 @@ METHOD = Method(
     memory=memory,
     neck_splitting=True,
     drop_fragments=True,
+    statistic_by_t=_floor_by_t,
 )

@@ -149,9 +149,20 @@ def read_parts(path: Any) -> pd.DataFrame:
     """Read a partitioned table into pandas, part file by part file, in order.
 
     One small read per file costs a fifth of the memory of pyarrow's dataset reader
-    over thousands of files (measured with 2 000 parts).
+    over thousands of files (measured with 2 000 parts); the parts are concatenated
+    :data:`READ_GROUP` at a time, so that thousands of small DataFrames are never alive
+    at once (5 000 parts of 2 rows: +24 MiB at once, +5 MiB in groups).
     """
-    return pd.concat([_read_part(f) for f in _part_files(path)], ignore_index=True)
+    files = _part_files(path)
+    groups = [
+        pd.concat([_read_part(f) for f in files[a : a + READ_GROUP]], ignore_index=True)
+        for a in range(0, len(files), READ_GROUP)
+    ]
+    return pd.concat(groups, ignore_index=True)
+
+
+#: Part files read back per concatenation by :func:`read_parts`.
+READ_GROUP = 100
 
 
 def lazy_parts(path: Any) -> dd.DataFrame:

@@ -2,14 +2,17 @@
 
 Each pass takes the stack and what earlier passes produced; the three that
 read the data (threshold, segment + measure, relabel) are one dask computation
-each, run through ``sink`` (:func:`bigseg.pipeline.sink.compute` bound to the
-run's client and progress display).
+each, run through ``sink`` (a :class:`bigseg.pipeline.sink.Sink` bound to the
+run's client and progress display).  Long time series go through the threshold
+and segment passes in batches of whole t-chunks
+(:func:`bigseg.pipeline.scratch.t_batches`): each batch's graph is built from the
+stack's time points of that batch only, so the client never holds a graph of
+the whole series.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -18,7 +21,10 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.array.utils import meta_from_array
+from dask.core import flatten
 
+from .. import methods
 from ..chunked import stitch as _stitch
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import objstore, open_stack, regular_chunks, write_labels
@@ -30,15 +36,27 @@ from ..tables import detections_from_sums, empty_detections
 from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
-
-#: ``sink(items, label)``: compute one pass (a delayed object or a tuple of them).
-Sink = Callable[[Any, str], Any]
+from .sink import Sink
 
 
 def threshold_pass(stack: xr.DataArray, source: str, params: Params, sink: Sink) -> np.ndarray:
-    """Compute the thresholds and, for float data, count NaN/inf voxels in the same pass."""
-    threshold = global_threshold(stack, params=params).data
+    """Compute the thresholds and, for float data, count NaN/inf voxels in the same pass.
+
+    When each time point's statistic depends on that time point alone
+    (:attr:`bigseg.methods.Method.statistic_by_t`), long series are computed in
+    batches of whole t-chunks, each from its own time points (the same values).
+    """
     bad = safety.nonfinite_count(stack)
+    if bad is None and "t" in stack.dims and methods.get(params.preset).statistic_by_t(stack.dtype):
+        batches = _scratch.t_batches(stack.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+        if len(batches) > 1:
+            graphs = (
+                (global_threshold(time_points(stack, t0, t1), params=params).data,)
+                for _, _, t0, t1 in batches
+            )
+            values = [np.atleast_1d(v) for (v,) in sink.batches(graphs, "threshold")]
+            return np.concatenate(values).astype(np.float64)
+    threshold = global_threshold(stack, params=params).data
     try:
         values = sink((threshold,) if bad is None else (threshold, bad), "threshold")
     except Exception:
@@ -75,16 +93,47 @@ def segment_pass(
         return _parts.detections_of_frame(detections, t_chunks), t_chunks, stitched
     plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
-    tables = measure_delayed(plane_labels, stack)
     t_chunks = plane_labels.data.chunks[0]
     if remote:  # no completion markers on object stores: one pass
+        tables = measure_delayed(plane_labels, stack)
         store = write_labels(plane_labels, planes_path, compute=False, overwrite=True)
         _, *tables = sink((store, *tables), "segment")
         frame = pd.concat([empty_detections(), *tables], ignore_index=True)
         return _parts.detections_of_frame(frame, t_chunks), t_chunks, None
-    # one completion marker per block, so that resume=True can skip it
-    _scratch.segment_blocks(plane_labels, tables, scratch, lambda items: sink(items, "segment"))
+    # one completion marker per block, so that resume=True can skip it; batches of
+    # time points, each segmented and measured from its own time points
+    build = partial(_segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks)
+    _scratch.segment_blocks(plane_labels, build, scratch, sink)
     return _parts.detections_of_blocks(scratch.path, len(t_chunks)), t_chunks, None
+
+
+def _segment_batch(
+    four: xr.DataArray, thresholds: np.ndarray, params: Params, chunks: tuple, t0: int, t1: int
+) -> tuple[da.Array, list]:
+    """Plane labels of time points ``t0`` to ``t1`` (chunked as ``chunks`` there), and their tables.
+
+    Built from those time points of the stack only; the same labels as the whole
+    stack's there (every method's labels are independent of t and of the chunking).
+    """
+    part = time_points(four, t0, t1)
+    labels = as_4d(segment(part, params=params, threshold=thresholds[t0:t1], stitch=False))
+    edges = np.cumsum((0, *chunks[0]))
+    first, end = np.searchsorted(edges, (t0, t1))
+    target = (tuple(chunks[0][first:end]), *chunks[1:])
+    if labels.data.chunks != target:
+        labels = labels.copy(data=labels.data.rechunk(target))
+    return labels.data, measure_delayed(labels, part)
+
+
+def time_points(stack: xr.DataArray, t0: int, t1: int) -> xr.DataArray:
+    """Time points ``t0`` to ``t1`` of a 4D stack, lazy, with a graph of those time points only.
+
+    (A plain slice keeps the graph of the whole series: its input layer, at least.)
+    """
+    part = stack.isel(t=slice(t0, t1))
+    data = part.data
+    graph = dict(data.__dask_graph__().cull(set(flatten(data.__dask_keys__()))))
+    return part.copy(data=da.Array(graph, data.name, data.chunks, meta=meta_from_array(data)))
 
 
 def link_pass(
@@ -115,32 +164,75 @@ def relabel_pass(
     """Map the scratch plane labels to nucleus ids and write ``labels.zarr``.
 
     Whole planes: each block builds its lookup table on the worker from its
-    partition's linked detections (ids shifted by ``offsets``).
+    partition's linked detections (ids shifted by ``offsets``); long local series
+    are written in batches of time points, each relabelled from its own planes.
     """
-    planes = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack))).data
+    four = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack)))
+    planes = four.data
+    linked_dir = os.fspath(work / _parts.LINKED)
     if split is not None:  # the stitching is in memory already: so is its table
         frames = [_parts.read_linked(work, i, o) for i, o in enumerate(offsets)]
         linked = pd.concat(frames, ignore_index=True)
         labels = relabel_stitched(planes.rechunk(split.chunks), linked, stitched)
     else:
-        rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
+        rows_of = partial(_parts.relabel_rows, linked_dir)
         labels = relabel_partitioned(planes, rows_of, offsets, np.uint32)
     if "t" not in stack.dims:
         labels = labels[0]
     labels_da = xr.DataArray(labels, dims=stack.dims, attrs=dict(stack.attrs))
     if (work / "labels.zarr").exists():  # partial, from an interrupted attempt
         objstore.rmtree(work / "labels.zarr")
-    sink(
-        write_labels(
-            labels_da,
-            work / "labels.zarr",
-            source=source,
-            nuclei=nuclei,
-            compute=False,
-            overwrite=True,  # the scratch directory is bigseg's: an interrupted run's is replaced
-        ),
-        "labels",
+    store = write_labels(
+        labels_da,
+        work / "labels.zarr",
+        source=source,
+        nuclei=nuclei,
+        compute=False,
+        overwrite=True,  # the scratch directory is bigseg's: an interrupted run's is replaced
     )
+    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+    if split is not None or "t" not in stack.dims or len(batches) < 2 or not _local(work):
+        sink(store, "labels")
+        return
+    # Long series: the array is created; its blocks are written in batches of time
+    # points, each relabelled from its own planes.
+    del store, labels, labels_da
+    import zarr
+
+    array = zarr.open_array(os.fspath(work / "labels.zarr" / "0"), mode="r+")
+    graphs = (
+        (
+            da.store(
+                relabel_partitioned(
+                    time_points(four, t0, t1).data,
+                    partial(_batch_rows, linked_dir, c0, t0),
+                    offsets[c0:c1],
+                    np.uint32,
+                ),
+                array,
+                regions=(slice(t0, t1),),
+                lock=False,
+                compute=False,
+            ),
+        )
+        for c0, c1, t0, t1 in batches
+    )
+    for _ in sink.batches(graphs, "labels"):
+        pass
+
+
+def _local(path: Any) -> bool:
+    return not isinstance(path, objstore.Remote)
+
+
+def _batch_rows(linked_dir: str, first_chunk: int, first_t: int, i: int) -> pd.DataFrame:
+    """Relabelling rows of t-chunk ``i`` of a batch, ``t`` counted from the batch's start.
+
+    The batch starts at t-chunk ``first_chunk`` (time point ``first_t``) of the stack.
+    """
+    rows = _parts.relabel_rows(linked_dir, first_chunk + i)
+    rows["t"] = rows["t"].to_numpy(np.int64) - first_t
+    return rows
 
 
 def relabel(planes: Any, linked: pd.DataFrame) -> Any:
@@ -173,7 +265,7 @@ def stitched_pass(
     )
     side = _stitch.side_tables(blocks)
     if scratch is not None and _scratch.regular(data.chunks):
-        records = _scratch.stitched_blocks(raw, side, scratch, lambda a: sink(a, "segment"))
+        records = _scratch.stitched_blocks(raw, side, scratch, sink)
         side = da.from_array(records, chunks=1, asarray=False)
         side, *pairs = sink((_stitch.summaries(side), *_stitch.face_pairs(side)), "stitch")
     else:  # one pass, without markers

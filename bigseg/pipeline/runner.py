@@ -45,7 +45,7 @@ from .preflight import check_output, check_resume, open_input
 from .record import cluster_settings, run_record, stitching_record, throughput, write_record
 from .safety import output_errors
 from .scratch import PLANES, finalise, fingerprint, open_scratch, remote_scratch
-from .sink import compute
+from .sink import Sink
 
 __all__ = ["Result", "run"]
 
@@ -168,9 +168,7 @@ def run(
             out, fingerprint(stack, source_name, params.to_dict()), resume=resume
         )
 
-    def sink(items: Any, label: str) -> Any:
-        return compute(items, client, progress, label)
-
+    sink = Sink(client, progress)
     with output_errors(out, source_name), scratch_ctx as scratch:
         work = scratch.path
         t0 = time.perf_counter()

@@ -10,7 +10,7 @@ Each task writes its block of plane labels into ``planes.zarr`` and then,
 atomically, its detections table to ``blocks/<t>_<z>_<y>_<x>.parquet``: that
 file is the block's completion marker.  Planes split into y/x blocks write
 their stitching record instead (sums and face rows,
-``blocks/<t>_<z>_<y>_<x>.side.pkl``).  A run started with ``resume=True``
+``blocks/<t>_<z>_<y>_<x>.side.npz``, NumPy arrays only).  A run started with ``resume=True``
 keeps the scratch directory when it fails or is interrupted, and a rerun with
 ``resume=True`` skips every block that has a marker.  ``state.json`` holds a
 fingerprint of the input, chunking and parameters (a mismatch is refused) and
@@ -22,11 +22,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from ..chunked.stitch import Block
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
@@ -220,80 +221,154 @@ def block_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".parquet")
 
 
-#: At most this many blocks per computation of the segment pass (very long time series are
-#: submitted in batches, so the scheduler never holds millions of tasks).
-BATCH_BLOCKS = 10_000
+#: At most this many blocks per computation of the threshold and segment passes: long time
+#: series are submitted in batches of whole t-chunks, each batch's graph built from its own
+#: time points only, so neither the client nor the scheduler holds a graph of the whole
+#: series (see :meth:`bigseg.pipeline.sink.Sink.batches`).
+BATCH_BLOCKS = 200
+
+
+def t_batches(chunks: Sequence[Sequence[int]], max_blocks: int | None = None) -> list[tuple]:
+    """Cut the t-chunks of a ``(t, z, y, x)`` chunking into batches of whole t-chunks.
+
+    Parameters
+    ----------
+    chunks : sequence of sequences of int
+        The chunks of the array, per axis.
+    max_blocks : int, optional
+        At most this many blocks per batch (default :data:`BATCH_BLOCKS`); a batch holds
+        at least one t-chunk.  A run passes ``sink.batch_blocks(BATCH_BLOCKS)``
+        (:meth:`bigseg.pipeline.sink.Sink.batch_blocks`): larger on large clusters.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(first_chunk, end_chunk, first_t, end_t)`` of every batch, in order.
+    """
+    per_chunk = int(np.prod([len(c) for c in chunks[1:]], dtype=np.int64))
+    step = max(1, (max_blocks or BATCH_BLOCKS) // max(per_chunk, 1))
+    edges = np.cumsum((0, *chunks[0]))
+    n = len(chunks[0])
+    return [
+        (c, min(c + step, n), int(edges[c]), int(edges[min(c + step, n)]))
+        for c in range(0, n, step)
+    ]
 
 
 def segment_blocks(
     labels: Any,
-    tables: Sequence[Any],
+    build: Callable[[int, int], tuple[Any, Sequence[Any]]],
     scratch: Scratch,
-    compute: Callable[[tuple], Any],
+    sink: Any,
 ) -> None:
     """Write label blocks and their detections, skipping blocks already done.
 
     Parameters
     ----------
     labels : xarray.DataArray
-        Lazy 4D ``(t, z, y, x)`` plane labels with regular chunks.
-    tables : sequence of dask.delayed
-        One detections table per label block, in ``numpy.ndindex`` order.
+        Lazy 4D ``(t, z, y, x)`` plane labels with regular chunks: the shape, chunk grid
+        and metadata of ``planes.zarr`` (never computed).
+    build : callable
+        ``build(first_t, end_t)`` returns the lazy labels of those time points (a dask
+        array chunked as ``labels`` there, built from those time points only) and their
+        detections tables, one delayed object per block in ``numpy.ndindex`` order.
     scratch : Scratch
         Where ``planes.zarr`` and the markers live.
-    compute : callable
-        Computes a tuple of delayed objects (the pipeline's sink).
+    sink : bigseg.pipeline.sink.Sink
+        Computes the batches.
 
     The detections stay in the markers (read back on the workers, by
     :func:`bigseg.pipeline.partitions.detections_of_blocks`), so a resumed run and an
-    uninterrupted one give the same tables.  Blocks are computed in batches of at most
-    :data:`BATCH_BLOCKS`.
+    uninterrupted one give the same tables.  Blocks are computed in batches of whole
+    t-chunks (:func:`t_batches`), each built only when it is submitted; a batch whose
+    blocks are all done is never built.
     """
     data = labels.data
     planes = scratch.path / PLANES
     if not planes.exists():
         write_labels(labels, planes, compute=False)  # creates the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
-    _write_blocks(data, tables, planes, scratch, block_marker, _finish_block, compute)
+    done = _count_done(scratch, data.numblocks, block_marker)
+
+    def parts() -> Iterator[tuple]:
+        for c0, c1, t0, t1 in t_batches(data.chunks, sink.batch_blocks(BATCH_BLOCKS)):
+            if done[c0:c1].all():
+                continue
+            block_data, tables = build(t0, t1)
+            yield c0, t0, block_data, tables
+
+    _write_blocks(parts(), planes, scratch, block_marker, _finish_block, sink)
+
+
+def _count_done(
+    scratch: Scratch, numblocks: Sequence[int], marker_of: Callable[..., Path]
+) -> np.ndarray:
+    """Record the numbers of blocks and of blocks done; return whether each t-chunk is done."""
+    done = np.zeros(tuple(numblocks), bool)
+    for index in np.ndindex(*numblocks):
+        done[index] = marker_of(scratch, index).exists()
+    scratch.blocks_total = int(done.size)
+    scratch.blocks_reused = int(done.sum())
+    return done.reshape(done.shape[0], -1).all(axis=1)
 
 
 def _write_blocks(
-    data: Any,
-    payloads: Sequence[Any],
+    parts: Iterable[tuple],
     planes: Path,
     scratch: Scratch,
     marker_of: Callable[[Scratch, Sequence[int]], Path],
     finish: Callable[..., int],
-    compute: Callable[[tuple], Any],
+    sink: Any,
 ) -> None:
     """Store every label block not yet done with its payload (table or record) as marker.
 
-    Blocks whose marker exists are skipped; the rest are computed in batches of
-    :data:`BATCH_BLOCKS`, so the scheduler holds one batch at a time.
+    ``parts`` yields ``(first_chunk, first_t, data, payloads)``: lazy blocks from the
+    t-chunk ``first_chunk`` (time point ``first_t``) on, and one payload per block.
+    Blocks whose marker exists are skipped; the rest are computed in batches of at most
+    :data:`BATCH_BLOCKS` (more on large clusters), at most
+    :data:`bigseg.pipeline.sink.IN_FLIGHT` at a time.
     """
-    starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
-    indices = list(np.ndindex(*data.numblocks))
-    task = dask.delayed(finish, pure=False)
-    todo = []
-    for index, block, payload in zip(indices, data.to_delayed().ravel(), payloads):
-        marker = marker_of(scratch, index)
-        if marker.exists():
-            continue
-        region = tuple(
-            slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
-            for a, i in enumerate(index)
-        )
-        todo.append(task(block, payload, str(planes / "0"), region, str(marker)))
-    scratch.blocks_total = len(indices)
-    scratch.blocks_reused = len(indices) - len(todo)
-    for start in range(0, len(todo), BATCH_BLOCKS):
-        compute(tuple(todo[start : start + BATCH_BLOCKS]))
+    size = sink.batch_blocks(BATCH_BLOCKS)
+
+    def batches() -> Iterator[tuple]:
+        for c0, t0, data, payloads in parts:
+            # a batch's tables count time from its first time point
+            task = dask.delayed(partial(finish, t_offset=t0) if t0 else finish, pure=False)
+            starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
+            starts[0] = starts[0] + t0
+            todo = []
+            for index, block, payload in zip(
+                np.ndindex(*data.numblocks), data.to_delayed().ravel(), payloads
+            ):
+                marker = marker_of(scratch, (index[0] + c0, *index[1:]))
+                if marker.exists():
+                    continue
+                region = tuple(
+                    slice(int(starts[a][i]), int(starts[a][i]) + data.chunks[a][i])
+                    for a, i in enumerate(index)
+                )
+                todo.append(task(block, payload, str(planes / "0"), region, str(marker)))
+            for start in range(0, len(todo), size):
+                yield tuple(todo[start : start + size])
+
+    for _ in sink.batches(batches(), "segment"):
+        pass
 
 
 def _finish_block(
-    block: np.ndarray, table: pd.DataFrame, array_path: str, region: tuple, marker: str
+    block: np.ndarray,
+    table: pd.DataFrame,
+    array_path: str,
+    region: tuple,
+    marker: str,
+    t_offset: int = 0,
 ) -> int:
-    """Store one label block, then write its table atomically (the completion marker)."""
+    """Store one label block, then write its table atomically (the completion marker).
+
+    ``t_offset`` is added to the table's ``t`` (the first time point of the block's batch).
+    """
+    if t_offset:
+        table = table.assign(t=table["t"] + float(t_offset))
     if _store_then_mark(
         block, array_path, region, marker, lambda tmp: table.to_parquet(tmp, index=False)
     ):
@@ -308,15 +383,10 @@ def regular(chunks: Sequence[Sequence[int]]) -> bool:
 
 def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     """Completion marker (the stitching record) of one block of split planes."""
-    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.pkl")
+    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.npz")
 
 
-def stitched_blocks(
-    core: Any,
-    side: Any,
-    scratch: Scratch,
-    compute: Callable[[tuple], Any],
-) -> np.ndarray:
+def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.ndarray:
     """Write the blocks of split planes and their stitching records, skipping blocks done.
 
     Parameters
@@ -328,14 +398,14 @@ def stitched_blocks(
         The blocks' records (:func:`bigseg.chunked.stitch.side_tables`), one per block.
     scratch : Scratch
         Where ``planes.zarr`` and the markers live.
-    compute : callable
-        Computes a tuple of delayed objects (the pipeline's sink).
+    sink : bigseg.pipeline.sink.Sink
+        Computes the batches.
 
     Returns
     -------
     numpy.ndarray of object
         Every block's record, shaped like the block grid, read back from the markers
-        (``blocks/<t>_<z>_<y>_<x>.side.pkl``), so a resumed run and an uninterrupted
+        (``blocks/<t>_<z>_<y>_<x>.side.npz``), so a resumed run and an uninterrupted
         one stitch the same records.
     """
     data = core.data
@@ -343,26 +413,60 @@ def stitched_blocks(
     if not planes.exists():
         write_labels(core, planes, compute=False)  # creates the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
-    _write_blocks(
-        data, side.to_delayed().ravel(), planes, scratch, side_marker, _finish_side, compute
-    )
+    _count_done(scratch, data.numblocks, side_marker)
+    parts = [(0, 0, data, side.to_delayed().ravel())]  # stitched as one: one batch of t-chunks
+    _write_blocks(parts, planes, scratch, side_marker, _finish_side, sink)
     records = np.empty(data.numblocks, object)
     for index in np.ndindex(*data.numblocks):
-        with open(side_marker(scratch, index), "rb") as handle:
-            records[index] = pickle.load(handle)
+        records[index] = read_side(side_marker(scratch, index))
     return records
 
 
 def _finish_side(
     block: np.ndarray, record: np.ndarray, array_path: str, region: tuple, marker: str
 ) -> int:
-    """Store one block of labels, then pickle its record atomically (the completion marker)."""
+    """Store one block of labels, then its record atomically (the completion marker)."""
+    return int(
+        _store_then_mark(block, array_path, region, marker, partial(write_side, record[0, 0, 0, 0]))
+    )
 
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            pickle.dump(record[0, 0, 0, 0], handle, protocol=pickle.HIGHEST_PROTOCOL)
 
-    return int(_store_then_mark(block, array_path, region, marker, write))
+_SIDE_ARRAYS = ("after_y", "after_x", "first_y", "first_x")
+
+
+def write_side(side: Block, path: str) -> None:
+    """Write a block's stitching record (labels dropped) as an ``.npz`` of plain arrays."""
+    arrays: dict[str, np.ndarray] = {
+        "index": np.asarray(side.index, np.int64),
+        "flat": np.asarray(side.flat, np.int64),
+        "origin": np.asarray(side.origin, np.int64),
+        "beyond": np.asarray(side.beyond, np.int64),
+        "sums_columns": np.asarray([str(c) for c in side.sums.columns], dtype=str),
+    }
+    for name in _SIDE_ARRAYS:
+        value = getattr(side, name)
+        if value is not None:
+            arrays[name] = np.asarray(value)
+    for i, column in enumerate(side.sums.columns):
+        arrays[f"sums_{i}"] = side.sums[column].to_numpy()
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def read_side(path: str | os.PathLike) -> Block:
+    """Read a record written by :func:`write_side` (never unpickles anything)."""
+    with np.load(path, allow_pickle=False) as f:
+        columns = [str(c) for c in f["sums_columns"]]
+        sums = pd.DataFrame({c: f[f"sums_{i}"] for i, c in enumerate(columns)}, columns=columns)
+        return Block(
+            index=tuple(int(v) for v in f["index"]),
+            flat=int(f["flat"]),
+            origin=tuple(int(v) for v in f["origin"]),
+            core=None,
+            sums=sums,
+            beyond=int(f["beyond"]),
+            **{name: (f[name] if name in f.files else None) for name in _SIDE_ARRAYS},
+        )
 
 
 def _store_then_mark(

@@ -1,11 +1,29 @@
-"""The one place a run computes: each pass, on the client when there is one."""
+"""The one place a run computes: each pass, on the client when there is one.
+
+A pass is one computation (:func:`compute`), or, for very many blocks, a sequence of
+batches (:meth:`Sink.batches`): each batch's graph is built only when it is about to be
+submitted and dropped, with its futures, once its results are gathered, so neither the
+client nor the scheduler ever holds more than :data:`IN_FLIGHT` batches.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dask
+
+__all__ = ["BLOCKS_PER_THREAD", "IN_FLIGHT", "Sink", "compute"]
+
+#: Batches submitted to a distributed client at once: the next one is queued while one
+#: runs, so the workers never wait for the client between batches.
+IN_FLIGHT = 2
+
+#: A batch holds at least this many blocks per thread of the cluster, so that a large
+#: cluster is kept busy by one batch.
+BLOCKS_PER_THREAD = 8
 
 
 def compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
@@ -27,6 +45,49 @@ def compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
         with ProgressBar():
             return dask.compute(*items, optimize_graph=False)
     return dask.compute(*items, optimize_graph=False)
+
+
+class Sink:
+    """Compute the passes of one run on ``client`` (None: the current dask scheduler).
+
+    ``sink(items, label)`` computes one pass (a delayed object or a tuple of them, see
+    :func:`compute`); :meth:`batches` computes one pass as a sequence of batches.
+    """
+
+    def __init__(self, client: Any = None, progress: Any = False):
+        self.client = client
+        self.progress = progress
+
+    def __call__(self, items: Any, label: str) -> Any:
+        """Compute one pass (:func:`compute`)."""
+        return compute(items, self.client, self.progress, label)
+
+    def batch_blocks(self, minimum: int) -> int:
+        """Blocks per batch: ``minimum``, or :data:`BLOCKS_PER_THREAD` per thread of the cluster."""
+        if self.client is None:
+            return int(minimum)
+        threads = sum(self.client.nthreads().values())
+        return max(int(minimum), BLOCKS_PER_THREAD * int(threads))
+
+    def batches(self, batches: Iterable[tuple], label: str) -> Iterator[tuple]:
+        """Compute each batch (a tuple of delayed objects) in turn; yield their results in order.
+
+        ``batches`` is consumed lazily: a generator builds each batch's graph only when
+        it is submitted.  On a distributed client without a progress display,
+        :data:`IN_FLIGHT` batches are submitted at once; each batch's futures are
+        released as soon as its results are gathered.
+        """
+        if self.client is None or self.progress:
+            for items in batches:
+                yield compute(items, self.client, self.progress, label)
+            return
+        pending: deque = deque()
+        for items in batches:
+            pending.append(self.client.compute(list(items), optimize_graph=False))
+            if len(pending) >= IN_FLIGHT:
+                yield tuple(self.client.gather(pending.popleft()))
+        while pending:
+            yield tuple(self.client.gather(pending.popleft()))
 
 
 def _distributed_progress(futures: Any) -> None:

@@ -1,0 +1,109 @@
+"""Long series in batches of time points: the same outputs, graphs bounded by the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bigseg
+import bigseg.pipeline.scratch as scratch
+import bigseg.pipeline.sink as sink
+from bigseg import run
+from bigseg.pipeline.layout import scratch_path
+
+from .conftest import synthetic
+from .test_reliability import assert_same_outputs
+
+PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
+
+
+def _series(n_t, seed=31):
+    return synthetic((6, 64, 64), 5, t=n_t, seed=seed, radius_um=(3.0, 5.0))[0]
+
+
+def _record_batches(monkeypatch):
+    """Record, per pass, the number of tasks in the graph of every batch computed."""
+    seen: dict[str, list[int]] = {}
+    real = sink.Sink.batches
+
+    def batches(self, items, label):
+        def counted():
+            for batch in items:
+                keys = set()
+                for item in batch:
+                    keys |= set(item.__dask_graph__().keys())
+                seen.setdefault(label, []).append(len(keys))
+                yield batch
+
+        return real(self, counted(), label)
+
+    monkeypatch.setattr(sink.Sink, "batches", batches)
+    return seen
+
+
+def test_t_batches_hold_whole_t_chunks_and_at_most_the_blocks_asked():
+    chunks = ((2, 2, 2, 1), (3, 3), (64,), (64,))  # two blocks per t-chunk
+    assert scratch.t_batches(chunks, 4) == [(0, 2, 0, 4), (2, 4, 4, 7)]
+    assert scratch.t_batches(chunks, 1) == [(0, 1, 0, 2), (1, 2, 2, 4), (2, 3, 4, 6), (3, 4, 6, 7)]
+    assert scratch.t_batches(chunks, 100) == [(0, 4, 0, 7)]
+
+
+@pytest.mark.parametrize("preset", ["seed", "default"])
+def test_batches_of_time_points_give_the_outputs_of_one_batch(tmp_path, monkeypatch, preset):
+    # Irregular t-chunks (the labels are rechunked to regular ones) and two z-chunks.
+    series = _series(5).chunk({"t": (2, 1, 2), "z": 3})
+    params = bigseg.Params.from_preset(preset, **PARAMS)
+    reference = run(series, tmp_path / "ref", params=params)
+    seen = _record_batches(monkeypatch)
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 2)
+    batched = run(series, tmp_path / "out", params=params)
+    assert all(len(seen[p]) > 1 for p in ("threshold", "segment", "labels"))
+    np.testing.assert_array_equal(batched.thresholds, reference.thresholds)
+    assert batched.record["counts"] == reference.record["counts"]
+    assert batched.record["blocks"] == reference.record["blocks"]
+    pd.testing.assert_frame_equal(batched.nuclei, reference.nuclei)
+    assert_same_outputs(tmp_path / "ref", tmp_path / "out")
+
+
+@pytest.mark.parametrize("preset", ["seed", "default"])
+def test_each_batch_graph_is_built_from_its_own_time_points(tmp_path, monkeypatch, preset):
+    """A batch's graph does not grow with the length of the series."""
+    params = bigseg.Params.from_preset(preset, **PARAMS)
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 2)
+    sizes = {}
+    for n_t in (4, 8):
+        seen = _record_batches(monkeypatch)
+        series = _series(n_t).chunk({"t": 1, "z": -1, "y": -1, "x": -1})  # a block per t
+        run(series, tmp_path / f"out{n_t}", params=params)
+        assert [len(seen[p]) for p in ("threshold", "segment", "labels")] == [n_t // 2] * 3
+        sizes[n_t] = {label: max(tasks) for label, tasks in seen.items()}
+    assert sizes[8] == sizes[4]
+
+
+def test_resume_after_an_interrupted_batch_reuses_the_finished_ones(tmp_path, monkeypatch):
+    series = _series(6).chunk({"t": 1, "z": -1, "y": -1, "x": -1})
+    params = bigseg.Params(**PARAMS)
+    reference = run(series, tmp_path / "ref", params=params)
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 2)
+    real_finish = scratch._finish_block
+    done = []
+
+    def finish_some(*args, **kwargs):
+        if len(done) >= 3:  # the first batch, and one block of the second
+            raise KeyboardInterrupt
+        done.append(1)
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(scratch, "_finish_block", finish_some)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run(series, out, resume=True, params=params)
+    kept = len(list((scratch_path(out) / "blocks").glob("*.parquet")))
+    assert 2 <= kept < 6
+    monkeypatch.setattr(scratch, "_finish_block", real_finish)
+    resumed = run(series, out, resume=True, params=params)
+    assert resumed.record["blocks"]["total"] == 6
+    assert 6 > resumed.record["blocks"]["reused"] >= kept
+    pd.testing.assert_frame_equal(resumed.nuclei, reference.nuclei)
+    assert_same_outputs(tmp_path / "ref", out)
