@@ -290,11 +290,13 @@ def drop_small(
         keep = (
             size * float(scale[0]) >= 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(min_radius)) ** 3
         )
-        # A nucleus spans at least min_radius in z (half its smallest diameter).
+        # A nucleus spans at least min_radius in z (half its smallest diameter), or as
+        # many planes as its time point's detections do when the stack is thinner.
         planes = groups["z"].transform("max").to_numpy() - groups["z"].transform("min").to_numpy()
-        keep &= (planes + 1) >= np.ceil(
-            EXTENT_FRACTION * float(min_radius) / float(scale[0]) - 1e-9
-        )
+        by_t = linked.groupby("t")["z"]
+        depth = by_t.transform("max").to_numpy() - by_t.transform("min").to_numpy() + 1
+        needed = np.ceil(EXTENT_FRACTION * float(min_radius) / float(scale[0]) - 1e-9)
+        keep &= (planes + 1) >= np.minimum(needed, depth)
     out = linked[keep].reset_index(drop=True)
     if len(out):
         _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
