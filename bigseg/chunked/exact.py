@@ -48,13 +48,8 @@ def unproven_components(
         Components touching the core (or the row and column after it, which go
         into the face tables) whose regions are not proven.
     """
-    if not binary.any():
-        return 0
     ny, nx = binary.shape
-    top, cy, left, cx = core
-    components, _ = ndi.label(binary)
-    window = components[top : top + cy + sides[1], left : left + cx + sides[3]]
-    touching = np.unique(window[window > 0])
+    components, touching = _touching_core(binary, core, sides)
     if touching.size == 0:
         return 0
     if binary.all():  # no background: the peak threshold is not the whole plane's
@@ -160,13 +155,8 @@ def unproven_local(
     core, sides
         As :func:`unproven_components`.
     """
-    if not binary.any():
-        return 0
     ny, nx = binary.shape
-    top, cy, left, cx = core
-    components, _ = ndi.label(binary)
-    window = components[top : top + cy + sides[1], left : left + cx + sides[3]]
-    touching = np.unique(window[window > 0])
+    components, touching = _touching_core(binary, core, sides)
     if touching.size == 0:
         return 0
     edge = _from_sides((ny, nx), sides) < 1
@@ -174,3 +164,13 @@ def unproven_local(
     cut[components[binary & edge]] = True
     cut[0] = False
     return int(cut[touching].sum())
+
+
+def _touching_core(
+    binary: np.ndarray, core: tuple[int, int, int, int], sides: tuple[bool, bool, bool, bool]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label ``binary``'s components; return them and the ids touching the core or face rows."""
+    components, _ = ndi.label(binary)
+    top, cy, left, cx = core
+    window = components[top : top + cy + sides[1], left : left + cx + sides[3]]
+    return components, np.unique(window[window > 0])
