@@ -17,7 +17,7 @@ Datasets (real ones are skipped when ../shared/data is absent):
 - stardist_synthetic (truth: centres and equivalent radii of the mask3d.tif labels), 1 µm;
 - the seed stack (no truth: the count of nuclei found).
 
-"recipe" is the 2014 scikit-image recipe written plainly and serially here, with its
+"recipe" is the 2014 scikit-image recipe written plainly and serially (``bench/peers.py``), with its
 step 4 as DESIGN.md describes it: single-linkage clustering of the per-plane detections on
 (y, x) cut at max_radius, each cluster's centre the intensity-weighted mean.
 
@@ -37,55 +37,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import fcluster, linkage
 
 import bigseg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grid import default_nuclei, grid, kinds, recall_by, report  # noqa: E402
+from peers import recipe_nuclei  # noqa: E402
 
 from bigseg.score import match
 from bigseg.synth import DIFFICULTY, make_truth, render
-from tests.reference_recipe import recipe_detections  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QCANET: dict = {}
-
-
-def recipe_nuclei(
-    stack: np.ndarray, scale, *, smooth, min_distance, min_radius, max_radius
-) -> pd.DataFrame:
-    """The seed recipe, serial, with single-linkage z grouping (pixels as the recipe used them).
-
-    Per-plane detections come from the test suite's plain scikit-image recipe
-    (tests/reference_recipe.py); the grouping is the recipe's single linkage on (y, x).
-    """
-    per_plane = recipe_detections(
-        stack, smooth=smooth, min_radius=min_radius, max_radius=max_radius,
-        min_distance=min_distance,
-    )  # fmt: skip
-    det = per_plane.rename(columns={"intensity_sum": "w"})[["z", "y", "x", "w"]]
-    if len(det) < 2:
-        groups = np.arange(1, len(det) + 1)
-    else:
-        groups = fcluster(linkage(det[["y", "x"]].to_numpy(), "single"), max_radius, "distance")
-    det["g"] = groups
-    w = det["w"].clip(lower=1e-12)
-    centre = (
-        det[["z", "y", "x"]]
-        .mul(w, axis=0)
-        .groupby(det["g"])
-        .sum()
-        .div(w.groupby(det["g"]).sum(), axis=0)
-    )
-    return pd.DataFrame(
-        {
-            "z_um": centre["z"] * scale[0],
-            "y_um": centre["y"] * scale[1],
-            "x_um": centre["x"] * scale[2],
-        }
-    )
 
 
 def bigseg_nuclei(stack: np.ndarray, scale, params: bigseg.Params) -> pd.DataFrame:
@@ -168,16 +132,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Bad rank filter performance")
     rows = []
     for name, img, sc, truth, sizes in datasets():
-        seed = bigseg.Params.from_preset("seed", **sizes)
-        px = seed.in_pixels(sc)
-        found = recipe_nuclei(
-            img,
-            sc,
-            smooth=px.smooth_radius,
-            min_distance=px.min_distance,
-            min_radius=px.min_radius,
-            max_radius=px.max_radius,
-        )
+        found = recipe_nuclei(img, sc, params=bigseg.Params.from_preset("seed", **sizes))
         rows.append(row(name, "recipe", found, truth))
         seconds = {}
         for preset in ("seed", "default"):
