@@ -17,6 +17,7 @@ from .chunked.plan import (
     RELABEL,
     PassMemory,
     fit_to_halo,
+    in_work_chunks,
     memory_budget,
     per_t,
     planes_split,
@@ -105,7 +106,8 @@ def work_blocks(
     )
     if chunks == four.data.chunks:
         return stack
-    return stack.chunk({d: c for d, c in zip(four.dims, chunks) if d in stack.dims})
+    by_dim = dict(zip(four.dims, chunks))
+    return stack.copy(data=in_work_chunks(stack.data, tuple(by_dim[d] for d in stack.dims)))
 
 
 def plan_blocks(data: da.Array, px: PixelParams, stitch: bool | None, method: str) -> Any:

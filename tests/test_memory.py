@@ -136,8 +136,22 @@ def test_whole_plane_storage_chunks_are_planned_into_the_budget(preset, plane, b
     assert (chunks == storage) == (whole <= budget)
     if plane == 8192:  # whole planes of 8192² never fit: split into y/x blocks
         assert len(chunks[2]) > 1 and len(chunks[3]) > 1
-    # No block straddles a storage chunk along z.
-    assert set(np.cumsum(storage[1])) <= set(np.cumsum(chunks[1]))
+    # No block straddles a storage chunk along z: each lies in one, or is whole ones merged.
+    assert _no_straddling(storage[1], chunks[1])
+    # Blocks are split along z only into blocks at least as thick as the passes' z reach
+    # (thinner ones would be merged for the halo).
+    z_reach = max(p.reach[0] for p in passes)
+    assert len(chunks[1]) == 1 or min(chunks[1]) >= min(z_reach, 16), (chunks[1], z_reach)
+
+
+def _no_straddling(storage, work) -> bool:
+    edges = set(np.cumsum(storage).tolist()) | {0}
+    starts = np.cumsum((0, *storage))
+    for a, b in zip(np.cumsum((0, *work))[:-1], np.cumsum(work)):
+        inside = np.searchsorted(starts, a, "right") == np.searchsorted(starts, b - 1, "right")
+        if not inside and not (a in edges and b in edges):
+            return False
+    return True
 
 
 def test_chunks_that_fit_are_kept_and_tiny_ones_merged():
@@ -305,3 +319,101 @@ def test_tiff_pages_are_split_into_work_blocks(tmp_path):
     passes = memory_model(params, SCALE)
     block = [1, *(max(c) for c in planned.data.chunks)]
     assert task_peak(block, passes, itemsize=2, shape=(1, *stack.shape)) <= 24 * MiB
+
+
+def test_stacks_deeper_than_the_z_reach_get_blocks_as_thick_as_it():
+    # 256 planes in storage chunks of 4, a z reach of ~20 planes: blocks thinner than the
+    # reach would be merged for the halo anyway (and modelled too small); whole chunks
+    # are merged up to the reach instead, and the model counts what the task holds.
+    params = Params.from_preset("default")
+    shape = (1, 256, 2048, 2048)
+    storage = ((1,), (4,) * 64, (2048,), (2048,))
+    passes = memory_model(params, SCALE)
+    z_reach = max(p.reach[0] for p in passes)
+    chunks = work_chunks(shape, storage, passes, 256 * MiB, itemsize=2, min_side=50)
+    assert len(chunks[1]) > 1 and max(chunks[1]) >= z_reach > 4
+    assert sum(chunks[1]) == 256 and _no_straddling(storage[1], chunks[1])
+    block = [max(c) for c in chunks]
+    assert task_peak(block, passes, itemsize=2, shape=shape) <= 256 * MiB
+    thin = task_peak((1, 4, *block[2:]), passes, itemsize=2, shape=shape)
+    assert thin == task_peak((1, z_reach, *block[2:]), passes, itemsize=2, shape=shape)
+
+
+def _zarr_of_whole_planes(path, shape, seed=3):
+    import zarr
+
+    truth = make_truth(shape, 80, scale=SCALE, seed=seed, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=seed)[0]  # fmt: skip
+    array = zarr.open_array(path, mode="w", shape=shape, chunks=(4, *shape[1:]), dtype=data.dtype)
+    array[:] = data
+    return data
+
+
+class _Outputs(Callback):
+    """The largest array any task returns, and the most the finished tasks hold at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+        self.held = 0
+
+    def _posttask(self, key, result, dsk, state, id):
+        if isinstance(key, tuple):  # not the final concatenation of a compute()
+            self.largest = max(self.largest, getattr(result, "nbytes", 0))
+        bases = {}
+        for value in state["cache"].values():
+            for a in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(a, np.ndarray):
+                    while isinstance(a.base, np.ndarray):  # a view holds its whole base
+                        a = a.base
+                    bases[builtins_id(a)] = a.nbytes
+        self.held = max(self.held, sum(bases.values()))
+
+
+builtins_id = id
+
+
+@pytest.mark.parametrize("kind", ["zarr", "tiff"])
+def test_work_blocks_of_a_file_are_read_as_blocks_not_split_after_reading(kind, tmp_path):
+    # Rechunking a read of whole planes keeps each plane in memory until its last piece
+    # is used; the work blocks are read from the file instead: no task returns more
+    # than a block, and the voxels are the file's.
+    shape = (8, 512, 512)
+    if kind == "zarr":
+        path = tmp_path / "planes.zarr"
+        data = _zarr_of_whole_planes(path, shape)
+    else:
+        import tifffile
+
+        path = tmp_path / "planes.tif"
+        data = np.random.default_rng(0).integers(0, 4096, shape, dtype=np.uint16)
+        tifffile.imwrite(path, data)
+    stack = bigseg.open_stack(path, scale=SCALE)
+    assert stack.data.chunks[1:] == ((512,), (512,))
+    planned = work_blocks(stack, Params(), budget=48 * MiB)
+    assert planned.data.numblocks[1] > 1 and planned.data.numblocks[2] > 1
+    block = np.prod([max(c) for c in planned.data.chunks]) * 2
+    outputs = _Outputs()
+    with outputs:
+        values = planned.data.compute(scheduler="synchronous")
+    np.testing.assert_array_equal(values, data)
+    assert outputs.largest <= block, (outputs.largest, block)
+
+
+def test_a_run_on_whole_plane_chunks_holds_a_few_blocks_at_a_time(tmp_path):
+    # 48 planes in Zarr chunks of 4 whole 384² planes, a budget that splits them into y/x
+    # blocks and a z reach of many chunks: the results the finished tasks hold at once
+    # stay within one and a half budgets (split after reading, they held twice that:
+    # every whole plane a grown block's pieces came from).
+    shape = (48, 384, 384)
+    _zarr_of_whole_planes(tmp_path / "planes.zarr", shape)
+    stack = bigseg.open_stack(tmp_path / "planes.zarr", scale=SCALE)
+    budget = 48 * MiB
+    outputs = _Outputs()
+    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), outputs:
+        result = run(stack, tmp_path / "out", params=Params.from_preset("default"))
+    planned = result.record["work_blocks"]["chunks"]
+    assert len(planned[0]) > 1 and len(planned[1]) > 1 and len(planned[2]) > 1
+    assert len(result.nuclei) > 40
+    assert outputs.held <= 1.5 * budget, (outputs.held / MiB, budget / MiB)

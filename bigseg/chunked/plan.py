@@ -12,6 +12,7 @@ declare their passes (:attr:`bigseg.methods.Method.memory`).
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,9 @@ __all__ = [
     "fitted_chunks",
     "memory_budget",
     "per_t",
+    "in_work_chunks",
     "planes_split",
+    "remember_read",
     "task_peak",
     "whole_planes",
     "work_chunks",
@@ -107,8 +110,10 @@ def task_peak(
     for p in passes:
         if p.split_only and not split:
             continue
+        # A block thinner than the reach is merged with its neighbours until it is not
+        # (a halo reaches one block each way): it counts as at least ``reach`` thick.
         grown = [
-            min(int(n) + 2 * int(r), int(s)) if has else int(n)
+            min(max(int(n), int(r)) + 2 * int(r), int(s)) if has else int(n)
             for n, r, s, has in zip(block[1:], p.reach, shape[1:], neighbours)
         ]
         voxels = nt * grown[0] * grown[1] * grown[2]
@@ -172,12 +177,14 @@ def work_chunks(
         return one_t
     zmax, ymax, xmax = (max(axis) for axis in chunks[1:])
     best: tuple[int, tuple[tuple[int, ...], ...]] | None = None
-    for bz in sorted({-(-zmax // k) for k in range(1, zmax + 1)}, reverse=True):
+    z_reach = min(max((int(p.reach[0]) for p in passes), default=0), shape[1])
+    for z_chunks in _z_choices(chunks[1], z_reach):
+        bz = max(z_chunks)
         for n in range(1, max(ymax, xmax) + 1):
             by, bx = -(-ymax // n), -(-xmax // n)
             if n > 1 and (not split_planes or min(by, bx) < min_side):
                 break
-            new = (one_t[0], _split(chunks[1], bz), _split(chunks[2], by), _split(chunks[3], bx))
+            new = (one_t[0], z_chunks, _split(chunks[2], by), _split(chunks[3], bx))
             if peak(new) <= budget:
                 core = bz * by * bx
                 if best is None or core > best[0]:
@@ -197,6 +204,21 @@ def work_chunks(
             "memory limit or give them fewer threads."
         )
     return best[1]
+
+
+def _z_choices(z: tuple[int, ...], reach: int) -> list[tuple[int, ...]]:
+    """Chunkings along z to try, thickest first.
+
+    Splits of every chunk into near-equal parts, and first, when the chunks are
+    thinner than the passes' ``reach`` in z, the fewest whole chunks merged that
+    are not (a block thinner than the reach would be merged with its neighbours
+    for the halo all the same, see :func:`task_peak`).
+    """
+    zmax = max(z)
+    splits = [_split(z, bz) for bz in sorted({-(-zmax // k) for k in range(1, zmax + 1)})[::-1]]
+    if zmax >= reach or len(z) == 1:
+        return splits
+    return [_merge(z, -(-reach // zmax)), *splits]
 
 
 def _merged(chunks, peak, budget: int) -> tuple[tuple[int, ...], ...]:
@@ -242,6 +264,51 @@ def memory_budget(client: Any = None, *, share: float = WORKER_SHARE) -> int:
         if per_thread:
             return int(min(per_thread) * share)
     return int(parse_bytes(str(dask.config.get("array.chunk-size"))))
+
+
+#: The sources of reads (dask name -> the object ``da.from_array`` reads), so that a read
+#: can be made again in work chunks rather than split after reading.
+_READS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+
+def remember_read(data: da.Array, source: Any) -> da.Array:
+    """Note that ``data`` is ``da.from_array(source, ...)``, to be read again in other chunks.
+
+    ``source`` must read any region (``source[slices]``), as a Zarr array or a
+    TIFF read through ``tifffile``'s Zarr store does.  Returns ``data``.
+    """
+    _READS[data.name] = source
+    return data
+
+
+def in_work_chunks(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """Return ``data`` in ``chunks``, read again from its source when it is a read (lazy).
+
+    Rechunking a read of whole-plane storage chunks into y/x blocks keeps every
+    storage chunk in memory until the last of its pieces is used, and a block grown
+    by a halo of many planes uses pieces of many of them: a worker would hold many
+    whole planes.  Reading every work block from the source instead (each task
+    decodes the storage chunks it needs, keeps its block and frees them) holds no
+    more than a block and a storage chunk per task.  Arrays that are not a
+    remembered read (:func:`remember_read`) are rechunked.
+    """
+    chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
+    if chunks == data.chunks:
+        return data
+    source = _READS.get(data.name)
+    if source is None:
+        return data.rechunk(chunks)
+    from dask.base import tokenize
+
+    prefix = data.name.split("-")[0]
+    return da.from_array(
+        source,
+        chunks=chunks,
+        name=f"{prefix}-work-{tokenize(data.name, chunks)}",
+        asarray=False,
+        lock=False,
+        meta=data._meta,
+    )
 
 
 def planes_split(data: da.Array) -> bool:

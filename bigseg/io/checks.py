@@ -75,7 +75,9 @@ def to_standard_dims(
         data = data[..., None, :, :] if dims[-2:] == ("y", "x") else data
         dims = tuple(d for d in dims if d not in ("y", "x")) + ("z", "y", "x")
     order = [d for d in ("t", "z", "y", "x") if d in dims]
-    data = data.transpose([dims.index(d) for d in order])
+    axes = [dims.index(d) for d in order]
+    if axes != list(range(data.ndim)):  # the read itself when in order (see in_work_chunks)
+        data = data.transpose(axes)
     return data, tuple(order)
 
 

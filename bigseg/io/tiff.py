@@ -16,6 +16,7 @@ import dask.array as da
 import numpy as np
 
 from .._errors import InputError
+from ..chunked.plan import remember_read
 from .checks import check_shape
 from .scale import UNIT_TO_UM
 
@@ -88,15 +89,16 @@ def open_tiff(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple,
         ) from exc
     dims = _tiff_dims(axes, path)
     check_shape(shape, chunks, dtype, f"TIFF {path!r}")
+    source = _TiffArray(path, 0, shape, dtype)
     data = da.from_array(
-        _TiffArray(path, 0, shape, dtype),
+        source,
         chunks=chunks,
         name=f"tiff-{_token(path)}",
         asarray=False,
         lock=False,
         meta=np.empty((0,) * len(shape), dtype),
     )
-    return data, dims, scale, (0.0, 0.0, 0.0), fmt
+    return remember_read(data, source), dims, scale, (0.0, 0.0, 0.0), fmt
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ decode to Python objects (pickle, ...) are refused before zarr parses them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import dask.array as da
 import numpy as np
 
 from .._errors import InputError
+from ..chunked.plan import remember_read
 from ..stack import SPATIAL
 from . import objstore
 from .checks import check_shape
@@ -301,15 +303,31 @@ class _ZarrChunks:
         try:
             return np.asarray(self.array[key])
         except Exception as exc:  # codecs raise RuntimeError, ValueError, ...
-            index = tuple(
-                (k.start or 0) // c if isinstance(k, slice) else int(k) // c
-                for k, c in zip(key if isinstance(key, tuple) else (key,), self.chunks)
-            )
+            index = self._bad_chunk(key if isinstance(key, tuple) else (key,))
             raise InputError(
                 f"Chunk {index} of the Zarr array {self.where!r} could not be read "
                 f"({type(exc).__name__}: {exc}); the chunk file is corrupt: restore it "
                 "from a copy or convert the image again."
             ) from exc
+
+    def _bad_chunk(self, key: tuple) -> tuple[int, ...]:
+        """Index of the first chunk in the region ``key`` that fails to read (or its first)."""
+        ranges = []
+        for k, c, n in zip(key, self.chunks, self.shape):
+            start, stop = (
+                (k.start or 0, n if k.stop is None else k.stop)
+                if isinstance(k, slice)
+                else (int(k), int(k) + 1)
+            )
+            ranges.append(range(start // c, max(-(-stop // c), start // c + 1)))
+        first = tuple(r[0] for r in ranges)
+        for index in itertools.product(*ranges):
+            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, self.chunks))
+            try:
+                self.array[region]
+            except Exception:  # noqa: BLE001 - looking for the chunk that fails
+                return index
+        return first
 
 
 def _from_zarr(array: Any, path: str) -> da.Array:
@@ -333,11 +351,13 @@ def _from_zarr(array: Any, path: str) -> da.Array:
         token = tokenize(
             os.path.abspath(where), os.stat(meta_file).st_mtime_ns, array.shape, str(array.dtype)
         )
-    return da.from_array(
-        _ZarrChunks(array, where),
+    source = _ZarrChunks(array, where)
+    data = da.from_array(
+        source,
         chunks=array.chunks,
         name=f"zarr-{token}",
         asarray=False,
         lock=False,
         meta=np.empty((0,) * array.ndim, array.dtype),
     )
+    return remember_read(data, source)
