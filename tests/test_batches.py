@@ -18,6 +18,10 @@ from .test_reliability import assert_same_outputs
 PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
 
 
+#: The passes a run computes in batches of time points (t-chunks).
+PASSES = ("threshold", "segment", "link", "tables", "labels")
+
+
 def _series(n_t, seed=31):
     return synthetic((6, 64, 64), 5, t=n_t, seed=seed, radius_um=(3.0, 5.0))[0]
 
@@ -58,7 +62,7 @@ def test_batches_of_time_points_give_the_outputs_of_one_batch(tmp_path, monkeypa
     seen = _record_batches(monkeypatch)
     monkeypatch.setattr(scratch, "BATCH_BLOCKS", 2)
     batched = run(series, tmp_path / "out", params=params)
-    assert all(len(seen[p]) > 1 for p in ("threshold", "segment", "labels"))
+    assert all(len(seen[p]) > 1 for p in PASSES)
     np.testing.assert_array_equal(batched.thresholds, reference.thresholds)
     assert batched.record["counts"] == reference.record["counts"]
     assert batched.record["blocks"] == reference.record["blocks"]
@@ -76,7 +80,7 @@ def test_each_batch_graph_is_built_from_its_own_time_points(tmp_path, monkeypatc
         seen = _record_batches(monkeypatch)
         series = _series(n_t).chunk({"t": 1, "z": -1, "y": -1, "x": -1})  # a block per t
         run(series, tmp_path / f"out{n_t}", params=params)
-        assert [len(seen[p]) for p in ("threshold", "segment", "labels")] == [n_t // 2] * 3
+        assert [len(seen[p]) for p in PASSES] == [n_t // 2] * len(PASSES)
         sizes[n_t] = {label: max(tasks) for label, tasks in seen.items()}
     assert sizes[8] == sizes[4]
 

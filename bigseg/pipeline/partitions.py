@@ -37,12 +37,14 @@ __all__ = [
     "SMALL_DETECTIONS",
     "SMALL_NUCLEI",
     "detections_of_blocks",
-    "detections_of_frame",
+    "detections_of_frames",
     "link_partitions",
     "lazy_parts",
     "part_name",
     "read_linked",
     "read_parts",
+    "reset_tables",
+    "split_by_t",
     "write_partitions",
 ]
 
@@ -67,12 +69,16 @@ def part_name(i: int) -> str:
     return f"part.{int(i):06d}.parquet"
 
 
-def detections_of_blocks(scratch_path: Any, n_parts: int) -> dd.DataFrame:
-    """Read the detections from the per-block completion markers, one partition per t-chunk."""
+def detections_of_blocks(scratch_path: Any, first: int, end: int) -> dd.DataFrame:
+    """Read the detections of t-chunks ``first`` to ``end`` from the per-block completion markers.
+
+    One partition per t-chunk (lazy); the graph holds those t-chunks only, so a run
+    builds one batch of partitions at a time.
+    """
     blocks = os.fspath(scratch_path / BLOCKS)
     return dd.from_map(
         partial(_read_markers, blocks),
-        range(n_parts),
+        range(int(first), int(end)),
         meta=empty_detections(),
         enforce_metadata=False,
     )
@@ -86,14 +92,21 @@ def _read_markers(blocks: str, i: int) -> pd.DataFrame:
     return pd.concat([empty_detections(), *frames], ignore_index=True)
 
 
-def detections_of_frame(frame: pd.DataFrame, t_chunks: Sequence[int]) -> dd.DataFrame:
-    """Split a detections table already in memory into one partition per t-chunk."""
+def split_by_t(frame: pd.DataFrame, t_chunks: Sequence[int]) -> list[pd.DataFrame]:
+    """Split a detections table already in memory into one table per t-chunk."""
     edges = np.cumsum((0, *t_chunks))
     t = frame["t"].to_numpy(np.float64)
     order = np.argsort(t, kind="stable")
     bounds = np.searchsorted(t[order], edges - 0.5)
-    parts = [frame.iloc[order[a:b]].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
-    return dd.from_map(_identity, parts, meta=frame.iloc[:0], enforce_metadata=False)
+    return [frame.iloc[order[a:b]].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def detections_of_frames(
+    parts: Sequence[pd.DataFrame], first: int = 0, end: int | None = None
+) -> dd.DataFrame:
+    """Return ``parts[first:end]`` (tables of t-chunks, :func:`split_by_t`) as partitions."""
+    chosen = list(parts[first:end])
+    return dd.from_map(_identity, chosen, meta=parts[0].iloc[:0], enforce_metadata=False)
 
 
 def _identity(frame: pd.DataFrame) -> pd.DataFrame:
@@ -107,8 +120,14 @@ def link_partitions(
     params: Params,
     scale: Sequence[float],
     planar: bool,
+    first: int = 0,
 ) -> dd.DataFrame:
-    """Link each partition and store it in ``work/linked`` (lazy; one row of counts each)."""
+    """Link each partition and store it in ``work/linked`` (lazy; one row of counts each).
+
+    ``detections`` may be a slice of the partitions of a run's detections (a batch),
+    whose first is partition ``first`` of the run: the linked files are named by their
+    place in the run.
+    """
     linked = os.fspath(work / LINKED)
     _makedirs(linked)
     return detections.map_partitions(
@@ -117,6 +136,7 @@ def link_partitions(
         params=params,
         scale=tuple(float(s) for s in scale),
         planar=planar,
+        first=int(first),
         meta=pd.DataFrame({c: pd.Series(dtype=d) for c, d in _COUNTS.items()}),
         enforce_metadata=False,
     )
@@ -129,9 +149,10 @@ def _link_part(
     params: Params,
     scale: tuple,
     planar: bool,
+    first: int = 0,
     partition_info: dict | None = None,
 ) -> pd.DataFrame:
-    number = 0 if partition_info is None else int(partition_info["number"])
+    number = first + (0 if partition_info is None else int(partition_info["number"]))
     out = link(part, params=params, scale=scale, planar=planar)
     _write(out, _join(linked_dir, part_name(number)))
     n_nuclei = int(out["nucleus"].max()) if len(out) else 0
@@ -192,6 +213,14 @@ def relabel_rows(linked_dir: str, i: int) -> pd.DataFrame:
     return table.rename(columns={"nucleus": "value"})
 
 
+def reset_tables(work: Any) -> None:
+    """Empty ``detections.parquet`` and ``nuclei.parquet`` in ``work`` (before writing them)."""
+    for name in ("detections.parquet", "nuclei.parquet"):
+        if (work / name).exists():  # partial, from an interrupted attempt
+            objstore.rmtree(work / name)
+        _makedirs(os.fspath(work / name))
+
+
 def write_partitions(
     work: Any,
     offsets: np.ndarray,
@@ -200,20 +229,18 @@ def write_partitions(
     *,
     scale: Sequence[float],
     planar: bool,
+    first: int = 0,
 ) -> dd.DataFrame:
-    """Write ``detections.parquet`` and ``nuclei.parquet`` partition by partition (lazy).
+    """Write partitions of ``detections.parquet`` and ``nuclei.parquet`` (lazy).
 
-    Partition ``i`` gets global ids (``offsets[i]`` added) and the original time
-    indices ``t_values[i]`` of its t-chunk, whose first stack position is ``starts[i]``;
-    one row of counts per partition comes back.
+    Partition ``first + i`` gets global ids (``offsets[i]`` added) and the original
+    time indices ``t_values[i]`` of its t-chunk, whose first stack position is
+    ``starts[i]``; one row of counts per partition comes back.  The datasets'
+    directories must exist (:func:`reset_tables`).
     """
-    for name in ("detections.parquet", "nuclei.parquet"):
-        if (work / name).exists():  # partial, from an interrupted attempt
-            objstore.rmtree(work / name)
-        _makedirs(os.fspath(work / name))
     return dd.from_map(
         partial(_write_part, os.fspath(work), scale=tuple(float(s) for s in scale), planar=planar),
-        range(len(offsets)),
+        range(int(first), int(first) + len(offsets)),
         [int(o) for o in offsets],
         [int(s) for s in starts],
         list(t_values),

@@ -3,8 +3,8 @@
 Each pass takes the stack and what earlier passes produced; the three that
 read the data (threshold, segment + measure, relabel) are one dask computation
 each, run through ``sink`` (a :class:`bigseg.pipeline.sink.Sink` bound to the
-run's client and progress display).  Long time series go through the threshold
-and segment passes in batches of whole t-chunks
+run's client and progress display).  Long time series go through every pass in
+batches of whole t-chunks
 (:func:`bigseg.pipeline.scratch.t_batches`): each batch's graph is built from the
 stack's time points of that batch only, so the client never holds a graph of
 the whole series.
@@ -13,6 +13,7 @@ the whole series.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -77,12 +78,13 @@ def segment_pass(
     scratch: Any,
     remote: bool,
     sink: Sink,
-) -> tuple[dd.DataFrame, tuple, Any]:
+) -> tuple[Callable[[int, int], dd.DataFrame], tuple, Any]:
     """Segment and measure every block; plane labels stream to the scratch ``planes.zarr``.
 
-    Returns the detections, a dask DataFrame with one partition per t-chunk, the
-    sizes of those t-chunks and,
-    for planes split into y/x chunks, the stitching of their blocks (None otherwise).
+    Returns the detections, as ``detections(first, end)``: a dask DataFrame of
+    t-chunks ``first`` to ``end``, one partition each (built per batch); the sizes
+    of the t-chunks and, for planes split into y/x chunks, the stitching of their
+    blocks (None otherwise).
     """
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
@@ -90,7 +92,8 @@ def segment_pass(
             stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
         )
         t_chunks = split.chunks[0]
-        return _parts.detections_of_frame(detections, t_chunks), t_chunks, stitched
+        parts = _parts.split_by_t(detections, t_chunks)
+        return partial(_parts.detections_of_frames, parts), t_chunks, stitched
     plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
     t_chunks = plane_labels.data.chunks[0]
@@ -99,12 +102,13 @@ def segment_pass(
         store = write_labels(plane_labels, planes_path, compute=False, overwrite=True)
         _, *tables = sink((store, *tables), "segment")
         frame = pd.concat([empty_detections(), *tables], ignore_index=True)
-        return _parts.detections_of_frame(frame, t_chunks), t_chunks, None
+        parts = _parts.split_by_t(frame, t_chunks)
+        return partial(_parts.detections_of_frames, parts), t_chunks, None
     # one completion marker per block, so that resume=True can skip it; batches of
     # time points, each segmented and measured from its own time points
     build = partial(_segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks)
     _scratch.segment_blocks(plane_labels, build, scratch, sink)
-    return _parts.detections_of_blocks(scratch.path, len(t_chunks)), t_chunks, None
+    return partial(_parts.detections_of_blocks, scratch.path), t_chunks, None
 
 
 def _segment_batch(
@@ -137,17 +141,32 @@ def time_points(stack: xr.DataArray, t0: int, t1: int) -> xr.DataArray:
 
 
 def link_pass(
-    detections: dd.DataFrame, stack: xr.DataArray, params: Params, work: Any, sink: Sink
+    detections: Callable[[int, int], dd.DataFrame],
+    n: int,
+    stack: xr.DataArray,
+    params: Params,
+    work: Any,
+    sink: Sink,
 ) -> np.ndarray:
     """Link each partition across z on the workers; return each one's nucleus count.
 
-    The linked partitions (partition-local ids) are stored in the scratch directory.
+    ``detections(first, end)`` gives partitions ``first`` to ``end`` of the ``n``
+    (:func:`segment_pass`): they are linked in batches, each graph built from its
+    own partitions.  The linked partitions (partition-local ids) are stored in the
+    scratch directory.
     """
     planar = stack.sizes["z"] == 1  # 2D: no result may depend on the z size
-    counts = _parts.link_partitions(
-        detections, work, params=params, scale=scale_of(stack), planar=planar
-    )
-    (counts,) = sink((counts,), "link")
+    step = sink.batch_blocks(_scratch.BATCH_BLOCKS)
+    batches = (
+        (
+            _parts.link_partitions(
+                detections(a, min(a + step, n)), work, params=params,
+                scale=scale_of(stack), planar=planar, first=a,
+            ),
+        )
+        for a in range(0, n, step)
+    )  # fmt: skip
+    counts = pd.concat([c for (c,) in sink.batches(batches, "link")], ignore_index=True)
     return counts["nuclei"].to_numpy(np.int64)
 
 
@@ -292,15 +311,20 @@ def write_tables(
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
     edges = np.cumsum((0, *t_chunks))
-    writes = _parts.write_partitions(
-        work,
-        offsets,
-        edges[:-1],
-        [t_values[a:b] for a, b in zip(edges[:-1], edges[1:])],
-        scale=scale_of(stack),
-        planar=stack.sizes["z"] == 1,
-    )
-    (counts,) = sink((writes,), "tables")
+    n = len(t_chunks)
+    step = sink.batch_blocks(_scratch.BATCH_BLOCKS)
+    _parts.reset_tables(work)
+    batches = (
+        (
+            _parts.write_partitions(
+                work, offsets[a:b], edges[a:b],
+                [t_values[edges[i]:edges[i + 1]] for i in range(a, b)],
+                scale=scale_of(stack), planar=stack.sizes["z"] == 1, first=a,
+            ),
+        )
+        for a, b in ((a, min(a + step, n)) for a in range(0, n, step))
+    )  # fmt: skip
+    counts = pd.concat([c for (c,) in sink.batches(batches, "tables")], ignore_index=True)
     n_nuclei, n_detections = int(counts["nuclei"].sum()), int(counts["detections"].sum())
     nuclei = None
     if n_nuclei <= _parts.SMALL_NUCLEI:

@@ -185,7 +185,7 @@ def run(
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        counts = link_pass(detections, stack, params, work, sink)
+        counts = link_pass(detections, len(t_chunks), stack, params, work, sink)
         offsets = np.cumsum(counts) - counts  # global ids: partition-local ids + offset
         timings["link"] = time.perf_counter() - t0
 
