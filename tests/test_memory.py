@@ -131,6 +131,13 @@ def test_whole_plane_storage_chunks_are_planned_into_the_budget(preset, plane, b
     block = [max(c) for c in chunks]
     neighbours = [len(c) > 1 for c in chunks[1:]]
     assert task_peak(block, passes, itemsize=2, shape=shape, neighbours=neighbours) <= budget
+    storage_bytes = 4 * plane * plane * 2
+    if chunks != storage and storage_bytes <= budget // 2:
+        # a block read from part of a chunk holds the decoded chunk and the grown block
+        reach = [max(p.reach[i] for p in passes) for i in range(3)]
+        grown = [min(max(b, r) + 2 * r, s) if has else b
+                 for b, r, s, has in zip(block[1:], reach, shape[1:], neighbours)]  # fmt: skip
+        assert 2 * np.prod(grown) + storage_bytes <= budget
     whole = task_peak((1, 4, plane, plane), passes, itemsize=2, shape=shape,
                       neighbours=(True, False, False))  # fmt: skip
     assert (chunks == storage) == (whole <= budget)

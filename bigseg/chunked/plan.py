@@ -152,10 +152,13 @@ def work_chunks(
     Storage chunks that fit are kept (with ``merge``, whole storage chunks are merged
     along z, then t, while a task needs at most half the budget).  Otherwise they are
     split: one time point per block, then the plan of fewest tasks among splits of
-    every z chunk and of every y/x chunk into near-equal parts (y/x blocks at least
-    ``min_side`` wide, the stitching halo; none with ``split_planes`` false), so
-    that no block straddles a storage chunk.  The model is :func:`task_peak`.
-    Planes that must stay whole and do not fit get blocks of one plane.
+    every z chunk (or merges of whole z chunks up to the passes' z reach) and of
+    every y/x chunk into near-equal parts (y/x blocks at least ``min_side`` wide,
+    the stitching halo; none with ``split_planes`` false), so that no block
+    straddles a storage chunk.  The model is :func:`task_peak`, and for split
+    chunks the reading too: a block read from part of a storage chunk holds the
+    decoded chunk and the block (:func:`in_work_chunks`).  Planes that must stay
+    whole and do not fit get blocks of one plane.
 
     Raises
     ------
@@ -165,10 +168,23 @@ def work_chunks(
     shape = tuple(int(n) for n in shape)
     chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
 
+    # A block read from a part of a storage chunk decodes the whole chunk first. A chunk
+    # over half the budget is decoded whole by every task whatever the blocks: no
+    # plan helps, so it is left out (such inputs want smaller storage chunks).
+    storage_bytes = int(np.prod([max(axis) for axis in chunks], dtype=np.int64)) * int(itemsize)
+    if storage_bytes > budget // 2:
+        storage_bytes = 0
+    reading = PassMemory("read", reach=tuple(max(p.reach[i] for p in passes) for i in range(3)))
+
     def peak(new: tuple[tuple[int, ...], ...]) -> int:
         block = [max(axis) for axis in new]
         neighbours = [len(axis) > 1 for axis in new[1:]]
-        return task_peak(block, passes, itemsize=itemsize, shape=shape, neighbours=neighbours)
+        kernels = task_peak(block, passes, itemsize=itemsize, shape=shape, neighbours=neighbours)
+        if new == chunks:
+            return kernels
+        # reading: the grown block filled from the chunks, decoded one at a time
+        read = task_peak(block, [reading], itemsize=itemsize, shape=shape, neighbours=neighbours)
+        return max(kernels, read // INPUT_COPIES + storage_bytes)
 
     if peak(chunks) <= budget:
         return _merged(chunks, peak, budget) if merge else chunks
