@@ -424,3 +424,25 @@ def test_a_run_on_whole_plane_chunks_holds_a_few_blocks_at_a_time(tmp_path):
     assert len(planned[0]) > 1 and len(planned[1]) > 1 and len(planned[2]) > 1
     assert len(result.nuclei) > 40
     assert outputs.held <= 1.5 * budget, (outputs.held / MiB, budget / MiB)
+
+
+def test_some_time_points_of_a_file_are_read_in_work_blocks_too(tmp_path):
+    # run(t=...) keeps a part of the series: still a read of the file, so its work
+    # blocks are read from it rather than split after reading.
+    import zarr
+
+    from bigseg.chunked.plan import in_work_chunks, is_read
+    from bigseg.pipeline.preflight import select_t
+
+    data = np.random.default_rng(0).integers(0, 4096, (10, 4, 64, 64), dtype=np.uint16)
+    path = tmp_path / "series.zarr"
+    array = zarr.open_array(path, mode="w", shape=data.shape, chunks=(4, 4, 64, 64),
+                            dtype=data.dtype, dimension_names=("t", "z", "y", "x"))  # fmt: skip
+    array[:] = data
+    stack = bigseg.open_stack(path, scale=SCALE)
+    part = select_t(stack, slice(3, 9))
+    assert is_read(part.data) and list(part["t"].values) == list(range(3, 9))
+    blocks = in_work_chunks(part.data, ((1,) * 6, (4,), (32, 32), (32, 32)))
+    assert not [name for name in blocks.dask.layers if "rechunk" in name]  # read, not split
+    np.testing.assert_array_equal(blocks.compute(), data[3:9])
+    assert not is_read(select_t(stack, slice(0, 10, 2)).data)  # a step: sliced as before

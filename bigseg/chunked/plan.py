@@ -35,7 +35,9 @@ __all__ = [
     "memory_budget",
     "per_t",
     "in_work_chunks",
+    "is_read",
     "planes_split",
+    "read_region",
     "remember_read",
     "task_peak",
     "whole_planes",
@@ -295,6 +297,52 @@ def remember_read(data: da.Array, source: Any) -> da.Array:
     """
     _READS[data.name] = source
     return data
+
+
+def is_read(data: da.Array) -> bool:
+    """Whether ``data`` is a read remembered by :func:`remember_read` (read in work blocks)."""
+    return data.name in _READS
+
+
+class _Region:
+    """A box of a source (``source[box]``, one slice of step 1 per axis) that reads as it."""
+
+    def __init__(self, source: Any, box: tuple[slice, ...]):
+        self.source = source
+        self.box = box
+        self.shape = tuple(b.stop - b.start for b in box)
+        self.dtype = source.dtype
+        self.ndim = len(box)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        inner = tuple(
+            slice(b.start + k.start, b.start + k.stop)
+            for b, k in zip(self.box, (slice(*s.indices(n)[:2]) for s, n in zip(key, self.shape)))
+        )
+        return self.source[inner]
+
+
+def read_region(data: da.Array, box: tuple[slice, ...]) -> da.Array:
+    """Return ``data[box]`` (slices of step 1), itself a remembered read when ``data`` is one.
+
+    So that a part of a file (some time points, say) is read in work blocks from the
+    file too (:func:`in_work_chunks`), rather than rechunked.
+    """
+    part = data[box]
+    source = _READS.get(data.name)
+    if source is None or any(s.step not in (None, 1) for s in box):
+        return part
+    from dask.base import tokenize
+
+    full = tuple(slice(*s.indices(n)[:2]) for s, n in zip(box, data.shape))
+    full += tuple(slice(0, n) for n in data.shape[len(full) :])
+    region = _Region(source, full)
+    name = f"{data.name.split('-')[0]}-{tokenize(data.name, full)}"
+    read = da.from_array(
+        region, chunks=part.chunks, name=name, asarray=False, lock=False, meta=data._meta
+    )
+    return remember_read(read, region)
 
 
 def in_work_chunks(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Array:

@@ -11,6 +11,7 @@ from typing import Any
 import xarray as xr
 
 from .._errors import InputError
+from ..chunked.plan import read_region
 from ..io import objstore, open_stack
 from .outputs import check_remote, check_replaceable
 from .scratch import check_partial, regular
@@ -66,7 +67,11 @@ def select_t(stack: xr.DataArray, t: slice | int) -> xr.DataArray:
             f"The time selection {index.start}:{index.stop} keeps no time point; the stack "
             f"has time points 0 to {n_t - 1}."
         )
-    return stack.isel(t=index)
+    part = stack.isel(t=index)
+    if index.step not in (None, 1):
+        return part
+    box = tuple(index if d == "t" else slice(None) for d in stack.dims)
+    return part.copy(data=read_region(stack.data, box))  # still read from the file
 
 
 def check_output(
