@@ -446,3 +446,24 @@ def test_some_time_points_of_a_file_are_read_in_work_blocks_too(tmp_path):
     assert not [name for name in blocks.dask.layers if "rechunk" in name]  # read, not split
     np.testing.assert_array_equal(blocks.compute(), data[3:9])
     assert not is_read(select_t(stack, slice(0, 10, 2)).data)  # a step: sliced as before
+
+
+def test_the_budget_leaves_out_the_workers_libraries():
+    # A worker of 1 GiB: its limit up to the pause threshold, less what it holds once the
+    # passes' libraries are loaded (measured on it: well over 100 MiB), times the share.
+    from distributed import Client, LocalCluster
+
+    from bigseg.chunked.plan import WORKER_SHARE, memory_budget
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, memory_limit="1GiB", processes=True,
+                     host="127.0.0.1", dashboard_address=None) as cluster,  # fmt: skip
+        Client(cluster) as client,
+    ):
+        budget = memory_budget(client)
+        loaded = client.run(lambda: __import__("psutil").Process().memory_info().rss)
+    (rss,) = loaded.values()
+    pause = dask.config.get("distributed.worker.memory.pause")
+    assert rss > 100 * MiB
+    assert budget == pytest.approx((1024 * MiB * pause - rss) / 2 * WORKER_SHARE, rel=0.05)
+    assert budget < 1024 * MiB / 2 * 0.5  # below the share of the bare limit it was
