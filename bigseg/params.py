@@ -49,7 +49,7 @@ class Params:
         smoothed value within ``local_radius``.
     local_radius : float or None
         ``default`` preset: radius (µm) of that neighbourhood; None means
-        ``1.25 * min_radius``.
+        ``min_radius``.
     neck_ratio : float or None
         ``default`` preset: a linked nucleus is split in two at a plane whose
         intensity is below this fraction of the brightest planes on both

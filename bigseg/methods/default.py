@@ -103,7 +103,7 @@ def background_box(params: Params, scale: Sequence[float]) -> tuple[int, int, in
 
 #: ``Params.local_radius`` by default, in ``min_radius``: the local peak is looked for this
 #: far, so that a dim nucleus touching a bright one is not measured against its peak.
-LOCAL_RADIUS = 1.25
+LOCAL_RADIUS = 1.0
 #: The background map's box reaches this many ``max_radius`` from its centre.
 BOX = 1.0
 
