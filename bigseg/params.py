@@ -53,7 +53,8 @@ class Params:
     neck_ratio : float or None
         ``default`` preset: a linked nucleus is split in two at a plane whose
         intensity is below this fraction of the brightest planes on both
-        sides (nuclei stacked in z); None (``seed``) never splits.
+        sides (nuclei stacked in z), and where the area has a neck of
+        ``bigseg.cluster.AREA_NECK_RATIO``; None (``seed``) never splits.
     """
 
     preset: str = "default"
