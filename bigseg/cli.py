@@ -210,8 +210,7 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"smallest nucleus radius in µm (default: {_preset_value('min_radius')}). In both "
         "presets per-plane regions of equivalent radius sqrt(area/pi) up to UM are dropped and "
         "watershed markers are at least 2 UM apart; the default preset also drops nuclei "
-        "smaller than a sphere of radius UM and takes each voxel's local maximum within "
-        "1.25 UM",
+        "smaller than a sphere of radius UM and takes each voxel's local maximum within UM",
     )
     seg.add_argument(
         "--max-radius",

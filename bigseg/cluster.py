@@ -188,7 +188,8 @@ def link(
         Empty planes a nucleus may skip.
     neck_ratio : float, optional
         When given, split linked chains of nuclei stacked in z where their
-        integrated-intensity profile has a neck (:func:`split_at_necks`).
+        integrated-intensity profile has a neck (:func:`split_at_necks`), and where
+        their area profile has one of :data:`AREA_NECK_RATIO`.
 
     Returns
     -------
@@ -223,6 +224,12 @@ def link(
             out["intensity_sum"].to_numpy(float),
             neck_ratio=neck_ratio,
         )
+        # A neck in the cross-sections' area: nuclei of even brightness stacked in z, whose
+        # contact the blur fills with light but not with area.
+        component = split_at_necks(
+            component, out["z"].to_numpy(float), out["area_px"].to_numpy(float),
+            neck_ratio=AREA_NECK_RATIO,
+        )  # fmt: skip
     out["nucleus"] = _numbered(out, component)
     return out
 
@@ -243,6 +250,10 @@ def _numbered(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
     return first_seen[component]
 
 
+#: :func:`link` with a ``neck_ratio`` also splits chains where the area of the cross-sections
+#: falls below this fraction of the smaller side's largest area (one nucleus's area rises
+#: and falls once; two touching in z narrow where they meet, however blurred).
+AREA_NECK_RATIO = 0.85
 #: :func:`drop_small` compares nuclei with a sphere (disc) of this fraction of ``min_radius``:
 #: the half-maximum contour of a nucleus 1.1 times ``min_radius`` encloses about a sphere of
 #: ``min_radius``, and a blurred, thresholded nucleus is smaller than the nucleus.
@@ -251,6 +262,9 @@ FRAGMENT_FRACTION = 0.95
 PLANAR_FRACTION = 0.85
 #: ... and with planes spanning this fraction of ``min_radius`` in z.
 EXTENT_FRACTION = 1.2
+#: A nucleus in the first or last plane of its time point's detections may be cut by the
+#: stack's face: it is compared with this fraction of the sphere.
+FACE_FRACTION = 0.5
 
 
 def drop_small(
@@ -260,7 +274,9 @@ def drop_small(
 
     A nucleus's volume is its summed area times the z step (as in
     :func:`nuclei_table`); fragments seen in one or two planes only, smaller
-    than the smallest nucleus, go.  In 2D images (``planar``) a nucleus's
+    than the smallest nucleus, go; a nucleus in the first or last plane of its
+    time point's detections (which may be cut by the stack's face) needs
+    :data:`FACE_FRACTION` of that volume.  In 2D images (``planar``) a nucleus's
     area is compared with a disc of ``min_radius``; the z size plays no part.
 
     Parameters
@@ -287,14 +303,21 @@ def drop_small(
     if planar:
         keep = size >= np.pi * (PLANAR_FRACTION * float(min_radius)) ** 2
     else:
-        keep = (
-            size * float(scale[0]) >= 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(min_radius)) ** 3
+        # The first and last planes of a time point's detections stand for the stack's
+        # faces: a nucleus there may be cut by them, and shows part of its volume.
+        first, last = (
+            groups["z"].transform("min").to_numpy(),
+            groups["z"].transform("max").to_numpy(),
         )
+        by_t = linked.groupby("t")["z"]
+        low, high = by_t.transform("min").to_numpy(), by_t.transform("max").to_numpy()
+        sphere = 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(min_radius)) ** 3
+        cut = (first == low) | (last == high)
+        keep = size * float(scale[0]) >= np.where(cut, FACE_FRACTION, 1.0) * sphere
         # A nucleus spans at least min_radius in z (half its smallest diameter), or as
         # many planes as its time point's detections do when the stack is thinner.
-        planes = groups["z"].transform("max").to_numpy() - groups["z"].transform("min").to_numpy()
-        by_t = linked.groupby("t")["z"]
-        depth = by_t.transform("max").to_numpy() - by_t.transform("min").to_numpy() + 1
+        planes = last - first
+        depth = high - low + 1
         needed = np.ceil(EXTENT_FRACTION * float(min_radius) / float(scale[0]) - 1e-9)
         keep &= (planes + 1) >= np.minimum(needed, depth)
     out = linked[keep].reset_index(drop=True)

@@ -49,11 +49,12 @@ class Params:
         smoothed value within ``local_radius``.
     local_radius : float or None
         ``default`` preset: radius (µm) of that neighbourhood; None means
-        ``1.25 * min_radius``.
+        ``min_radius``.
     neck_ratio : float or None
         ``default`` preset: a linked nucleus is split in two at a plane whose
         intensity is below this fraction of the brightest planes on both
-        sides (nuclei stacked in z); None (``seed``) never splits.
+        sides (nuclei stacked in z), and where the area has a neck of
+        ``bigseg.cluster.AREA_NECK_RATIO``; None (``seed``) never splits.
     """
 
     preset: str = "default"

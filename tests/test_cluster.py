@@ -134,3 +134,29 @@ def test_drop_small_removes_fragments_and_renumbers():
     assert sorted(kept["nucleus"].unique()) == [1, 2]
     assert set(kept["x_um"].round()) == {0.0, 80.0}
     assert len(drop_small(linked.iloc[:0], scale=(1, 1, 1), min_radius=1.0)) == 0
+
+
+def test_link_splits_chains_at_a_neck_in_area():
+    # Two nuclei stacked in z whose contact blur fills with light (the same integrated
+    # intensity in every plane) but whose cross-sections narrow where they meet.
+    radii = [3.0, 4.0, 5.0, 4.5, 3.5, 4.5, 5.0, 4.0, 3.0]
+    rows = [(0, z, 0.0, 0.0, r, 100.0) for z, r in enumerate(radii)]
+    det = _detections(rows)
+    assert link(det)["nucleus"].nunique() == 1  # no neck splitting asked for
+    assert link(det, neck_ratio=0.7)["nucleus"].tolist() == [1] * 5 + [2] * 4
+    # One nucleus: its area rises and falls once.
+    one = _detections([(0, z, 0.0, 0.0, r, 100.0) for z, r in enumerate(sorted(radii)[::2])])
+    assert link(one, neck_ratio=0.7)["nucleus"].nunique() == 1
+
+
+def test_drop_small_keeps_nuclei_cut_by_the_stacks_faces():
+    # The same small nucleus (0.7 of the sphere) in the first planes of the time point's
+    # detections, where the stack's face may cut it, and in the middle planes.
+    rows = _column(range(0, 10), 0.0, 0.0, r=5.0)
+    rows += _column(range(0, 3), 0.0, 40.0, r=1.9) + _column(range(4, 7), 0.0, 80.0, r=1.9)
+    det = _detections(rows)
+    det["area_um2"] = det["area_px"] * 1.0  # 1 µm pixels
+    linked = link(det)
+    assert linked["nucleus"].nunique() == 3
+    kept = drop_small(linked, scale=(2.0, 1.0, 1.0), min_radius=3.0)
+    assert set(kept["x_um"].round()) == {0.0, 40.0}

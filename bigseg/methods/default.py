@@ -19,8 +19,9 @@
    transform, markers apart by the sum of their radii, and watershed
    (:func:`segment_foreground_block`), with the stitching halo of the recipe without its
    smoothing term;
-5. linking splits nuclei stacked in z at intensity necks and drops fragments smaller
-   than the smallest nucleus looks (:func:`bigseg.cluster.drop_small`).
+5. linking splits nuclei stacked in z at necks of intensity and of area and drops
+   fragments smaller than the smallest nucleus looks, half of that at the stack's faces
+   (:func:`bigseg.cluster.drop_small`).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def background_box(params: Params, scale: Sequence[float]) -> tuple[int, int, in
 
 #: ``Params.local_radius`` by default, in ``min_radius``: the local peak is looked for this
 #: far, so that a dim nucleus touching a bright one is not measured against its peak.
-LOCAL_RADIUS = 1.25
+LOCAL_RADIUS = 1.0
 #: The background map's box reaches this many ``max_radius`` from its centre.
 BOX = 1.0
 
