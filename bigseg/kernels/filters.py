@@ -11,12 +11,14 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 from scipy import ndimage as ndi
 from skimage.morphology import disk
 
 __all__ = [
     "above_background",
     "background_reach",
+    "box_extreme",
     "disk_count",
     "disk_footprint",
     "disk_max",
@@ -436,7 +438,7 @@ def local_foreground(
 
 def _near_peak(smoothed, floor: float, fraction: float, size, core) -> np.ndarray:
     """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations)."""
-    peak = ndi.maximum_filter(smoothed, size=size, mode="nearest")[core]
+    peak = box_extreme(smoothed, size, maximum=True, keep=_bounds(core, smoothed.shape))
     peak -= floor
     peak *= fraction
     peak += floor
@@ -464,11 +466,18 @@ def above_background(
     if smoothed.size == 0:
         return np.zeros(smoothed[core].shape, np.float32)
     smoothed = np.asarray(smoothed, np.float32)
-    background = ndi.maximum_filter(
-        ndi.minimum_filter(smoothed, size=size, mode="nearest"), size=size, mode="nearest"
+    # The opening is needed on the core only: its maximum reads the minimum within
+    # ``size // 2`` of the core, which reads the block within ``size - 1``.
+    keep = _bounds(core, smoothed.shape)
+    half = tuple(s // 2 for s in size)
+    reached = tuple(
+        (max(lo - h, 0), min(hi + h, n)) for (lo, hi), h, n in zip(keep, half, smoothed.shape)
     )
+    low = box_extreme(smoothed, size, maximum=False, keep=reached)
+    inner = tuple((lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(keep, reached))
+    background = box_extreme(low, size, maximum=True, keep=inner)
     with np.errstate(invalid="ignore"):  # NaN/inf voxels are reported by the pipeline
-        out = smoothed[core] - background[core]
+        out = smoothed[core] - background
         np.maximum(out, 0.0, out=out)
     return out
 
@@ -476,3 +485,186 @@ def above_background(
 def background_reach(size: int) -> int:
     """Voxels per side that :func:`above_background` reads for a box of ``size``."""
     return int(size) - 1
+
+
+# ------------------------------------------------------------------ box extremes
+
+
+def _bounds(core: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """``(start, stop)`` per axis of a tuple of slices of an array of ``shape``."""
+    return tuple(sl.indices(n)[:2] for sl, n in zip(core, shape))
+
+
+def box_extreme(
+    values: np.ndarray,
+    size: Sequence[int],
+    *,
+    maximum: bool,
+    keep: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """Maximum (or minimum) over a box of ``size`` voxels around each voxel, on ``keep`` only.
+
+    The values of ``scipy.ndimage.maximum_filter(values, size=size, mode="nearest")``
+    (``minimum_filter``), cropped to ``keep`` (``(start, stop)`` per axis, default the
+    whole array), computed only there: one axis after the other, each cropped to what the
+    later axes read, with van Herk / Gil-Werman running extremes (three comparisons per
+    voxel and axis whatever the box) in a compiled loop that releases the GIL.  Sizes
+    must be odd for that path; even sizes, dtypes other than float32/float64 and arrays
+    holding NaN go through SciPy (the same values).
+
+    Parameters
+    ----------
+    values : ndarray
+    size : sequence of int
+        Box size per axis, voxels.
+    maximum : bool
+        The maximum (else the minimum).
+    keep : sequence of (int, int), optional
+        The part of the result wanted, per axis.
+
+    Returns
+    -------
+    ndarray
+        Of ``values``' dtype, shape ``stop - start`` per axis.
+    """
+    size = tuple(int(s) for s in size)
+    keep = tuple(keep) if keep is not None else tuple((0, n) for n in values.shape)
+    crop = tuple(slice(lo, hi) for lo, hi in keep)
+    if values.size == 0 or any(hi <= lo for lo, hi in keep):
+        return np.array(values[crop])
+    if values.dtype not in (np.float32, np.float64) or any(s % 2 == 0 for s in size):
+        return _scipy_extreme(values, size, maximum, crop)
+    fill = values.dtype.type(-np.inf if maximum else np.inf)
+    out = values
+    # Each axis's result is needed where the axes filtered later read it: the kept
+    # range of the axes not yet filtered stays whole.
+    for axis, (s, (lo, hi)) in enumerate(zip(size, keep)):
+        pre = int(np.prod(out.shape[:axis], dtype=np.int64))
+        post = int(np.prod(out.shape[axis + 1 :], dtype=np.int64))
+        n = out.shape[axis]
+        shape = out.shape[:axis] + (hi - lo,) + out.shape[axis + 1 :]
+        if s == 1:
+            out = np.array(out[(slice(None),) * axis + (slice(lo, hi),)], order="C")
+            continue
+        src = np.ascontiguousarray(out).reshape(pre, n, post)
+        result = np.empty(shape, values.dtype)
+        if not _box_extreme_axis(src, s // 2, lo, hi, maximum, fill, result.reshape(pre, -1, post)):
+            return _scipy_extreme(values, size, maximum, crop)  # NaN: SciPy's order of picks
+        out = result
+    return out
+
+
+def _scipy_extreme(values, size, maximum: bool, crop) -> np.ndarray:
+    filt = ndi.maximum_filter if maximum else ndi.minimum_filter
+    return np.ascontiguousarray(filt(values, size=size, mode="nearest")[crop])
+
+
+#: Columns of the lines filtered together along an axis (a small buffer per block).
+_COLUMNS = 512
+
+
+@njit(nogil=True, cache=True)
+def _box_extreme_axis(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - compiled
+    """Take running extremes over ``2r + 1`` along the middle axis of ``src`` (pre, n, post).
+
+    ``out[p, i - lo, c]`` = extreme of ``src[p, max(i - r, 0) : i + r + 1, c]`` for
+    ``lo <= i < hi`` (van Herk / Gil-Werman: prefix and suffix extremes in blocks of
+    ``2r + 1``), the lines of :data:`_COLUMNS` neighbouring columns at once.  Returns
+    False, leaving ``out`` undefined, when a NaN is met.
+    """
+    pre, n, post = src.shape
+    if post == 1:
+        return _box_extreme_last(src[:, :, 0], r, lo, hi, maximum, fill, out[:, :, 0])
+    w = 2 * r + 1
+    length = hi - lo + 2 * r
+    cols = min(post, _COLUMNS)
+    g = np.empty((length, cols), src.dtype)
+    h = np.empty((length, cols), src.dtype)
+    nan = False
+    for p in range(pre):
+        for c0 in range(0, post, cols):
+            nc = min(cols, post - c0)
+            for q in range(length):
+                j = lo - r + q
+                gq, hq = g[q], h[q]
+                if 0 <= j < n:
+                    line = src[p, j, c0 : c0 + nc]
+                    for c in range(nc):
+                        v = line[c]
+                        nan |= v != v
+                        gq[c] = v
+                        hq[c] = v
+                else:
+                    gq[:nc] = fill
+                    hq[:nc] = fill
+            # One loop per case: a choice inside the innermost loop stops it vectorising.
+            for q in range(1, length):
+                if q % w:
+                    g0, g1 = g[q - 1], g[q]
+                    if maximum:
+                        for c in range(nc):
+                            g1[c] = max(g0[c], g1[c])
+                    else:
+                        for c in range(nc):
+                            g1[c] = min(g0[c], g1[c])
+            for q in range(length - 2, -1, -1):
+                if (q + 1) % w:
+                    h0, h1 = h[q + 1], h[q]
+                    if maximum:
+                        for c in range(nc):
+                            h1[c] = max(h0[c], h1[c])
+                    else:
+                        for c in range(nc):
+                            h1[c] = min(h0[c], h1[c])
+            for i in range(hi - lo):
+                hs, ge, o = h[i], g[i + w - 1], out[p, i, c0 : c0 + nc]
+                if maximum:
+                    for c in range(nc):
+                        o[c] = max(hs[c], ge[c])
+                else:
+                    for c in range(nc):
+                        o[c] = min(hs[c], ge[c])
+        if nan:
+            return False
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - compiled
+    """:func:`_box_extreme_axis` along the last (contiguous) axis of ``src`` (pre, n)."""
+    pre, n = src.shape
+    w = 2 * r + 1
+    length = hi - lo + 2 * r
+    g = np.empty(length, src.dtype)
+    h = np.empty(length, src.dtype)
+    nan = False
+    for p in range(pre):
+        line = src[p]
+        for q in range(length):
+            j = lo - r + q
+            v = line[j] if 0 <= j < n else fill
+            nan |= v != v
+            g[q] = v
+            h[q] = v
+        if nan:
+            return False
+        o = out[p]
+        if maximum:
+            for q in range(1, length):
+                if q % w:
+                    g[q] = max(g[q - 1], g[q])
+            for q in range(length - 2, -1, -1):
+                if (q + 1) % w:
+                    h[q] = max(h[q + 1], h[q])
+            for i in range(hi - lo):
+                o[i] = max(h[i], g[i + w - 1])
+        else:
+            for q in range(1, length):
+                if q % w:
+                    g[q] = min(g[q - 1], g[q])
+            for q in range(length - 2, -1, -1):
+                if (q + 1) % w:
+                    h[q] = min(h[q + 1], h[q])
+            for i in range(hi - lo):
+                o[i] = min(h[i], g[i + w - 1])
+    return True
