@@ -637,34 +637,38 @@ def _box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover -
     length = hi - lo + 2 * r
     g = np.empty(length, src.dtype)
     h = np.empty(length, src.dtype)
-    nan = False
+    first = lo - r  # the source index of g[0]
+    q0, q1 = max(0, -first), min(length, n - first)  # g[q0:q1] holds source values
     for p in range(pre):
         line = src[p]
-        for q in range(length):
-            j = lo - r + q
-            v = line[j] if 0 <= j < n else fill
+        g[:q0] = fill
+        g[q1:] = fill
+        nan = False
+        for q in range(q0, q1):
+            v = line[first + q]
             nan |= v != v
             g[q] = v
-            h[q] = v
         if nan:
             return False
+        h[:] = g
         o = out[p]
-        if maximum:
-            for q in range(1, length):
-                if q % w:
+        # Blocks of w, no modulo per value: prefix extremes forwards, suffix backwards.
+        for b in range(0, length, w):
+            e = min(b + w, length)
+            if maximum:
+                for q in range(b + 1, e):
                     g[q] = max(g[q - 1], g[q])
-            for q in range(length - 2, -1, -1):
-                if (q + 1) % w:
+                for q in range(e - 2, b - 1, -1):
                     h[q] = max(h[q + 1], h[q])
+            else:
+                for q in range(b + 1, e):
+                    g[q] = min(g[q - 1], g[q])
+                for q in range(e - 2, b - 1, -1):
+                    h[q] = min(h[q + 1], h[q])
+        if maximum:
             for i in range(hi - lo):
                 o[i] = max(h[i], g[i + w - 1])
         else:
-            for q in range(1, length):
-                if q % w:
-                    g[q] = min(g[q - 1], g[q])
-            for q in range(length - 2, -1, -1):
-                if (q + 1) % w:
-                    h[q] = min(h[q + 1], h[q])
             for i in range(hi - lo):
                 o[i] = min(h[i], g[i + w - 1])
     return True
