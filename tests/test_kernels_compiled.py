@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from bigseg.kernels import filters, regions
+from bigseg.kernels import filters
 from bigseg.kernels import lut as lut_kernels
 
 # --- box extremes -------------------------------------------------------------------------
@@ -64,59 +64,7 @@ def test_box_extreme_edge_cases(maximum):
         )
 
 
-# --- region sums --------------------------------------------------------------------------
-
-
-def _bincount_sums(labels, image, origin):
-    return regions._region_sums_numpy(labels, image, origin)
-
-
-@pytest.mark.parametrize(
-    "image_dtype", [np.uint16, np.uint8, np.int32, np.float32, np.float64, np.bool_]
-)
-@pytest.mark.parametrize("label_dtype", [np.int32, np.int64, np.uint32, np.uint16])
-def test_region_sums_is_the_bincount_kernel_bit_for_bit(label_dtype, image_dtype):
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 40, (61, 47)).astype(label_dtype)
-    labels[labels < 15] = 0
-    image = (rng.random((61, 47)) * 4000).astype(image_dtype)
-    got = regions.region_sums(labels, image, (7, 300))
-    expected = _bincount_sums(labels, image, (7, 300))
-    assert list(got) == list(expected)
-    for name in expected:
-        assert got[name].dtype == expected[name].dtype, name
-        np.testing.assert_array_equal(got[name], expected[name])
-
-
-def test_region_sums_equals_regionprops_and_handles_edge_cases():
-    from skimage.measure import regionprops_table
-
-    rng = np.random.default_rng(6)
-    labels = rng.integers(0, 9, (30, 30)).astype(np.int32)
-    image = rng.integers(0, 4000, (30, 30)).astype(np.uint16)
-    stats = regions.region_stats(labels, image)
-    table = regionprops_table(labels, image, properties=("label", "area", "intensity_mean"))
-    np.testing.assert_array_equal(stats["label"], table["label"])
-    np.testing.assert_array_equal(stats["area"], table["area"])
-    np.testing.assert_allclose(stats["intensity_mean"], table["intensity_mean"], rtol=1e-12)
-    for labels, image in [
-        (np.zeros((0, 0), np.int32), np.zeros((0, 0), np.uint16)),  # empty
-        (np.zeros((5, 5), np.int32), np.ones((5, 5), np.uint16)),  # all background
-        (np.ones((1, 1), np.int32), np.full((1, 1), 9, np.uint16)),  # one pixel
-        (np.full((4, 4), 3, np.int64), np.full((4, 4), 2.5)),  # all equal
-        (np.array([[0, 1], [1, 2]], np.int32), np.array([[1.0, np.nan], [2.0, 3.0]])),  # NaN
-    ]:
-        got = regions.region_sums(labels, image)
-        expected = _bincount_sums(labels, image, (0, 0))
-        for name in expected:
-            # The documented dtypes (bincount gives int64 sums for a plane without regions).
-            assert got[name].dtype == (np.float64 if name.startswith("sum") else np.int64)
-            np.testing.assert_array_equal(got[name], expected[name])
-    with pytest.raises(ValueError):  # a negative label: bincount's error
-        regions.region_sums(np.array([[0, -1]], np.int32), np.ones((1, 2)))
-
-
-# --- label writing ------------------------------------------------------------------------
+# --- label writing (NumPy indexing, checked here beside the compiled kernels) ---------------
 
 
 def _indexed(block, lut):

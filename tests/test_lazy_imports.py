@@ -52,3 +52,17 @@ def test_the_command_with_help_or_version_loads_no_heavy_library(argv):
         "        assert stop.code in (0, None), stop.code\n"
     )
     assert _loaded(code) == []
+
+
+def test_the_kernels_load_numba_only_when_a_compiled_loop_runs():
+    code = (
+        "import numpy as np\n"
+        "from bigseg.kernels import filters, lut, regions\n"
+        "import bigseg.methods.seed\n"
+        "filters.smoothed_above(np.arange(64, dtype=np.uint16).reshape(8, 8), 30, 2)\n"
+        "regions.region_sums(np.ones((4, 4), np.int32), np.ones((4, 4), np.uint16))\n"
+        "assert 'numba' not in sys.modules\n"
+        "filters.box_extreme(np.zeros((3, 3), np.float32), (3, 3), maximum=True)\n"
+        "assert 'numba' in sys.modules\n"
+    )
+    assert "numba" in _loaded(code)  # and, before box_extreme ran, it was not (asserted there)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 __all__ = ["apply_lut", "lookup_tables"]
 
@@ -64,18 +63,11 @@ def lookup_tables(
 
 
 def apply_lut(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Map the (non-negative) labels of a ``(t, z, y, x)`` block through its ``(T, Z, L)`` table.
+    """Map the labels of a ``(t, z, y, x)`` block through its ``(T, Z, L)`` table.
 
-    Planes and labels beyond the table map to 0 (regions dropped after measuring).  One
-    compiled pass over the block for integer labels and tables (NumPy's indexing otherwise).
+    Planes and labels beyond the table map to 0 (regions dropped after measuring).
     """
     out = np.zeros(block.shape, lut.dtype)
-    # The compiled pass leaves the background 0, as the tables do (checked: a table that maps
-    # 0 elsewhere goes through NumPy, which maps the 0s of planes holding labels).
-    integers = block.dtype.kind in "iu" and lut.dtype.kind in "iu"
-    if integers and block.ndim == 4 and lut.ndim == 3 and not lut[:, :, :1].any():
-        _map_through(np.ascontiguousarray(block), np.ascontiguousarray(lut), out)
-        return out
     for t in range(min(block.shape[0], lut.shape[0])):
         for z in range(min(block.shape[1], lut.shape[1])):
             plane = block[t, z]
@@ -87,19 +79,3 @@ def apply_lut(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
                 table = np.concatenate([table, np.zeros(top + 1 - table.size, table.dtype)])
             out[t, z] = table[plane]
     return out
-
-
-@njit(nogil=True, cache=True)
-def _map_through(block, lut, out):  # pragma: no cover - compiled
-    """``out[t, z] = lut[t, z][block[t, z]]``, labels at or beyond the table's end to 0."""
-    size = lut.shape[2]
-    for t in range(min(block.shape[0], lut.shape[0])):
-        for z in range(min(block.shape[1], lut.shape[1])):
-            table = lut[t, z]
-            plane = block[t, z]
-            dest = out[t, z]
-            for y in range(plane.shape[0]):
-                for x in range(plane.shape[1]):
-                    k = plane[y, x]
-                    if k > 0 and k < size:
-                        dest[y, x] = table[k]

@@ -8,7 +8,6 @@ an origin is given, so that the sums of a region's parts in several blocks add u
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 __all__ = ["SUM_COLUMNS", "block_sums", "region_stats", "region_sums"]
 
@@ -19,7 +18,7 @@ SUM_COLUMNS = ("area_px", "sum_i", "sum_y", "sum_x", "sum_yi", "sum_xi")
 def region_sums(
     labels: np.ndarray, image: np.ndarray, origin: tuple[int, int] = (0, 0)
 ) -> dict[str, np.ndarray]:
-    """Sum over each region of one ``(Y, X)`` plane in one compiled pass (no loop over regions).
+    """Sum over each region of one ``(Y, X)`` plane, with a few ``bincount`` calls (no loop).
 
     Parameters
     ----------
@@ -37,64 +36,6 @@ def region_sums(
         ``label`` (int64, the regions present, in order) and :data:`SUM_COLUMNS`
         (``area_px`` int64, the others float64).
     """
-    labels = np.ascontiguousarray(labels)
-    image = np.ascontiguousarray(image)
-    compiled = labels.ndim == 2 and labels.shape == image.shape and labels.dtype.kind in "iu"
-    if not compiled or not (image.dtype.kind in "biu" or image.dtype in (np.float32, np.float64)):
-        return _region_sums_numpy(labels, image, origin)
-    if image.dtype.kind == "b":
-        image = image.view(np.uint8)
-    area, sums = _plane_sums(labels, image, float(origin[0]), float(origin[1]))
-    if area.size == 0:  # a negative label: bincount's error
-        return _region_sums_numpy(labels, image, origin)
-    ids = np.flatnonzero(area)
-    ids = ids[ids > 0]
-    return {
-        "label": ids.astype(np.int64),
-        "area_px": area[ids],
-        **{name: sums[k, ids] for k, name in enumerate(SUM_COLUMNS[1:])},
-    }
-
-
-@njit(nogil=True, cache=True)
-def _plane_sums(labels, image, y0, x0):  # pragma: no cover - compiled
-    """Return area (int64) and the float64 sums of I, y, x, yI, xI per label of one plane.
-
-    One pass in row-major order, each sum in the order ``bincount`` adds its weights, so
-    the sums are those of :func:`_region_sums_numpy` bit for bit.  Empty arrays when a
-    label is negative.
-    """
-    ny, nx = labels.shape
-    top = 0
-    for y in range(ny):
-        for x in range(nx):
-            k = labels[y, x]
-            if k < 0:
-                return np.zeros(0, np.int64), np.zeros((5, 0), np.float64)
-            top = max(top, k)
-    area = np.zeros(top + 1, np.int64)
-    sums = np.zeros((5, top + 1), np.float64)
-    for y in range(ny):
-        yy = y + y0
-        for x in range(nx):
-            k = labels[y, x]
-            if k == 0:
-                continue
-            xx = x + x0
-            i = np.float64(image[y, x])
-            area[k] += 1
-            sums[0, k] += i
-            sums[1, k] += yy
-            sums[2, k] += xx
-            sums[3, k] += i * yy
-            sums[4, k] += i * xx
-    return area, sums
-
-
-def _region_sums_numpy(
-    labels: np.ndarray, image: np.ndarray, origin: tuple[int, int]
-) -> dict[str, np.ndarray]:
-    """:func:`region_sums` with ``bincount`` (any shape and dtype)."""
     flat = labels.ravel()
     where = np.flatnonzero(flat)
     ids_of = flat[where].astype(np.intp)
