@@ -472,9 +472,15 @@ def above_background(
     reached = tuple(
         (max(lo - h, 0), min(hi + h, n)) for (lo, hi), h, n in zip(keep, half, smoothed.shape)
     )
-    low = box_extreme(smoothed, size, maximum=False, keep=reached)
     inner = tuple((lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(keep, reached))
-    background = box_extreme(low, size, maximum=True, keep=inner)
+    if smoothed.dtype == np.float32 and all(s % 2 for s in size):
+        buffers: list = [None, None]  # minimum and maximum share two working arrays
+        low = _box_extreme(smoothed, size, False, reached, buffers)
+        background = _box_extreme(low, size, True, inner, buffers)
+        del low, buffers  # the buffer not holding the background
+    else:
+        background = box_extreme(box_extreme(smoothed, size, maximum=False, keep=reached), size,
+                                 maximum=True, keep=inner)  # fmt: skip
     with np.errstate(invalid="ignore"):  # NaN/inf voxels are reported by the pipeline
         out = smoothed[core] - background
         np.maximum(out, 0.0, out=out)
@@ -533,28 +539,43 @@ def box_extreme(
         return np.array(values[crop])
     if values.dtype not in (np.float32, np.float64) or any(s % 2 == 0 for s in size):
         return _scipy_extreme(values, size, maximum, crop)
+    return _box_extreme(values, size, maximum, keep, [None, None])
+
+
+def _box_extreme(values, size, maximum: bool, keep, buffers: list) -> np.ndarray:
+    """:func:`box_extreme` (float, odd sizes) writing into two reused working buffers.
+
+    Each axis reads one buffer (or ``values``) and writes the other, so the whole filter,
+    however many axes, holds two arrays besides its input (SciPy's separable filter: one,
+    but of the whole input); ``buffers`` may carry them from a previous call, whose
+    result (in one of them) can be this call's ``values``.  The result is a view of one.
+    """
     from . import _compiled as compiled  # numba is imported (and its cache read) on first use
 
+    crop = tuple(slice(lo, hi) for lo, hi in keep)
     fill = values.dtype.type(-np.inf if maximum else np.inf)
     out = values
     # Each axis's result is needed where the axes filtered later read it: the kept
     # range of the axes not yet filtered stays whole.
     for axis, (s, (lo, hi)) in enumerate(zip(size, keep)):
+        n = out.shape[axis]
+        if s == 1 and (lo, hi) == (0, n):
+            continue
         pre = int(np.prod(out.shape[:axis], dtype=np.int64))
         post = int(np.prod(out.shape[axis + 1 :], dtype=np.int64))
-        n = out.shape[axis]
         shape = out.shape[:axis] + (hi - lo,) + out.shape[axis + 1 :]
-        if s == 1:
-            out = np.array(out[(slice(None),) * axis + (slice(lo, hi),)], order="C")
-            continue
         src = np.ascontiguousarray(out).reshape(pre, n, post)
-        result = np.empty(shape, values.dtype)
+        k = 0 if buffers[0] is None or not np.may_share_memory(buffers[0], src) else 1
+        needed = pre * (hi - lo) * post
+        if buffers[k] is None or buffers[k].size < needed or buffers[k].dtype != values.dtype:
+            buffers[k] = np.empty(needed, values.dtype)
+        result = buffers[k][:needed].reshape(shape)
         if not compiled.box_extreme_axis(
             src, s // 2, lo, hi, maximum, fill, result.reshape(pre, -1, post)
         ):
             return _scipy_extreme(values, size, maximum, crop)  # NaN: SciPy's order of picks
         out = result
-    return out
+    return out if out is not values else np.array(values[crop])
 
 
 def _scipy_extreme(values, size, maximum: bool, crop) -> np.ndarray:
