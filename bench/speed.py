@@ -77,11 +77,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_timed(cmd: list[str]) -> tuple[float, float, int, str]:
+def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, int, str]:
     """Run a command; return (wall s, CPU s of its process tree, peak tree RSS, stdout)."""
     cpu0 = _children_cpu()
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     with TreeRSS(proc.pid, interval=0.02) as sampler:
         stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - started
@@ -100,13 +100,23 @@ def run_recipe(stack_path: Path, out: Path) -> tuple[float, float, float, int]:
 
 
 def run_bigseg(
-    stack_path: Path, out: Path, preset: str, extra: list[str]
+    stack_path: Path, out: Path, preset: str, extra: list[str], source: str | None = None
 ) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, peak RSS) of one ``bigseg segment`` process."""
+    """(wall seconds, CPU seconds, peak RSS) of one ``bigseg segment`` process.
+
+    ``source``: a directory holding another ``bigseg`` package to run instead (a reference
+    version, e.g. an exported commit), put first on ``PYTHONPATH``.
+    """
     shutil.rmtree(out, ignore_errors=True)
     exe = Path(sys.executable).with_name("bigseg")
     cmd = [str(exe), "segment", str(stack_path), "-o", str(out), "--preset", preset, "-q"]
-    wall, cpu, peak, _ = run_timed(cmd + extra)
+    env = None
+    if source:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
+        }
+    wall, cpu, peak, _ = run_timed(cmd + extra, env)
     return wall, cpu, peak
 
 
@@ -126,6 +136,20 @@ def same_detections(recipe: pd.DataFrame, found: pd.DataFrame) -> str:
     except AssertionError as exc:
         return str(exc).strip().splitlines()[0]
     return ""
+
+
+def _same_outputs(out: Path, ref: Path) -> bool | None:
+    """Whether two runs wrote the same detections and labels (None without the reference)."""
+    if not ref.exists():
+        return None
+    import zarr
+
+    cols = ["t", "z", "label"]
+    a = pd.read_parquet(out / "detections.parquet").sort_values(cols).reset_index(drop=True)
+    b = pd.read_parquet(ref / "detections.parquet").sort_values(cols).reset_index(drop=True)
+    la = zarr.open_group(str(out / "labels.zarr"), mode="r")["0"][...]
+    lb = zarr.open_group(str(ref / "labels.zarr"), mode="r")["0"][...]
+    return a.equals(b) and np.array_equal(la, lb)
 
 
 # --------------------------------------------------------------------------- per stage
@@ -195,6 +219,302 @@ def stage_breakdown(stack: np.ndarray, planes: list[int]) -> tuple[dict, dict]:
     return {k: v / n for k, v in rec.items()}, {k: v / n for k, v in big.items()}
 
 
+# --------------------------------------------------------------------------- default, per kernel
+
+#: Published per-core speeds of classic pipeline steps (other machines; docs/speed.md).
+PEERS = {
+    "smoothing": "3D Gaussian ~26",
+    "markers": "connected components ~110",
+    "watershed": "3D watershed ~1.1",
+    "total": "whole pipelines ~1-7",
+}
+
+
+def gil_hold(fn, *args, **kwargs):
+    """Run ``fn``; return (its result, the longest time in s a Python thread could not run).
+
+    A second thread spins on the clock while ``fn`` runs, with a 0.5 ms switch interval:
+    its longest gap is the longest stretch for which ``fn`` held the GIL.
+    """
+    import threading
+
+    worst = [0.0]
+    stop = threading.Event()
+
+    def tick():
+        last = time.perf_counter()
+        while not stop.is_set():
+            now = time.perf_counter()
+            worst[0] = max(worst[0], now - last)
+            last = now
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    time.sleep(0.005)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        stop.set()
+        ticker.join()
+        sys.setswitchinterval(interval)
+    return result, worst[0]
+
+
+class Stages:
+    """CPU seconds (and the longest GIL hold) per named stage, summed over calls."""
+
+    def __init__(self, gil: bool):
+        self.cpu: dict[str, float] = {}
+        self.gil: dict[str, float] = {}
+        self.measure_gil = gil
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        # Timed alone (the spinning thread would count in the process's CPU time), then run
+        # twice more beside it: the shorter of the two longest gaps, since the machine's
+        # other load deschedules the spinning thread at random, while a kernel holds the
+        # GIL the same way every time.
+        started = time.process_time()
+        result = fn(*args, **kwargs)
+        self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - started
+        if self.measure_gil:
+            held = min(gil_hold(fn, *args, **kwargs)[1] for _ in range(2))
+            self.gil[name] = max(self.gil.get(name, 0.0), held)
+        return result
+
+
+def _opening_scipy(smoothed, size):
+    from scipy import ndimage as ndi
+
+    low = ndi.minimum_filter(smoothed, size=size, mode="nearest")
+    out = smoothed - ndi.maximum_filter(low, size=size, mode="nearest")
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
+def _split_apart(filled, apart, clock):
+    """``kernels.watershed.split_plane_apart``, step by step (the bench checks it is the same)."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    from bigseg.kernels import watershed as kw
+
+    distance = clock("distance", kw.distance_to_background, filled)
+
+    def markers():
+        components, _ = ndi.label(filled)
+        peaks = peak_local_max(distance, min_distance=1, labels=components, exclude_border=False)
+        heights = distance[tuple(peaks.T)]
+        owner = components[tuple(peaks.T)]
+        kept: list[int] = []
+        for i in np.lexsort((peaks[:, 1], peaks[:, 0], -heights)):
+            mine = [j for j in kept if owner[j] == owner[i]]
+            if mine:
+                gap = np.hypot(*(peaks[mine] - peaks[i]).T)
+                if np.any(gap < apart * (heights[mine] + heights[i])):
+                    continue
+            kept.append(int(i))
+        chosen = peaks[np.sort(np.asarray(kept, int))]
+        mask = np.zeros(filled.shape, bool)
+        mask[tuple(chosen.T)] = True
+        return ndi.label(mask)[0], chosen
+
+    marks, chosen = clock("markers", markers)
+    levels = clock("watershed", kw.flood_levels, distance, chosen)
+    return clock("watershed", watershed, levels, marks, mask=filled).astype(np.int32)
+
+
+def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> list[tuple]:
+    """Run the default method's kernels on a whole ``(z, y, x)`` stack here, one thread.
+
+    Returns rows ``(stage, CPU s, longest GIL hold s)``.  Steps are those of
+    ``methods.default`` on whole-plane blocks of ``block`` planes (merged up to the
+    reach in z, as the pipeline merges them), each grown by its reach; the result is checked
+    against ``kernels.watershed.segment_signal``, the compiled kernels against the SciPy /
+    NumPy code they replaced (timed too, marked "before").
+    """
+    import zarr
+    from scipy import ndimage as ndi
+
+    from bigseg import cluster
+    from bigseg.kernels import filters, lut, regions, threshold
+    from bigseg.kernels import watershed as kw
+    from bigseg.measure import measure_planes
+    from bigseg.methods import default as dm
+    from bigseg.params import Params
+
+    clock = Stages(gil)
+    params = Params()
+    lp = dm.local_pixels(params, SCALE)
+    width = (float(np.iinfo(stack.dtype).max) + 1.0) / threshold.LINEAR_BINS
+    nz = stack.shape[0]
+    # z blocks as the pipeline's (chunks merged up to the reach), each grown by the reach of
+    # the smoothing and the map (floor pass), then of the local box too (pre-pass).
+    reach = dm.signal_reach(lp)[0]
+    box = (lp.size[0] - 1) // 2
+    step = max(block, reach)
+    counts = np.zeros(threshold.LINEAR_BINS, np.int64)
+    fg_signal = np.zeros(stack.shape, np.float32)
+    for grow, prepass in ((reach, False), (reach + box, True)):
+        for z0 in range(0, nz, step):
+            z1 = min(z0 + step, nz)
+            lo, hi = max(z0 - grow, 0), min(z1 + grow, nz)
+            volume = stack[lo:hi]
+            margin = ((z0 - lo, hi - z1), (0, 0), (0, 0))
+            inner = (box, 0, 0) if prepass else (0, 0, 0)
+            # methods.default.signal_volume, step by step.
+            smooth_m, map_m, rest = [], [], []
+            for (b, a), keep, size in zip(margin, inner, lp.background):
+                r = filters.background_reach(size)
+                kb, ka = min(b, keep), min(a, keep)
+                mb, ma = min(b - kb, r), min(a - ka, r)
+                rest.append((kb, ka))
+                map_m.append((mb, ma))
+                smooth_m.append((b - kb - mb, a - ka - ma))
+            smoothed = clock(
+                "smoothing (3D Gaussian)", filters.smooth_volume, volume, lp.sigma, margin=smooth_m
+            )
+            signal = clock(
+                "background map (compiled opening)",
+                filters.above_background,
+                smoothed,
+                lp.background,
+                margin=map_m,
+            )
+            before = clock(
+                "background map, SciPy filters (before)", _opening_scipy, smoothed, lp.background
+            )
+            core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, map_m))
+            assert np.array_equal(signal, before[core]), "the compiled opening differs"
+            if not prepass:
+                counts += clock(
+                    "floor (histogram)",
+                    threshold.linear_histogram,
+                    signal,
+                    low=0.0,
+                    width=width,
+                    nbins=threshold.LINEAR_BINS,
+                )
+                continue
+            floor = threshold.floor_above_background(counts, low=0.0, width=width)
+            fg = clock(
+                "local maximum (foreground)",
+                filters.local_foreground,
+                signal,
+                floor,
+                fraction=params.local_fraction,
+                size=lp.size,
+                margin=rest,
+                base=dm.LOCAL_BASE * floor,
+            )
+            peak = clock(
+                "local maximum, SciPy filter (before)",
+                ndi.maximum_filter,
+                signal,
+                size=lp.size,
+                mode="nearest",
+            )
+            inside = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
+            base = dm.LOCAL_BASE * floor
+            expected = (signal > floor) & (signal > base + params.local_fraction * (peak - base))
+            assert np.array_equal(fg, expected[inside]), "the compiled local maximum differs"
+            fg_signal[z0:z1] = np.where(fg, signal[inside], np.float32(0))
+    px = params.in_pixels(SCALE)
+    labels = np.zeros(stack.shape, np.int32)
+    for z, plane in enumerate(fg_signal):
+        if not plane.any():
+            continue
+        filled = clock("holes filled", kw.filled_plane, plane > 0, max_radius=px.max_radius)
+        split = _split_apart(filled, dm.MARKER_APART, clock)
+        labels[z] = clock(
+            "size filter",
+            kw.filter_sizes,
+            split,
+            min_radius=dm.PLANE_FRACTION * px.min_radius,
+            max_radius=px.max_radius,
+        )
+    assert np.array_equal(
+        labels,
+        kw.segment_signal(
+            fg_signal,
+            apart=dm.MARKER_APART,
+            min_radius=dm.PLANE_FRACTION * px.min_radius,
+            max_radius=px.max_radius,
+        ),
+    ), "the step-by-step split differs from segment_signal"
+    for z in range(stack.shape[0]):
+        clock("region sums", regions.region_sums, labels[z], stack[z])
+    detections = clock("measuring (tables)", measure_planes, labels[None], stack[None], scale=SCALE)
+    linked = clock("linking", cluster.link, detections, params=params, scale=SCALE)
+    rows = linked[["t", "z", "label", "nucleus"]].to_numpy(np.int64)
+    table = clock(
+        "label writing (lookup table)",
+        lut.lookup_tables,
+        (1,),
+        np.zeros(len(rows), np.int64),
+        rows[:, 0],
+        rows[:, 1],
+        rows[:, 2],
+        rows[:, 3].astype(np.uint32),
+        np.uint32,
+    )[0]
+    relabelled = clock("label writing (lookup table)", lut.apply_lut, labels[None], table)
+
+    def write():
+        out = zarr.create_array(
+            store=zarr.storage.MemoryStore(),
+            shape=stack.shape,
+            chunks=(1, *stack.shape[1:]),
+            dtype=np.uint32,
+            compressors=zarr.codecs.ZstdCodec(level=1),
+        )
+        out[...] = relabelled[0]
+
+    clock("label writing (zstd encode)", write)
+    return [(name, cpu, clock.gil.get(name, float("nan"))) for name, cpu in clock.cpu.items()]
+
+
+def print_default_stages(stack_path: Path, planes: int, size: int) -> None:
+    _read_stack(stack_path)  # imports, and the file system's cache
+    started = time.process_time()
+    stack = _read_stack(stack_path)
+    decode = time.process_time() - started
+    idle = min(gil_hold(time.sleep, 0.5)[1] for _ in range(2))  # the machine's other load
+    voxels = stack.size
+    middle = stack.shape[0] // 2
+    default_stages(stack[max(middle - 2, 0) : middle + 2, :128, :128], gil=False)  # compile
+    rows = default_stages(stack)
+    print(
+        f"\n### default method per kernel: {planes} x {size} x {size} uint16, one thread, "
+        "Mvoxel/s per core (voxels / CPU s)"
+    )
+    print("| stage | CPU s per plane | Mvoxel/s per core | longest GIL hold | peers (per core) |")
+    print("|---|---:|---:|---:|---|")
+    print(
+        f"| input decode (Blosc-zstd, the codec's floor) | {decode / planes:.4f} | "
+        f"{voxels / decode / 1e6:.0f} | | |"
+    )
+    print(
+        f"| (nothing: `time.sleep(0.5)`, the gap other load on the machine makes) | | | "
+        f"{idle * 1e3:.0f} ms | |"
+    )
+    total = 0.0
+    for name, cpu, held in rows:
+        if "(before)" not in name:
+            total += cpu
+        peer = next((v for k, v in PEERS.items() if name.startswith(k)), "")
+        print(
+            f"| {name} | {cpu / planes:.4f} | {voxels / max(cpu, 1e-9) / 1e6:.1f} | "
+            f"{held * 1e3:.0f} ms | {peer} |"
+        )
+    print(
+        f"| **all kernels** | {total / planes:.4f} | {voxels / total / 1e6:.2f} | | "
+        f"{PEERS['total']} |"
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -235,7 +555,9 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
         peaks["recipe"] = max(peaks["recipe"], peak)
         line = [f"recipe {secs:.2f} s (CPU {cpu:.2f} s)"]
         for p in presets:
-            wall, cpu, peak = run_bigseg(stack_path, work / f"out-{p}", p, extra)
+            preset, _, ref = p.partition("@")
+            source = args.reference if ref else None
+            wall, cpu, peak = run_bigseg(stack_path, work / f"out-{p}", preset, extra, source)
             times[p].append(wall)
             cpus[p].append(cpu)
             peaks[p] = max(peaks[p], peak)
@@ -245,6 +567,9 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
                 mismatch = same_detections(pd.read_parquet(work / "recipe.parquet"), found)
                 n_det = len(found)
         print(f"  run {rep + 1}: " + ", ".join(line), flush=True)
+        if rep == 0:
+            same = {p: _same_outputs(work / f"out-{p}", work / f"out-{p}@ref") for p in presets}
+            same = {p: v for p, v in same.items() if v is not None}
     cores = len(os.sched_getaffinity(0))
     med = {k: statistics.median(v) for k, v in times.items()}
     cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
@@ -256,6 +581,7 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     for name in ["recipe", *presets]:
         used = 1 if name == "recipe" else cores
         label = "recipe (serial, in memory)" if name == "recipe" else f"bigseg --preset {name}"
+        label = label.replace("@ref", " (reference version)")
         rate = voxels / med[name] / 1e6
         print(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {rate / used:.2f} | "
@@ -275,6 +601,12 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
         )
     if "default" in presets and "seed" in presets:
         print(f"default / seed time: {med['default'] / med['seed']:.2f}")
+    for p, ok in same.items():
+        ratio = med[f"{p}@ref"] / med[p]
+        print(
+            f"--preset {p}: {ratio:.2f}x the reference version's speed (median wall, same run); "
+            f"detections and labels {'identical' if ok else 'DIFFER'} to the reference's"
+        )
     return {"median": med, "mismatch": mismatch}
 
 
@@ -301,6 +633,16 @@ def main(argv=None) -> int:
         help="nucleus brightness range (synth's default; 2500 4000 fills the 12-bit range)",
     )
     parser.add_argument("--workdir", help="keep the stacks and outputs here")
+    parser.add_argument(
+        "--reference",
+        help="a directory holding another bigseg package (e.g. `git archive` of main): its "
+        "presets run alternating with this one's, and their outputs are compared",
+    )
+    parser.add_argument(
+        "--default-stages",
+        action="store_true",
+        help="the default method's per-kernel table (Mvoxel/s per core, GIL) on the stack",
+    )
     parser.add_argument("--_recipe", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._recipe:
@@ -316,7 +658,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bigseg-speed-") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        small = bench_stack(args, work, args.planes, ["seed", "default"], args.repeats)
+        presets = ["seed", "default"]
+        if args.reference:
+            presets += [f"{p}@ref" for p in presets]
+        small = bench_stack(args, work, args.planes, presets, args.repeats)
+        if args.default_stages:
+            print_default_stages(work / f"stack{args.planes}.ome.zarr", args.planes, args.size)
         if args.stage_planes:
             stack = _read_stack(work / f"stack{args.planes}.ome.zarr")
             n = min(args.stage_planes, stack.shape[0])

@@ -17,6 +17,7 @@ from skimage.morphology import disk
 __all__ = [
     "above_background",
     "background_reach",
+    "box_extreme",
     "disk_count",
     "disk_footprint",
     "disk_max",
@@ -436,7 +437,7 @@ def local_foreground(
 
 def _near_peak(smoothed, floor: float, fraction: float, size, core) -> np.ndarray:
     """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations)."""
-    peak = ndi.maximum_filter(smoothed, size=size, mode="nearest")[core]
+    peak = box_extreme(smoothed, size, maximum=True, keep=_bounds(core, smoothed.shape))
     peak -= floor
     peak *= fraction
     peak += floor
@@ -464,11 +465,24 @@ def above_background(
     if smoothed.size == 0:
         return np.zeros(smoothed[core].shape, np.float32)
     smoothed = np.asarray(smoothed, np.float32)
-    background = ndi.maximum_filter(
-        ndi.minimum_filter(smoothed, size=size, mode="nearest"), size=size, mode="nearest"
+    # The opening is needed on the core only: its maximum reads the minimum within
+    # ``size // 2`` of the core, which reads the block within ``size - 1``.
+    keep = _bounds(core, smoothed.shape)
+    half = tuple(s // 2 for s in size)
+    reached = tuple(
+        (max(lo - h, 0), min(hi + h, n)) for (lo, hi), h, n in zip(keep, half, smoothed.shape)
     )
+    inner = tuple((lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(keep, reached))
+    if smoothed.dtype == np.float32 and all(s % 2 for s in size):
+        buffers: list = [None, None]  # minimum and maximum share two working arrays
+        low = _box_extreme(smoothed, size, False, reached, buffers)
+        background = _box_extreme(low, size, True, inner, buffers)
+        del low, buffers  # the buffer not holding the background
+    else:
+        background = box_extreme(box_extreme(smoothed, size, maximum=False, keep=reached), size,
+                                 maximum=True, keep=inner)  # fmt: skip
     with np.errstate(invalid="ignore"):  # NaN/inf voxels are reported by the pipeline
-        out = smoothed[core] - background[core]
+        out = smoothed[core] - background
         np.maximum(out, 0.0, out=out)
     return out
 
@@ -476,3 +490,94 @@ def above_background(
 def background_reach(size: int) -> int:
     """Voxels per side that :func:`above_background` reads for a box of ``size``."""
     return int(size) - 1
+
+
+# ------------------------------------------------------------------ box extremes
+
+
+def _bounds(core: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """``(start, stop)`` per axis of a tuple of slices of an array of ``shape``."""
+    return tuple(sl.indices(n)[:2] for sl, n in zip(core, shape))
+
+
+def box_extreme(
+    values: np.ndarray,
+    size: Sequence[int],
+    *,
+    maximum: bool,
+    keep: Sequence[tuple[int, int]] | None = None,
+) -> np.ndarray:
+    """Maximum (or minimum) over a box of ``size`` voxels around each voxel, on ``keep`` only.
+
+    The values of ``scipy.ndimage.maximum_filter(values, size=size, mode="nearest")``
+    (``minimum_filter``), cropped to ``keep`` (``(start, stop)`` per axis, default the
+    whole array), computed only there: one axis after the other, each cropped to what the
+    later axes read, with van Herk / Gil-Werman running extremes (three comparisons per
+    voxel and axis whatever the box) in a compiled loop that releases the GIL.  Sizes
+    must be odd for that path; even sizes, dtypes other than float32/float64 and arrays
+    holding NaN go through SciPy (the same values).
+
+    Parameters
+    ----------
+    values : ndarray
+    size : sequence of int
+        Box size per axis, voxels.
+    maximum : bool
+        The maximum (else the minimum).
+    keep : sequence of (int, int), optional
+        The part of the result wanted, per axis.
+
+    Returns
+    -------
+    ndarray
+        Of ``values``' dtype, shape ``stop - start`` per axis.
+    """
+    size = tuple(int(s) for s in size)
+    keep = tuple(keep) if keep is not None else tuple((0, n) for n in values.shape)
+    crop = tuple(slice(lo, hi) for lo, hi in keep)
+    if values.size == 0 or any(hi <= lo for lo, hi in keep):
+        return np.array(values[crop])
+    if values.dtype not in (np.float32, np.float64) or any(s % 2 == 0 for s in size):
+        return _scipy_extreme(values, size, maximum, crop)
+    return _box_extreme(values, size, maximum, keep, [None, None])
+
+
+def _box_extreme(values, size, maximum: bool, keep, buffers: list) -> np.ndarray:
+    """:func:`box_extreme` (float, odd sizes) writing into two reused working buffers.
+
+    Each axis reads one buffer (or ``values``) and writes the other, so the whole filter,
+    however many axes, holds two arrays besides its input (SciPy's separable filter: one,
+    but of the whole input); ``buffers`` may carry them from a previous call, whose
+    result (in one of them) can be this call's ``values``.  The result is a view of one.
+    """
+    from . import _compiled as compiled  # numba is imported (and its cache read) on first use
+
+    crop = tuple(slice(lo, hi) for lo, hi in keep)
+    fill = values.dtype.type(-np.inf if maximum else np.inf)
+    out = values
+    # Each axis's result is needed where the axes filtered later read it: the kept
+    # range of the axes not yet filtered stays whole.
+    for axis, (s, (lo, hi)) in enumerate(zip(size, keep)):
+        n = out.shape[axis]
+        if s == 1 and (lo, hi) == (0, n):
+            continue
+        pre = int(np.prod(out.shape[:axis], dtype=np.int64))
+        post = int(np.prod(out.shape[axis + 1 :], dtype=np.int64))
+        shape = out.shape[:axis] + (hi - lo,) + out.shape[axis + 1 :]
+        src = np.ascontiguousarray(out).reshape(pre, n, post)
+        k = 0 if buffers[0] is None or not np.may_share_memory(buffers[0], src) else 1
+        needed = pre * (hi - lo) * post
+        if buffers[k] is None or buffers[k].size < needed or buffers[k].dtype != values.dtype:
+            buffers[k] = np.empty(needed, values.dtype)
+        result = buffers[k][:needed].reshape(shape)
+        if not compiled.box_extreme_axis(
+            src, s // 2, lo, hi, maximum, fill, result.reshape(pre, -1, post)
+        ):
+            return _scipy_extreme(values, size, maximum, crop)  # NaN: SciPy's order of picks
+        out = result
+    return out if out is not values else np.array(values[crop])
+
+
+def _scipy_extreme(values, size, maximum: bool, crop) -> np.ndarray:
+    filt = ndi.maximum_filter if maximum else ndi.minimum_filter
+    return np.ascontiguousarray(filt(values, size=size, mode="nearest")[crop])

@@ -1,0 +1,128 @@
+"""Compiled loops of the kernels (numba, ``nogil``, cached on disk).
+
+Imported on first use by the kernels that need them (:func:`bigseg.kernels.filters.box_extreme`),
+so that a run which never calls them never loads numba (about 0.5 s and 100 MiB per process,
+and 0.5 s more to read the first cached function).  Each loop gives the values of the NumPy /
+SciPy code it replaces, bit for bit (``tests/test_kernels_compiled.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["box_extreme_axis", "box_extreme_last"]
+
+#: Columns of the lines filtered together along an axis (a small buffer per block).
+_COLUMNS = 512
+
+
+@njit(nogil=True, cache=True)
+def box_extreme_axis(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - compiled
+    """Take running extremes over ``2r + 1`` along the middle axis of ``src`` (pre, n, post).
+
+    ``out[p, i - lo, c]`` = extreme of ``src[p, max(i - r, 0) : i + r + 1, c]`` for
+    ``lo <= i < hi`` (van Herk / Gil-Werman: prefix and suffix extremes in blocks of
+    ``2r + 1``), the lines of :data:`_COLUMNS` neighbouring columns at once.  Returns
+    False, leaving ``out`` undefined, when a NaN is met.
+    """
+    pre, n, post = src.shape
+    if post == 1:
+        return box_extreme_last(src[:, :, 0], r, lo, hi, maximum, fill, out[:, :, 0])
+    w = 2 * r + 1
+    length = hi - lo + 2 * r
+    cols = min(post, _COLUMNS)
+    g = np.empty((length, cols), src.dtype)
+    h = np.empty((length, cols), src.dtype)
+    nan = False
+    for p in range(pre):
+        for c0 in range(0, post, cols):
+            nc = min(cols, post - c0)
+            for q in range(length):
+                j = lo - r + q
+                gq, hq = g[q], h[q]
+                if 0 <= j < n:
+                    line = src[p, j, c0 : c0 + nc]
+                    for c in range(nc):
+                        v = line[c]
+                        nan |= v != v
+                        gq[c] = v
+                        hq[c] = v
+                else:
+                    gq[:nc] = fill
+                    hq[:nc] = fill
+            # One loop per case: a choice inside the innermost loop stops it vectorising.
+            for q in range(1, length):
+                if q % w:
+                    g0, g1 = g[q - 1], g[q]
+                    if maximum:
+                        for c in range(nc):
+                            g1[c] = max(g0[c], g1[c])
+                    else:
+                        for c in range(nc):
+                            g1[c] = min(g0[c], g1[c])
+            for q in range(length - 2, -1, -1):
+                if (q + 1) % w:
+                    h0, h1 = h[q + 1], h[q]
+                    if maximum:
+                        for c in range(nc):
+                            h1[c] = max(h0[c], h1[c])
+                    else:
+                        for c in range(nc):
+                            h1[c] = min(h0[c], h1[c])
+            for i in range(hi - lo):
+                hs, ge, o = h[i], g[i + w - 1], out[p, i, c0 : c0 + nc]
+                if maximum:
+                    for c in range(nc):
+                        o[c] = max(hs[c], ge[c])
+                else:
+                    for c in range(nc):
+                        o[c] = min(hs[c], ge[c])
+        if nan:
+            return False
+    return True
+
+
+@njit(nogil=True, cache=True)
+def box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - compiled
+    """:func:`box_extreme_axis` along the last (contiguous) axis of ``src`` (pre, n)."""
+    pre, n = src.shape
+    w = 2 * r + 1
+    length = hi - lo + 2 * r
+    g = np.empty(length, src.dtype)
+    h = np.empty(length, src.dtype)
+    first = lo - r  # the source index of g[0]
+    q0, q1 = max(0, -first), min(length, n - first)  # g[q0:q1] holds source values
+    for p in range(pre):
+        line = src[p]
+        g[:q0] = fill
+        g[q1:] = fill
+        nan = False
+        for q in range(q0, q1):
+            v = line[first + q]
+            nan |= v != v
+            g[q] = v
+        if nan:
+            return False
+        h[:] = g
+        o = out[p]
+        # Blocks of w, no modulo per value: prefix extremes forwards, suffix backwards.
+        for b in range(0, length, w):
+            e = min(b + w, length)
+            if maximum:
+                for q in range(b + 1, e):
+                    g[q] = max(g[q - 1], g[q])
+                for q in range(e - 2, b - 1, -1):
+                    h[q] = max(h[q + 1], h[q])
+            else:
+                for q in range(b + 1, e):
+                    g[q] = min(g[q - 1], g[q])
+                for q in range(e - 2, b - 1, -1):
+                    h[q] = min(h[q + 1], h[q])
+        if maximum:
+            for i in range(hi - lo):
+                o[i] = max(h[i], g[i + w - 1])
+        else:
+            for i in range(hi - lo):
+                o[i] = min(h[i], g[i + w - 1])
+    return True

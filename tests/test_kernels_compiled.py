@@ -1,0 +1,96 @@
+"""The compiled kernels give exactly the values of the SciPy / NumPy code they replace."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from bigseg.kernels import filters
+from bigseg.kernels import lut as lut_kernels
+
+# --- box extremes -------------------------------------------------------------------------
+
+BOX_CASES = [
+    ((9, 40, 33), (3, 11, 11)),
+    ((5, 7, 3), (19, 41, 41)),  # a box wider than the array
+    ((12, 50, 60), (5, 1, 7)),  # an axis left alone
+    ((1, 1, 1), (3, 3, 3)),  # one voxel
+    ((3, 300), (1, 21)),  # 2D, more columns than one buffer holds
+    ((700,), (9,)),  # 1D
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("maximum", [True, False])
+@pytest.mark.parametrize(("shape", "size"), BOX_CASES)
+def test_box_extreme_is_scipy_filter(shape, size, maximum, dtype):
+    rng = np.random.default_rng(len(shape) + sum(size))
+    values = rng.normal(1000, 30, shape).astype(dtype)
+    filt = ndi.maximum_filter if maximum else ndi.minimum_filter
+    expected = filt(values, size=size, mode="nearest")
+    got = filters.box_extreme(values, size, maximum=maximum)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    keep = tuple((min(1, n - 1), n - (n > 3)) for n in shape)
+    got = filters.box_extreme(values, size, maximum=maximum, keep=keep)
+    np.testing.assert_array_equal(got, expected[tuple(slice(lo, hi) for lo, hi in keep)])
+
+
+@pytest.mark.parametrize("maximum", [True, False])
+def test_box_extreme_edge_cases(maximum):
+    filt = ndi.maximum_filter if maximum else ndi.minimum_filter
+    empty = np.zeros((0, 4, 4), np.float32)
+    assert filters.box_extreme(empty, (3, 3, 3), maximum=maximum).shape == (0, 4, 4)
+    equal = np.full((4, 9, 9), 7.5, np.float32)
+    np.testing.assert_array_equal(filters.box_extreme(equal, (3, 5, 5), maximum=maximum), equal)
+    inf = np.zeros((3, 8, 8), np.float32)
+    inf[1, 4, 4], inf[0, 0, 0] = np.inf, -np.inf
+    np.testing.assert_array_equal(
+        filters.box_extreme(inf, (3, 3, 3), maximum=maximum),
+        filt(inf, size=(3, 3, 3), mode="nearest"),
+    )
+    # NaN: SciPy's own choice of picks (the compiled loop hands over).
+    nan = np.random.default_rng(0).random((4, 20, 20)).astype(np.float32)
+    nan[2, 5, 7] = np.nan
+    np.testing.assert_array_equal(
+        filters.box_extreme(nan, (3, 5, 5), maximum=maximum),
+        filt(nan, size=(3, 5, 5), mode="nearest"),
+    )
+    # Even sizes and integer dtypes go through SciPy too.
+    ints = np.random.default_rng(1).integers(0, 4000, (4, 20, 20)).astype(np.uint16)
+    for values, size in [(ints, (3, 5, 5)), (nan, (2, 4, 4)), (ints.astype(np.float32), (2, 3, 3))]:
+        np.testing.assert_array_equal(
+            filters.box_extreme(values, size, maximum=maximum),
+            filt(values, size=size, mode="nearest"),
+        )
+
+
+# --- label writing (NumPy indexing, checked here beside the compiled kernels) ---------------
+
+
+def _indexed(block, lut):
+    out = np.zeros(block.shape, lut.dtype)
+    for t in range(min(block.shape[0], lut.shape[0])):
+        for z in range(min(block.shape[1], lut.shape[1])):
+            table = np.concatenate([lut[t, z], np.zeros(int(block.max()) + 1, lut.dtype)])
+            if block[t, z].any():
+                out[t, z] = table[block[t, z]]
+    return out
+
+
+@pytest.mark.parametrize("lut_dtype", [np.uint32, np.int64])
+def test_apply_lut_is_numpy_indexing(lut_dtype):
+    rng = np.random.default_rng(7)
+    block = rng.integers(0, 30, (2, 3, 17, 19)).astype(np.int32)
+    block[block < 10] = 0
+    block[1, 2] = 0  # an empty plane
+    lut = rng.integers(1, 10**6, (2, 2, 25)).astype(lut_dtype)  # planes and labels beyond it
+    lut[:, :, 0] = 0
+    got = lut_kernels.apply_lut(block, lut)
+    assert got.dtype == lut_dtype
+    np.testing.assert_array_equal(got, _indexed(block, lut))
+    lut[0, 0, 0] = 5  # a table mapping the background too: NumPy's indexing
+    np.testing.assert_array_equal(lut_kernels.apply_lut(block, lut), _indexed(block, lut))
+    empty = np.zeros((0, 0, 1), lut_dtype)
+    np.testing.assert_array_equal(lut_kernels.apply_lut(block, empty), np.zeros_like(block))
+    one = np.ones((1, 1, 1, 1), np.int32)
+    assert lut_kernels.apply_lut(one, np.array([[[0, 4]]], lut_dtype)).item() == 4

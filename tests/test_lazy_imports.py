@@ -1,0 +1,68 @@
+"""``import bigseg`` and the command's ``--help`` / ``--version`` load no heavy library."""
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = (
+    "dask",
+    "distributed",
+    "matplotlib",
+    "numba",
+    "pandas",
+    "scipy",
+    "skimage",
+    "tifffile",
+    "xarray",
+    "zarr",
+)
+
+
+def _loaded(code: str) -> list[str]:
+    report = f"\nprint(sorted({{m for m in sys.modules if m.split('.')[0] in {HEAVY!r}}}))"
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + code + report],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+
+
+def test_import_bigseg_loads_no_heavy_library():
+    assert _loaded("import bigseg") == []
+
+
+def test_import_bigseg_cli_loads_no_heavy_library():
+    assert _loaded("import bigseg.cli") == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["segment", "--help"]])
+def test_the_command_with_help_or_version_loads_no_heavy_library(argv):
+    code = (
+        "from bigseg.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        f"        main({argv!r})\n"
+        "    except SystemExit as stop:\n"
+        "        assert stop.code in (0, None), stop.code\n"
+    )
+    assert _loaded(code) == []
+
+
+def test_the_kernels_load_numba_only_when_a_compiled_loop_runs():
+    code = (
+        "import numpy as np\n"
+        "from bigseg.kernels import filters, lut, regions\n"
+        "import bigseg.methods.seed\n"
+        "filters.smoothed_above(np.arange(64, dtype=np.uint16).reshape(8, 8), 30, 2)\n"
+        "regions.region_sums(np.ones((4, 4), np.int32), np.ones((4, 4), np.uint16))\n"
+        "assert 'numba' not in sys.modules\n"
+        "filters.box_extreme(np.zeros((3, 3), np.float32), (3, 3), maximum=True)\n"
+        "assert 'numba' in sys.modules\n"
+    )
+    assert "numba" in _loaded(code)  # and, before box_extreme ran, it was not (asserted there)
