@@ -634,10 +634,14 @@ def cluster_shape(cores: int, workers: int | None, threads: int | None) -> tuple
 
 @contextlib.contextmanager
 def dask_client(args: argparse.Namespace) -> Iterator[Any]:
-    """Yield a client on ``--scheduler``, or on a LocalCluster bound to 127.0.0.1."""
-    from distributed import Client, LocalCluster
+    """Yield a client on ``--scheduler``, or on a LocalCluster bound to 127.0.0.1.
 
-    from .pipeline import safety  # the workers' preload (its dask_setup)
+    Local workers smaller than :data:`COMPILED_MIN_WORKER` run without the compiled
+    kernels (``BIGSEG_COMPILED=0``, see :func:`bigseg.kernels.filters.compiled_kernels`).
+    """
+    from distributed import Client
+
+    from .kernels.filters import COMPILED_VARIABLE
 
     if not args.verbose:
         # distributed logs every worker start and stop at INFO, and task errors (which the
@@ -670,6 +674,35 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     # paused above it would wait forever.  TCP on 127.0.0.1 for both, so that nothing (the
     # worker's HTTP server included) listens anywhere else.
     processes = workers > 1 or args.memory_limit != "auto"
+    small = processes and _small_workers(args.memory_limit)
+    with _environment({COMPILED_VARIABLE: "0"} if small else {}):
+        yield from _local_client(args, workers, threads, processes)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (unless set) for the block; worker processes inherit them."""
+    before = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _local_client(
+    args: argparse.Namespace, workers: int, threads: int, processes: bool
+) -> Iterator[Any]:
+    """Yield a client on a LocalCluster bound to 127.0.0.1 (see :func:`dask_client`)."""
+    from distributed import Client, LocalCluster
+
+    from .pipeline import safety  # the workers' preload (its dask_setup)
+
     try:
         with _SIGNALS.deferred():
             cluster = LocalCluster(
@@ -695,6 +728,32 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
                 flush=True,
             )
         yield client
+
+
+#: Below this memory limit per worker, the workers of a local cluster run SciPy's filters
+#: rather than the compiled kernels (the same values): numba's ~145 MiB would be too large
+#: a part of each worker.
+COMPILED_MIN_WORKER = 768 * 2**20
+
+
+def _small_workers(memory_limit: str) -> bool:
+    """Whether a worker memory limit is below :data:`COMPILED_MIN_WORKER`."""
+    from dask.utils import parse_bytes
+
+    if memory_limit == "auto":
+        return False
+    try:
+        fraction = float(memory_limit)  # of the machine's memory, as LocalCluster reads it
+    except ValueError:
+        fraction = None
+    try:
+        if fraction is not None and 0 < fraction <= 1:
+            import psutil
+
+            return fraction * psutil.virtual_memory().total < COMPILED_MIN_WORKER
+        return parse_bytes(memory_limit) < COMPILED_MIN_WORKER
+    except ValueError:
+        return False  # a value LocalCluster will refuse, in one sentence
 
 
 def _segment(args: argparse.Namespace) -> int:

@@ -94,3 +94,36 @@ def test_apply_lut_is_numpy_indexing(lut_dtype):
     np.testing.assert_array_equal(lut_kernels.apply_lut(block, empty), np.zeros_like(block))
     one = np.ones((1, 1, 1, 1), np.int32)
     assert lut_kernels.apply_lut(one, np.array([[[0, 4]]], lut_dtype)).item() == 4
+
+
+def test_compiled_kernels_turned_off_give_the_same_values(monkeypatch):
+    # BIGSEG_COMPILED=0 (set for small local workers): SciPy's filters, the same values.
+    values = np.random.default_rng(4).random((6, 40, 50), dtype=np.float32)
+    keep = ((1, 5), (3, 37), (0, 50))
+    compiled = filters.box_extreme(values, (3, 7, 9), maximum=True, keep=keep)
+    assert filters.compiled_kernels()
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+    assert not filters.compiled_kernels()
+    calls = []
+    real = filters._scipy_extreme
+    monkeypatch.setattr(filters, "_scipy_extreme", lambda *a: calls.append(1) or real(*a))
+    plain = filters.box_extreme(values, (3, 7, 9), maximum=True, keep=keep)
+    assert calls  # SciPy's path was taken
+    np.testing.assert_array_equal(plain, compiled)
+
+
+@pytest.mark.parametrize(
+    ("limit", "small"),
+    [
+        ("512MiB", True),
+        ("767MiB", True),
+        ("768MiB", False),
+        ("4GiB", False),
+        ("auto", False),
+        ("0.5", False),
+    ],  # fmt: skip
+)
+def test_small_local_workers_run_without_the_compiled_kernels(limit, small):
+    from bigseg.cli import _small_workers
+
+    assert _small_workers(limit) is small

@@ -458,8 +458,14 @@ def test_the_budget_leaves_out_the_workers_libraries():
     from bigseg.chunked.plan import WORKER_SHARE, memory_budget
 
     with (
-        LocalCluster(n_workers=1, threads_per_worker=2, memory_limit="1GiB", processes=True,
-                     host="127.0.0.1", dashboard_address=None) as cluster,  # fmt: skip
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            memory_limit="1GiB",
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,  # fmt: skip
         Client(cluster) as client,
     ):
         budget = memory_budget(client)

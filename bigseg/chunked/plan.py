@@ -309,7 +309,11 @@ def _loaded_memory() -> int:
 
     import psutil
 
+    from ..kernels.filters import compiled_kernels
+
     for name in WORKER_LIBRARIES:
+        if name == "numba" and not compiled_kernels():
+            continue
         try:
             importlib.import_module(name)
         except ImportError:  # an optional library (numba for some kernels only)

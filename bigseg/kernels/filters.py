@@ -8,6 +8,8 @@ y rows, each with its context, so a task holds little beyond its input and resul
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -537,9 +539,36 @@ def box_extreme(
     crop = tuple(slice(lo, hi) for lo, hi in keep)
     if values.size == 0 or any(hi <= lo for lo, hi in keep):
         return np.array(values[crop])
-    if values.dtype not in (np.float32, np.float64) or any(s % 2 == 0 for s in size):
+    if (
+        values.dtype not in (np.float32, np.float64)
+        or any(s % 2 == 0 for s in size)
+        or not compiled_kernels()
+    ):
         return _scipy_extreme(values, size, maximum, crop)
     return _box_extreme(values, size, maximum, keep, [None, None])
+
+
+#: Environment variable that turns the compiled kernels off (``0``): SciPy's filters then
+#: give the same values, about half as fast, without numba's ~145 MiB per process.
+COMPILED_VARIABLE = "BIGSEG_COMPILED"
+
+
+def compiled_kernels() -> bool:
+    """Whether the compiled (numba) kernels are used: numba installed and not turned off.
+
+    ``BIGSEG_COMPILED=0`` in the environment of the processes that run the kernels (the
+    workers) turns them off; ``bigseg segment`` does so for a local cluster of workers
+    smaller than :data:`bigseg.cli.COMPILED_MIN_WORKER`, where numba's memory would be a
+    large part of each worker's.
+    """
+    if os.environ.get(COMPILED_VARIABLE, "1").strip() == "0":
+        return False
+    return _numba_installed()
+
+
+@functools.cache
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
 
 
 def _box_extreme(values, size, maximum: bool, keep, buffers: list) -> np.ndarray:
