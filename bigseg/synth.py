@@ -31,7 +31,15 @@ from .io import write_ngff_image
 from .pipeline.outputs import check_synthetic_replaceable
 from .stack import SPATIAL
 
-__all__ = ["KINDS", "make_truth", "moving_truth", "render", "synth", "synth_kind"]
+__all__ = [
+    "KINDS",
+    "make_truth",
+    "moving_truth",
+    "render",
+    "synth",
+    "synth_kind",
+    "write_ctc_truth",
+]
 
 MAX_VALUE = 4095  # 12-bit camera range
 
@@ -627,6 +635,7 @@ def synth(
     difficulty: str = "easy",
     kind: str | None = None,
     render_options: dict | None = None,
+    frame_interval_s: float | None = None,
     **truth_options: object,
 ) -> tuple[Path, Path]:
     """Write a synthetic OME-Zarr stack and its truth table.
@@ -656,8 +665,14 @@ def synth(
     render_options : dict, optional
         Passed to :func:`render` (over the difficulty's or kind's): ``offset``,
         ``autofluorescence``, ``illumination``, ``texture``, ``max_value`` ...
+    frame_interval_s : float, optional
+        Seconds between time points, written as the scale of the image's ``t`` axis.
     **truth_options
-        Passed to :func:`make_truth` (over the difficulty's or kind's options).
+        Passed to :func:`make_truth` (over the difficulty's or kind's options);
+        ``motion_um`` and ``divisions`` make moving, dividing nuclei whose true lineage
+        is written too, in the Cell Tracking Challenge's format
+        (``<name>_ctc/TRA/man_track.txt`` and a marker mask per time point,
+        :func:`write_ctc_truth`).
 
     Returns
     -------
@@ -706,9 +721,95 @@ def synth(
         scale=dict(zip(SPATIAL, scale)),
         name="synthetic",
         overwrite=True,  # checked above: only a synthetic stack bigseg wrote
+        frame_interval_s=frame_interval_s if t > 1 else None,
     )
     truth.to_csv(truth_path, index=False)
+    if "track_id" in truth:
+        write_ctc_truth(truth, shape, scale, ctc_truth_path_for(path), t=t)
     return path, truth_path
+
+
+#: The CTC truth's markers are spheres of this fraction of each nucleus's radius.
+MARKER_FRACTION = 0.5
+
+
+def ctc_truth_path_for(image_path: str | os.PathLike) -> Path:
+    """Where :func:`synth` writes the CTC truth of ``image_path``: ``<name>_ctc``."""
+    truth = truth_path_for(image_path)
+    return truth.with_name(truth.name[: -len("_truth.csv")] + "_ctc")
+
+
+def write_ctc_truth(
+    truth: pd.DataFrame,
+    shape: Sequence[int],
+    scale: Sequence[float],
+    directory: str | os.PathLike,
+    *,
+    t: int,
+) -> Path:
+    """Write a lineage truth table in the Cell Tracking Challenge's format.
+
+    ``directory/TRA/man_track.txt`` (``L B E P`` per track) and one marker mask per
+    time point, ``TRA/man_track000.tif`` ...: each nucleus a sphere of
+    :data:`MARKER_FRACTION` of its radius, labelled by its track.  Only a folder of
+    bigseg's synthetic truth is replaced.
+
+    Returns
+    -------
+    Path
+        ``directory``.
+    """
+    from .io.ctc import ctc_dtype, frame_name, write_lineage, write_mask
+
+    directory = Path(directory)
+    tra = directory / "TRA"
+    if directory.exists():
+        names = set(os.listdir(directory))
+        inner = set(os.listdir(tra)) if tra.is_dir() else set()
+        ours = names <= {"TRA"} and all(
+            n == "man_track.txt" or (n.startswith("man_track") and n.endswith(".tif"))
+            for n in inner
+        )
+        if not ours:
+            raise InputError(
+                f"{str(directory)!r} exists and is not a CTC truth that bigseg wrote; it was "
+                "left untouched. Choose another name."
+            )
+        for n in inner:
+            (tra / n).unlink()
+    tra.mkdir(parents=True, exist_ok=True)
+    g = truth.groupby("track_id", sort=True)
+    rows = pd.DataFrame(
+        {
+            "L": g["t"].min().index,
+            "B": g["t"].min(),
+            "E": g["t"].max(),
+            "P": g["parent_track_id"].first(),
+        }
+    )
+    dtype = ctc_dtype(int(rows["L"].max()) if len(rows) else 0)
+    write_lineage(rows.astype(np.int64), tra / "man_track.txt")
+    sc = np.asarray(scale, float)
+    shape = tuple(int(v) for v in shape)
+    axes = [np.arange(n) * step for n, step in zip(shape, sc)]
+    for ti in range(int(t)):
+        mask = np.zeros(shape, np.int64)
+        for row in truth[truth["t"] == ti].itertuples(index=False):
+            reach = MARKER_FRACTION * row.r_um
+            c = (row.z_um, row.y_um, row.x_um)
+            idx = [np.flatnonzero(np.abs(a - v) <= reach) for a, v in zip(axes, c)]
+            if shape[0] == 1:
+                idx[0] = np.array([0])
+            if not all(i.size for i in idx):
+                continue
+            dz = 0.0 if shape[0] == 1 else (axes[0][idx[0]] - c[0])[:, None, None]
+            d2 = dz**2 + (axes[1][idx[1]] - c[1])[None, :, None] ** 2
+            d2 = d2 + (axes[2][idx[2]] - c[2])[None, None, :] ** 2
+            region = np.ix_(*idx)
+            inside = d2 <= reach**2
+            mask[region] = np.where(inside, row.track_id, mask[region])
+        write_mask(mask, tra / frame_name("man_track", ti, t), dtype)
+    return directory
 
 
 def truth_path_for(image_path: str | os.PathLike) -> Path:

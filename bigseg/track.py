@@ -33,20 +33,19 @@ starts a new track.  :func:`track` does all of this in memory for one table;
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
 
-from ._errors import InputError
+from .params import TrackParams
 
 __all__ = [
     "LINK_COLUMNS",
     "TRACK_COLUMNS",
     "TrackParams",
+    "ctc_tracks",
     "frame_links",
     "gaps_and_divisions",
     "track",
@@ -85,53 +84,6 @@ TRACK_COLUMNS: dict[str, str] = {
 _ALONE = 1.0
 # Sparse solvers drop explicit zeros: every edge weighs at least this.
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class TrackParams:
-    """Tracking parameters; distances in µm.
-
-    Attributes
-    ----------
-    search_radius : float
-        Farthest a nucleus may move between consecutive time points, µm (a gap
-        over one missing time point may span twice as far, a daughter as far).
-    gap_closing : bool
-        Close gaps of one missing time point.
-    divisions : bool
-        Detect divisions (one mother, two daughters).
-    volume_weight : float
-        Weight of the squared log2 change of volume (area in 2D images) in a link's cost.
-    intensity_weight : float
-        Weight of the squared log2 change of mean intensity.
-    gap_cost : float
-        Extra cost of closing a gap.
-    division_cost : float
-        Extra cost of a division.
-    """
-
-    search_radius: float = 8.0
-    gap_closing: bool = True
-    divisions: bool = True
-    volume_weight: float = 0.5
-    intensity_weight: float = 0.25
-    gap_cost: float = 0.5
-    division_cost: float = 0.25
-
-    def __post_init__(self) -> None:
-        if not np.isfinite(self.search_radius) or self.search_radius <= 0:
-            raise InputError(
-                f"search_radius={self.search_radius} must be a positive distance in µm "
-                "(how far a nucleus moves between time points)."
-            )
-        for name in ("volume_weight", "intensity_weight", "gap_cost", "division_cost"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise InputError(f"{name}={value} must be a finite number >= 0.")
-
-    def to_dict(self) -> dict:
-        """Plain dict, for ``run.json``."""
-        return asdict(self)
 
 
 def empty_links() -> pd.DataFrame:
@@ -512,3 +464,50 @@ def track(
     out.iloc[order, out.columns.get_loc("track_id")] = track_id
     out.iloc[order, out.columns.get_loc("parent_track_id")] = parent
     return out, tracks_table(out, frame_interval_s=frame_interval_s)
+
+
+def ctc_tracks(nuclei: pd.DataFrame, times: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Labels and lineage of tracked nuclei in the Cell Tracking Challenge's format.
+
+    A CTC track is present in every frame from its first to its last, so a track
+    of bigseg with a closed gap becomes one CTC track per unbroken piece, each
+    piece the parent of the next; frames are positions in ``times``.
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        ``t``, ``track_id`` and ``parent_track_id`` of tracked nuclei.
+    times : array of int
+        The run's time points in order.
+
+    Returns
+    -------
+    (ndarray, pandas.DataFrame)
+        The CTC label of each nucleus (in the order of ``nuclei``), and the rows of
+        ``res_track.txt``: ``L, B, E, P`` (label, first and last frame, parent label).
+    """
+    times = np.asarray(times, np.int64)
+    t = nuclei["t"].to_numpy().astype(np.int64)
+    frame = np.searchsorted(times, t)
+    track = nuclei["track_id"].to_numpy(np.int64)
+    parent = nuclei["parent_track_id"].to_numpy(np.int64)
+    order = np.lexsort((frame, track))
+    ft, tt = frame[order], track[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (tt[1:] != tt[:-1]) | (ft[1:] - ft[:-1] > 1)
+    piece = np.cumsum(new)  # CTC labels 1..K, by track then time
+    label = np.empty(len(order), np.int64)
+    label[order] = piece
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(order)) - 1
+    rows = pd.DataFrame({"L": piece[starts], "B": ft[starts], "E": ft[ends], "track": tt[starts]})
+    first_piece = ~np.append(False, tt[starts][1:] == tt[starts][:-1])
+    last_of_track = rows.groupby("track")["L"].max()
+    parent_track = parent[order][starts]
+    p = np.where(
+        first_piece,
+        last_of_track.reindex(parent_track).fillna(0).to_numpy(np.int64),
+        rows["L"].to_numpy() - 1,
+    )
+    rows["P"] = np.where(first_piece & (parent_track == 0), 0, p)
+    return label, rows[["L", "B", "E", "P"]].astype(np.int64)

@@ -241,6 +241,7 @@ def run(
             stack, source_name, params, px, thresholds, n_nuclei, n_detections, timings
         )
         record["input"]["source_shape"] = source_shape
+        record["input"]["frame_interval_s"], record["input"]["frame_interval_source"] = interval
         record["command"] = None if command is None else [str(a) for a in command]
         record["cluster"] = cluster_settings(client)
         if stitched is not None:
