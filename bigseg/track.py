@@ -88,7 +88,12 @@ _EPS = 1e-9
 
 def empty_links() -> pd.DataFrame:
     """Return an empty links table (:data:`LINK_COLUMNS`)."""
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in LINK_COLUMNS.items()})
+    if not _EMPTY:  # built once: a typed empty frame costs ~10 ms in pandas 3
+        _EMPTY.append(pd.DataFrame({c: pd.Series(dtype=d) for c, d in LINK_COLUMNS.items()}))
+    return _EMPTY[0].copy()
+
+
+_EMPTY: list[pd.DataFrame] = []
 
 
 def _size(frame: pd.DataFrame) -> np.ndarray:

@@ -26,12 +26,14 @@ linear in the number of time points.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import dask
 import numpy as np
 import pandas as pd
+from dask.delayed import Delayed
 
 from ..io import objstore
 from ..track import (
@@ -332,15 +334,20 @@ def track_parts(
         jobs.append(linker(base, nuclei_dir, i, p, earlier, params))
     counts = pd.concat(sink(tuple(jobs), "gaps and divisions"), ignore_index=True)
     first_ids = 1 + np.concatenate([[0], np.cumsum(counts["starts"].to_numpy())[:-1]])
-    ids = dask.delayed(_ids_part, pure=False)
-    carry = None
+    # The ids pass is a chain, each task taking the open tracks of the one before: one
+    # plain graph (a chain of delayed calls would merge its graphs once per link).
+    name = f"bigseg-track-ids-{uuid.uuid4().hex}"
+    graph: dict = {}
+    previous = None
     for i, p in enumerate(parts):
         first = positions[p[0]] if p else 0
-        carry = ids(
-            carry, base, nuclei_dir, tracks_dir, i, int(first_ids[i]), p, first, i == n - 1,
-            frame_interval_s,
+        graph[(name, i)] = (
+            _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]), p, first,
+            i == n - 1, frame_interval_s,
         )  # fmt: skip
-    sink((dask.delayed(_count_rows)(carry),), "track ids")
+        previous = (name, i)
+    graph[(name, "open")] = (_count_rows, previous)
+    sink((Delayed((name, "open"), graph),), "track ids")
     return {
         "tracks": int(counts["starts"].sum()),
         "links": int(counts["links"].sum()),
