@@ -507,7 +507,7 @@ def _score_tracking_options(sco: argparse.ArgumentParser) -> None:
         metavar=("RESULT", "TRUTH"),
         help="also the Cell Tracking Challenge's DET, LNK, TRA and division scores of a CTC "
         "result folder (bigseg export-ctc) against a CTC truth folder (with TRA/), "
-        "through py-ctcmetrics (pip install 'bigseg[tracking]')",
+        "through py-ctcmetrics (pip install 'bigseg[tracking]') (default: none)",
     )
 
 
@@ -979,6 +979,12 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
     else:
         per_t = f", {counts['nuclei'] / n_t:.1f} per time point on average"
         thr = f"thresholds {min(thresholds):g} to {max(thresholds):g}"
+    tracking = (record.get("tracking") or {}).get("counts")
+    tracks = (
+        f"tracks.parquet ({tracking['tracks']} tracks, {tracking['divisions']} divisions), "
+        if tracking
+        else ""
+    )
     compute = float(record.get("timings_s", {}).get("total") or seconds)
     done = float(record.get("voxels", {}).get("computed", voxels))  # less when resumed
     text = (
@@ -990,8 +996,8 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         f"({done / compute / 1e6:.2f} Mvoxel/s, {_size(nbytes * done / voxels / compute)}/s"
         f"{' of the work not reused' if done < voxels else ''}). "
         f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
-        "detections.parquet (one row per region per plane), labels.zarr (OME-Zarr labels "
-        f"for napari) and run.json. Figures: bigseg plot {output}"
+        f"detections.parquet (one row per region per plane), {tracks}labels.zarr (OME-Zarr "
+        f"labels for napari) and run.json. Figures: bigseg plot {output}"
     )
     return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
