@@ -20,8 +20,9 @@ memory and time bounded by the nuclei of those time points:
    ended at ``s - 2`` (a gap over one missing time point, cost ``(d / search_radius)² /
    2 + ...`` plus ``gap_cost``, saving an end and a start: made below 2), or be the
    second daughter of a nucleus of ``s - 1`` whose frame link reached ``s`` (a division:
-   cost of the displacement, of the daughters' summed volume against the mother's, of
-   unequal daughters, plus ``division_cost``; saving a start: made below 1).  Both
+   cost of the displacement of the daughters' midpoint from the mother, of the daughters'
+   summed volume against the mother's, of unequal daughters, plus ``division_cost``;
+   saving a start: made below 1).  Both
    kinds compete for the same starts in one sparse assignment.
 
 A division ends the mother's track; both daughters start tracks whose
@@ -249,12 +250,14 @@ def gaps_and_divisions(
     if n_div:
         pm = mothers[POSITION].to_numpy(float)
         i, j = _candidates(pm, ps, params.search_radius)
-        d = np.linalg.norm(pm[i] - ps[j], axis=1)
         # The mother's other daughter: the target of her frame link.
         other = links.set_index("source")["target"]
         first = current.set_index("nucleus").loc[
             other.loc[mothers["nucleus"].to_numpy()].to_numpy()
         ]
+        # Daughters lie on either side of where their mother was: the displacement is
+        # the one of the daughters' midpoint.
+        d = np.linalg.norm(pm[i] - (first[POSITION].to_numpy(float)[i] + ps[j]) / 2, axis=1)
         v_m, v_1, v_2 = _size(mothers)[i], _size(first)[i], _size(starts)[j]
         c = (
             (d / params.search_radius) ** 2
