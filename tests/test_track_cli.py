@@ -59,6 +59,10 @@ def test_segment_tracks_a_series_by_default(series):
 
 
 def test_score_gives_link_division_and_ctc_scores(series, tmp_path):
+    pytest.importorskip(
+        "ctc_metrics",
+        reason="py-ctcmetrics is bigseg's optional 'tracking' extra (make test installs it)",
+    )
     out = series / "out"
     assert main(["export-ctc", str(out), str(tmp_path / "ctc")]) == 0
     masks = sorted(p.name for p in (tmp_path / "ctc").glob("mask*.tif"))
