@@ -26,7 +26,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
 __all__ = sorted(set(__all__) - {"cluster", "io", "params", "pipeline"})
 
 # Functions named like the module that holds them.
-_SAME_NAME = frozenset({"measure", "score", "segment"})
+_SAME_NAME = frozenset({"measure", "score", "segment", "track"})
 
 
 class _Package(types.ModuleType):

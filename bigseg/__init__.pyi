@@ -10,17 +10,19 @@ from ._errors import InputError, ScaleWarning
 from .cluster import link, nuclei_table
 from .io import open_stack, write_labels
 from .measure import measure
-from .params import Params
+from .params import Params, TrackParams
 from .pipeline.runner import Result, run
 from .score import score
 from .segment import global_threshold, segment
 from .stack import as_stack
+from .track import track
 
 __all__ = [
     "InputError",
     "Params",
     "Result",
     "ScaleWarning",
+    "TrackParams",
     "as_stack",
     "global_threshold",
     "link",
@@ -30,5 +32,6 @@ __all__ = [
     "run",
     "score",
     "segment",
+    "track",
     "write_labels",
 ]

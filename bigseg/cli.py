@@ -44,6 +44,8 @@ KEYWORD_FLAGS = {
     "nuclei": "--nuclei",
     "seed": "--seed",
     "difficulty": "--difficulty",
+    "search_radius": "--search-radius",
+    "frame_interval": "--frame-interval",
 }
 #: Boolean keywords whose flag takes no value.
 SWITCH_FLAGS = {"overwrite": "--overwrite", "resume": "--resume"}
@@ -140,7 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug logs of bigseg and dask's INFO logs (-vv: debug logs of everything)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_segment_parser, _synth_parser, _score_parser, _plot_parser):
+    for add in (
+        _segment_parser,
+        _track_parser,
+        _export_ctc_parser,
+        _synth_parser,
+        _score_parser,
+        _plot_parser,
+    ):
         # -v is accepted after the subcommand too (bigseg segment IN -o OUT -v).
         add(sub).add_argument(
             "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="debug logs"
@@ -274,7 +283,82 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
     seg.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors: no bars, link or summary"
     )
+    seg.add_argument(
+        "--no-track",
+        action="store_true",
+        help="do not link the nuclei across time into tracks (by default a series of more "
+        "than one time point is tracked)",
+    )
+    _tracking_options(seg)
     return seg
+
+
+def _tracking_options(parser: argparse.ArgumentParser) -> None:
+    """Add the tracking options (``segment`` and ``track``) to ``parser``."""
+    from .params import TrackParams
+
+    defaults = TrackParams()
+    group = parser.add_argument_group("tracking (time series)")
+    group.add_argument(
+        "--search-radius",
+        type=_float,
+        metavar="UM",
+        help="farthest a nucleus moves between consecutive time points, µm "
+        f"(default: {defaults.search_radius:g})",
+    )
+    group.add_argument(
+        "--frame-interval",
+        type=_float,
+        metavar="S",
+        help="seconds between time points, for speeds in µm/min (default: the input's "
+        "metadata: ImageJ finterval, OME TimeIncrement, OME-Zarr t scale)",
+    )
+    group.add_argument(
+        "--no-gaps", action="store_true", help="do not close gaps of one missing time point"
+    )
+    group.add_argument("--no-divisions", action="store_true", help="do not detect divisions")
+
+
+def _track_params(args: argparse.Namespace) -> Any:
+    """Return the :class:`bigseg.params.TrackParams` of the tracking options."""
+    from .params import TrackParams
+
+    changes: dict[str, Any] = {}
+    if args.search_radius is not None:
+        changes["search_radius"] = args.search_radius
+    if args.no_gaps:
+        changes["gap_closing"] = False
+    if args.no_divisions:
+        changes["divisions"] = False
+    return TrackParams(**changes)
+
+
+def _track_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``track`` subcommand and its options to ``sub``."""
+    trk = sub.add_parser(
+        "track",
+        help="link the nuclei of a finished output across time again",
+        description="Track the nuclei of a finished output (of more than one time point) "
+        "again, with other parameters, without segmenting: nuclei.parquet's track columns, "
+        "tracks.parquet and run.json are replaced, each table at once.",
+    )
+    trk.add_argument("result", help="output directory of 'bigseg segment'")
+    _tracking_options(trk)
+    trk.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return trk
+
+
+def _export_ctc_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``export-ctc`` subcommand to ``sub``."""
+    exp = sub.add_parser(
+        "export-ctc",
+        help="write a tracked output in the Cell Tracking Challenge format",
+        description="Write res_track.txt and one mask per time point (mask000.tif ...), "
+        "labelled by track, into a new folder.",
+    )
+    exp.add_argument("result", help="output directory of 'bigseg segment' (tracked)")
+    exp.add_argument("directory", help="folder to write (new or empty)")
+    return exp
 
 
 def _synth_parser(sub: Any) -> argparse.ArgumentParser:
@@ -365,7 +449,32 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
         "--texture", type=_float, help="nuclear texture, a fraction of brightness (default: 0)"
     )
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
+    _synth_motion_options(syn)
     return syn
+
+
+def _synth_motion_options(syn: argparse.ArgumentParser) -> None:
+    """Add the options of moving, dividing nuclei (``synth --t N``) to ``syn``."""
+    syn.add_argument(
+        "--motion",
+        type=_float,
+        metavar="UM",
+        help="with --t N: the nuclei move about UM µm per time point (each its own velocity; "
+        "paths cross) instead of being drawn anew, and the true lineage is written "
+        "(<name>_ctc/TRA, the Cell Tracking Challenge format) (default: drawn anew)",
+    )
+    syn.add_argument(
+        "--divisions",
+        type=_float,
+        metavar="P",
+        help="with --motion: chance per nucleus and time point of a division (default: 0)",
+    )
+    syn.add_argument(
+        "--frame-interval",
+        type=_float,
+        metavar="S",
+        help="seconds between time points, written as the t scale (default: none)",
+    )
 
 
 def _score_parser(sub: Any) -> argparse.ArgumentParser:
@@ -385,7 +494,20 @@ def _score_parser(sub: Any) -> argparse.ArgumentParser:
         help="match distance in µm (default: half each true radius)",
     )
     sco.add_argument("--json", action="store_true", help="print the scores as JSON")
+    _score_tracking_options(sco)
     return sco
+
+
+def _score_tracking_options(sco: argparse.ArgumentParser) -> None:
+    """Add the tracking measures' options to the ``score`` parser."""
+    sco.add_argument(
+        "--ctc",
+        nargs=2,
+        metavar=("RESULT", "TRUTH"),
+        help="also the Cell Tracking Challenge's DET, LNK, TRA and division scores of a CTC "
+        "result folder (bigseg export-ctc) against a CTC truth folder (with TRA/), "
+        "through py-ctcmetrics (pip install 'bigseg[tracking]') (default: none)",
+    )
 
 
 def _plot_parser(sub: Any) -> argparse.ArgumentParser:
@@ -426,7 +548,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
             args.command_line = ["bigseg", *map(str, argv)]
             _configure_logging(args.verbose, getattr(args, "quiet", False))
-            command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
+            command = {
+                "segment": _segment,
+                "track": _track,
+                "export-ctc": _export_ctc,
+                "synth": _synth,
+                "score": _score,
+                "plot": _plot,
+            }
             return command[args.command](args)
         except InputError as exc:  # the library names its parameters, the command its flags
             print(f"bigseg: error: {as_flags(str(exc))}", file=sys.stderr)
@@ -810,6 +939,8 @@ def _segment(args: argparse.Namespace) -> int:
             t=args.t,
             resume=args.resume,
             command=getattr(args, "command_line", None),
+            track=False if args.no_track else _track_params(args),
+            frame_interval=args.frame_interval,
         )
     seconds = time.perf_counter() - started
     log.debug("timings (s): %s", result.record.get("timings_s"))
@@ -821,6 +952,39 @@ def _segment(args: argparse.Namespace) -> int:
                 f"Resumed: {blocks['reused']} of {blocks['total']} blocks came from the "
                 "interrupted run."
             )
+    return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from .pipeline.retrack import retrack
+
+    entry = retrack(
+        args.result,
+        params=_track_params(args),
+        frame_interval=args.frame_interval,
+        progress=not args.no_progress and sys.stdout.isatty(),
+        command=getattr(args, "command_line", None),
+    )
+    print(tracking_summary(entry, args.result))
+    return 0
+
+
+def tracking_summary(entry: dict, output: Any) -> str:
+    """One line on the tracks of a run (``run.json``'s ``tracking`` entry)."""
+    counts = entry.get("counts") or {}
+    interval = entry.get("frame_interval_s")
+    speed = f", frame interval {interval:g} s" if interval else ", frame interval unknown"
+    return (
+        f"Tracked {output}: {counts.get('tracks', 0)} tracks, {counts.get('divisions', 0)} "
+        f"divisions, {counts.get('gaps', 0)} gaps closed{speed}."
+    )
+
+
+def _export_ctc(args: argparse.Namespace) -> int:
+    from .pipeline.export import export_ctc
+
+    target = export_ctc(args.result, args.directory)
+    print(f"Wrote res_track.txt and the masks of {args.result} in {target}/.")
     return 0
 
 
@@ -873,6 +1037,12 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
     else:
         per_t = f", {counts['nuclei'] / n_t:.1f} per time point on average"
         thr = f"thresholds {min(thresholds):g} to {max(thresholds):g}"
+    tracking = (record.get("tracking") or {}).get("counts")
+    tracks = (
+        f"tracks.parquet ({tracking['tracks']} tracks, {tracking['divisions']} divisions), "
+        if tracking
+        else ""
+    )
     compute = float(record.get("timings_s", {}).get("total") or seconds)
     done = float(record.get("voxels", {}).get("computed", voxels))  # less when resumed
     text = (
@@ -884,8 +1054,8 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         f"({done / compute / 1e6:.2f} Mvoxel/s, {_size(nbytes * done / voxels / compute)}/s"
         f"{' of the work not reused' if done < voxels else ''}). "
         f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
-        "detections.parquet (one row per region per plane), labels.zarr (OME-Zarr labels "
-        f"for napari) and run.json. Figures: bigseg plot {output}"
+        f"detections.parquet (one row per region per plane), {tracks}labels.zarr (OME-Zarr "
+        f"labels for napari) and run.json. Figures: bigseg plot {output}"
     )
     return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
@@ -905,9 +1075,17 @@ def _synth(args: argparse.Namespace) -> int:
         kind=args.kind,
         render_options=_given(args, "offset", "autofluorescence", "illumination", "texture")
         | ({"max_value": 65535} if args.offset is not None else {}),
+        frame_interval_s=args.frame_interval,
         **_given(args, "radius_um", "radius_px", "brightness_spread", "touching", "mitotic"),
+        **({"motion_um": args.motion} if args.motion is not None else {}),
+        **_given(args, "divisions"),
     )
-    print(f"Wrote {image} and its truth table {truth}.")
+    lineage = ""
+    if args.motion is not None and args.t > 1:
+        from .synth import ctc_truth_path_for
+
+        lineage = f" and its lineage {ctc_truth_path_for(image)}/TRA"
+    print(f"Wrote {image} and its truth table {truth}{lineage}.")
     return 0
 
 
@@ -924,8 +1102,23 @@ def _score(args: argparse.Namespace) -> int:
     from .io import read_table
     from .score import score
 
-    result = score(read_table(args.nuclei), read_table(args.truth), tolerance_um=args.tolerance)
-    print(json.dumps(result.as_dict()) if args.json else str(result))
+    found, truth = read_table(args.nuclei), read_table(args.truth)
+    result = score(found, truth, tolerance_um=args.tolerance)
+    scores = result.as_dict()
+    lines = [str(result)]
+    if "track_id" in found and "track_id" in truth:  # both tracked: links and divisions
+        from .score import track_scores
+
+        tracks = track_scores(found, truth, tolerance_um=args.tolerance)
+        scores["tracking"] = tracks.as_dict()
+        lines.append(str(tracks))
+    if args.ctc:
+        from .score import ctc_scores
+
+        scores["ctc"] = ctc_scores(*args.ctc)
+        shown = {k: v for k, v in scores["ctc"].items() if k in ("DET", "LNK", "TRA", "BC(1)")}
+        lines.append("CTC: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items() if v is not None))
+    print(json.dumps(scores) if args.json else "\n".join(lines))
     return 0
 
 

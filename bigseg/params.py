@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ._errors import InputError
 
-__all__ = ["PRESETS", "Params", "PixelParams", "add_preset"]
+__all__ = ["PRESETS", "Params", "PixelParams", "TrackParams", "add_preset"]
 
 #: Names of the presets, one per segmentation method (:mod:`bigseg.methods`).
 PRESET_NAMES: list[str] = ["default", "seed"]
@@ -205,3 +205,50 @@ def add_preset(name: str, **overrides: float | None) -> None:
         PRESET_NAMES.append(name)
     if name not in PRESETS:
         PRESETS[name] = Params(preset=name, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    """Tracking parameters; distances in µm.
+
+    Attributes
+    ----------
+    search_radius : float
+        Farthest a nucleus may move between consecutive time points, µm (a gap
+        over one missing time point may span twice as far, a daughter as far).
+    gap_closing : bool
+        Close gaps of one missing time point.
+    divisions : bool
+        Detect divisions (one mother, two daughters).
+    volume_weight : float
+        Weight of the squared log2 change of volume (area in 2D images) in a link's cost.
+    intensity_weight : float
+        Weight of the squared log2 change of mean intensity.
+    gap_cost : float
+        Extra cost of closing a gap.
+    division_cost : float
+        Extra cost of a division.
+    """
+
+    search_radius: float = 8.0
+    gap_closing: bool = True
+    divisions: bool = True
+    volume_weight: float = 0.5
+    intensity_weight: float = 0.25
+    gap_cost: float = 0.5
+    division_cost: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.search_radius) or self.search_radius <= 0:
+            raise InputError(
+                f"search_radius={self.search_radius} must be a positive distance in µm "
+                "(how far a nucleus moves between time points)."
+            )
+        for name in ("volume_weight", "intensity_weight", "gap_cost", "division_cost"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise InputError(f"{name}={value} must be a finite number >= 0.")
+
+    def to_dict(self) -> dict:
+        """Plain dict, for ``run.json``."""
+        return dataclasses.asdict(self)

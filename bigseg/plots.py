@@ -655,7 +655,9 @@ def napari_layers(
     Returns
     -------
     list of (data, dict, str)
-        ``image``, ``labels`` and ``points`` layer data, in that order.
+        ``image``, ``labels`` and ``points`` layer data, in that order, and a
+        ``tracks`` layer (rows ``track_id, t, z, y, x``, the lineage as its ``graph``:
+        each daughter track to its mother) when the run tracked its nuclei.
     """
     from .io import MAX_LISTED_LABELS, open_stack, read_table
 
@@ -698,11 +700,31 @@ def napari_layers(
         "features": nuclei,
         **place,
     }
-    return [
+    layers = [
         (stack.data, {"name": name, **place}, "image"),
         (labels.data, label_kwargs, "labels"),
         (centres, points_kwargs, "points"),
     ]
+    if "track_id" in nuclei and lead:
+        layers.append(_tracks_layer(nuclei, centres, place))
+    return layers
+
+
+def _tracks_layer(nuclei: pd.DataFrame, centres: np.ndarray, place: dict) -> tuple:
+    """Return napari's tracks layer: ``(track_id, t, z, y, x)`` rows, the lineage as graph."""
+    track = nuclei["track_id"].to_numpy(np.int64)
+    order = np.lexsort((centres[:, 0], track))
+    data = np.column_stack([track[order].astype(np.float64), centres[order]])
+    parents = nuclei.groupby("track_id")["parent_track_id"].first()
+    graph = {int(k): [int(v)] for k, v in parents.items() if v > 0}
+    kwargs = {
+        "name": "tracks",
+        "graph": graph,
+        "features": nuclei.iloc[order].reset_index(drop=True),
+        "tail_length": 10,
+        **place,
+    }
+    return data, kwargs, "tracks"
 
 
 def _run_input(

@@ -31,7 +31,15 @@ from .io import write_ngff_image
 from .pipeline.outputs import check_synthetic_replaceable
 from .stack import SPATIAL
 
-__all__ = ["KINDS", "make_truth", "render", "synth", "synth_kind"]
+__all__ = [
+    "KINDS",
+    "make_truth",
+    "moving_truth",
+    "render",
+    "synth",
+    "synth_kind",
+    "write_ctc_truth",
+]
 
 MAX_VALUE = 4095  # 12-bit camera range
 
@@ -188,6 +196,8 @@ def make_truth(
     radius_px: tuple[float, float] | None = None,
     mitotic: float = 0.0,
     mitotic_brightness: float = 3.0,
+    motion_um: float | None = None,
+    divisions: float = 0.0,
 ) -> pd.DataFrame:
     """Draw nucleus centres, radii and brightness: the truth table.
 
@@ -224,12 +234,22 @@ def make_truth(
         within 15 % of the smallest radius, ``mitotic_brightness`` times as bright.
     mitotic_brightness : float
         How much brighter the mitotic nuclei are.
+    motion_um : float, optional
+        With ``t > 1``: the nuclei of the first time point move instead of being drawn
+        anew at every time point, each with its own velocity of about ``motion_um`` µm
+        per time point in a random direction (paths cross; a move that would make two
+        nuclei overlap turns the nucleus instead), and the table gains the true
+        lineage (:func:`moving_truth`).
+    divisions : float
+        With ``motion_um``: the chance per nucleus and time point that it divides into
+        two daughters of half its volume.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``nucleus, t, z, y, x`` (px), ``z_um, y_um, x_um``, ``r_um``,
-        ``brightness``.
+        ``brightness``; with ``motion_um`` also ``track_id`` and ``parent_track_id``
+        (0: none).
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:
@@ -241,6 +261,17 @@ def make_truth(
         radius_um = (float(radius_px[0]) * pixel, float(radius_px[1]) * pixel)
     if not 0 <= mitotic <= 1:
         raise InputError(f"mitotic={mitotic} must be a fraction from 0 to 1.")
+    if motion_um is not None and t > 1:
+        first = make_truth(
+            shape, nuclei, scale=scale, t=1, radius_um=radius_um, brightness=brightness,
+            seed=seed, min_separation=min_separation, brightness_spread=brightness_spread,
+            touching=touching, stacked=stacked, saturated=saturated, mitotic=mitotic,
+            mitotic_brightness=mitotic_brightness,
+        )  # fmt: skip
+        return moving_truth(
+            first, shape, t=t, scale=scale, motion_um=motion_um, divisions=divisions,
+            seed=seed, min_separation=min_separation,
+        )  # fmt: skip
     rng = np.random.default_rng(seed)
     extent = np.array(shape) * np.asarray(scale, float)
     rows = []
@@ -279,6 +310,141 @@ def make_truth(
         df[name] = df[f"{name}_um"] / step
     df.insert(0, "nucleus", np.arange(1, len(df) + 1))
     return df[["nucleus", "t", "z", "y", "x", "z_um", "y_um", "x_um", "r_um", "brightness"]]
+
+
+#: Daughters of a division are placed this many times the sum of their radii apart.
+DAUGHTER_SPACING = 1.1
+#: A daughter grows back to its mother's radius by this factor per time point.
+GROWTH = 1.02
+
+
+def moving_truth(
+    first: pd.DataFrame,
+    shape: Sequence[int],
+    *,
+    t: int,
+    scale: Sequence[float],
+    motion_um: float = 1.0,
+    divisions: float = 0.0,
+    seed: int = 0,
+    min_separation: float = 1.1,
+) -> pd.DataFrame:
+    """Move the nuclei of one time point through ``t`` time points, with divisions.
+
+    Each nucleus keeps a velocity of ``motion_um`` µm per time point (times a
+    factor from 0.75 to 1.25, in a random direction, in the plane for 2D
+    images) that turns a little every time point; a nucleus that would leave
+    the stack or come closer to another than ``min_separation`` times the sum
+    of their radii turns at random instead (and stays where it is when no
+    direction is free).  With chance ``divisions`` per time point a nucleus
+    divides: two daughters of half its volume, ``DAUGHTER_SPACING`` times the sum of
+    their radii apart along a random axis, moving apart; each grows back to the
+    mother's radius.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The truth table (:func:`make_truth`'s columns) with ``track_id`` and
+        ``parent_track_id``: a track is a nucleus between divisions, the parent of
+        a daughter's track the mother's.
+    """
+    rng = np.random.default_rng([seed, 16])
+    sc = np.asarray(scale, float)
+    extent = np.array([int(v) for v in shape]) * sc
+    planar = int(shape[0]) == 1
+    n = len(first)
+    pos = first[["z_um", "y_um", "x_um"]].to_numpy(float).copy()
+    r = first["r_um"].to_numpy(float).copy()
+    full = r.copy()
+    bright = first["brightness"].to_numpy(float).copy()
+    track = np.arange(1, n + 1, dtype=np.int64)
+    parent = np.zeros(n, np.int64)
+    vel = _directions(rng, n, planar) * motion_um * rng.uniform(0.75, 1.25, (n, 1))
+    next_track = n + 1
+    frames = []
+    for ti in range(t):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "t": ti, "z_um": pos[:, 0], "y_um": pos[:, 1], "x_um": pos[:, 2], "r_um": r,
+                    "brightness": bright, "track_id": track, "parent_track_id": parent,
+                }
+            )
+        )  # fmt: skip
+        if ti == t - 1:
+            break
+        divide = rng.uniform(size=len(pos)) < divisions
+        for k in np.flatnonzero(divide):
+            rd = r[k] / 2 ** (1 / 3)
+            axis = _directions(rng, 1, planar)[0]
+            half = DAUGHTER_SPACING * rd
+            a, b = pos[k] + axis * half, pos[k] - axis * half
+            if not (_inside(a, rd, extent, sc, planar) and _inside(b, rd, extent, sc, planar)):
+                continue
+            others = np.delete(np.arange(len(pos)), k)
+            if not (
+                _free(a, rd, pos[others], r[others], min_separation)
+                and _free(b, rd, pos[others], r[others], min_separation)
+            ):
+                continue
+            speed = np.linalg.norm(vel[k])
+            pos = np.vstack([pos, b])
+            pos[k] = a
+            vel = np.vstack([vel, -axis * speed])
+            vel[k] = axis * speed
+            r = np.append(r, rd)
+            r[k] = rd
+            full = np.append(full, full[k])
+            bright = np.append(bright, bright[k])
+            parent = np.append(parent, track[k])
+            parent[k] = track[k]
+            track = np.append(track, next_track + 1)
+            track[k] = next_track
+            next_track += 2
+        for k in rng.permutation(len(pos)):
+            turn = _directions(rng, 1, planar)[0] * 0.2 * np.linalg.norm(vel[k])
+            step = vel[k] + turn
+            step *= np.linalg.norm(vel[k]) / max(np.linalg.norm(step), 1e-12)
+            others = np.delete(np.arange(len(pos)), k)
+            for _ in range(8):
+                target = pos[k] + step
+                if _inside(target, r[k], extent, sc, planar) and _free(
+                    target, r[k], pos[others], r[others], min_separation
+                ):
+                    pos[k], vel[k] = target, step
+                    break
+                step = _directions(rng, 1, planar)[0] * np.linalg.norm(vel[k])
+        r = np.minimum(r * GROWTH, full)
+    df = pd.concat(frames, ignore_index=True)
+    for name, step in zip(SPATIAL, sc):
+        df[name] = df[f"{name}_um"] / step
+    df.insert(0, "nucleus", np.arange(1, len(df) + 1))
+    columns = ["nucleus", "t", "z", "y", "x", "z_um", "y_um", "x_um", "r_um", "brightness"]
+    return df[[*columns, "track_id", "parent_track_id"]]
+
+
+def _directions(rng: np.random.Generator, n: int, planar: bool) -> np.ndarray:
+    """``n`` random unit vectors (in the y/x plane for 2D images)."""
+    v = rng.normal(size=(n, 3))
+    if planar:
+        v[:, 0] = 0.0
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def _inside(c: np.ndarray, r: float, extent: np.ndarray, scale: np.ndarray, planar: bool) -> bool:
+    """Whether a nucleus of radius ``r`` at ``c`` lies whole in y/x and its centre in z."""
+    lo = np.array([0.0, r, r])
+    hi = extent - np.array([scale[0], r, r])
+    if planar:
+        return bool(np.all(c[1:] >= lo[1:]) and np.all(c[1:] <= hi[1:]))
+    return bool(np.all(c >= lo) and np.all(c <= hi))
+
+
+def _free(c: np.ndarray, r: float, others: np.ndarray, radii: np.ndarray, sep: float) -> bool:
+    """Whether a nucleus at ``c`` keeps ``sep`` times the sum of radii from the others."""
+    if len(others) == 0:
+        return True
+    return bool(np.all(np.linalg.norm(others - c, axis=1) >= sep * (radii + r)))
 
 
 def _brightness(
@@ -469,6 +635,7 @@ def synth(
     difficulty: str = "easy",
     kind: str | None = None,
     render_options: dict | None = None,
+    frame_interval_s: float | None = None,
     **truth_options: object,
 ) -> tuple[Path, Path]:
     """Write a synthetic OME-Zarr stack and its truth table.
@@ -498,8 +665,14 @@ def synth(
     render_options : dict, optional
         Passed to :func:`render` (over the difficulty's or kind's): ``offset``,
         ``autofluorescence``, ``illumination``, ``texture``, ``max_value`` ...
+    frame_interval_s : float, optional
+        Seconds between time points, written as the scale of the image's ``t`` axis.
     **truth_options
-        Passed to :func:`make_truth` (over the difficulty's or kind's options).
+        Passed to :func:`make_truth` (over the difficulty's or kind's options);
+        ``motion_um`` and ``divisions`` make moving, dividing nuclei whose true lineage
+        is written too, in the Cell Tracking Challenge's format
+        (``<name>_ctc/TRA/man_track.txt`` and a marker mask per time point,
+        :func:`write_ctc_truth`).
 
     Returns
     -------
@@ -548,9 +721,95 @@ def synth(
         scale=dict(zip(SPATIAL, scale)),
         name="synthetic",
         overwrite=True,  # checked above: only a synthetic stack bigseg wrote
+        frame_interval_s=frame_interval_s if t > 1 else None,
     )
     truth.to_csv(truth_path, index=False)
+    if "track_id" in truth:
+        write_ctc_truth(truth, shape, scale, ctc_truth_path_for(path), t=t)
     return path, truth_path
+
+
+#: The CTC truth's markers are spheres of this fraction of each nucleus's radius.
+MARKER_FRACTION = 0.5
+
+
+def ctc_truth_path_for(image_path: str | os.PathLike) -> Path:
+    """Where :func:`synth` writes the CTC truth of ``image_path``: ``<name>_ctc``."""
+    truth = truth_path_for(image_path)
+    return truth.with_name(truth.name[: -len("_truth.csv")] + "_ctc")
+
+
+def write_ctc_truth(
+    truth: pd.DataFrame,
+    shape: Sequence[int],
+    scale: Sequence[float],
+    directory: str | os.PathLike,
+    *,
+    t: int,
+) -> Path:
+    """Write a lineage truth table in the Cell Tracking Challenge's format.
+
+    ``directory/TRA/man_track.txt`` (``L B E P`` per track) and one marker mask per
+    time point, ``TRA/man_track000.tif`` ...: each nucleus a sphere of
+    :data:`MARKER_FRACTION` of its radius, labelled by its track.  Only a folder of
+    bigseg's synthetic truth is replaced.
+
+    Returns
+    -------
+    Path
+        ``directory``.
+    """
+    from .io.ctc import ctc_dtype, frame_name, write_lineage, write_mask
+
+    directory = Path(directory)
+    tra = directory / "TRA"
+    if directory.exists():
+        names = set(os.listdir(directory))
+        inner = set(os.listdir(tra)) if tra.is_dir() else set()
+        ours = names <= {"TRA"} and all(
+            n == "man_track.txt" or (n.startswith("man_track") and n.endswith(".tif"))
+            for n in inner
+        )
+        if not ours:
+            raise InputError(
+                f"{str(directory)!r} exists and is not a CTC truth that bigseg wrote; it was "
+                "left untouched. Choose another name."
+            )
+        for n in inner:
+            (tra / n).unlink()
+    tra.mkdir(parents=True, exist_ok=True)
+    g = truth.groupby("track_id", sort=True)
+    rows = pd.DataFrame(
+        {
+            "L": g["t"].min().index,
+            "B": g["t"].min(),
+            "E": g["t"].max(),
+            "P": g["parent_track_id"].first(),
+        }
+    )
+    dtype = ctc_dtype(int(rows["L"].max()) if len(rows) else 0)
+    write_lineage(rows.astype(np.int64), tra / "man_track.txt")
+    sc = np.asarray(scale, float)
+    shape = tuple(int(v) for v in shape)
+    axes = [np.arange(n) * step for n, step in zip(shape, sc)]
+    for ti in range(int(t)):
+        mask = np.zeros(shape, np.int64)
+        for row in truth[truth["t"] == ti].itertuples(index=False):
+            reach = MARKER_FRACTION * row.r_um
+            c = (row.z_um, row.y_um, row.x_um)
+            idx = [np.flatnonzero(np.abs(a - v) <= reach) for a, v in zip(axes, c)]
+            if shape[0] == 1:
+                idx[0] = np.array([0])
+            if not all(i.size for i in idx):
+                continue
+            dz = 0.0 if shape[0] == 1 else (axes[0][idx[0]] - c[0])[:, None, None]
+            d2 = dz**2 + (axes[1][idx[1]] - c[1])[None, :, None] ** 2
+            d2 = d2 + (axes[2][idx[2]] - c[2])[None, None, :] ** 2
+            region = np.ix_(*idx)
+            inside = d2 <= reach**2
+            mask[region] = np.where(inside, row.track_id, mask[region])
+        write_mask(mask, tra / frame_name("man_track", ti, t), dtype)
+    return directory
 
 
 def truth_path_for(image_path: str | os.PathLike) -> Path:

@@ -71,6 +71,8 @@ def test_summary_is_one_paragraph_with_counts_speed_and_outputs(series_run):
     assert "2 time points of 6 x 64 x 64 uint16" in text
     assert "Took 12.5 s" in text and "Mvoxel/s" in text
     assert "labels.zarr" in text and "bigseg plot out" in text
+    tracks = result.record["tracking"]["counts"]["tracks"]
+    assert f"tracks.parquet ({tracks} tracks" in text  # a series is tracked
     assert "\n\n" not in wrapped and max(len(line) for line in wrapped.splitlines()) <= 100
 
 

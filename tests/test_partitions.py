@@ -13,6 +13,7 @@ import bigseg.pipeline.partitions as partitions
 import bigseg.pipeline.runner as runner
 from bigseg import link, nuclei_table, run
 from bigseg.stack import scale_of
+from bigseg.track import track
 
 from .conftest import synthetic
 
@@ -42,7 +43,12 @@ def test_tables_are_partitioned_datasets_readable_by_pandas_pyarrow_and_dask(ser
     whole = link(detections, params=params, scale=scale_of(series))
     np.testing.assert_array_equal(whole["nucleus"], result.detections["nucleus"])
     nuclei = partitions.integer_columns(nuclei_table(whole, scale=scale_of(series)), np.arange(4))
+    # ... and the same tracks as tracking the whole table at once, in memory.
+    nuclei, tracks = track(nuclei, times=np.arange(4))
     pd.testing.assert_frame_equal(nuclei, result.nuclei, check_exact=False, rtol=1e-12)
+    # (tracks.parquet holds each track in the part where it ends)
+    found = result.tracks.sort_values("track_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(tracks, found, check_exact=False, rtol=1e-12)
     assert (tmp_path / "out" / "nuclei.csv").exists()
 
 

@@ -213,8 +213,8 @@ def test_napari_layers_line_up_in_um_and_stay_lazy(tmp_path):
     result = run(image, tmp_path / "out")
     with raise_if_dask_computes():
         layers = plots.napari_layers(tmp_path / "out")
-    assert [kind for _, _, kind in layers] == ["image", "labels", "points"]
-    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _) = layers
+    assert [kind for _, _, kind in layers] == ["image", "labels", "points", "tracks"]
+    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _), (trk, trk_kw, _) = layers
     assert isinstance(img, da.Array) and isinstance(lab, da.Array) and img.shape == lab.shape
     for kw in (img_kw, lab_kw, pts_kw):
         assert kw["scale"] == [1.0, *SCALE] and kw["translate"] == [0.0, 0.0, 0.0, 0.0]
@@ -229,6 +229,11 @@ def test_napari_layers_line_up_in_um_and_stay_lazy(tmp_path):
     np.testing.assert_allclose(lab_kw["colormap"][ids[0]], plots.label_rgba(ids[:1])[0] / 255)
     np.testing.assert_allclose(pts_kw["face_color"], plots.label_rgba(ids) / 255)
     assert lab_kw["features"]["index"].tolist() == ids
+    # Tracks: (track_id, t, z, y, x) at the centres, in the same place.
+    assert trk_kw["scale"] == pts_kw["scale"] and trk.shape == (len(nuclei), 5)
+    at = {tuple(np.round(row, 6)) for row in pts}
+    assert {tuple(np.round(row, 6)) for row in trk[:, 1:]} == at
+    assert set(trk[:, 0].astype(int)) == set(nuclei["track_id"])
 
 
 def test_napari_layers_name_the_fix_when_the_input_moved(tmp_path):

@@ -104,7 +104,7 @@ def test_plot_from_another_directory_uses_the_recorded_time_points(selected, tmp
 
 def test_napari_layers_of_a_time_selection_put_centres_on_their_labels(selected):
     _, out, result = selected
-    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _) = plots.napari_layers(out)
+    (img, img_kw, _), (lab, lab_kw, _), (pts, pts_kw, _), *_ = plots.napari_layers(out)
     assert img.shape == lab.shape == (2, 6, 48, 48)
     assert img_kw["scale"][0] == 1.0 and img_kw["translate"][0] == 1.0  # slider shows t = 1, 2
     nuclei = result.nuclei

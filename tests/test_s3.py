@@ -92,6 +92,26 @@ def test_run_from_s3_to_s3_equals_local(s3, tmp_path):
     assert fs.exists("bucket/out/run.json")
 
 
+def test_a_series_tracked_on_s3_equals_local(s3, tmp_path):
+    """Tracking writes and reads its parts on the object store, and leaves no scratch."""
+    from bigseg.synth import synth as make
+
+    image, _ = make(tmp_path / "ts.ome.zarr", shape=(6, 64, 64), nuclei=4, t=3, seed=5,
+                    motion_um=1.0)  # fmt: skip
+    fs = s3["fs"]
+    fs.put(str(image), "bucket/ts.ome.zarr", recursive=True)
+    result = run("s3://bucket/ts.ome.zarr", "s3://bucket/tracked/")
+    local = run(image, tmp_path / "local")
+    fs.invalidate_cache()
+    names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("bucket/tracked"))
+    assert "tracks.parquet" in names and "tracking" not in names
+    pd.testing.assert_frame_equal(result.nuclei, local.nuclei)
+    assert result.nuclei["track_id"].nunique() < len(result.nuclei)  # nuclei were linked
+    pd.testing.assert_frame_equal(
+        pd.read_parquet("s3://bucket/tracked/tracks.parquet"), local.tracks
+    )
+
+
 def test_overwrite_keeps_objects_bigseg_did_not_write(s3):
     """The local rule on object stores: a prefix holding anything else is refused, untouched."""
     fs = s3["fs"]

@@ -13,6 +13,7 @@ from bigseg.measure import measure_delayed
 from bigseg.pipeline import relabel
 from bigseg.stack import as_stack
 from bigseg.synth import synth
+from bigseg.track import track
 
 from .conftest import SCALE
 
@@ -47,11 +48,19 @@ def test_time_selection_keeps_original_indices(series, tmp_path):
     part = run(image, tmp_path / "part", t=slice(1, 4))
     assert sorted(part.nuclei["t"].unique()) == [1.0, 2.0, 3.0]
     assert part.record["input"]["t_selected"] == [1, 2, 3]
-    expected = whole.nuclei[whole.nuclei["t"].between(1, 3)].drop(columns="nucleus")
-    got = part.nuclei.drop(columns="nucleus")
+    # Ids (nucleus, and the tracks') are numbered afresh in a run of fewer time points.
+    ids = ["nucleus", "track_id", "parent_track_id"]
+    selected = whole.nuclei[whole.nuclei["t"].between(1, 3)]
+    expected = selected.drop(columns=ids)
+    got = part.nuclei.drop(columns=ids)
     pd.testing.assert_frame_equal(
         got.reset_index(drop=True), expected.reset_index(drop=True), check_exact=False
     )
+    # The tracks are those of tracking the same nuclei, time points 1 to 3, in memory.
+    same = selected.drop(columns=ids[1:]).assign(nucleus=part.nuclei["nucleus"].to_numpy())
+    retracked, _ = track(same, times=np.array([1, 2, 3]))
+    np.testing.assert_array_equal(retracked["track_id"], part.nuclei["track_id"])
+    np.testing.assert_array_equal(retracked["parent_track_id"], part.nuclei["parent_track_id"])
     labels = open_stack(tmp_path / "part" / "labels.zarr")
     assert labels.sizes["t"] == 3
 

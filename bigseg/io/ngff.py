@@ -18,15 +18,22 @@ from .zarr import ZARR_METADATA
 
 
 def _ngff_multiscales(
-    dims: Sequence[str], scale: Mapping[str, float], translation: Mapping[str, float], name: str
+    dims: Sequence[str],
+    scale: Mapping[str, float],
+    translation: Mapping[str, float],
+    name: str,
+    frame_interval_s: float | None = None,
 ) -> dict:
-    axes = []
+    axes: list[dict] = []
     for d in dims:
         if d == "t":
             axes.append({"name": "t", "type": "time"})
+            if frame_interval_s is not None:
+                axes[-1]["unit"] = "second"
         else:
             axes.append({"name": d, "type": "space", "unit": "micrometer"})
-    s = [1.0 if d == "t" else float(scale[d]) for d in dims]
+    t_step = 1.0 if frame_interval_s is None else float(frame_interval_s)
+    s = [t_step if d == "t" else float(scale[d]) for d in dims]
     o = [0.0 if d == "t" else float(translation[d]) for d in dims]
     transforms: list[dict] = [{"type": "scale", "scale": s}]
     if any(o):
@@ -65,6 +72,7 @@ def write_ngff_image(
     compute: bool = True,
     compressors: Any = None,
     overwrite: bool = False,
+    frame_interval_s: float | None = None,
 ) -> Any:
     """Write a dask array as a single-level OME-Zarr 0.5 image (Zarr v3).
 
@@ -74,6 +82,7 @@ def write_ngff_image(
     ``compressors`` are Zarr v3 codecs (default: Blosc-zstd with shuffle).
     An existing ``path`` is refused, or with ``overwrite=True`` replaced, but
     only when it is a Zarr store (anything else is never deleted).
+    ``frame_interval_s`` is written as the scale of the ``t`` axis, in seconds.
     """
     import zarr
 
@@ -83,7 +92,7 @@ def write_ngff_image(
     group = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
     ome: dict[str, Any] = {
         "version": "0.5",
-        "multiscales": [_ngff_multiscales(dims, scale, translation, name)],
+        "multiscales": [_ngff_multiscales(dims, scale, translation, name, frame_interval_s)],
     }
     if extra_attrs:
         ome.update(extra_attrs)

@@ -11,6 +11,7 @@ from .._errors import InputError
 from ..stack import labelled
 from . import objstore
 from .checks import check_dtype, chunks_for, select_channel, to_standard_dims
+from .frames import frame_interval
 from .scale import SCALE_KEYS, resolve_scale
 from .sequence import open_sequence, sequence_files
 from .tiff import TIFF_SUFFIXES, open_tiff
@@ -127,4 +128,9 @@ def open_stack(
         "option" if scale is not None else f"metadata:{SCALE_KEYS.get(kind, fmt)}"
     )
     stack.attrs["channel"] = channel
+    if "t" in stack.dims:  # for speeds in µm/min (tracking)
+        interval, where = frame_interval(path_str, fmt)
+        if interval is not None:
+            stack.attrs["frame_interval_s"] = interval
+            stack.attrs["frame_interval_source"] = where
     return stack

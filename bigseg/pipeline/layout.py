@@ -14,6 +14,7 @@ LOCK = "LOCK"
 PLANES = "planes.zarr"
 BLOCKS = "blocks"
 LINKED = "linked"
+TRACKING = "tracking"
 
 
 def scratch_path(out: Path) -> Path:

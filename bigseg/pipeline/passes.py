@@ -34,10 +34,13 @@ from ..params import Params
 from ..segment import global_threshold, segment, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums, empty_detections
+from ..track import TrackParams
 from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
+from .layout import TRACKING
 from .sink import Sink
+from .tracking import track_parts
 
 
 def threshold_pass(stack: xr.DataArray, source: str, params: Params, sink: Sink) -> np.ndarray:
@@ -326,8 +329,44 @@ def write_tables(
     )  # fmt: skip
     counts = pd.concat([c for (c,) in sink.batches(batches, "tables")], ignore_index=True)
     n_nuclei, n_detections = int(counts["nuclei"].sum()), int(counts["detections"].sum())
-    nuclei = None
-    if n_nuclei <= _parts.SMALL_NUCLEI:
-        nuclei = _parts.read_parts(work / "nuclei.parquet")
-        nuclei.to_csv(work / "nuclei.csv", index=False, float_format=_parts.CSV_FLOAT_FORMAT)
-    return n_nuclei, n_detections, nuclei
+    return n_nuclei, n_detections, small_nuclei(work, n_nuclei)
+
+
+def small_nuclei(work: Any, n_nuclei: int) -> pd.DataFrame | None:
+    """Write ``nuclei.csv`` and return the nuclei table, up to :data:`SMALL_NUCLEI` nuclei."""
+    if n_nuclei > _parts.SMALL_NUCLEI:
+        return None
+    nuclei = _parts.read_parts(work / "nuclei.parquet")
+    nuclei.to_csv(work / "nuclei.csv", index=False, float_format=_parts.CSV_FLOAT_FORMAT)
+    return nuclei
+
+
+def track_pass(
+    stack: xr.DataArray,
+    t_chunks: tuple,
+    work: Any,
+    sink: Sink,
+    *,
+    params: TrackParams,
+    frame_interval_s: float | None,
+) -> dict:
+    """Track the nuclei across time on the workers (:mod:`bigseg.pipeline.tracking`).
+
+    ``nuclei.parquet`` gains ``track_id`` and ``parent_track_id``; ``tracks.parquet`` is
+    written beside it.  Returns the counts.
+    """
+    t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
+    edges = np.cumsum((0, *t_chunks))
+    part_times = [t_values[a:b] for a, b in zip(edges[:-1], edges[1:])]
+    counts = track_parts(
+        work / "nuclei.parquet",
+        work / "tracks.parquet",
+        work,
+        part_times,
+        sink,
+        params=params,
+        frame_interval_s=frame_interval_s,
+    )
+    if not _local(work):
+        objstore.rmtree(work / TRACKING)
+    return counts

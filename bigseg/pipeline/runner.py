@@ -33,14 +33,24 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._errors import InputError
 from ..chunked.plan import memory_budget
 from ..io import objstore
 from ..params import Params
 from ..segment import plan_blocks, work_blocks
 from ..stack import as_4d, scale_of
+from ..track import TrackParams
 from .layout import LINKED
 from .partitions import SMALL_DETECTIONS, lazy_parts, read_parts
-from .passes import link_pass, relabel_pass, segment_pass, threshold_pass, write_tables
+from .passes import (
+    link_pass,
+    relabel_pass,
+    segment_pass,
+    small_nuclei,
+    threshold_pass,
+    track_pass,
+    write_tables,
+)
 from .preflight import check_output, check_resume, open_input
 from .record import cluster_settings, run_record, stitching_record, throughput, write_record
 from .safety import output_errors
@@ -70,6 +80,9 @@ class Result:
         The output directory.
     record : dict
         What ``run.json`` holds.
+    tracks : pandas.DataFrame or dask.dataframe.DataFrame or None
+        One row per track (``tracks.parquet``) when the run tracked nuclei across
+        time; read lazily when the nuclei are.
     """
 
     nuclei: Any
@@ -77,6 +90,7 @@ class Result:
     thresholds: np.ndarray
     output: Path | None
     record: dict = field(default_factory=dict)
+    tracks: Any = None
 
     @property
     def labels_path(self) -> Path | None:
@@ -99,6 +113,8 @@ def run(
     t: slice | int | None = None,
     resume: bool = False,
     command: Sequence[str] | None = None,
+    track: bool | TrackParams | None = None,
+    frame_interval: float | None = None,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -136,6 +152,14 @@ def run(
     command : sequence of str, optional
         The command line that started this run (the CLI passes ``sys.argv``),
         recorded in ``run.json``.
+    track : bool or TrackParams, optional
+        Link the nuclei across time into tracks (:mod:`bigseg.track`): by default
+        (None) with :class:`bigseg.track.TrackParams` whenever the run has more than
+        one time point; False turns it off, a ``TrackParams`` sets its parameters.
+    frame_interval : float, optional
+        Seconds between time points, for speeds in µm/min; by default from the
+        input's metadata (ImageJ ``finterval``, OME ``TimeIncrement``, OME-Zarr ``t``
+        scale), when it has one.
 
     Returns
     -------
@@ -150,6 +174,8 @@ def run(
     out = objstore.location(output)
     remote = isinstance(out, objstore.Remote)
     check_output(out, source_name, overwrite, resume=resume)
+    tracking = _tracking(track, as_4d(stack).sizes["t"])
+    interval = _frame_interval(frame_interval, stack)
     sc = scale_of(stack)
     px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
     timings["open"] = time.perf_counter() - started
@@ -193,6 +219,16 @@ def run(
         n_nuclei, n_detections, nuclei = write_tables(stack, t_chunks, offsets, work, sink)
         timings["tables"] = time.perf_counter() - t0
 
+        tracked = None
+        if tracking is not None:
+            t0 = time.perf_counter()
+            tracked = track_pass(
+                stack, t_chunks, work, sink, params=tracking, frame_interval_s=interval[0]
+            )
+            if nuclei is not None:
+                nuclei = small_nuclei(work, n_nuclei)
+            timings["tracks"] = time.perf_counter() - t0
+
         t0 = time.perf_counter()
         relabel_pass(stack, offsets, nuclei, split, stitched, work, source_name, sink)
         if remote:
@@ -205,6 +241,7 @@ def run(
             stack, source_name, params, px, thresholds, n_nuclei, n_detections, timings
         )
         record["input"]["source_shape"] = source_shape
+        record["input"]["frame_interval_s"], record["input"]["frame_interval_source"] = interval
         record["command"] = None if command is None else [str(a) for a in command]
         record["cluster"] = cluster_settings(client)
         if stitched is not None:
@@ -215,6 +252,7 @@ def run(
             "storage_chunks": storage_chunks,
             "chunks": [list(c) for c in stack.data.chunks],
         }
+        record["tracking"] = tracking_record(tracking, tracked, interval)
         throughput(record, scratch.blocks_total, scratch.blocks_reused, timings["total"])
         write_record(record, work / "run.json")
         if not remote:  # on object stores run.json, written last, marks completion
@@ -229,4 +267,46 @@ def run(
         thresholds=thresholds,
         output=out,
         record=record,
+        tracks=None if tracking is None else _tracks_of(out, nuclei is not None),
     )
+
+
+def _tracking(track: bool | TrackParams | None, n_times: int) -> TrackParams | None:
+    """Return the tracking parameters of a run, or None when it does not track."""
+    if track is False or n_times < 2:
+        return None
+    return track if isinstance(track, TrackParams) else TrackParams()
+
+
+def _frame_interval(option: float | None, stack: xr.DataArray) -> tuple[float | None, str | None]:
+    """Seconds between time points and where that came from (None, None: unknown)."""
+    if option is not None:
+        if not np.isfinite(option) or option <= 0:
+            raise InputError(
+                f"frame_interval={option} must be a positive number of seconds between time points."
+            )
+        return float(option), "option"
+    value = stack.attrs.get("frame_interval_s")
+    if value:
+        return float(value), f"metadata:{stack.attrs.get('frame_interval_source', 'input')}"
+    return None, None
+
+
+def tracking_record(
+    params: TrackParams | None, counts: dict | None, interval: tuple[float | None, str | None]
+) -> dict | None:
+    """``run.json``'s ``tracking`` entry (None when the run did not track)."""
+    if params is None:
+        return None
+    return {
+        "parameters": params.to_dict(),
+        "frame_interval_s": interval[0],
+        "frame_interval_source": interval[1],
+        "counts": counts,
+    }
+
+
+def _tracks_of(out: Any, small: bool) -> Any:
+    from .tracking import read_tracks
+
+    return read_tracks(out / "tracks.parquet") if small else lazy_parts(out / "tracks.parquet")

@@ -39,7 +39,7 @@ from ..chunked.stitch import Block
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
-from .layout import BLOCKS, INCOMPLETE, LINKED, LOCK, PLANES, STATE, scratch_path
+from .layout import BLOCKS, INCOMPLETE, LINKED, LOCK, PLANES, STATE, TRACKING, scratch_path
 
 
 def check_partial(out: Path, resume: bool) -> None:
@@ -500,7 +500,7 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    for name in (STATE, PLANES, BLOCKS, LINKED, INCOMPLETE, LOCK):
+    for name in (STATE, PLANES, BLOCKS, LINKED, TRACKING, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
     for leftover in work.glob("*.tmp-*"):
