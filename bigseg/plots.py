@@ -633,7 +633,8 @@ def napari_layers(
         for data, kwargs, kind in bigseg.plots.napari_layers("out/"):
             getattr(viewer, f"add_{kind}")(data, **kwargs)
 
-    The image and the labels stay lazy (napari reads the planes it shows),
+    The image and the labels stay lazy (napari reads the planes it shows; the
+    labels as their pyramid, a list of levels, when they have one),
     with the voxel size and origin as the layers' ``scale`` and
     ``translate``; so are the centres, drawn in the plane nearest to each.  Labels
     and centres share the colours of the other figures (up to
@@ -657,12 +658,12 @@ def napari_layers(
     list of (data, dict, str)
         ``image``, ``labels`` and ``points`` layer data, in that order.
     """
-    from .io import MAX_LISTED_LABELS, open_stack, read_table
+    from .io import MAX_LISTED_LABELS, open_levels, read_table
 
     out = Path(result)
     record = _read_record(out)
     stack = _run_input(record, source=source, channel=channel, option="source=")
-    labels = open_stack(out / "labels.zarr")
+    levels = open_levels(out / "labels.zarr")
     nuclei = read_table(out / "nuclei.parquet")
     lead = [1.0] * (stack.ndim - 3)
     t_origin = [0.0] * len(lead)
@@ -678,6 +679,8 @@ def napari_layers(
     features = nuclei.rename(columns={"nucleus": "index"})
     ids = nuclei["nucleus"].to_numpy(np.int64)
     label_kwargs: dict[str, Any] = {"name": "nuclei", "features": features, **place}
+    if len(levels) > 1:  # the label pyramid: napari shows the level that fits the view
+        label_kwargs["multiscale"] = True
     if 0 < len(ids) <= MAX_LISTED_LABELS:
         colours = _float_rgba(ids)
         label_kwargs["colormap"] = {
@@ -700,7 +703,7 @@ def napari_layers(
     }
     return [
         (stack.data, {"name": name, **place}, "image"),
-        (labels.data, label_kwargs, "labels"),
+        (levels if len(levels) > 1 else levels[0], label_kwargs, "labels"),
         (centres, points_kwargs, "points"),
     ]
 
