@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug logs of bigseg and dask's INFO logs (-vv: debug logs of everything)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_segment_parser, _synth_parser, _score_parser, _plot_parser):
+    for add in (_segment_parser, _convert_parser, _synth_parser, _score_parser, _plot_parser):
         # -v is accepted after the subcommand too (bigseg segment IN -o OUT -v).
         add(sub).add_argument(
             "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="debug logs"
@@ -276,6 +276,57 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="print only errors: no bars, link or summary"
     )
     return seg
+
+
+def _convert_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``convert`` subcommand and its options to ``sub``."""
+    con = sub.add_parser(
+        "convert",
+        help="copy a TIFF stack into chunked OME-Zarr (streamed, resumable)",
+        description="Copy a TIFF, OME-TIFF, ImageJ hyperstack or TIFF sequence into an "
+        "OME-Zarr 0.5 image with the voxel size in µm, chunks that suit bigseg's work blocks "
+        "and an image pyramid, a slab of planes at a time. Run the same command again to "
+        "continue an interrupted conversion.",
+    )
+    con.add_argument("input", help="TIFF file, folder or glob pattern of TIFF files, or Zarr")
+    con.add_argument("output", help="the new OME-Zarr image (e.g. stack.ome.zarr)")
+    con.add_argument(
+        "--scale",
+        nargs="+",
+        type=_float,
+        metavar="UM",
+        help="voxel size in µm, Z Y X (Y X for 2D images; overrides the file's metadata)",
+    )
+    con.add_argument("--channel", type=int, help="channel to copy, from 0 (default: the only one)")
+    con.add_argument(
+        "--files-axis",
+        choices=("t", "z"),
+        help="for a folder or pattern of TIFF files: the axis the files make (default t)",
+    )
+    con.add_argument("--no-pyramid", action="store_true", help="write the full resolution only")
+    con.add_argument(
+        "--threads", type=_positive_int, help="threads reading and writing (default: up to 4)"
+    )
+    con.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    return con
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .io.convert import convert
+
+    out = convert(
+        args.input,
+        args.output,
+        scale=args.scale,
+        channel=args.channel,
+        files_axis=args.files_axis,
+        pyramid=not args.no_pyramid,
+        threads=args.threads,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if not args.quiet:
+        print(f"Wrote {out} (OME-Zarr 0.5); segment it with `bigseg segment {out} -o OUT`.")
+    return 0
 
 
 def _synth_parser(sub: Any) -> argparse.ArgumentParser:
@@ -427,7 +478,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
             args.command_line = ["bigseg", *map(str, argv)]
             _configure_logging(args.verbose, getattr(args, "quiet", False))
-            command = {"segment": _segment, "synth": _synth, "score": _score, "plot": _plot}
+            command = {
+                "segment": _segment,
+                "convert": _convert,
+                "synth": _synth,
+                "score": _score,
+                "plot": _plot,
+            }
             return command[args.command](args)
         except InputError as exc:  # the library names its parameters, the command its flags
             print(f"bigseg: error: {as_flags(str(exc))}", file=sys.stderr)
@@ -721,6 +778,7 @@ def _segment(args: argparse.Namespace) -> int:
     px = params.in_pixels(
         tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source", "array")
     )
+    _suggest_convert(args, stack)
     log.debug(
         "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",
         args.input,
@@ -764,6 +822,15 @@ def _segment(args: argparse.Namespace) -> int:
                 "interrupted run."
             )
     return 0
+
+
+def _suggest_convert(args: argparse.Namespace, stack: Any) -> None:
+    """Suggest ``bigseg convert`` for a large TIFF of untiled pages (on stderr)."""
+    from .io.convert import convert_hint
+
+    hint = None if args.quiet else convert_hint(args.input, stack.nbytes)
+    if hint:
+        print(f"bigseg: note: {hint}", file=sys.stderr)
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
