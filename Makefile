@@ -10,9 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the project's metadata changes.
+# Reinstall when the project's metadata changes.  The napari extra is installed for its tests
+# (tests/test_napari.py: real napari on a virtual display, see .ci/run for Xvfb).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,napari]"
 	touch $@
 
 venv: $(VENV)/.installed

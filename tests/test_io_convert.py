@@ -185,6 +185,8 @@ def test_cli_converts_and_segment_suggests_it_for_a_large_untiled_tiff(
     err = capsys.readouterr().err
     assert f"bigseg convert {source} s.ome.zarr" in err and "already exists" in err
     tiled = tmp_path / "tiled.tif"
-    tifffile.imwrite(tiled, np.zeros((4, 32, 32), np.uint8), tile=(16, 16), photometric="minisblack")
+    tifffile.imwrite(
+        tiled, np.zeros((4, 32, 32), np.uint8), tile=(16, 16), photometric="minisblack"
+    )
     assert conv.convert_hint(tiled, 10**10) is None
     assert json.loads((tmp_path / "s.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]
