@@ -44,6 +44,7 @@ def test_the_manifest_is_found_through_its_entry_point():
 
 def test_npe2_reads_an_output_as_image_label_pyramid_and_centres_in_um(finished_run):
     image, result = finished_run
+    npe2.PluginManager.instance().discover()  # as napari does when it starts
     layers = npe2.read([str(result.output)], stack=False, plugin_name="bigseg")
     assert [kind for _, _, kind in layers] == ["image", "labels", "points"]
     (img, img_kw, _), (labels, lab_kw, _), (points, pts_kw, _) = layers
@@ -121,3 +122,14 @@ def test_widget_run_can_be_cancelled(make_napari_viewer, finished_run, qtbot, tm
     assert widget._status.value == "cancelled"
     assert "nuclei" not in viewer.layers and not (tmp_path / "out" / "run.json").exists()
     assert widget._run_button.enabled
+
+
+def test_the_preview_covers_at_most_768_px_of_the_part_in_view():
+    from bigseg.napari._widget import _in_view
+
+    class Layer:
+        corner_pixels = np.array([[0, 0, 100, 0], [0, 0, 1999, 2047]])  # max inclusive
+
+    assert _in_view(Layer, (2048, 2048)) == ((666, 1434), (640, 1408))
+    Layer.corner_pixels = np.array([[3, 10, 20], [3, 50, 70]])
+    assert _in_view(Layer, (96, 96)) == ((10, 51), (20, 71))

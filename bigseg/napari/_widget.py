@@ -2,8 +2,9 @@
 
 Parameters are in µm; the voxel size is the image layer's ``scale`` (napari's
 world units are taken to be µm, as bigseg's reader places its layers).
-*Preview* segments the plane under the viewer's cursor position (the current z
-and time point) in memory and shows it as a ``preview`` labels layer on that plane;
+*Preview* segments the part in view (at most :data:`PREVIEW_SIDE` px square) of the
+plane shown (the current z and time point) in memory and shows it as a ``preview``
+labels layer on that plane;
 its global statistic is that plane's own, so it may differ a little from the full
 run's, which has one per time point.  *Run* starts :func:`bigseg.run` on a local
 cluster (threads in this process, bound to 127.0.0.1) in a background thread,
@@ -39,6 +40,10 @@ from ..params import Params
 from ..pipeline import run
 from ..segment import global_threshold, segment
 from ..stack import as_stack
+
+#: The preview segments at most this many px along y and x: the part of the plane in view,
+#: around its centre (a 2048² plane whole would take seconds with the default method).
+PREVIEW_SIDE = 768
 
 
 class Cancelled(Exception):
@@ -91,7 +96,9 @@ class SegmentWidget(Container):
             event.connect(lambda *_: self._image.reset_choices())
         self._worker: Any = None
         self._cancel = threading.Event()
+        #: Seconds of the last preview: in all, and segmenting only (the rest is napari's).
         self.preview_seconds: float | None = None
+        self.segment_seconds: float | None = None
 
     # --- the parameters -------------------------------------------------------------------------
 
@@ -128,28 +135,36 @@ class SegmentWidget(Container):
         data = layer.data[0] if layer.multiscale else layer.data
         index = _current_index(self._viewer, layer)
         lead = index[:-2]
-        plane = np.asarray(data[tuple(lead)])
+        (y0, y1), (x0, x1) = _in_view(layer, data.shape[-2:])
+        plane = np.asarray(data[(*lead, slice(y0, y1), slice(x0, x1))])
         sy, sx = (float(s) for s in layer.scale[-2:])
         stack = as_stack(plane, scale=(sy, sx))
         params = self.params()
         threshold = global_threshold(stack, params=params)
         labels = segment(stack, params=params, threshold=threshold).data
         found = np.asarray(labels.compute(scheduler="threads"))[0].astype(np.uint32)
+        self.segment_seconds = time.perf_counter() - started
         kwargs = {
             "name": "preview",
             "scale": tuple(layer.scale),
             "translate": tuple(
-                float(t) + float(s) * i for t, s, i in zip(layer.translate, layer.scale, lead)
-            )
-            + tuple(float(t) for t in layer.translate[-2:]),
+                float(t) + float(s) * i
+                for t, s, i in zip(layer.translate, layer.scale, (*lead, y0, x0))
+            ),
         }
         shaped = found.reshape((1,) * len(lead) + found.shape)
-        if "preview" in self._viewer.layers:
-            self._viewer.layers.remove("preview")
-        added = self._viewer.add_labels(shaped, **kwargs)
+        if "preview" in self._viewer.layers:  # updated in place: no new layer to build
+            added = self._viewer.layers["preview"]
+            added.data = shaped
+            added.scale, added.translate = kwargs["scale"], kwargs["translate"]
+        else:
+            added = self._viewer.add_labels(shaped, **kwargs)
         self.preview_seconds = time.perf_counter() - started
         count = len(np.unique(found)) - (1 if (found == 0).any() else 0)
-        self._status.value = f"preview: {count} regions in {self.preview_seconds * 1000:.0f} ms"
+        self._status.value = (
+            f"preview: {count} regions in {self.preview_seconds * 1000:.0f} ms "
+            f"({self.segment_seconds * 1000:.0f} ms segmenting)"
+        )
         return added
 
     # --- the full run ---------------------------------------------------------------------------
@@ -219,6 +234,25 @@ def _current_index(viewer: Any, layer: Any) -> list[int]:
     coords = layer.world_to_data(point)
     shape = (layer.data[0] if layer.multiscale else layer.data).shape
     return [int(np.clip(round(float(c)), 0, n - 1)) for c, n in zip(coords, shape)]
+
+
+def _in_view(layer: Any, shape: tuple) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Return the y and x ranges in view, at most :data:`PREVIEW_SIDE` around their centre."""
+    try:  # the canvas's corners in data pixels, the last one inclusive
+        corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:] + [[0.0], [1.0]]
+    except (AttributeError, IndexError, ValueError):
+        corners = np.array([[0.0, 0.0], [shape[0], shape[1]]])
+    ranges = []
+    for axis, n in enumerate(shape):
+        lo, hi = (int(np.clip(v, 0, n)) for v in corners[:, axis])
+        if hi - lo < 2:  # nothing in view along this axis (no canvas yet): the whole plane
+            lo, hi = 0, int(n)
+        if hi - lo > PREVIEW_SIDE:
+            centre = (lo + hi) // 2
+            lo = max(0, min(centre - PREVIEW_SIDE // 2, int(n) - PREVIEW_SIDE))
+            hi = lo + PREVIEW_SIDE
+        ranges.append((lo, hi))
+    return ranges[0], ranges[1]
 
 
 def _layer_stack(layer: Any) -> Any:
