@@ -177,6 +177,8 @@ def test_cli_converts_and_segment_suggests_it_for_a_large_untiled_tiff(
     np.testing.assert_array_equal(open_stack(tmp_path / "s.ome.zarr").values, data)
     assert main(["convert", str(source), str(source)]) == 2
     assert "never writes over its input" in capsys.readouterr().err
+    assert main(["convert", str(source), "s3://bucket/s.ome.zarr"]) == 2
+    assert "writes to a local path" in capsys.readouterr().err
     monkeypatch.setattr(conv, "HINT_BYTES", 100)
     taken = tmp_path / "taken"  # an output segment refuses: it stops right after the note
     taken.mkdir()

@@ -125,13 +125,18 @@ def convert(
         When the output is the input, or holds something that is not an
         unfinished conversion of it with these settings, or is finished already.
     """
+    if "://" in os.fspath(output):
+        raise InputError(
+            f"Output {os.fspath(output)!r} is a URL; bigseg convert writes to a local path: "
+            "convert there and copy the result."
+        )
     out = Path(output)
     _refuse_input(os.fspath(source), out)
     stack = open_stack(source, scale=scale, channel=channel, files_axis=files_axis)
     dims = tuple(stack.dims)
     chunks = storage_chunks(stack.shape, dims, stack.dtype.itemsize)
     settings = {
-        "input": os.path.abspath(os.fspath(source)),
+        "input": _absolute(os.fspath(source)),
         "channel": channel,
         "shape": [int(n) for n in stack.shape],
         "dtype": str(stack.dtype),
@@ -205,6 +210,10 @@ def _refuse_input(source: str, out: Path) -> None:
                 f"Output {str(out)!r} is (or holds, or lies inside) the input {source!r}; "
                 "bigseg never writes over its input: choose another output."
             )
+
+
+def _absolute(source: str) -> str:
+    return source if "://" in source else os.path.abspath(source)
 
 
 def _input_paths(source: str) -> list[str]:
