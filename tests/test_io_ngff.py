@@ -342,3 +342,13 @@ def test_run_writes_a_label_pyramid_that_ome_zarr_reads_and_validates(pyramid_ou
     # The nuclei table and the labels agree, and the figures still read level 0.
     nuclei = pd.read_parquet(result.output / "nuclei.parquet")
     assert set(np.unique(full)) - {0} == set(nuclei["nucleus"])
+
+
+def test_napari_layers_hand_napari_the_label_pyramid(pyramid_output):
+    from bigseg.plots import napari_layers
+
+    _, result = pyramid_output
+    (_, _, image_kind), (levels, kwargs, kind), _ = napari_layers(result.output)
+    assert (image_kind, kind) == ("image", "labels") and kwargs["multiscale"]
+    assert [level.shape for level in levels] == [(2, 6, 96, 96), (2, 6, 48, 48), (2, 3, 24, 24)]
+    np.testing.assert_array_equal(levels[0].compute(), open_stack(result.labels_path).values)
