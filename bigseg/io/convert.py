@@ -187,12 +187,12 @@ def convert(
 
 def _slabs(shape: Sequence[int], dims: Sequence[str], chunks: Sequence[int]) -> list[tuple]:
     """Regions of level 0, one per t-chunk and z-chunk, each over whole planes."""
-    lead = [i for i, d in enumerate(dims) if d in ("t", "z")]
-    ranges = [range(0, int(shape[i]), int(chunks[i])) for i in lead]
+    leading = [i for i, d in enumerate(dims) if d in ("t", "z")]
+    ranges = [range(0, int(shape[i]), int(chunks[i])) for i in leading]
     regions = []
     for starts in np.ndindex(*(len(r) for r in ranges)):
         region = [slice(None)] * len(shape)
-        for axis, r, k in zip(lead, ranges, starts):
+        for axis, r, k in zip(leading, ranges, starts):
             region[axis] = slice(r[k], min(r[k] + int(chunks[axis]), int(shape[axis])))
         regions.append(tuple(region))
     return regions

@@ -134,9 +134,9 @@ class SegmentWidget(Container):
         started = time.perf_counter()
         data = layer.data[0] if layer.multiscale else layer.data
         index = _current_index(self._viewer, layer)
-        lead = index[:-2]
+        leading = index[:-2]
         (y0, y1), (x0, x1) = _in_view(layer, data.shape[-2:])
-        plane = np.asarray(data[(*lead, slice(y0, y1), slice(x0, x1))])
+        plane = np.asarray(data[(*leading, slice(y0, y1), slice(x0, x1))])
         sy, sx = (float(s) for s in layer.scale[-2:])
         stack = as_stack(plane, scale=(sy, sx))
         params = self.params()
@@ -149,10 +149,10 @@ class SegmentWidget(Container):
             "scale": tuple(layer.scale),
             "translate": tuple(
                 float(t) + float(s) * i
-                for t, s, i in zip(layer.translate, layer.scale, (*lead, y0, x0))
+                for t, s, i in zip(layer.translate, layer.scale, (*leading, y0, x0))
             ),
         }
-        shaped = found.reshape((1,) * len(lead) + found.shape)
+        shaped = found.reshape((1,) * len(leading) + found.shape)
         if "preview" in self._viewer.layers:  # updated in place: no new layer to build
             added = self._viewer.layers["preview"]
             added.data = shaped
