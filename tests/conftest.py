@@ -76,13 +76,3 @@ def assert_same_labels(a: np.ndarray, b: np.ndarray) -> None:
     assert len(np.unique(pairs[0])) == pairs.shape[1]
     assert len(np.unique(pairs[1])) == pairs.shape[1]
 
-
-def pytest_collection_modifyitems(config, items):
-    """Run the napari tests last: Qt and napari stay loaded in the process once imported.
-
-    Several hundred MiB more resident memory would count against the memory limit of the
-    in-process workers of later tests (a worker pauses above 80 % of it, and waits).
-    """
-    napari = [item for item in items if item.path.name == "test_napari.py"]
-    if napari:
-        items[:] = [item for item in items if item.path.name != "test_napari.py"] + napari
