@@ -75,4 +75,3 @@ def assert_same_labels(a: np.ndarray, b: np.ndarray) -> None:
     pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
     assert len(np.unique(pairs[0])) == pairs.shape[1]
     assert len(np.unique(pairs[1])) == pairs.shape[1]
-
