@@ -10,9 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the project's metadata changes.
+# Reinstall when the project's metadata changes.  The napari extra is installed for its tests
+# (tests/test_napari.py: real napari on a virtual display, see .ci/run for Xvfb).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,napari]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -29,7 +30,13 @@ test: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/test_napari.py $(NO_QT)
+	$(BIN)/python -m pytest tests/test_napari.py
+
+# The napari tests run in a pytest process of their own: napari's and pytest-qt's plugins load
+# napari and Qt into every pytest process (about 90 MiB), and in-process dask workers of other
+# tests count the whole process against their memory limits (test_record.py: 1 GiB).
+NO_QT := -p no:napari -p no:npe2 -p no:napari-plugin-engine -p no:pytest-qt -p no:xvfb
 
 # The docs site, into site/ (also built, strictly, by the test suite: tests/test_docs.py).
 docs: venv

@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         _segment_parser,
         _track_parser,
         _export_ctc_parser,
+        _convert_parser,
         _synth_parser,
         _score_parser,
         _plot_parser,
@@ -361,6 +362,57 @@ def _export_ctc_parser(sub: Any) -> argparse.ArgumentParser:
     return exp
 
 
+def _convert_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``convert`` subcommand and its options to ``sub``."""
+    con = sub.add_parser(
+        "convert",
+        help="copy a TIFF stack into chunked OME-Zarr (streamed, resumable)",
+        description="Copy a TIFF, OME-TIFF, ImageJ hyperstack or TIFF sequence into an "
+        "OME-Zarr 0.5 image with the voxel size in µm, chunks that suit bigseg's work blocks "
+        "and an image pyramid, a slab of planes at a time. Run the same command again to "
+        "continue an interrupted conversion.",
+    )
+    con.add_argument("input", help="TIFF file, folder or glob pattern of TIFF files, or Zarr")
+    con.add_argument("output", help="the new OME-Zarr image (e.g. stack.ome.zarr)")
+    con.add_argument(
+        "--scale",
+        nargs="+",
+        type=_float,
+        metavar="UM",
+        help="voxel size in µm, Z Y X (Y X for 2D images; overrides the file's metadata)",
+    )
+    con.add_argument("--channel", type=int, help="channel to copy, from 0 (default: the only one)")
+    con.add_argument(
+        "--files-axis",
+        choices=("t", "z"),
+        help="for a folder or pattern of TIFF files: the axis the files make (default t)",
+    )
+    con.add_argument("--no-pyramid", action="store_true", help="write the full resolution only")
+    con.add_argument(
+        "--threads", type=_positive_int, help="threads reading and writing (default: up to 4)"
+    )
+    con.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    return con
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .io.convert import convert
+
+    out = convert(
+        args.input,
+        args.output,
+        scale=args.scale,
+        channel=args.channel,
+        files_axis=args.files_axis,
+        pyramid=not args.no_pyramid,
+        threads=args.threads,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if not args.quiet:
+        print(f"Wrote {out} (OME-Zarr 0.5); segment it with `bigseg segment {out} -o OUT`.")
+    return 0
+
+
 def _synth_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``synth`` subcommand and its options to ``sub``."""
     syn = sub.add_parser(
@@ -552,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "segment": _segment,
                 "track": _track,
                 "export-ctc": _export_ctc,
+                "convert": _convert,
                 "synth": _synth,
                 "score": _score,
                 "plot": _plot,
@@ -908,6 +961,7 @@ def _segment(args: argparse.Namespace) -> int:
     px = params.in_pixels(
         tuple(stack.attrs["scale"].values()), scale_source=stack.attrs.get("scale_source", "array")
     )
+    _suggest_convert(args, stack)
     log.debug(
         "input %s: dims %s, shape %s, %s, chunks %s, scale %s µm",
         args.input,
@@ -986,6 +1040,15 @@ def _export_ctc(args: argparse.Namespace) -> int:
     target = export_ctc(args.result, args.directory)
     print(f"Wrote res_track.txt and the masks of {args.result} in {target}/.")
     return 0
+
+
+def _suggest_convert(args: argparse.Namespace, stack: Any) -> None:
+    """Suggest ``bigseg convert`` for a large TIFF of untiled pages (on stderr)."""
+    from .io.convert import convert_hint
+
+    hint = None if args.quiet else convert_hint(args.input, stack.nbytes)
+    if hint:
+        print(f"bigseg: note: {hint}", file=sys.stderr)
 
 
 def _show_progress(args: argparse.Namespace) -> bool:

@@ -633,7 +633,8 @@ def napari_layers(
         for data, kwargs, kind in bigseg.plots.napari_layers("out/"):
             getattr(viewer, f"add_{kind}")(data, **kwargs)
 
-    The image and the labels stay lazy (napari reads the planes it shows),
+    The image and the labels stay lazy (napari reads the planes it shows; the
+    labels as their pyramid, a list of levels, when they have one),
     with the voxel size and origin as the layers' ``scale`` and
     ``translate``; so are the centres, drawn in the plane nearest to each.  Labels
     and centres share the colours of the other figures (up to
@@ -659,12 +660,12 @@ def napari_layers(
         ``tracks`` layer (rows ``track_id, t, z, y, x``, the lineage as its ``graph``:
         each daughter track to its mother) when the run tracked its nuclei.
     """
-    from .io import MAX_LISTED_LABELS, open_stack, read_table
+    from .io import MAX_LISTED_LABELS, open_levels, read_table
 
     out = Path(result)
     record = _read_record(out)
     stack = _run_input(record, source=source, channel=channel, option="source=")
-    labels = open_stack(out / "labels.zarr")
+    levels = open_levels(out / "labels.zarr")
     nuclei = read_table(out / "nuclei.parquet")
     lead = [1.0] * (stack.ndim - 3)
     t_origin = [0.0] * len(lead)
@@ -680,6 +681,8 @@ def napari_layers(
     features = nuclei.rename(columns={"nucleus": "index"})
     ids = nuclei["nucleus"].to_numpy(np.int64)
     label_kwargs: dict[str, Any] = {"name": "nuclei", "features": features, **place}
+    if len(levels) > 1:  # the label pyramid: napari shows the level that fits the view
+        label_kwargs["multiscale"] = True
     if 0 < len(ids) <= MAX_LISTED_LABELS:
         colours = _float_rgba(ids)
         label_kwargs["colormap"] = {
@@ -702,7 +705,7 @@ def napari_layers(
     }
     layers = [
         (stack.data, {"name": name, **place}, "image"),
-        (labels.data, label_kwargs, "labels"),
+        (levels if len(levels) > 1 else levels[0], label_kwargs, "labels"),
         (centres, points_kwargs, "points"),
     ]
     if "track_id" in nuclei and lead:

@@ -214,3 +214,141 @@ def test_writers_accept_an_empty_folder(tmp_path):
     labels = bigseg.as_stack(np.ones((2, 4, 4), np.uint32), scale=(2, 0.5, 0.5))
     write_labels(labels, tmp_path / "empty")
     assert (tmp_path / "empty" / "zarr.json").exists()
+
+
+# --- The label pyramid --------------------------------------------------------------------------
+
+
+def test_a_4_x_2048_squared_stack_gets_three_levels_and_z_halves_once_xy_catch_up():
+    from bigseg.io.ngff import pyramid_plan
+
+    scale = {"z": 1.5, "y": 0.71, "x": 0.71}
+    levels = pyramid_plan((4, 2048, 2048), ("z", "y", "x"), scale, (4, 2048, 2048))
+    assert [lv["shape"] for lv in levels] == [(4, 2048, 2048), (4, 1024, 1024), (2, 512, 512)]
+    assert [lv["factors"] for lv in levels] == [(1, 1, 1), (1, 2, 2), (2, 2, 2)]
+    assert levels[2]["scale"] == pytest.approx({"z": 3.0, "y": 2.84, "x": 2.84})
+    assert all(max(lv["chunks"][1:]) <= 1024 for lv in levels[1:])
+    assert levels[-1]["chunks"] == (2, 512, 512)  # the last level fits one chunk
+    # Time is never downsampled; one plane is never halved in z; odd sizes round up.
+    four = pyramid_plan((3, 1, 1025, 600), ("t", "z", "y", "x"), scale, (1, 1, 256, 256))
+    assert [lv["shape"] for lv in four] == [(3, 1, 1025, 600), (3, 1, 513, 300), (3, 1, 257, 150)]
+    assert all(lv["factors"][:2] == (1, 1) for lv in four)
+    # Already one tile: level 0 only.
+    assert len(pyramid_plan((2, 300, 500), ("z", "y", "x"), scale, (2, 300, 500))) == 1
+
+
+def test_label_levels_are_level_0_downsampled_by_nearest_neighbour(tmp_path, monkeypatch):
+    import dask.array as da
+    import zarr
+
+    from bigseg.io import ngff
+
+    monkeypatch.setattr(ngff, "PYRAMID_TILE", 16)
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 50, size=(2, 5, 70, 45), dtype=np.uint32)
+    labels = bigseg.as_stack(da.from_array(values, chunks=(1, 2, 32, 32)), scale=(1.5, 0.71, 0.71))
+    write_labels(labels, tmp_path / "l.zarr")
+    meta = check_ngff_05_image(tmp_path / "l.zarr", label=True)
+    ms = meta["attributes"]["ome"]["multiscales"][0]
+    assert ms["type"] == "nearest" and [d["path"] for d in ms["datasets"]] == ["0", "1", "2", "3"]
+    group = zarr.open_group(tmp_path / "l.zarr", mode="r")
+    expected = values
+    previous = None
+    for ds in ms["datasets"]:
+        level_scale = ds["coordinateTransformations"][0]["scale"]
+        if previous is not None:
+            factors = [round(a / b) for a, b in zip(level_scale, previous)]
+            expected = expected[tuple(slice(None, None, f) for f in factors)]
+        np.testing.assert_array_equal(group[ds["path"]][...], expected)
+        previous = level_scale
+    assert group["2"].shape == (2, 3, 18, 12)  # z halved from level 2 on: 5 -> 3 -> 2
+    assert group["3"].shape == (2, 2, 9, 6)
+    assert open_stack(tmp_path / "l.zarr").shape == values.shape  # readers take level 0
+
+
+def test_mean_pyramid_of_an_image_averages_and_keeps_the_dtype(tmp_path, monkeypatch):
+    import dask.array as da
+    import zarr
+
+    from bigseg.io import ngff
+
+    monkeypatch.setattr(ngff, "PYRAMID_TILE", 4)
+    values = np.arange(3 * 9 * 8, dtype=np.uint16).reshape(1, 3, 9, 8) * 3
+    ngff.write_ngff_image(
+        da.from_array(values, chunks=(1, 1, 4, 4)),
+        tmp_path / "i.zarr",
+        dims=("t", "z", "y", "x"),
+        scale={"z": 0.71, "y": 0.71, "x": 0.71},
+        pyramid="mean",
+    )
+    level1 = zarr.open_group(tmp_path / "i.zarr", mode="r")["1"][...]
+    assert level1.dtype == np.uint16 and level1.shape == (1, 2, 5, 4)  # isotropic: z halves too
+    padded = np.pad(values.astype(np.float64), [(0, 0), (0, 1), (0, 1), (0, 0)], mode="edge")
+    mean = padded.reshape(1, 2, 2, 5, 2, 4, 2).mean(axis=(2, 4, 6))
+    np.testing.assert_array_equal(level1, np.round(mean).astype(np.uint16))
+
+
+def test_building_the_pyramid_holds_a_few_chunks_not_the_level(tmp_path):
+    import tracemalloc
+
+    import dask
+    import dask.array as da
+
+    from bigseg.io.ngff import pyramid_levels
+
+    plane = np.zeros((1, 8, 1024, 1024), np.uint32)  # 32 MiB at level 0
+    plane[0, :, 100:300, 200:500] = 7
+    labels = bigseg.as_stack(da.from_array(plane, chunks=(1, 1, 256, 256)), scale=(1, 1, 1))
+    store = write_labels(labels, tmp_path / "l.zarr", compute=False)
+    store.compute()
+    del plane, labels, store
+    tracemalloc.start()
+    with dask.config.set(scheduler="synchronous"):
+        for level in pyramid_levels(tmp_path / "l.zarr"):
+            level.compute()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB"
+    assert open_stack(tmp_path / "l.zarr").shape == (1, 8, 1024, 1024)
+
+
+@pytest.fixture(scope="module")
+def pyramid_output(tmp_path_factory):
+    from bigseg.io import ngff
+
+    root = tmp_path_factory.mktemp("pyramid")
+    image, _ = synth(root / "big.ome.zarr", shape=(6, 96, 96), nuclei=6, t=2, seed=3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ngff, "PYRAMID_TILE", 24)
+        result = run(image, root / "out")
+    return image, result
+
+
+def test_run_writes_a_label_pyramid_that_ome_zarr_reads_and_validates(pyramid_output):
+    reader = pytest.importorskip("ome_zarr.reader")
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr_models.v05.image_label import ImageLabel
+
+    image, result = pyramid_output
+    check_ngff_05_image(result.labels_path, label=True)
+    ImageLabel.from_zarr(zarr.open_group(result.labels_path, mode="r"))
+    nodes = list(reader.Reader(parse_url(str(result.labels_path)))())
+    (node,) = [n for n in nodes if n.load(reader.Label)]
+    assert [a.shape for a in node.data] == [(2, 6, 96, 96), (2, 6, 48, 48), (2, 3, 24, 24)]
+    full = open_stack(result.labels_path).values
+    np.testing.assert_array_equal(np.asarray(node.data[2]), full[:, ::2, ::4, ::4])
+    assert node.metadata["color"]  # the image-label colours are still there
+    # The nuclei table and the labels agree, and the figures still read level 0.
+    nuclei = pd.read_parquet(result.output / "nuclei.parquet")
+    assert set(np.unique(full)) - {0} == set(nuclei["nucleus"])
+
+
+def test_napari_layers_hand_napari_the_label_pyramid(pyramid_output):
+    from bigseg.plots import napari_layers
+
+    _, result = pyramid_output
+    (_, _, image_kind), (levels, kwargs, kind), _ = napari_layers(result.output)
+    assert (image_kind, kind) == ("image", "labels") and kwargs["multiscale"]
+    assert [level.shape for level in levels] == [(2, 6, 96, 96), (2, 6, 48, 48), (2, 3, 24, 24)]
+    np.testing.assert_array_equal(levels[0].compute(), open_stack(result.labels_path).values)

@@ -16,16 +16,26 @@ One module per format and direction: :mod:`~bigseg.io.open` (``open_stack``),
 """
 
 from .checks import parse_chunks
-from .ngff import MAX_LISTED_LABELS, regular_chunks, write_labels, write_ngff_image
-from .open import open_stack
+from .ngff import (
+    MAX_LISTED_LABELS,
+    PYRAMID_TILE,
+    pyramid_levels,
+    regular_chunks,
+    write_labels,
+    write_ngff_image,
+)
+from .open import open_levels, open_stack
 from .tables import read_table
 from .tiff import TIFF_SUFFIXES
 
 __all__ = [
     "MAX_LISTED_LABELS",
+    "PYRAMID_TILE",
     "TIFF_SUFFIXES",
+    "open_levels",
     "open_stack",
     "parse_chunks",
+    "pyramid_levels",
     "read_table",
     "regular_chunks",
     "write_labels",

@@ -1,10 +1,21 @@
-"""Writers of OME-Zarr 0.5 images and label images (NGFF ``image-label``)."""
+"""Writers of OME-Zarr 0.5 images and label images (NGFF ``image-label``), with pyramids.
+
+A pyramid's coarser levels are planned from the shape, the voxel size and the
+chunks (:func:`pyramid_plan`): y and x are halved at each level, z only when that
+makes the voxel less anisotropic (``scale_z < scale_y / sqrt(2)`` after y/x are
+halved), t never, until a level's planes fit one chunk of at most
+:data:`PYRAMID_TILE` px.  Every level is declared in the metadata when the group is
+created; level ``k`` is then built from the *stored* level ``k - 1``
+(:func:`pyramid_levels`), chunk by chunk on the workers, so a task holds a few
+chunks whatever the size of the image.  Labels are downsampled by nearest
+neighbour (ids stay ids), images by the mean.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dask.array as da
@@ -16,12 +27,111 @@ from ..colours import label_rgba
 from ..stack import SPATIAL
 from .zarr import ZARR_METADATA
 
+#: The largest y/x side of a chunk of a pyramid's coarser levels: the pyramid stops at
+#: the first level whose planes fit one such chunk.
+PYRAMID_TILE = 512
+
+#: How each kind of pyramid downsamples: nearest neighbour (labels) or the mean (images).
+DOWNSAMPLING = ("nearest", "mean")
+
+
+def pyramid_plan(
+    shape: Sequence[int],
+    dims: Sequence[str],
+    scale: Mapping[str, float],
+    chunks: Sequence[int],
+    *,
+    tile: int | None = None,
+) -> list[dict[str, Any]]:
+    """Plan the levels of a pyramid: shape, factors to the level before, scale, chunks.
+
+    Parameters
+    ----------
+    shape, chunks : sequence of int
+        Level 0's shape and chunk shape, in the order of ``dims``.
+    dims : sequence of str
+        ``("z", "y", "x")`` or ``("t", "z", "y", "x")``.
+    scale : mapping
+        Level 0's voxel size in µm (``z``, ``y``, ``x``).
+    tile : int, optional
+        The largest y/x chunk side of levels 1 and above (default
+        :data:`PYRAMID_TILE`).
+
+    Returns
+    -------
+    list of dict
+        One entry per level, level 0 first, with ``shape``, ``factors`` (to the
+        level before; all 1 for level 0), ``scale`` (µm per voxel, by dim) and
+        ``chunks``.
+    """
+    tile = PYRAMID_TILE if tile is None else int(tile)
+    size = dict(zip(dims, (int(n) for n in shape)))
+    level_scale = {d: float(scale[d]) for d in dims if d != "t"}
+    levels = [
+        {
+            "shape": tuple(int(n) for n in shape),
+            "factors": (1,) * len(dims),
+            "scale": dict(level_scale),
+            "chunks": tuple(int(c) for c in chunks),
+        }
+    ]
+    first = dict(zip(dims, (int(c) for c in chunks)))
+    while max(size["y"], size["x"]) > tile:
+        factors = dict.fromkeys(dims, 1)
+        for d in ("y", "x"):
+            if size[d] > 1:
+                factors[d] = 2
+        coarse_y = level_scale["y"] * factors["y"]
+        if "z" in size and size["z"] > 1 and level_scale["z"] < coarse_y / math.sqrt(2):
+            factors["z"] = 2
+        size = {d: -(-size[d] // factors[d]) for d in dims}
+        level_scale = {d: level_scale[d] * factors[d] for d in level_scale}
+        level_chunks = {d: min(first[d], size[d]) for d in dims}
+        level_chunks.update({d: min(tile, size[d]) for d in ("y", "x")})
+        levels.append(
+            {
+                "shape": tuple(size[d] for d in dims),
+                "factors": tuple(factors[d] for d in dims),
+                "scale": dict(level_scale),
+                "chunks": tuple(max(1, level_chunks[d]) for d in dims),
+            }
+        )
+    return levels
+
+
+def downsample(data: da.Array, factors: Sequence[int], how: str) -> da.Array:
+    """Downsample a dask array by integer ``factors`` per axis (lazy, chunk by chunk).
+
+    ``how="nearest"`` keeps every ``factor``-th voxel (labels stay labels);
+    ``"mean"`` averages each block of voxels (the last one padded by repeating
+    the edge), rounded back to integers for integer data.  An axis of ``n``
+    voxels becomes ``ceil(n / factor)`` either way.
+    """
+    if how not in DOWNSAMPLING:
+        raise InputError(f"Downsampling {how!r} is unknown; choose one of {DOWNSAMPLING}.")
+    steps = tuple(slice(None, None, int(f)) for f in factors)
+    if how == "nearest" or all(f == 1 for f in factors):
+        return data[steps]
+    pad = [(0, (-n) % int(f)) for n, f in zip(data.shape, factors)]
+    padded = da.pad(data, pad, mode="edge") if any(p for _, p in pad) else data
+    offsets = np.ndindex(*(int(f) for f in factors))
+    total = None
+    for offset in offsets:
+        part = padded[tuple(slice(o, None, int(f)) for o, f in zip(offset, factors))]
+        part = part.astype(np.float32)
+        total = part if total is None else total + part
+    mean = total / float(np.prod(factors))
+    if np.dtype(data.dtype).kind in "iu":
+        mean = da.round(mean)
+    return mean.astype(data.dtype)
+
 
 def _ngff_multiscales(
     dims: Sequence[str],
     scale: Mapping[str, float],
     translation: Mapping[str, float],
     name: str,
+    levels: Sequence[Mapping[str, Any]] | None = None,
     frame_interval_s: float | None = None,
 ) -> dict:
     axes: list[dict] = []
@@ -33,16 +143,15 @@ def _ngff_multiscales(
         else:
             axes.append({"name": d, "type": "space", "unit": "micrometer"})
     t_step = 1.0 if frame_interval_s is None else float(frame_interval_s)
-    s = [t_step if d == "t" else float(scale[d]) for d in dims]
     o = [0.0 if d == "t" else float(translation[d]) for d in dims]
-    transforms: list[dict] = [{"type": "scale", "scale": s}]
-    if any(o):
-        transforms.append({"type": "translation", "translation": o})
-    return {
-        "name": name,
-        "axes": axes,
-        "datasets": [{"path": "0", "coordinateTransformations": transforms}],
-    }
+    datasets = []
+    for i, level in enumerate(levels or [{"scale": scale, "factors": (1,) * len(dims)}]):
+        s = [t_step if d == "t" else float(level["scale"][d]) for d in dims]
+        transforms: list[dict] = [{"type": "scale", "scale": s}]
+        if any(o):  # nearest neighbour keeps voxel 0 of every level at the origin
+            transforms.append({"type": "translation", "translation": o})
+        datasets.append({"path": str(i), "coordinateTransformations": transforms})
+    return {"name": name, "axes": axes, "datasets": datasets}
 
 
 def _compressor(labels: bool = False) -> Any:
@@ -72,14 +181,18 @@ def write_ngff_image(
     compute: bool = True,
     compressors: Any = None,
     overwrite: bool = False,
+    pyramid: str | None = None,
     frame_interval_s: float | None = None,
 ) -> Any:
-    """Write a dask array as a single-level OME-Zarr 0.5 image (Zarr v3).
+    """Write a dask array as an OME-Zarr 0.5 image (Zarr v3), with an optional pyramid.
 
     Dask chunks become Zarr chunks, so every task writes whole chunks and
-    parallel writes are safe.  With ``compute=False`` the delayed store is
-    returned for the caller to compute together with other work.
-    ``compressors`` are Zarr v3 codecs (default: Blosc-zstd with shuffle).
+    parallel writes are safe.  With ``compute=False`` the delayed store of
+    level 0 is returned for the caller to compute together with other work
+    (and the coarser levels, if any, are then built with
+    :func:`pyramid_levels`).  ``compressors`` are Zarr v3 codecs (default:
+    Blosc-zstd with shuffle).  ``pyramid`` is ``None`` (level 0 only),
+    ``"nearest"`` or ``"mean"`` (see :func:`pyramid_plan` for the levels).
     An existing ``path`` is refused, or with ``overwrite=True`` replaced, but
     only when it is a Zarr store (anything else is never deleted).
     ``frame_interval_s`` is written as the scale of the ``t`` axis, in seconds.
@@ -89,26 +202,77 @@ def write_ngff_image(
     _check_target(path, overwrite)
     translation = translation or dict.fromkeys(SPATIAL, 0.0)
     data = regular_chunks(data)
+    chunks = tuple(c[0] for c in data.chunks)
+    if pyramid is None:
+        levels = pyramid_plan(data.shape, dims, scale, chunks, tile=max(data.shape))
+    elif pyramid in DOWNSAMPLING:
+        levels = pyramid_plan(data.shape, dims, scale, chunks)
+    else:
+        raise InputError(f"pyramid={pyramid!r} is unknown; choose None or one of {DOWNSAMPLING}.")
     group = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
-    ome: dict[str, Any] = {
-        "version": "0.5",
-        "multiscales": [_ngff_multiscales(dims, scale, translation, name, frame_interval_s)],
-    }
+    multiscales = _ngff_multiscales(dims, scale, translation, name, levels, frame_interval_s)
+    if pyramid is not None:
+        multiscales["type"] = pyramid
+    ome: dict[str, Any] = {"version": "0.5", "multiscales": [multiscales]}
     if extra_attrs:
         ome.update(extra_attrs)
     group.attrs["ome"] = ome
     if group_attrs:
         group.attrs.update(dict(group_attrs))
-    array = group.create_array(
-        "0",
-        shape=data.shape,
-        chunks=tuple(c[0] for c in data.chunks),
-        dtype=data.dtype,
-        compressors=compressors if compressors is not None else _compressor(),
-        fill_value=0,
-        dimension_names=tuple(dims),
-    )
-    return da.store(data, array, lock=False, compute=compute)
+    codecs = compressors if compressors is not None else _compressor()
+    arrays = [
+        group.create_array(
+            str(i),
+            shape=level["shape"],
+            chunks=level["chunks"],
+            dtype=data.dtype,
+            compressors=codecs,
+            fill_value=0,
+            dimension_names=tuple(dims),
+        )
+        for i, level in enumerate(levels)
+    ]
+    store = da.store(data, arrays[0], lock=False, compute=compute)
+    if not compute:
+        return store
+    for level in pyramid_levels(path):
+        level.compute()
+    return None
+
+
+def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
+    """Delayed stores that build a written image's coarser levels, one per level, in order.
+
+    Each level is read from the level before it *as stored*, so each store must
+    be computed before the next is taken from the iterator (the iterator builds
+    a level's graph only when asked for it).  Levels are declared by the
+    group's ``multiscales`` (as :func:`write_ngff_image` wrote them), and
+    downsampled as its ``type`` says (``"nearest"`` or ``"mean"``).
+
+    Parameters
+    ----------
+    path : path-like
+        The OME-Zarr group.
+    start : int
+        The first level to build (levels before it are taken as written).
+
+    Yields
+    ------
+    dask.delayed.Delayed
+        The store of one level.
+    """
+    import zarr
+
+    group = zarr.open_group(os.fspath(path), mode="r+")
+    multiscales = group.attrs["ome"]["multiscales"][0]
+    how = multiscales.get("type", "nearest")
+    paths = [d["path"] for d in multiscales["datasets"]]
+    for k in range(max(1, start), len(paths)):
+        source = group[paths[k - 1]]
+        target = group[paths[k]]
+        factors = [2 if n > m else 1 for n, m in zip(source.shape, target.shape)]
+        data = downsample(da.from_zarr(source), factors, how).rechunk(target.chunks)
+        yield da.store(data, target, lock=False, compute=False)
 
 
 def regular_chunks(data: da.Array) -> da.Array:
@@ -144,11 +308,14 @@ def write_labels(
     nuclei: Any = None,
     compute: bool = True,
     overwrite: bool = False,
+    pyramid: bool = True,
 ) -> Any:
     """Write a label volume as an OME-Zarr 0.5 label image (NGFF ``image-label``).
 
-    The group holds one full-resolution array ``0`` (Zarr v3, chunks as the
-    dask chunks) and, in ``attributes["ome"]``, the ``multiscales`` metadata
+    The group holds the full-resolution array ``0`` (Zarr v3, chunks as the
+    dask chunks), with ``pyramid`` the coarser levels ``1``, ``2``, ...
+    (nearest neighbour, see :func:`pyramid_plan`), and, in
+    ``attributes["ome"]``, the ``multiscales`` metadata
     (axes in micrometer, the voxel size as a ``scale`` transformation and
     the origin as a ``translation``) and an ``image-label`` object: so
     napari with the ome-zarr reader overlays it on the image at the right
@@ -176,12 +343,16 @@ def write_labels(
         colour :mod:`bigseg.plots` draws them in) and ``properties`` (time
         point, centre in µm, volume, radius, mean intensity, planes).
     compute : bool
-        Write now (default) or return the delayed store.
+        Write now (default) or return the delayed store of level 0; the
+        coarser levels are then built by computing :func:`pyramid_levels`
+        one after the other.
+    pyramid : bool
+        Declare (and with ``compute`` build) the coarser levels.
 
     Returns
     -------
     None or dask.delayed.Delayed
-        The delayed store when ``compute=False``.
+        The delayed store of level 0 when ``compute=False``.
     """
     if isinstance(labels, xr.DataArray):
         dims = labels.dims
@@ -214,6 +385,7 @@ def write_labels(
         compute=compute,
         compressors=_compressor(labels=True),
         overwrite=overwrite,
+        pyramid="nearest" if pyramid else None,
     )
 
 

@@ -134,3 +134,19 @@ def open_stack(
             stack.attrs["frame_interval_s"] = interval
             stack.attrs["frame_interval_source"] = where
     return stack
+
+
+def open_levels(path: str | os.PathLike) -> list:
+    """Open the resolution levels of an OME-Zarr image, full resolution first (lazy).
+
+    Level 0 is read as :func:`open_stack` reads it; the coarser levels listed by
+    ``multiscales[0].datasets`` follow (an image without a pyramid gives one level).
+    """
+    import dask.array as da
+    import zarr
+
+    first = open_stack(path).data
+    group = zarr.open_group(os.fspath(path), mode="r")
+    attrs = dict(group.attrs)
+    datasets = attrs.get("ome", attrs)["multiscales"][0]["datasets"]
+    return [first] + [da.from_zarr(group[d["path"]]) for d in datasets[1:]]

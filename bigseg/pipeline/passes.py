@@ -28,7 +28,7 @@ from dask.core import flatten
 from .. import methods
 from ..chunked import stitch as _stitch
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
-from ..io import objstore, open_stack, regular_chunks, write_labels
+from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_labels
 from ..measure import measure_delayed
 from ..params import Params
 from ..segment import global_threshold, segment, stitched_blocks
@@ -102,7 +102,9 @@ def segment_pass(
     t_chunks = plane_labels.data.chunks[0]
     if remote:  # no completion markers on object stores: one pass
         tables = measure_delayed(plane_labels, stack)
-        store = write_labels(plane_labels, planes_path, compute=False, overwrite=True)
+        store = write_labels(
+            plane_labels, planes_path, compute=False, overwrite=True, pyramid=False
+        )
         _, *tables = sink((store, *tables), "segment")
         frame = pd.concat([empty_detections(), *tables], ignore_index=True)
         parts = _parts.split_by_t(frame, t_chunks)
@@ -215,6 +217,7 @@ def relabel_pass(
     batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
     if split is not None or "t" not in stack.dims or len(batches) < 2 or not _local(work):
         sink(store, "labels")
+        pyramid_pass(work / "labels.zarr", sink)
         return
     # Long series: the array is created; its blocks are written in batches of time
     # points, each relabelled from its own planes.
@@ -241,6 +244,13 @@ def relabel_pass(
     )
     for _ in sink.batches(graphs, "labels"):
         pass
+    pyramid_pass(work / "labels.zarr", sink)
+
+
+def pyramid_pass(path: Any, sink: Sink) -> None:
+    """Build the coarser levels of ``labels.zarr`` on the workers, each from the one before."""
+    for store in pyramid_levels(path):
+        sink(store, "pyramid")
 
 
 def _local(path: Any) -> bool:
@@ -291,7 +301,7 @@ def stitched_pass(
         side = da.from_array(records, chunks=1, asarray=False)
         side, *pairs = sink((_stitch.summaries(side), *_stitch.face_pairs(side)), "stitch")
     else:  # one pass, without markers
-        store = write_labels(raw, planes_path, compute=False, overwrite=True)
+        store = write_labels(raw, planes_path, compute=False, overwrite=True, pyramid=False)
         out = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
         _, side, *pairs = out
     stitched = _stitch.stitch(side, pairs)

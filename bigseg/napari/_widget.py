@@ -1,0 +1,378 @@
+"""The "Find nuclei" widget: a method on the current image layer, previewed, then run in full.
+
+Parameters are in µm; the voxel size is the image layer's ``scale`` (napari's
+world units are taken to be µm, as bigseg's reader places its layers).
+*Preview* segments the part in view (at most :data:`PREVIEW_SIDE` px square) of the
+plane shown (the current z and time point) in memory and shows it as a ``preview``
+labels layer on that plane;
+its global statistic is that plane's own, so it may differ a little from the full
+run's, which has one per time point.  *Run* starts :func:`bigseg.run` on a local
+cluster (threads in this process, bound to 127.0.0.1) in a background thread,
+shows each pass's progress and the dashboard link, can be cancelled, and adds
+the label pyramid and the centres (with the nuclei table as features) as layers.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+)
+
+from .. import methods
+from ..colours import label_rgba
+from ..io import MAX_LISTED_LABELS, open_levels, read_table
+from ..params import Params
+from ..pipeline import run
+from ..segment import global_threshold, segment
+from ..stack import as_stack
+
+#: The preview segments at most this many px along y and x: the part of the plane in view,
+#: around its centre (a 2048² plane whole would take seconds with the default method).
+PREVIEW_SIDE = 768
+
+
+class Cancelled(Exception):
+    """The full run was cancelled from the widget."""
+
+
+class SegmentWidget(Container):
+    """Find nuclei in the current image layer (the plugin's dock widget).
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer whose image layers the widget segments (napari passes it).
+    """
+
+    def __init__(self, napari_viewer: Any):
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        defaults = Params()
+        self._image = ComboBox(label="image", choices=self._image_layers, nullable=True)
+        self._method = ComboBox(label="method", choices=list(methods.names()), value="default")
+        self._min_radius = _um("min radius (µm)", defaults.min_radius)
+        self._max_radius = _um("max radius (µm)", defaults.max_radius)
+        self._smooth_radius = _um("smoothing (µm)", defaults.smooth_radius)
+        self._output = FileEdit(label="output", mode="d", value="")
+        self._preview_button = PushButton(text="Preview current plane")
+        self._run_button = PushButton(text="Run")
+        self._cancel_button = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(label="progress", value=0, min=0, max=100)
+        self._status = Label(label="", value="")
+        self.extend(
+            [
+                self._image,
+                self._method,
+                self._min_radius,
+                self._max_radius,
+                self._smooth_radius,
+                self._output,
+                self._preview_button,
+                self._run_button,
+                self._cancel_button,
+                self._progress,
+                self._status,
+            ]
+        )
+        self._preview_button.changed.connect(self.preview)
+        self._run_button.changed.connect(self.start_run)
+        self._cancel_button.changed.connect(self.cancel)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(lambda *_: self._image.reset_choices())
+        self._worker: Any = None
+        self._cancel = threading.Event()
+        #: Seconds of the last preview: in all, and segmenting only (the rest is napari's).
+        self.preview_seconds: float | None = None
+        self.segment_seconds: float | None = None
+
+    # --- the parameters -------------------------------------------------------------------------
+
+    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        from napari.layers import Image
+
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def params(self) -> Params:
+        """Return the parameters the widget shows (µm)."""
+        return Params.from_preset(
+            self._method.value,
+            min_radius=float(self._min_radius.value),
+            max_radius=float(self._max_radius.value),
+            smooth_radius=float(self._smooth_radius.value),
+        )
+
+    def _layer(self) -> Any:
+        layer = self._image.value
+        if layer is None:
+            choices = self._image_layers()
+            if not choices:
+                raise ValueError("Add an image layer first: the widget segments an image layer.")
+            layer = choices[-1][1]
+            self._image.value = layer
+        return layer
+
+    # --- preview --------------------------------------------------------------------------------
+
+    def preview(self, *_: Any) -> Any:
+        """Segment the current plane (z and time point shown) into a ``preview`` layer."""
+        layer = self._layer()
+        started = time.perf_counter()
+        data = layer.data[0] if layer.multiscale else layer.data
+        index = _current_index(self._viewer, layer)
+        leading = index[:-2]
+        (y0, y1), (x0, x1) = _in_view(layer, data.shape[-2:])
+        plane = np.asarray(data[(*leading, slice(y0, y1), slice(x0, x1))])
+        sy, sx = (float(s) for s in layer.scale[-2:])
+        stack = as_stack(plane, scale=(sy, sx))
+        params = self.params()
+        threshold = global_threshold(stack, params=params)
+        labels = segment(stack, params=params, threshold=threshold).data
+        found = np.asarray(labels.compute(scheduler="threads"))[0].astype(np.uint32)
+        self.segment_seconds = time.perf_counter() - started
+        kwargs = {
+            "name": "preview",
+            "scale": tuple(layer.scale),
+            "translate": tuple(
+                float(t) + float(s) * i
+                for t, s, i in zip(layer.translate, layer.scale, (*leading, y0, x0))
+            ),
+        }
+        shaped = found.reshape((1,) * len(leading) + found.shape)
+        if "preview" in self._viewer.layers:  # updated in place: no new layer to build
+            added = self._viewer.layers["preview"]
+            added.data = shaped
+            added.scale, added.translate = kwargs["scale"], kwargs["translate"]
+        else:
+            added = self._viewer.add_labels(shaped, **kwargs)
+        self.preview_seconds = time.perf_counter() - started
+        count = len(np.unique(found)) - (1 if (found == 0).any() else 0)
+        self._status.value = (
+            f"preview: {count} regions in {self.preview_seconds * 1000:.0f} ms "
+            f"({self.segment_seconds * 1000:.0f} ms segmenting)"
+        )
+        return added
+
+    # --- the full run ---------------------------------------------------------------------------
+
+    def start_run(self, *_: Any) -> Any:
+        """Run the method on the whole layer in the background; returns the napari worker."""
+        from napari.qt.threading import create_worker
+
+        layer = self._layer()
+        out = _output_path(self._output.value, layer.name)
+        stack = _layer_stack(layer)
+        self._cancel.clear()
+        worker = create_worker(_run_in_background, stack, out, self.params(), self._cancel)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(lambda result: self._on_done(result, layer))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self._run_button.enabled = False
+        self._cancel_button.enabled = True
+        self._progress.value = 0
+        self._status.value = "starting a local cluster ..."
+        self._worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self, *_: Any) -> None:
+        """Stop the full run at its next finished task."""
+        self._cancel.set()
+        self._status.value = "cancelling ..."
+
+    def _on_event(self, event: tuple) -> None:
+        kind, *values = event
+        if kind == "dashboard":
+            self._status.value = f"running; dashboard {values[0]}"
+        elif kind == "progress":
+            done, total, n = values
+            self._progress.value = int(100 * done / max(total, 1))
+            self._progress.label = f"pass {n}"
+
+    def _on_done(self, result: Any, layer: Any) -> None:
+        if result is None:
+            self._status.value = "cancelled"
+            return
+        for data, kwargs, kind in output_layers(result, layer):
+            getattr(self._viewer, f"add_{kind}")(data, **kwargs)
+        self._progress.value = 100
+        self._status.value = (
+            f"{len(read_table(Path(result) / 'nuclei.parquet'))} nuclei in {result}"
+        )
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._status.value = "cancelled" if isinstance(exc, Cancelled) else f"failed: {exc}"
+
+    def _on_finished(self) -> None:
+        self._run_button.enabled = True
+        self._cancel_button.enabled = False
+        self._worker = None
+
+
+def _um(label: str, value: float) -> FloatSpinBox:
+    return FloatSpinBox(label=label, value=value, min=0.01, max=10_000.0, step=0.1)
+
+
+def _current_index(viewer: Any, layer: Any) -> list[int]:
+    """Return the data index of the layer at the viewer's current position (all axes)."""
+    point = np.asarray(viewer.dims.point)[-layer.ndim :]
+    coords = layer.world_to_data(point)
+    shape = (layer.data[0] if layer.multiscale else layer.data).shape
+    return [int(np.clip(round(float(c)), 0, n - 1)) for c, n in zip(coords, shape)]
+
+
+def _in_view(layer: Any, shape: tuple) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Return the y and x ranges in view, at most :data:`PREVIEW_SIDE` around their centre."""
+    try:  # the canvas's corners in data pixels, the last one inclusive
+        corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:] + [[0.0], [1.0]]
+    except (AttributeError, IndexError, ValueError):
+        corners = np.array([[0.0, 0.0], [shape[0], shape[1]]])
+    ranges = []
+    for axis, n in enumerate(shape):
+        lo, hi = (int(np.clip(v, 0, n)) for v in corners[:, axis])
+        if hi - lo < 2:  # nothing in view along this axis (no canvas yet): the whole plane
+            lo, hi = 0, int(n)
+        if hi - lo > PREVIEW_SIDE:
+            centre = (lo + hi) // 2
+            lo = max(0, min(centre - PREVIEW_SIDE // 2, int(n) - PREVIEW_SIDE))
+            hi = lo + PREVIEW_SIDE
+        ranges.append((lo, hi))
+    return ranges[0], ranges[1]
+
+
+def _layer_stack(layer: Any) -> Any:
+    """Return the image layer as a bigseg stack: ``(z, y, x)`` or ``(t, z, y, x)`` in µm."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    scale = [float(s) for s in layer.scale]
+    origin = [float(t) for t in layer.translate]
+    if data.ndim == 2:  # one plane (no result depends on a z voxel size)
+        return as_stack(data, scale=scale, translation=(0.0, *origin))
+    if data.ndim in (3, 4):  # a time-lapse's t step is not a voxel size
+        return as_stack(data, scale=scale[-3:], translation=origin[-3:])
+    raise ValueError(
+        f"The image layer has {data.ndim} dims; bigseg segments 2, 3 or 4 (t, z, y, x)."
+    )
+
+
+def _output_path(value: Any, name: str) -> Path:
+    text = os.fspath(value) if value is not None else ""
+    if text in ("", "."):
+        return Path.cwd() / f"{name}-nuclei"
+    return Path(text)
+
+
+def _run_in_background(
+    stack: Any, out: Path, params: Params, cancel: threading.Event
+) -> Iterator[tuple]:
+    """Run bigseg on a local cluster; yield ``("dashboard", link)`` and ``("progress", ...)``.
+
+    Returns the output directory, or None when cancelled before the run started.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    events: queue.Queue = queue.Queue()
+    outcome: dict[str, Any] = {}
+    threads = max(1, min(4, os.cpu_count() or 1))
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=threads,
+            processes=False,
+            host="127.0.0.1",
+            protocol="tcp://",  # with the dashboard, nothing listens beyond 127.0.0.1
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield ("dashboard", client.dashboard_link)
+        if cancel.is_set():
+            return None
+        passes = [0]
+
+        def watch(futures: list) -> None:
+            passes[0] += 1
+            done = 0
+            for _ in as_completed(futures):
+                done += 1
+                events.put(("progress", done, len(futures), passes[0]))
+                if cancel.is_set():
+                    client.cancel(futures)
+                    raise Cancelled("cancelled from the widget")
+
+        def work() -> None:
+            try:
+                outcome["result"] = run(stack, out, params=params, client=client, progress=watch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the widget's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        while thread.is_alive() or not events.empty():
+            try:
+                yield events.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return str(outcome["result"].output)
+
+
+def output_layers(out: str | os.PathLike, layer: Any) -> list[tuple[Any, dict, str]]:
+    """Label pyramid and centres of a run of ``layer``, placed like ``layer``.
+
+    Parameters
+    ----------
+    out : path-like
+        The run's output directory.
+    layer : napari.layers.Image
+        The image layer that was segmented.
+    """
+    out = Path(out)
+    levels = open_levels(out / "labels.zarr")
+    nuclei = read_table(out / "nuclei.parquet")
+    two_d = layer.ndim == 2
+    if two_d:
+        levels = [level[0] for level in levels]
+    position = {2: ["y", "x"], 3: ["z", "y", "x"], 4: ["t", "z", "y", "x"]}[layer.ndim]
+    place = {"scale": tuple(layer.scale), "translate": tuple(layer.translate)}
+    ids = nuclei["nucleus"].to_numpy(np.int64)
+    labels_kwargs: dict[str, Any] = {
+        "name": "nuclei",
+        "features": nuclei.rename(columns={"nucleus": "index"}),
+        **place,
+    }
+    if len(levels) > 1:
+        labels_kwargs["multiscale"] = True
+    colours = label_rgba(ids) / 255.0 if len(ids) else np.zeros((0, 4))
+    if 0 < len(ids) <= MAX_LISTED_LABELS:
+        labels_kwargs["colormap"] = {
+            None: (0.0, 0.0, 0.0, 0.0),
+            **{int(i): tuple(c) for i, c in zip(ids, colours)},
+        }
+    points_kwargs = {
+        "name": "centres",
+        "size": 2.0 / float(np.mean(layer.scale[-2:])),
+        "face_color": colours if len(ids) else "white",
+        "features": nuclei,
+        **place,
+    }
+    return [
+        (levels if len(levels) > 1 else levels[0], labels_kwargs, "labels"),
+        (nuclei[position].to_numpy(np.float64), points_kwargs, "points"),
+    ]
