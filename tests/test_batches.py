@@ -111,3 +111,27 @@ def test_resume_after_an_interrupted_batch_reuses_the_finished_ones(tmp_path, mo
     assert 6 > resumed.record["blocks"]["reused"] >= kept
     pd.testing.assert_frame_equal(resumed.nuclei, reference.nuclei)
     assert_same_outputs(tmp_path / "ref", out)
+
+
+def test_the_labels_pass_relabels_no_more_than_a_batch_at_once(tmp_path, monkeypatch):
+    # A long series: labels.zarr is created from the planes' shape alone, and each batch
+    # relabels its own time points (no relabelling graph of the whole series); the
+    # outputs are those of one batch.
+    from bigseg.pipeline import passes
+
+    series = _series(8).chunk({"t": 1, "z": -1, "y": -1, "x": -1})
+    params = bigseg.Params.from_preset("seed", **PARAMS)
+    reference = run(series, tmp_path / "ref", params=params)
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 2)
+    seen = []
+    real = passes.relabel_partitioned
+
+    def counted(planes, *args, **kwargs):
+        seen.append(planes.numblocks[0])
+        return real(planes, *args, **kwargs)
+
+    monkeypatch.setattr(passes, "relabel_partitioned", counted)
+    result = run(series, tmp_path / "out", params=params)
+    assert seen == [2] * 4
+    assert result.record["counts"] == reference.record["counts"]
+    assert_same_outputs(tmp_path / "ref", tmp_path / "out")

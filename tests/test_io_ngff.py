@@ -348,7 +348,7 @@ def test_napari_layers_hand_napari_the_label_pyramid(pyramid_output):
     from bigseg.plots import napari_layers
 
     _, result = pyramid_output
-    (_, _, image_kind), (levels, kwargs, kind), _ = napari_layers(result.output)
+    (_, _, image_kind), (levels, kwargs, kind), *_ = napari_layers(result.output)
     assert (image_kind, kind) == ("image", "labels") and kwargs["multiscale"]
     assert [level.shape for level in levels] == [(2, 6, 96, 96), (2, 6, 48, 48), (2, 3, 24, 24)]
     np.testing.assert_array_equal(levels[0].compute(), open_stack(result.labels_path).values)

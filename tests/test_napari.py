@@ -46,8 +46,10 @@ def test_npe2_reads_an_output_as_image_label_pyramid_and_centres_in_um(finished_
     image, result = finished_run
     npe2.PluginManager.instance().discover()  # as napari does when it starts
     layers = npe2.read([str(result.output)], stack=False, plugin_name="bigseg")
-    assert [kind for _, _, kind in layers] == ["image", "labels", "points"]
-    (img, img_kw, _), (labels, lab_kw, _), (points, pts_kw, _) = layers
+    # a series of two time points is tracked: its tracks come as a fourth layer
+    assert [kind for _, _, kind in layers] == ["image", "labels", "points", "tracks"]
+    (img, img_kw, _), (labels, lab_kw, _), (points, pts_kw, _), (tracks, trk_kw, _) = layers
+    assert trk_kw["scale"] == pts_kw["scale"] and len(tracks) == len(points)
     assert img_kw["scale"] == [1.0, *SCALE] == lab_kw["scale"] == pts_kw["scale"]
     assert lab_kw["multiscale"] and [lv.shape[-1] for lv in labels] == [96, 48, 24]
     assert hasattr(labels[0], "dask") and hasattr(img, "dask")  # lazy
@@ -63,8 +65,13 @@ def test_the_reader_opens_in_a_viewer_at_the_image_s_extent(make_napari_viewer, 
     _, result = finished_run
     viewer = make_napari_viewer()
     viewer.open(str(result.output), plugin="bigseg")
-    assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels", "Points"]
-    image, labels, _ = viewer.layers
+    assert [type(layer).__name__ for layer in viewer.layers] == [
+        "Image", "Labels", "Points", "Tracks",
+    ]  # fmt: skip
+    image, labels, _, tracks = viewer.layers
+    inside = image.extent.world  # the tracks (at the centres) lie within the image
+    assert (tracks.extent.world[0] >= inside[0] - 1e-6).all()
+    assert (tracks.extent.world[1] <= inside[1] + 1e-6).all()
     np.testing.assert_allclose(image.extent.world, labels.extent.world)
     assert labels.multiscale and len(labels.data) == 3
 

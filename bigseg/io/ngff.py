@@ -183,6 +183,7 @@ def write_ngff_image(
     overwrite: bool = False,
     pyramid: str | None = None,
     frame_interval_s: float | None = None,
+    create_only: bool = False,
 ) -> Any:
     """Write a dask array as an OME-Zarr 0.5 image (Zarr v3), with an optional pyramid.
 
@@ -196,6 +197,9 @@ def write_ngff_image(
     An existing ``path`` is refused, or with ``overwrite=True`` replaced, but
     only when it is a Zarr store (anything else is never deleted).
     ``frame_interval_s`` is written as the scale of the ``t`` axis, in seconds.
+    With ``create_only``, the group and its empty arrays are created from ``data``'s
+    shape, chunks and dtype, and nothing else (no graph is built: the caller writes
+    level 0, e.g. in batches, then builds the levels with :func:`pyramid_levels`).
     """
     import zarr
 
@@ -232,6 +236,8 @@ def write_ngff_image(
         )
         for i, level in enumerate(levels)
     ]
+    if create_only:
+        return None
     store = da.store(data, arrays[0], lock=False, compute=compute)
     if not compute:
         return store
@@ -309,6 +315,7 @@ def write_labels(
     compute: bool = True,
     overwrite: bool = False,
     pyramid: bool = True,
+    create_only: bool = False,
 ) -> Any:
     """Write a label volume as an OME-Zarr 0.5 label image (NGFF ``image-label``).
 
@@ -348,6 +355,9 @@ def write_labels(
         one after the other.
     pyramid : bool
         Declare (and with ``compute`` build) the coarser levels.
+    create_only : bool
+        Create the group and its empty arrays only (from ``labels``' shape, chunks and
+        dtype); the caller writes them.
 
     Returns
     -------
@@ -386,6 +396,7 @@ def write_labels(
         compressors=_compressor(labels=True),
         overwrite=overwrite,
         pyramid="nearest" if pyramid else None,
+        create_only=create_only,
     )
 
 

@@ -194,7 +194,11 @@ def relabel_pass(
     four = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack)))
     planes = four.data
     linked_dir = os.fspath(work / _parts.LINKED)
-    if split is not None:  # the stitching is in memory already: so is its table
+    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+    batched = split is None and "t" in stack.dims and len(batches) > 1 and _local(work)
+    if batched:  # long series: only the array's shape, chunks and dtype are needed here
+        labels = planes.astype(np.uint32)
+    elif split is not None:  # the stitching is in memory already: so is its table
         frames = [_parts.read_linked(work, i, o) for i, o in enumerate(offsets)]
         linked = pd.concat(frames, ignore_index=True)
         labels = relabel_stitched(planes.rechunk(split.chunks), linked, stitched)
@@ -213,15 +217,15 @@ def relabel_pass(
         nuclei=nuclei,
         compute=False,
         overwrite=True,  # the scratch directory is bigseg's: an interrupted run's is replaced
+        create_only=batched,  # no graph of the whole series on the client
     )
-    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
-    if split is not None or "t" not in stack.dims or len(batches) < 2 or not _local(work):
+    if not batched:
         sink(store, "labels")
         pyramid_pass(work / "labels.zarr", sink)
         return
     # Long series: the array is created; its blocks are written in batches of time
     # points, each relabelled from its own planes.
-    del store, labels, labels_da
+    del labels, labels_da
     import zarr
 
     array = zarr.open_array(os.fspath(work / "labels.zarr" / "0"), mode="r+")
