@@ -1028,10 +1028,15 @@ def tracking_summary(entry: dict, output: Any) -> str:
     counts = entry.get("counts") or {}
     interval = entry.get("frame_interval_s")
     speed = f", frame interval {interval:g} s" if interval else ", frame interval unknown"
-    return (
-        f"Tracked {output}: {counts.get('tracks', 0)} tracks, {counts.get('divisions', 0)} "
-        f"divisions, {counts.get('gaps', 0)} gaps closed{speed}."
+    tracks, divisions, gaps = (
+        _count(int(counts.get(k, 0)), k[:-1]) for k in ("tracks", "divisions", "gaps")
     )
+    return f"Tracked {output}: {tracks}, {divisions}, {gaps} closed{speed}."
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 track"``, ``"3 tracks"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _export_ctc(args: argparse.Namespace) -> int:
@@ -1102,7 +1107,8 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         thr = f"thresholds {min(thresholds):g} to {max(thresholds):g}"
     tracking = (record.get("tracking") or {}).get("counts")
     tracks = (
-        f"tracks.parquet ({tracking['tracks']} tracks, {tracking['divisions']} divisions), "
+        f"tracks.parquet ({_count(tracking['tracks'], 'track')}, "
+        f"{_count(tracking['divisions'], 'division')}), "
         if tracking
         else ""
     )
