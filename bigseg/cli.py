@@ -881,12 +881,16 @@ def _local_client(
     args: argparse.Namespace, workers: int, threads: int, processes: bool
 ) -> Iterator[Any]:
     """Yield a client on a LocalCluster bound to 127.0.0.1 (see :func:`dask_client`)."""
+    import dask
     from distributed import Client, LocalCluster
 
     from .pipeline import safety  # the workers' preload (its dask_setup)
 
     try:
-        with _SIGNALS.deferred():
+        # Workers never pause: bigseg's tasks fit the planned budget and hold nothing to
+        # spill, so a worker paused by memory the allocator keeps would wait forever; above
+        # 95 % of its limit the nanny restarts it and its tasks run again elsewhere.
+        with _SIGNALS.deferred(), dask.config.set({"distributed.worker.memory.pause": False}):
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=threads,

@@ -1,5 +1,7 @@
 """Library errors name keywords; the command line rewrites them, in one place, as its flags."""
 
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -102,3 +104,23 @@ def test_output_and_time_selection_name_keywords_then_flags(plain_tif, tmp_path,
                  *map(str, SCALE), "--t", "0"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "(--t)" in err and "t=" not in err
+
+
+def test_local_workers_never_pause_and_small_ones_skip_the_compiled_kernels():
+    # A worker paused by memory its allocator keeps would wait forever (bigseg's tasks hold
+    # nothing to spill): the CLI's workers never pause; under 768 MiB they run SciPy's filters.
+    import argparse
+
+    from bigseg.cli import dask_client
+
+    args = argparse.Namespace(verbose=1, scheduler=None, workers=1, threads_per_worker=1,
+                              memory_limit="512MiB", quiet=True)  # fmt: skip
+    with dask_client(args) as client:
+        (seen,) = client.run(
+            lambda: (
+                __import__("dask").config.get("distributed.worker.memory.pause"),
+                __import__("os").environ.get("BIGSEG_COMPILED"),
+            )
+        ).values()
+    assert seen == (False, "0")
+    assert os.environ.get("BIGSEG_COMPILED") is None  # this process's environment restored

@@ -451,11 +451,11 @@ def test_some_time_points_of_a_file_are_read_in_work_blocks_too(tmp_path):
 
 
 def test_the_budget_leaves_out_the_workers_libraries():
-    # A worker of 1 GiB: its limit up to the pause threshold, less what it holds once the
+    # A worker of 1 GiB: its limit up to the ceiling (0.8), less what it holds once the
     # passes' libraries are loaded (measured on it: well over 100 MiB), times the share.
     from distributed import Client, LocalCluster
 
-    from bigseg.chunked.plan import WORKER_SHARE, memory_budget
+    from bigseg.chunked.plan import WORKER_CEILING, WORKER_SHARE, memory_budget
 
     with (
         LocalCluster(
@@ -471,7 +471,7 @@ def test_the_budget_leaves_out_the_workers_libraries():
         budget = memory_budget(client)
         loaded = client.run(lambda: __import__("psutil").Process().memory_info().rss)
     (rss,) = loaded.values()
-    pause = dask.config.get("distributed.worker.memory.pause")
+    pause = WORKER_CEILING
     assert rss > 100 * MiB
     assert budget == pytest.approx((1024 * MiB * pause - rss) / 2 * WORKER_SHARE, rel=0.05)
     assert budget < 1024 * MiB / 2 * 0.5  # below the share of the bare limit it was

@@ -50,9 +50,13 @@ INPUT_COPIES = 2
 
 #: Share of a worker's free memory (per thread) that one task may plan to use: the rest
 #: holds the finished chunks it keeps for neighbours.  A worker's free memory is what its
-#: limit leaves below the pause threshold (``distributed.worker.memory.pause``) once the
-#: libraries the passes import are loaded (:data:`WORKER_LIBRARIES`).
+#: limit leaves below :data:`WORKER_CEILING` once the libraries the passes import are
+#: loaded (:data:`WORKER_LIBRARIES`).
 WORKER_SHARE = 0.6
+
+#: Share of a worker's memory limit the plan keeps below (distributed's default pause
+#: threshold, whether or not the worker pauses).
+WORKER_CEILING = 0.8
 
 #: What the passes import on a worker: their memory is measured on each worker before
 #: planning and is not the tasks' to use (about 200 MiB, 290 MiB with numba).
@@ -272,7 +276,7 @@ def _merged(chunks, peak, budget: int) -> tuple[tuple[int, ...], ...]:
 def memory_budget(client: Any = None, *, share: float = WORKER_SHARE) -> int:
     """Bytes one task may plan to use on ``client``'s workers.
 
-    A worker's limit up to its pause threshold, less its memory once the passes'
+    A worker's limit up to :data:`WORKER_CEILING`, less its memory once the passes'
     libraries are loaded (:data:`WORKER_LIBRARIES`, measured on every worker), per
     thread, times ``share``; the smallest worker counts.  ``client`` is a
     ``distributed.Client`` (by default the current one, if any).  Without a client,
@@ -292,9 +296,8 @@ def memory_budget(client: Any = None, *, share: float = WORKER_SHARE) -> int:
             loaded = client.run(_loaded_memory, workers=list(limited)) if limited else {}
         except Exception:  # noqa: BLE001 - no worker information: dask's chunk size
             limited, loaded = {}, {}
-        pause = dask.config.get("distributed.worker.memory.pause", 0.8) or 1.0
         per_thread = [
-            (int(w["memory_limit"]) * float(pause) - int(loaded.get(a, 0)))
+            (int(w["memory_limit"]) * WORKER_CEILING - int(loaded.get(a, 0)))
             / max(int(w.get("nthreads") or 1), 1)
             for a, w in limited.items()
         ]
