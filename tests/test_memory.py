@@ -475,3 +475,17 @@ def test_the_budget_leaves_out_the_workers_libraries():
     assert rss > 100 * MiB
     assert budget == pytest.approx((1024 * MiB * pause - rss) / 2 * WORKER_SHARE, rel=0.05)
     assert budget < 1024 * MiB / 2 * 0.5  # below the share of the bare limit it was
+
+
+def test_a_worker_in_the_client_s_process_keeps_half_its_usable_memory_for_tasks():
+    # processes=False: the worker's RSS is the whole client process's (here pytest's, with
+    # a large array held), which must not leave the tasks nothing.
+    from distributed import Client
+
+    from bigseg.chunked.plan import WORKER_CEILING, WORKER_SHARE, memory_budget
+
+    ballast = np.ones(300 * MiB, np.uint8)  # the client holds a lot already
+    with Client(processes=False, n_workers=1, threads_per_worker=2, memory_limit="256MiB") as c:
+        budget = memory_budget(c)
+    assert ballast.sum() > 0
+    assert budget == pytest.approx(256 * MiB * WORKER_CEILING / 2 / 2 * WORKER_SHARE, rel=0.01)

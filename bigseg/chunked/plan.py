@@ -296,8 +296,11 @@ def memory_budget(client: Any = None, *, share: float = WORKER_SHARE) -> int:
             loaded = client.run(_loaded_memory, workers=list(limited)) if limited else {}
         except Exception:  # noqa: BLE001 - no worker information: dask's chunk size
             limited, loaded = {}, {}
+        # A worker in the client's process (processes=False) measures the client too: what
+        # is left out is capped at half the usable memory.
+        usable = {a: int(w["memory_limit"]) * WORKER_CEILING for a, w in limited.items()}
         per_thread = [
-            (int(w["memory_limit"]) * WORKER_CEILING - int(loaded.get(a, 0)))
+            (usable[a] - min(int(loaded.get(a, 0)), usable[a] / 2))
             / max(int(w.get("nthreads") or 1), 1)
             for a, w in limited.items()
         ]
