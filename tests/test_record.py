@@ -66,7 +66,9 @@ def test_run_json_records_scale_option_and_cluster_settings(tmp_path):
     from distributed import Client
 
     image, _ = synth(tmp_path / "s.ome.zarr", shape=(4, 32, 32), nuclei=1, seed=2)
-    with Client(processes=False, n_workers=1, threads_per_worker=2, memory_limit="1GiB") as c:
+    # In-process, the worker's limit counts the whole test process (pytest and all it has
+    # loaded, ~0.8 GiB late in the suite): a limit well above it, or the worker pauses.
+    with Client(processes=False, n_workers=1, threads_per_worker=2, memory_limit="4GiB") as c:
         result = run(image, tmp_path / "out", scale=(2.0, 0.5, 0.5), client=c)
         address = c.scheduler.address
     assert result.record["input"]["scale_source"] == "option"
@@ -76,7 +78,7 @@ def test_run_json_records_scale_option_and_cluster_settings(tmp_path):
         "scheduler": address,
         "workers": 1,
         "threads": 2,
-        "memory_limit_bytes": [2**30],
+        "memory_limit_bytes": [4 * 2**30],
     }
 
 
