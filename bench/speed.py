@@ -296,7 +296,6 @@ def _opening_scipy(smoothed, size):
 def _split_apart(filled, apart, clock):
     """``kernels.watershed.split_plane_apart``, step by step (the bench checks it is the same)."""
     from scipy import ndimage as ndi
-    from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
     from bigseg.kernels import watershed as kw
@@ -304,19 +303,7 @@ def _split_apart(filled, apart, clock):
     distance = clock("distance", kw.distance_to_background, filled)
 
     def markers():
-        components, _ = ndi.label(filled)
-        peaks = peak_local_max(distance, min_distance=1, labels=components, exclude_border=False)
-        heights = distance[tuple(peaks.T)]
-        owner = components[tuple(peaks.T)]
-        kept: list[int] = []
-        for i in np.lexsort((peaks[:, 1], peaks[:, 0], -heights)):
-            mine = [j for j in kept if owner[j] == owner[i]]
-            if mine:
-                gap = np.hypot(*(peaks[mine] - peaks[i]).T)
-                if np.any(gap < apart * (heights[mine] + heights[i])):
-                    continue
-            kept.append(int(i))
-        chosen = peaks[np.sort(np.asarray(kept, int))]
+        chosen = kw.markers_apart(distance, ndi.label(filled)[0], apart=apart)
         mask = np.zeros(filled.shape, bool)
         mask[tuple(chosen.T)] = True
         return ndi.label(mask)[0], chosen
@@ -365,14 +352,7 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
             margin = ((z0 - lo, hi - z1), (0, 0), (0, 0))
             inner = (box, 0, 0) if prepass else (0, 0, 0)
             # methods.default.signal_volume, step by step.
-            smooth_m, map_m, rest = [], [], []
-            for (b, a), keep, size in zip(margin, inner, lp.background):
-                r = filters.background_reach(size)
-                kb, ka = min(b, keep), min(a, keep)
-                mb, ma = min(b - kb, r), min(a - ka, r)
-                rest.append((kb, ka))
-                map_m.append((mb, ma))
-                smooth_m.append((b - kb - mb, a - ka - ma))
+            smooth_m, map_m, rest = dm.signal_margins(margin, inner, lp)
             smoothed = clock(
                 "smoothing (3D Gaussian)", filters.smooth_volume, volume, lp.sigma, margin=smooth_m
             )

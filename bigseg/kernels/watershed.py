@@ -15,6 +15,7 @@ __all__ = [
     "distance_to_background",
     "flood_levels",
     "segment_signal",
+    "markers_apart",
     "split_plane_apart",
     "filled_plane",
     "filter_sizes",
@@ -133,7 +134,21 @@ def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
     if not binary.any():
         return np.zeros(binary.shape, LABEL_DTYPE)
     distance = distance_to_background(binary)
-    components, _ = ndi.label(binary)
+    chosen = markers_apart(distance, ndi.label(binary)[0], apart=apart)
+    marker_mask = np.zeros(binary.shape, bool)
+    marker_mask[tuple(chosen.T)] = True
+    markers, _ = ndi.label(marker_mask)
+    levels = flood_levels(distance, chosen)
+    return watershed(levels, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+
+
+def markers_apart(distance: np.ndarray, components: np.ndarray, *, apart: float) -> np.ndarray:
+    """Distance peaks kept as markers (rows of indices): see :func:`split_plane_apart`.
+
+    Peaks are taken deepest first (ties by position); one is kept when it lies at least
+    ``apart`` times the sum of its distance and each kept marker's from every kept
+    marker of its own component.
+    """
     peaks = peak_local_max(distance, min_distance=1, labels=components, exclude_border=False)
     heights = distance[tuple(peaks.T)]
     owner = components[tuple(peaks.T)]
@@ -145,12 +160,7 @@ def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
             if np.any(gap < apart * (heights[mine] + heights[i])):
                 continue
         kept.append(int(i))
-    chosen = peaks[np.sort(np.asarray(kept, int))]
-    marker_mask = np.zeros(binary.shape, bool)
-    marker_mask[tuple(chosen.T)] = True
-    markers, _ = ndi.label(marker_mask)
-    levels = flood_levels(distance, chosen)
-    return watershed(levels, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+    return peaks[np.sort(np.asarray(kept, int))]
 
 
 def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) -> np.ndarray:

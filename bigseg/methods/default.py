@@ -125,7 +125,14 @@ def signal_volume(volume: np.ndarray, lp: LocalPixels, margin, inner=None) -> np
     default).  Context is given to that step first, then to the map, then to the
     smoothing: where a margin falls short, the block's edge is the stack's edge.
     """
-    inner = inner if inner is not None else (0,) * volume.ndim
+    smooth_m, map_m, rest = signal_margins(margin, inner, lp)
+    smoothed = filters.smooth_volume(volume, lp.sigma, margin=smooth_m)
+    return filters.above_background(smoothed, lp.background, margin=map_m), tuple(rest)
+
+
+def signal_margins(margin, inner, lp: LocalPixels) -> tuple[list, list, tuple]:
+    """Split a block's ``margin`` into the smoothing's, the map's and the rest (``inner``)."""
+    inner = inner if inner is not None else (0,) * len(margin)
     smooth_m, map_m, rest = [], [], []
     for (b, a), keep, size in zip(margin, inner, lp.background):
         reach = filters.background_reach(size)
@@ -134,8 +141,7 @@ def signal_volume(volume: np.ndarray, lp: LocalPixels, margin, inner=None) -> np
         rest.append((kb, ka))
         map_m.append((mb, ma))
         smooth_m.append((b - kb - mb, a - ka - ma))
-    smoothed = filters.smooth_volume(volume, lp.sigma, margin=smooth_m)
-    return filters.above_background(smoothed, lp.background, margin=map_m), tuple(rest)
+    return smooth_m, map_m, tuple(rest)
 
 
 def _signal_block(block: np.ndarray, *, lp: LocalPixels, margin) -> np.ndarray:
