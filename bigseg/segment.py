@@ -5,6 +5,7 @@ Nothing here computes: each function returns lazy xarray/dask objects.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
@@ -17,7 +18,6 @@ from .chunked.plan import (
     RELABEL,
     PassMemory,
     fit_to_halo,
-    in_work_chunks,
     memory_budget,
     per_t,
     planes_split,
@@ -27,6 +27,7 @@ from .chunked.plan import (
 from .chunked.stitch import segment_blocks, segment_stitched
 from .kernels import LABEL_DTYPE
 from .params import Params, PixelParams
+from .reads import in_work_chunks
 from .stack import as_4d, scale_of
 
 __all__ = [
@@ -139,14 +140,24 @@ def halo_px(px: PixelParams, method: str) -> int:
 
 
 def stitched_blocks(
-    data: da.Array, thresholds: da.Array, params: Params, px: PixelParams, scale
+    data: da.Array,
+    thresholds: da.Array,
+    params: Params,
+    px: PixelParams,
+    scale,
+    *,
+    keep: Callable[[da.Array], da.Array] | None = None,
 ) -> da.Array:
     """One :class:`bigseg.chunked.stitch.Block` per y/x block of ``data`` (lazy object array).
 
     ``data`` as :func:`plan_blocks` returns it; the method's pre-pass, kernel and halo.
+    ``keep(source)``, when given, stores the pre-pass's output and returns it read
+    back (a run's scratch store): the blocks then read their halo from there.
     """
     m = methods.get(params.preset)
     source, image = m.prepass(data, thresholds, params, scale)
+    if keep is not None and source is not data:
+        source = keep(source)
     halo = halo_px(px, params.preset)
     return segment_blocks(
         source,

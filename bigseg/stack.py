@@ -1,7 +1,7 @@
 """The data model: a stack is an xarray.DataArray with ``(t,) z, y, x`` dims in µm.
 
 Every other module builds on these few helpers; this one imports no other
-part of bigseg but its exception types.  A stack's ``attrs`` hold ``scale``
+part of bigseg but its exception types and :mod:`bigseg.reads`.  A stack's ``attrs`` hold ``scale``
 and ``translation`` (``{"z": .., "y": .., "x": ..}`` in µm), ``units``,
 ``source`` and ``format``; its coordinates are ``index * scale + translation``.
 2D images and time-lapses are stacks of one plane per time point, whose z size
@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from ._errors import InputError, ScaleWarning
+from .reads import is_read, read_with_axis
 
 __all__ = ["SPATIAL", "as_4d", "as_stack", "scale_of", "translation_of"]
 
@@ -202,7 +203,9 @@ def as_4d(stack: xr.DataArray) -> xr.DataArray:
     if stack.dims == ("t", "z", "y", "x"):
         return stack
     if stack.dims == ("z", "y", "x"):
-        return stack.expand_dims("t", 0).assign_coords(t=[0])
+        four = stack.expand_dims("t", 0).assign_coords(t=[0])
+        # a read of a file stays one (read again in work blocks, see bigseg.reads)
+        return four.copy(data=read_with_axis(stack.data, 0)) if is_read(stack.data) else four
     raise InputError(
         f"A stack must have dims ('z', 'y', 'x') or ('t', 'z', 'y', 'x'), not {stack.dims}; "
         "open it with bigseg.open_stack."

@@ -428,13 +428,60 @@ def test_a_run_on_whole_plane_chunks_holds_a_few_blocks_at_a_time(tmp_path):
     assert outputs.held <= 1.5 * budget, (outputs.held / MiB, budget / MiB)
 
 
+def test_split_planes_read_their_halo_from_the_stored_pre_pass(tmp_path, monkeypatch):
+    # Whole-plane chunks split into y/x blocks: the default method's pre-pass (the signal
+    # above the background) is stored in the scratch directory first, and every block
+    # reads it back from there grown by the halo, each in a task of its own (a halo
+    # exchange in memory held a wavefront of blocks across the plane). The same nuclei
+    # as whole planes; nothing of it is left in the output.
+    from bigseg.pipeline import scratch
+    from bigseg.reads import is_read
+
+    shape = (16, 384, 384)
+    _zarr_of_whole_planes(tmp_path / "planes.zarr", shape)
+    stack = bigseg.open_stack(tmp_path / "planes.zarr", scale=SCALE)
+    stored = []
+
+    def spy(source, **kwargs):
+        stored.append(scratch.stored_signal(source, **kwargs))
+        return stored[-1]
+
+    monkeypatch.setattr("bigseg.pipeline.passes._scratch", _With(scratch, stored_signal=spy))
+    params = Params.from_preset("default")
+    with dask.config.set({"array.chunk-size": 48 * MiB, "scheduler": "synchronous"}):
+        split = run(stack, tmp_path / "split", params=params)
+    with dask.config.set({"scheduler": "synchronous"}):
+        whole = run(stack, tmp_path / "whole", params=params, stitch=False)
+    assert len(split.record["work_blocks"]["chunks"][2]) > 1  # planes split in y/x
+    assert len(stored) == 1 and is_read(stored[0])
+    work = split.record["work_blocks"]["chunks"]  # stored in the work blocks, one per chunk
+    assert [list(c) for c in stored[0].chunks[1:]] == [list(c) for c in work[-3:]]
+    columns = ["t", "z", "y", "x", "volume_um3", "intensity_sum", "n_planes"]
+    pd_split = split.nuclei[columns].sort_values(["z", "y", "x"]).reset_index(drop=True)
+    pd_whole = whole.nuclei[columns].sort_values(["z", "y", "x"]).reset_index(drop=True)
+    assert len(pd_split) > 40
+    np.testing.assert_allclose(pd_split.to_numpy(float), pd_whole.to_numpy(float))
+    assert not (tmp_path / "split" / "signal.zarr").exists()
+    assert not (tmp_path / "split" / "signal.done").exists()
+
+
+class _With:
+    """A module with some of its attributes replaced."""
+
+    def __init__(self, module, **replaced):
+        self._module, self._replaced = module, replaced
+
+    def __getattr__(self, name):
+        return self._replaced.get(name, getattr(self._module, name))
+
+
 def test_some_time_points_of_a_file_are_read_in_work_blocks_too(tmp_path):
     # run(t=...) keeps a part of the series: still a read of the file, so its work
     # blocks are read from it rather than split after reading.
     import zarr
 
-    from bigseg.chunked.plan import in_work_chunks, is_read
     from bigseg.pipeline.preflight import select_t
+    from bigseg.reads import in_work_chunks, is_read
 
     data = np.random.default_rng(0).integers(0, 4096, (10, 4, 64, 64), dtype=np.uint16)
     path = tmp_path / "series.zarr"

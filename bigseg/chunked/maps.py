@@ -13,6 +13,8 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
+from ..reads import in_work_chunks, is_read, read_grown
+
 __all__ = ["block_objects", "frame_of_blocks", "map_with_halo", "per_t_statistic"]
 
 _OBJ = np.empty((0, 0, 0, 0), object)
@@ -35,6 +37,9 @@ def map_with_halo(
     without its margin).  No voxel is added past the stack's edges (there the
     kernels treat edges by nearest value, as on the whole array), so every
     voxel equals the whole-array result however the stack is chunked.
+    A read of a file (:func:`bigseg.reads.is_read`) is grown by reading every
+    grown block from the file (:func:`bigseg.reads.read_grown`): no task holds,
+    or waits for, its neighbours' blocks, as a halo exchange would.
     Chunks smaller than the reach are merged for the computation; the result
     has ``data``'s chunks.  ``args`` may hold dask arrays chunked like
     ``data`` along t only, or like the (unmerged) data.
@@ -50,9 +55,14 @@ def map_with_halo(
         depth[axis] = r if data.numblocks[axis] > 1 else 0
         if depth[axis] and min(data.chunks[axis]) < r:
             work_chunks[axis] = da.overlap.ensure_minimum_chunksize(r, data.chunks[axis])
-    work = data.rechunk(tuple(work_chunks)) if tuple(work_chunks) != data.chunks else data
+    work = in_work_chunks(data, tuple(work_chunks))
     depth = {axis: d if work.numblocks[axis] > 1 else 0 for axis, d in depth.items()}
-    grown = da.overlap.overlap(work, depth=depth, boundary="none") if any(depth.values()) else work
+    if not any(depth.values()):
+        grown = work
+    elif is_read(work):  # every grown block read from the file: no task waits for another
+        grown = read_grown(work, work.chunks, [depth[axis] for axis in range(4)])
+    else:
+        grown = da.overlap.overlap(work, depth=depth, boundary="none")
     if one_per_block:
         out_chunks = tuple((1,) * n for n in work.numblocks)
         meta = _OBJ

@@ -12,7 +12,6 @@ declare their passes (:attr:`bigseg.methods.Method.memory`).
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from dask.utils import format_bytes, parse_bytes
 
 from .._errors import InputError
+from ..reads import decoding_bytes
 
 __all__ = [
     "INPUT_COPIES",
@@ -34,11 +34,7 @@ __all__ = [
     "fitted_chunks",
     "memory_budget",
     "per_t",
-    "in_work_chunks",
-    "is_read",
     "planes_split",
-    "read_region",
-    "remember_read",
     "task_peak",
     "whole_planes",
     "work_chunks",
@@ -143,11 +139,21 @@ def task_peak(
 
 
 def _split(chunks: Sequence[int], size: int) -> tuple[int, ...]:
-    """Split every chunk into the fewest near-equal parts of at most ``size``."""
+    """Split every chunk into the fewest parts of at most ``size``, equal but the last.
+
+    Equal parts (a regular grid, as Zarr stores it: the blocks can be written to
+    scratch and read back grown by a halo) unless the last would be under half
+    the others; then near-equal parts.
+    """
     out: list[int] = []
-    for c in chunks:
-        parts = -(-int(c) // max(int(size), 1))
-        out.extend(int(c) // parts + (1 if i < int(c) % parts else 0) for i in range(parts))
+    for c in map(int, chunks):
+        parts = -(-c // max(int(size), 1))
+        part = -(-c // parts)
+        last = c - part * (parts - 1)
+        if 2 * last >= part:
+            out.extend([part] * (parts - 1) + [last])
+        else:
+            out.extend(c // parts + (1 if i < c % parts else 0) for i in range(parts))
     return tuple(out)
 
 
@@ -188,10 +194,12 @@ def work_chunks(
     shape = tuple(int(n) for n in shape)
     chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
 
-    # A block read from a part of a storage chunk decodes the whole chunk first. A chunk
-    # over half the budget is decoded whole by every task whatever the blocks: no
-    # plan helps, so it is left out (such inputs want smaller storage chunks).
-    storage_bytes = int(np.prod([max(axis) for axis in chunks], dtype=np.int64)) * int(itemsize)
+    # A block read from a part of a storage chunk decodes the whole chunk first (and a few
+    # at once: reads.decoding_bytes). Decoding over half the budget is done by every
+    # task whatever the blocks: no plan helps, so it is left out (such inputs want
+    # smaller storage chunks).
+    chunk_bytes = int(np.prod([max(axis) for axis in chunks], dtype=np.int64)) * int(itemsize)
+    storage_bytes = decoding_bytes(chunk_bytes)
     if storage_bytes > budget // 2:
         storage_bytes = 0
     reading = PassMemory("read", reach=tuple(max(p.reach[i] for p in passes) for i in range(3)))
@@ -202,7 +210,7 @@ def work_chunks(
         kernels = task_peak(block, passes, itemsize=itemsize, shape=shape, neighbours=neighbours)
         if new == chunks:
             return kernels
-        # reading: the grown block filled from the chunks, decoded one at a time
+        # reading: the grown block filled from the chunks, a few decoded at a time
         read = task_peak(block, [reading], itemsize=itemsize, shape=shape, neighbours=neighbours)
         return max(kernels, read // INPUT_COPIES + storage_bytes)
 
@@ -325,97 +333,6 @@ def _loaded_memory() -> int:
         except ImportError:  # an optional library (numba for some kernels only)
             pass
     return int(psutil.Process().memory_info().rss)
-
-
-#: The sources of reads (dask name -> the object ``da.from_array`` reads), so that a read
-#: can be made again in work chunks rather than split after reading.
-_READS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-
-
-def remember_read(data: da.Array, source: Any) -> da.Array:
-    """Note that ``data`` is ``da.from_array(source, ...)``, to be read again in other chunks.
-
-    ``source`` must read any region (``source[slices]``), as a Zarr array or a
-    TIFF read through ``tifffile``'s Zarr store does.  Returns ``data``.
-    """
-    _READS[data.name] = source
-    return data
-
-
-def is_read(data: da.Array) -> bool:
-    """Whether ``data`` is a read remembered by :func:`remember_read` (read in work blocks)."""
-    return data.name in _READS
-
-
-class _Region:
-    """A box of a source (``source[box]``, one slice of step 1 per axis) that reads as it."""
-
-    def __init__(self, source: Any, box: tuple[slice, ...]):
-        self.source = source
-        self.box = box
-        self.shape = tuple(b.stop - b.start for b in box)
-        self.dtype = source.dtype
-        self.ndim = len(box)
-
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        inner = tuple(
-            slice(b.start + k.start, b.start + k.stop)
-            for b, k in zip(self.box, (slice(*s.indices(n)[:2]) for s, n in zip(key, self.shape)))
-        )
-        return self.source[inner]
-
-
-def read_region(data: da.Array, box: tuple[slice, ...]) -> da.Array:
-    """Return ``data[box]`` (slices of step 1), itself a remembered read when ``data`` is one.
-
-    So that a part of a file (some time points, say) is read in work blocks from the
-    file too (:func:`in_work_chunks`), rather than rechunked.
-    """
-    part = data[box]
-    source = _READS.get(data.name)
-    if source is None or any(s.step not in (None, 1) for s in box):
-        return part
-    from dask.base import tokenize
-
-    full = tuple(slice(*s.indices(n)[:2]) for s, n in zip(box, data.shape))
-    full += tuple(slice(0, n) for n in data.shape[len(full) :])
-    region = _Region(source, full)
-    name = f"{data.name.split('-')[0]}-{tokenize(data.name, full)}"
-    read = da.from_array(
-        region, chunks=part.chunks, name=name, asarray=False, lock=False, meta=data._meta
-    )
-    return remember_read(read, region)
-
-
-def in_work_chunks(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
-    """Return ``data`` in ``chunks``, read again from its source when it is a read (lazy).
-
-    Rechunking a read of whole-plane storage chunks into y/x blocks keeps every
-    storage chunk in memory until the last of its pieces is used, and a block grown
-    by a halo of many planes uses pieces of many of them: a worker would hold many
-    whole planes.  Reading every work block from the source instead (each task
-    decodes the storage chunks it needs, keeps its block and frees them) holds no
-    more than a block and a storage chunk per task.  Arrays that are not a
-    remembered read (:func:`remember_read`) are rechunked.
-    """
-    chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
-    if chunks == data.chunks:
-        return data
-    source = _READS.get(data.name)
-    if source is None:
-        return data.rechunk(chunks)
-    from dask.base import tokenize
-
-    prefix = data.name.split("-")[0]
-    return da.from_array(
-        source,
-        chunks=chunks,
-        name=f"{prefix}-work-{tokenize(data.name, chunks)}",
-        asarray=False,
-        lock=False,
-        meta=data._meta,
-    )
 
 
 def planes_split(data: da.Array) -> bool:

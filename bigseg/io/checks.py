@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 
 from .._errors import InputError
+from ..reads import read_with_axis
 from ..stack import SPATIAL
 
 SUPPORTED_KINDS = "uif"  # unsigned, signed integer, float
@@ -72,7 +73,7 @@ def to_standard_dims(
             "t, c, z, y, x including y and x."
         )
     if "z" not in dims:
-        data = data[..., None, :, :] if dims[-2:] == ("y", "x") else data
+        data = read_with_axis(data, -3) if dims[-2:] == ("y", "x") else data
         dims = tuple(d for d in dims if d not in ("y", "x")) + ("z", "y", "x")
     order = [d for d in ("t", "z", "y", "x") if d in dims]
     axes = [dims.index(d) for d in order]

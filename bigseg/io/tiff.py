@@ -16,7 +16,7 @@ import dask.array as da
 import numpy as np
 
 from .._errors import InputError
-from ..chunked.plan import remember_read
+from ..reads import read_by_chunks, remember_read
 from .checks import check_shape
 from .scale import UNIT_TO_UM
 
@@ -39,7 +39,8 @@ class _TiffArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
-            return np.asarray(_tiff_zarr(self.path, self.series, os.path.getmtime(self.path))[key])
+            array = _tiff_zarr(self.path, self.series, os.path.getmtime(self.path))
+            return read_by_chunks(array, key, array.chunks)
         except Exception as exc:  # codecs and tifffile raise many types for broken data
             raise InputError(
                 f"Could not read {self.path!r} ({type(exc).__name__}: {exc}); the TIFF file "

@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 
 from .._errors import InputError
-from ..chunked.plan import remember_read
+from ..reads import read_by_chunks, remember_read
 from ..stack import SPATIAL
 from . import objstore
 from .checks import check_shape
@@ -301,7 +301,7 @@ class _ZarrChunks:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
-            return np.asarray(self.array[key])
+            return read_by_chunks(self.array, key, self.chunks)
         except Exception as exc:  # codecs raise RuntimeError, ValueError, ...
             index = self._bad_chunk(key if isinstance(key, tuple) else (key,))
             raise InputError(

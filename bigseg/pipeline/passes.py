@@ -31,6 +31,7 @@ from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitc
 from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_labels
 from ..measure import measure_delayed
 from ..params import Params
+from ..reads import is_read, read_region
 from ..segment import global_threshold, segment, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums, empty_detections
@@ -140,6 +141,8 @@ def time_points(stack: xr.DataArray, t0: int, t1: int) -> xr.DataArray:
     (A plain slice keeps the graph of the whole series: its input layer, at least.)
     """
     part = stack.isel(t=slice(t0, t1))
+    if is_read(stack.data):  # still read from the file (in work blocks, grown blocks)
+        return part.copy(data=read_region(stack.data, (slice(t0, t1),)))
     data = part.data
     graph = dict(data.__dask_graph__().cull(set(flatten(data.__dask_keys__()))))
     return part.copy(data=da.Array(graph, data.name, data.chunks, meta=meta_from_array(data)))
@@ -291,11 +294,16 @@ def stitched_pass(
 
     Block-local labels stream to ``planes_path``; only the per-block sums and
     the per-face pair tables come back, and are stitched in memory.  With a
-    local ``scratch`` (and blocks on one grid) each block leaves a completion
-    marker, so that ``resume=True`` skips it.
+    local ``scratch`` (and blocks on one grid) the method's pre-pass is stored
+    first (``signal.zarr``, :func:`bigseg.pipeline.scratch.stored_signal`) and each
+    block reads its halo from there, and leaves a completion marker, so that
+    ``resume=True`` skips it.
     """
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
-    blocks = stitched_blocks(data, thr, params, px, scale_of(stack))
+    keep = None
+    if scratch is not None and _scratch.regular(data.chunks):  # the pre-pass, stored first
+        keep = partial(_scratch.stored_signal, scratch=scratch, sink=sink, scale=scale_of(stack))
+    blocks = stitched_blocks(data, thr, params, px, scale_of(stack), keep=keep)
     raw = xr.DataArray(
         _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )

@@ -11,8 +11,8 @@ from typing import Any
 import xarray as xr
 
 from .._errors import InputError
-from ..chunked.plan import read_region
 from ..io import objstore, open_stack
+from ..reads import read_region
 from .outputs import check_remote, check_replaceable
 from .scratch import check_partial, regular
 

@@ -39,7 +39,18 @@ from ..chunked.stitch import Block
 from ..io import write_labels
 from ..io.objstore import Remote
 from . import outputs
-from .layout import BLOCKS, INCOMPLETE, LINKED, LOCK, PLANES, STATE, TRACKING, scratch_path
+from .layout import (
+    BLOCKS,
+    INCOMPLETE,
+    LINKED,
+    LOCK,
+    PLANES,
+    SIGNAL,
+    SIGNAL_DONE,
+    STATE,
+    TRACKING,
+    scratch_path,
+)
 
 
 def check_partial(out: Path, resume: bool) -> None:
@@ -381,6 +392,39 @@ def regular(chunks: Sequence[Sequence[int]]) -> bool:
     return all(len(set(c[:-1])) <= 1 and c[-1] <= c[0] for c in chunks)
 
 
+def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[float]) -> Any:
+    """Write a pre-pass's output to ``signal.zarr`` (once); return it read from there (lazy).
+
+    A block of split planes is segmented with its neighbours' pre-pass output (its
+    halo): read from memory, by a halo exchange, a worker holds every finished block
+    whose neighbours are not all done (a wavefront across the plane, which took
+    512 MiB workers past their limit on 2048² planes). Stored first, every block is
+    read back from the file grown by the halo (:func:`bigseg.reads.read_grown`),
+    depending on no other task. ``source`` (a lazy ``(t, z, y, x)`` dask array) must
+    have regular chunks (:func:`regular`): they become the store's. A resumed run
+    reads a store that was finished (``signal.done``) rather than compute it again.
+    """
+    import dask.array as da
+    import zarr
+
+    from ..io import open_stack
+
+    path = scratch.path / SIGNAL
+    done = scratch.path / SIGNAL_DONE
+    if not done.exists():
+        array = zarr.create_array(
+            os.fspath(path),
+            shape=source.shape,
+            chunks=tuple(int(c[0]) for c in source.chunks),
+            dtype=source.dtype,
+            dimension_names=("t", "z", "y", "x"),
+            overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
+        )
+        sink(da.store(source, array, lock=False, compute=False), "foreground")
+        done.write_text("")
+    return open_stack(path, scale=scale).data
+
+
 def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     """Completion marker (the stitching record) of one block of split planes."""
     return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.npz")
@@ -500,7 +544,7 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    for name in (STATE, PLANES, BLOCKS, LINKED, TRACKING, INCOMPLETE, LOCK):
+    for name in (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, LINKED, TRACKING, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
     for leftover in work.glob("*.tmp-*"):
