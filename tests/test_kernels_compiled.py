@@ -112,6 +112,30 @@ def test_compiled_kernels_turned_off_give_the_same_values(monkeypatch):
     np.testing.assert_array_equal(plain, compiled)
 
 
+def test_a_process_with_the_compiled_kernels_turned_off_never_imports_numba(tmp_path):
+    # The background map called the compiled loop directly: workers told to skip numba
+    # (BIGSEG_COMPILED=0) imported it on their first block all the same (+128 MiB kept
+    # of a 512 MiB worker). The default method end to end, in a fresh process.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, bigseg\n"
+        "from bigseg.synth import make_truth, render\n"
+        "scale = (1.5, 0.71, 0.71)\n"
+        "truth = make_truth((8, 96, 96), 6, scale=scale, seed=1, radius_um=(3.0, 5.0))\n"
+        "data = render(truth, (0, 0, 0, 0), (1, 8, 96, 96), scale=scale, noise_seed=1)[0]\n"
+        "labels = bigseg.segment(bigseg.as_stack(data, scale=scale)).values\n"
+        "assert labels.max() > 0\n"
+        "print('numba' in sys.modules)\n"
+    )
+    env = {**os.environ, filters.COMPILED_VARIABLE: "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize(
     ("limit", "small"),
     [

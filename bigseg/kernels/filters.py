@@ -475,7 +475,7 @@ def above_background(
         (max(lo - h, 0), min(hi + h, n)) for (lo, hi), h, n in zip(keep, half, smoothed.shape)
     )
     inner = tuple((lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(keep, reached))
-    if smoothed.dtype == np.float32 and all(s % 2 for s in size):
+    if smoothed.dtype == np.float32 and all(s % 2 for s in size) and compiled_kernels():
         buffers: list = [None, None]  # minimum and maximum share two working arrays
         low = _box_extreme(smoothed, size, False, reached, buffers)
         background = _box_extreme(low, size, True, inner, buffers)
