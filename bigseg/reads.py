@@ -143,15 +143,51 @@ class _View:
         self.dtype = source.dtype
         self.ndim = len(self.shape)
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        key = tuple(slice(*k.indices(n)[:2]) for k, n in zip(key, self.shape))
-        kept = [k for axis, k in enumerate(key) if axis not in self.new_axes]
+    def __getitem__(self, key: Any) -> np.ndarray:
+        box, rest = _bounding(key, self.shape)
+        kept = [k for axis, k in enumerate(box) if axis not in self.new_axes]
         inner = tuple(slice(b.start + k.start, b.start + k.stop) for b, k in zip(self.box, kept))
         values = self.source[inner]
         for axis in self.new_axes:
             values = np.expand_dims(values, axis)
-        return values[tuple(slice(0, k.stop - k.start) for k in key)]
+        return _apply(values[tuple(slice(0, k.stop - k.start) for k in box)], rest)
+
+
+def _bounding(key: Any, shape: Sequence[int]) -> tuple[tuple[slice, ...], tuple]:
+    """Return the box of slices of step 1 that ``key`` reads, and the index left to apply.
+
+    Dask asks a source for slices of step 1, except where its graph optimisation has
+    fused a later index (an integer, a step, a list) into the read.
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    key = key + (slice(None),) * (len(shape) - len(key))
+    box, rest = [], []
+    for k, n in zip(key, shape):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step == 1:
+                box.append(slice(start, max(start, stop)))
+                rest.append(slice(None))
+                continue
+            k = np.arange(start, stop, step)
+        if np.ndim(k) == 0:  # an integer
+            i = int(k) % n
+            box.append(slice(i, i + 1))
+            rest.append(0)
+            continue
+        k = np.asarray(k) % n if np.asarray(k).dtype.kind in "iu" else np.flatnonzero(k)
+        lo, hi = (int(k.min()), int(k.max()) + 1) if k.size else (0, 0)
+        box.append(slice(lo, hi))
+        rest.append(k - lo)
+    return tuple(box), tuple(rest)
+
+
+def _apply(values: np.ndarray, rest: tuple) -> np.ndarray:
+    """Apply the index :func:`_bounding` left, axis by axis (lists never pointwise)."""
+    for axis in reversed(range(len(rest))):  # the last first: earlier axes keep their place
+        if not isinstance(rest[axis], slice):
+            values = np.take(values, rest[axis], axis=axis)
+    return values
 
 
 def _remembered_view(data: da.Array, view: _View, chunks: tuple, what: str) -> da.Array:
@@ -254,14 +290,14 @@ class _Grown:
             for s, total in zip(self.starts, shape)
         )
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:
+        grown, rest = _bounding(key, self.shape)  # within one grown block
         box = []
-        for k, starts, origins in zip(key, self.starts, self.origins):
-            start, stop, _ = k.indices(self.shape[len(box)])
-            i = bisect.bisect_right(starts, start) - 1
-            offset = origins[i] + start - starts[i]
-            box.append(slice(offset, offset + stop - start))
-        return self.source[tuple(box)]
+        for k, starts, origins in zip(grown, self.starts, self.origins):
+            i = bisect.bisect_right(starts, k.start) - 1
+            offset = origins[i] + k.start - starts[i]
+            box.append(slice(offset, offset + k.stop - k.start))
+        return _apply(self.source[tuple(box)], rest)
 
 
 def read_grown(

@@ -140,3 +140,24 @@ def test_a_3d_file_given_a_time_axis_is_still_read_from_the_file(tmp_path):
     four = as_4d(stack)
     assert is_read(four.data) and four.dims == ("t", "z", "y", "x")
     np.testing.assert_array_equal(four.data.compute(), values[None])
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        (1, 3),
+        (slice(None), 2, slice(4, 9), -1),
+        (slice(0, 2), slice(1, 8, 3), slice(None), slice(None, None, -5)),
+        (0, [4, 1, 7], slice(2, 5), slice(None)),
+    ],
+)
+def test_views_read_the_indices_dask_fuses_into_a_read(stored, key):
+    # Optimised graphs fuse a later index (integers, steps, lists) into the read itself.
+    values, array = stored
+    data = open_stack_like(array)
+    view = read_with_axis(read_region(data, (slice(0, 2),)), 0)[0]
+    assert is_read(read_with_axis(read_region(data, (slice(0, 2),)), 0))
+    np.testing.assert_array_equal(view[key].compute(), values[:2][key])
+    np.testing.assert_array_equal(data[key].compute(), values[key])
+    grown = read_grown(data, ((1, 1), (9,), (40,), (37,)), (0, 0, 0, 0))
+    np.testing.assert_array_equal(grown[key].compute(), values[key])
