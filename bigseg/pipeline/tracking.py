@@ -48,9 +48,9 @@ from ..track import (
     gaps_and_divisions,
     track_ids,
 )
+from . import scratch as _scratch
 from .layout import TRACKING
 from .partitions import INTEGER_COLUMNS, _join, _makedirs, _write, part_name
-from .scratch import BATCH_BLOCKS
 
 __all__ = ["TRACKING", "TRACK_ID_COLUMNS", "track_parts"]
 
@@ -310,7 +310,7 @@ def track_parts(
     frame_interval_s : float, optional
         Seconds between time points (speeds in µm/min).
     batch_parts : int, optional
-        Parts per batch (default ``sink.batch_blocks(BATCH_BLOCKS)``, as the link and
+        Parts per batch (default ``sink.batch_blocks(scratch.BATCH_BLOCKS)``, as the link and
         tables passes): each pass runs in batches of parts, each graph built when it is
         submitted.
 
@@ -329,7 +329,7 @@ def track_parts(
         _makedirs(folder)
     parts = [[int(v) for v in p] for p in part_times]
     n = len(parts)
-    step = max(1, int(batch_parts or sink.batch_blocks(BATCH_BLOCKS)))
+    step = max(1, int(batch_parts or sink.batch_blocks(_scratch.BATCH_BLOCKS)))
     ranges = [(a, min(a + step, n)) for a in range(0, n, step)]
     # Which part each time point is in, and its position in the run.
     flat = [(i, t) for i, p in enumerate(parts) for t in p]
