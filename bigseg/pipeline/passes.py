@@ -347,7 +347,13 @@ def stitched_pass(
 
 
 def write_tables(
-    stack: xr.DataArray, t_chunks: tuple, offsets: np.ndarray, work: Any, sink: Sink
+    stack: xr.DataArray,
+    t_chunks: tuple,
+    offsets: np.ndarray,
+    work: Any,
+    sink: Sink,
+    *,
+    read_back: bool = True,
 ) -> tuple[int, int, pd.DataFrame | None]:
     """Write the tables on the workers; return the numbers of nuclei and detections.
 
@@ -355,7 +361,8 @@ def write_tables(
     file per t-chunk (``t_chunks``, those of the detections); tables keep the original
     time indices (when ``t`` selects a range), as integers.  ``nuclei.csv`` is written
     (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei;
-    the nuclei table is then returned too (None for larger runs).
+    the nuclei table is then returned too (None for larger runs).  With ``read_back``
+    False neither is done (a run that tracks does it once its nuclei have track ids).
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
     edges = np.cumsum((0, *t_chunks))
@@ -374,7 +381,7 @@ def write_tables(
     )  # fmt: skip
     counts = pd.concat([c for (c,) in sink.batches(batches, "tables")], ignore_index=True)
     n_nuclei, n_detections = int(counts["nuclei"].sum()), int(counts["detections"].sum())
-    return n_nuclei, n_detections, small_nuclei(work, n_nuclei)
+    return n_nuclei, n_detections, small_nuclei(work, n_nuclei) if read_back else None
 
 
 def small_nuclei(work: Any, n_nuclei: int) -> pd.DataFrame | None:
