@@ -19,7 +19,7 @@ PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
 
 
 #: The passes a run computes in batches of time points (t-chunks).
-PASSES = ("threshold", "segment", "link", "tables", "labels")
+PASSES = ("threshold", "segment", "link", "tables", "frame links", "gaps and divisions", "labels")
 
 
 def _series(n_t, seed=31):
@@ -135,3 +135,23 @@ def test_the_labels_pass_relabels_no_more_than_a_batch_at_once(tmp_path, monkeyp
     assert seen == [2] * 4
     assert result.record["counts"] == reference.record["counts"]
     assert_same_outputs(tmp_path / "ref", tmp_path / "out")
+
+
+@pytest.mark.parametrize("preset", ["seed", "default"])
+def test_the_segment_pass_takes_the_planes_layout_from_the_first_t_chunk(preset):
+    # The stand-in for the whole series' plane labels (no graph of the series) has the
+    # shape, chunks, dtype, dims, coordinates and metadata of bigseg.segment's labels.
+    from bigseg.pipeline.passes import planes_like
+    from bigseg.segment import segment
+    from bigseg.stack import as_4d
+
+    four = as_4d(_series(5).chunk({"t": (2, 1, 2), "z": 3}))
+    params = bigseg.Params.from_preset(preset, **PARAMS)
+    thresholds = np.full(5, 100.0)
+    whole = as_4d(segment(four, params=params, threshold=thresholds, stitch=False))
+    like = planes_like(four, thresholds, params)
+    assert like.data.chunks == whole.data.chunks and like.dtype == whole.dtype
+    assert like.dims == whole.dims and like.attrs == whole.attrs and like.name == whole.name
+    xr_testing = pytest.importorskip("xarray.testing")
+    xr_testing.assert_identical(like.coords.to_dataset(), whole.coords.to_dataset())
+    assert len(dict(like.data.__dask_graph__())) < len(dict(whole.data.__dask_graph__()))

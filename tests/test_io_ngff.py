@@ -352,3 +352,46 @@ def test_napari_layers_hand_napari_the_label_pyramid(pyramid_output):
     assert (image_kind, kind) == ("image", "labels") and kwargs["multiscale"]
     assert [level.shape for level in levels] == [(2, 6, 96, 96), (2, 6, 48, 48), (2, 3, 24, 24)]
     np.testing.assert_array_equal(levels[0].compute(), open_stack(result.labels_path).values)
+
+
+def test_a_long_label_listing_is_written_once_as_zarr_writes_it(tmp_path):
+    import tracemalloc
+
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    n = MAX_LISTED_LABELS
+    rng = np.random.default_rng(0)
+    nuclei = pd.DataFrame(
+        {
+            "nucleus": np.arange(1, n + 1),
+            "t": np.repeat(np.arange(n // 5), 5),
+            **{c: rng.random(n) * 100 for c in ("z_um", "y_um", "x_um", "intensity_mean")},
+            "volume_um3": np.where(rng.random(n) < 0.1, np.nan, rng.random(n) * 100),
+            "radius_um": rng.random(n) * 5,
+            "n_planes": np.full(n, 3),
+        }
+    )
+    labels = xr.DataArray(
+        da.zeros((n // 5, 3, 32, 32), chunks=(1, 3, 32, 32), dtype="uint32"),
+        dims=("t", "z", "y", "x"),
+        attrs={"scale": {"z": 1.5, "y": 0.7, "x": 0.7}},
+    )
+    tracemalloc.start()
+    try:
+        write_labels(labels, tmp_path / "labels.zarr", nuclei=nuclei, source="x", create_only=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    written = (tmp_path / "labels.zarr" / "zarr.json").read_bytes()
+    # The same bytes as zarr's own writer gives for the same attributes ...
+    attributes = json.loads(written)["attributes"]
+    group = zarr.open_group(os.fspath(tmp_path / "by_zarr.zarr"), mode="w", zarr_format=3)
+    group.attrs.update(attributes)
+    assert (tmp_path / "by_zarr.zarr" / "zarr.json").read_bytes() == written
+    assert len(attributes["ome"]["image-label"]["colors"]) == n
+    # ... for a fraction of its memory: zarr encodes a deep copy at once (~45 MB traced
+    # here, and every array created under the group read the listing again).
+    assert peak < 5 * len(written)
+    assert list(bigseg.io.pyramid_levels(tmp_path / "labels.zarr")) == []

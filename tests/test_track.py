@@ -134,6 +134,56 @@ def test_tracking_per_partition_is_tracking_the_whole_table(lineage, sizes, tmp_
     pd.testing.assert_frame_equal(again.reset_index(drop=True), got.reset_index(drop=True))
 
 
+class _CountingClient:
+    """A distributed client that counts the tasks of each graph submitted to it."""
+
+    def __init__(self, client):
+        self.client, self.tasks = client, []
+
+    def compute(self, items, **kwargs):
+        listed = items if isinstance(items, list) else [items]
+        graph = {}
+        for item in listed:
+            graph.update(dict(item.__dask_graph__()))
+        self.tasks.append(len(graph))
+        return self.client.compute(items, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_tracking_in_batches_on_a_client_holds_a_batch_per_graph(lineage, batch, tmp_path):
+    from distributed import Client
+
+    table = _from_truth(lineage, drop=0.05, jitter=0.3, seed=2)
+    whole, whole_tracks = track(table, times=np.arange(12))
+    (tmp_path / "nuclei.parquet").mkdir()
+    for i in range(12):
+        part = table[table["t"] == i]
+        part.to_parquet(tmp_path / "nuclei.parquet" / part_name(i), index=False)
+    times = [[i] for i in range(12)]
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+        client = _CountingClient(c)
+        counts = track_parts(tmp_path / "nuclei.parquet", tmp_path / "tracks.parquet", tmp_path,
+                             times, Sink(client), batch_parts=batch)  # fmt: skip
+    got = read_parts(tmp_path / "nuclei.parquet").sort_values(["t", "nucleus"])
+    want = whole.sort_values(["t", "nucleus"])
+    cols = ["nucleus", "track_id", "parent_track_id"]
+    pd.testing.assert_frame_equal(
+        got[cols].reset_index(drop=True), want[cols].reset_index(drop=True)
+    )
+    tracks = read_tracks(tmp_path / "tracks.parquet").sort_values("track_id")
+    pd.testing.assert_frame_equal(tracks.reset_index(drop=True), whole_tracks)
+    assert counts["tracks"] == len(whole_tracks)
+    # Three passes, each one graph per batch of parts, none larger than its batch (one
+    # task per part, plus the one that concatenates the batch's counts or counts the
+    # tracks still open): the client never holds a graph of the whole series.
+    n_batches = -(-12 // batch)
+    assert len(client.tasks) == 3 * n_batches
+    assert max(client.tasks) <= batch + 1
+
+
 def test_empty_tables_give_typed_empty_results():
     empty = _nuclei([(1, 0, 0, 0, 0, 5, 1)]).iloc[:0]
     assert len(link_all(empty)) == 0 and len(frame_links(empty, empty)) == 0

@@ -13,6 +13,7 @@ neighbour (ids stay ids), images by the mean.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -168,6 +169,32 @@ def _compressor(labels: bool = False) -> Any:
     return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 
 
+def _set_group_attributes(group: Any, path: str | os.PathLike, attributes: dict) -> None:
+    """Add ``attributes`` to a new group's metadata; a local group's ``zarr.json`` is streamed.
+
+    Zarr writes a group's metadata from a deep copy of it, encoded at once with an
+    indent (pure-Python JSON): 4 MB of label listing cost the client ~50 MiB.  On a
+    local path the same document (the same bytes) is streamed to the file instead.
+    """
+    import zarr
+
+    target = os.fspath(path)
+    meta = os.path.join(target, "zarr.json")
+    if "://" in target or not os.path.isfile(meta):
+        group.attrs.update(attributes)
+        return
+    with open(meta, encoding="utf-8") as f:
+        document = json.load(f)
+    if document.get("node_type") != "group" or document.get("zarr_format") != 3:
+        group.attrs.update(attributes)
+        return
+    document["attributes"] = {**document.get("attributes", {}), **attributes}
+    tmp = f"{meta}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=zarr.config.get("json_indent"), allow_nan=True)
+    os.replace(tmp, meta)
+
+
 def write_ngff_image(
     data: da.Array,
     path: str | os.PathLike,
@@ -220,9 +247,6 @@ def write_ngff_image(
     ome: dict[str, Any] = {"version": "0.5", "multiscales": [multiscales]}
     if extra_attrs:
         ome.update(extra_attrs)
-    group.attrs["ome"] = ome
-    if group_attrs:
-        group.attrs.update(dict(group_attrs))
     codecs = compressors if compressors is not None else _compressor()
     arrays = [
         group.create_array(
@@ -236,6 +260,9 @@ def write_ngff_image(
         )
         for i, level in enumerate(levels)
     ]
+    # The group's metadata is written once, after its arrays (a label listing of 10^4
+    # nuclei is a 4 MB zarr.json: each array created under it would read it again).
+    _set_group_attributes(group, path, {"ome": ome, **(dict(group_attrs) if group_attrs else {})})
     if create_only:
         return None
     store = da.store(data, arrays[0], lock=False, compute=compute)
@@ -269,13 +296,23 @@ def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
     """
     import zarr
 
-    group = zarr.open_group(os.fspath(path), mode="r+")
-    multiscales = group.attrs["ome"]["multiscales"][0]
+    target_path = os.fspath(path)
+    local = "://" not in target_path and os.path.isfile(os.path.join(target_path, "zarr.json"))
+    if local:  # the levels only: not a group of arrays parsed with its label listing
+        with open(os.path.join(target_path, "zarr.json"), encoding="utf-8") as f:
+            multiscales = json.load(f)["attributes"]["ome"]["multiscales"][0]
+    else:
+        group = zarr.open_group(target_path, mode="r+")
+        multiscales = group.attrs["ome"]["multiscales"][0]
     how = multiscales.get("type", "nearest")
     paths = [d["path"] for d in multiscales["datasets"]]
     for k in range(max(1, start), len(paths)):
-        source = group[paths[k - 1]]
-        target = group[paths[k]]
+        if local:
+            source = zarr.open_array(os.path.join(target_path, paths[k - 1]), mode="r")
+            target = zarr.open_array(os.path.join(target_path, paths[k]), mode="r+")
+        else:
+            source = group[paths[k - 1]]
+            target = group[paths[k]]
         factors = [2 if n > m else 1 for n, m in zip(source.shape, target.shape)]
         data = downsample(da.from_zarr(source), factors, how).rechunk(target.chunks)
         yield da.store(data, target, lock=False, compute=False)

@@ -98,10 +98,13 @@ def segment_pass(
         t_chunks = split.chunks[0]
         parts = _parts.split_by_t(detections, t_chunks)
         return partial(_parts.detections_of_frames, parts), t_chunks, stitched
-    plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
+    if remote:  # no completion markers on object stores: one pass
+        plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
+    else:  # built in batches: only the shape, chunks and metadata are needed here
+        plane_labels = planes_like(as_4d(stack), thresholds, params)
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
     t_chunks = plane_labels.data.chunks[0]
-    if remote:  # no completion markers on object stores: one pass
+    if remote:
         tables = measure_delayed(plane_labels, stack)
         store = write_labels(
             plane_labels, planes_path, compute=False, overwrite=True, pyramid=False
@@ -115,6 +118,26 @@ def segment_pass(
     build = partial(_segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks)
     _scratch.segment_blocks(plane_labels, build, scratch, sink)
     return partial(_parts.detections_of_blocks, scratch.path), t_chunks, None
+
+
+def planes_like(four: xr.DataArray, thresholds: np.ndarray, params: Params) -> xr.DataArray:
+    """Return a stand-in for the plane labels of a whole-plane 4D stack, without their graph.
+
+    It has the shape, chunks, dtype, dims, coordinates and metadata of
+    :func:`bigseg.segment`'s labels (its data are lazy zeros): every method segments
+    each time point alone and keeps the stack's chunks along t, so the labels of the
+    first t-chunk give the rest.  The graph of the whole series' labels costs the client
+    ~4 KB per block to build.
+    """
+    end = int(four.data.chunks[0][0])
+    first = as_4d(
+        segment(time_points(four, 0, end), params=params, threshold=thresholds[:end], stitch=False)
+    )
+    chunks = (four.data.chunks[0], *first.data.chunks[1:])
+    data = da.zeros(four.shape, chunks=chunks, dtype=first.dtype)
+    return xr.DataArray(
+        data, dims=first.dims, coords=four.coords, attrs=dict(first.attrs), name=first.name
+    )
 
 
 def _segment_batch(
@@ -324,7 +347,13 @@ def stitched_pass(
 
 
 def write_tables(
-    stack: xr.DataArray, t_chunks: tuple, offsets: np.ndarray, work: Any, sink: Sink
+    stack: xr.DataArray,
+    t_chunks: tuple,
+    offsets: np.ndarray,
+    work: Any,
+    sink: Sink,
+    *,
+    read_back: bool = True,
 ) -> tuple[int, int, pd.DataFrame | None]:
     """Write the tables on the workers; return the numbers of nuclei and detections.
 
@@ -332,7 +361,8 @@ def write_tables(
     file per t-chunk (``t_chunks``, those of the detections); tables keep the original
     time indices (when ``t`` selects a range), as integers.  ``nuclei.csv`` is written
     (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei;
-    the nuclei table is then returned too (None for larger runs).
+    the nuclei table is then returned too (None for larger runs).  With ``read_back``
+    False neither is done (a run that tracks does it once its nuclei have track ids).
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
     edges = np.cumsum((0, *t_chunks))
@@ -351,7 +381,7 @@ def write_tables(
     )  # fmt: skip
     counts = pd.concat([c for (c,) in sink.batches(batches, "tables")], ignore_index=True)
     n_nuclei, n_detections = int(counts["nuclei"].sum()), int(counts["detections"].sum())
-    return n_nuclei, n_detections, small_nuclei(work, n_nuclei)
+    return n_nuclei, n_detections, small_nuclei(work, n_nuclei) if read_back else None
 
 
 def small_nuclei(work: Any, n_nuclei: int) -> pd.DataFrame | None:

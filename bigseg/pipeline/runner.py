@@ -216,7 +216,9 @@ def run(
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        n_nuclei, n_detections, nuclei = write_tables(stack, t_chunks, offsets, work, sink)
+        n_nuclei, n_detections, nuclei = write_tables(
+            stack, t_chunks, offsets, work, sink, read_back=tracking is None
+        )
         timings["tables"] = time.perf_counter() - t0
 
         tracked = None
@@ -225,8 +227,7 @@ def run(
             tracked = track_pass(
                 stack, t_chunks, work, sink, params=tracking, frame_interval_s=interval[0]
             )
-            if nuclei is not None:
-                nuclei = small_nuclei(work, n_nuclei)
+            nuclei = small_nuclei(work, n_nuclei)  # nuclei.csv, once, with the track ids
             timings["tracks"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

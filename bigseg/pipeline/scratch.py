@@ -297,7 +297,7 @@ def segment_blocks(
     data = labels.data
     planes = scratch.path / PLANES
     if not planes.exists():
-        write_labels(labels, planes, compute=False, pyramid=False)  # creates the empty array only
+        write_labels(labels, planes, pyramid=False, create_only=True)  # the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
     done = _count_done(scratch, data.numblocks, block_marker)
 
@@ -455,7 +455,7 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.nda
     data = core.data
     planes = scratch.path / PLANES
     if not planes.exists():
-        write_labels(core, planes, compute=False, pyramid=False)  # creates the empty array only
+        write_labels(core, planes, pyramid=False, create_only=True)  # the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
     _count_done(scratch, data.numblocks, side_marker)
     parts = [(0, 0, data, side.to_delayed().ravel())]  # stitched as one: one batch of t-chunks

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import dask
@@ -88,6 +88,39 @@ class Sink:
                 yield tuple(self.client.gather(pending.popleft()))
         while pending:
             yield tuple(self.client.gather(pending.popleft()))
+
+    def chain(self, steps: Iterable[Callable[[Any], Any]], label: str) -> Any:
+        """Compute a chain of steps, each built from the result of the one before; return the last.
+
+        Each step is a callable that takes the previous step's result (None for the
+        first) and returns one delayed object, whose graph holds that step only.  On a
+        distributed client the results stay on the workers: a step is given the
+        previous step's future (dask passes its value worker to worker), the next step
+        is submitted while one runs, at most :data:`IN_FLIGHT` at once, and only the
+        last step's result is gathered.  Without a client each step is computed in
+        turn.
+        """
+        if self.client is None:
+            value = None
+            for step in steps:
+                (value,) = compute((step(value),), None, self.progress, label)
+            return value
+        from distributed import wait
+
+        pending: deque = deque()
+        previous = None
+        for step in steps:
+            previous = self.client.compute(step(previous), optimize_graph=False)
+            if self.progress:
+                show = self.progress if callable(self.progress) else _distributed_progress
+                show([previous])
+            pending.append(previous)
+            if len(pending) >= IN_FLIGHT:
+                done = pending.popleft()
+                wait(done)
+                if done.status == "error":
+                    done.result()  # raises the step's error
+        return None if previous is None else previous.result()
 
 
 def _distributed_progress(futures: Any) -> None:

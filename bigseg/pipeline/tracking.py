@@ -2,7 +2,9 @@
 
 The nuclei table is a partitioned dataset, one part file per t-chunk of the stack
 (:mod:`bigseg.pipeline.partitions`).  Tracking runs three passes over it, each one
-task per part, and the client holds only counts (and the run's list of time points):
+task per part, in batches of parts (each batch's graph built when it is submitted, one
+row of counts per batch coming back), and the client holds only counts (and the run's
+list of time points):
 
 1. **frame links** (parallel): each part's pairs of consecutive time points
    (:func:`bigseg.track.frame_links`; the last pair reads the first time point of the
@@ -17,7 +19,8 @@ task per part, and the client holds only counts (and the run's list of time poin
    through the client -- gives its nuclei ``track_id`` and ``parent_track_id``
    (:func:`bigseg.track.track_ids`, a union-find over the continuing links), writes
    its part of the tracked nuclei table and the rows of the tracks that can no
-   longer continue (``tracks.parquet``, one part per part).
+   longer continue (``tracks.parquet``, one part per part).  Each batch of this chain
+   is submitted with the future of the batch before (:meth:`bigseg.pipeline.sink.Sink.chain`).
 
 Memory per task is bounded by the nuclei of a few time points, and the total is
 linear in the number of time points.
@@ -45,6 +48,7 @@ from ..track import (
     gaps_and_divisions,
     track_ids,
 )
+from . import scratch as _scratch
 from .layout import TRACKING
 from .partitions import INTEGER_COLUMNS, _join, _makedirs, _write, part_name
 
@@ -266,6 +270,10 @@ def _integers(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _concat(*tables: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(tables, ignore_index=True)
+
+
 def _count_rows(carry: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"open": [len(carry)]}, dtype="int64")
 
@@ -279,6 +287,7 @@ def track_parts(
     *,
     params: TrackParams | None = None,
     frame_interval_s: float | None = None,
+    batch_parts: int | None = None,
 ) -> dict:
     """Track a partitioned nuclei table in place and write the tracks table.
 
@@ -300,6 +309,10 @@ def track_parts(
         Tracking parameters.
     frame_interval_s : float, optional
         Seconds between time points (speeds in µm/min).
+    batch_parts : int, optional
+        Parts per batch (default ``sink.batch_blocks(scratch.BATCH_BLOCKS)``, as the link and
+        tables passes): each pass runs in batches of parts, each graph built when it is
+        submitted.
 
     Returns
     -------
@@ -316,43 +329,76 @@ def track_parts(
         _makedirs(folder)
     parts = [[int(v) for v in p] for p in part_times]
     n = len(parts)
+    step = max(1, int(batch_parts or sink.batch_blocks(_scratch.BATCH_BLOCKS)))
+    ranges = [(a, min(a + step, n)) for a in range(0, n, step)]
     # Which part each time point is in, and its position in the run.
     flat = [(i, t) for i, p in enumerate(parts) for t in p]
     positions = {t: k for k, (_, t) in enumerate(flat)}
     frame = dask.delayed(_frame_part, pure=False)
-    frames = []
-    for i, p in enumerate(parts):
-        k = positions[p[-1]] + 1 if p else None
-        nxt = flat[k] if k is not None and k < len(flat) else (None, None)
-        frames.append(frame(base, nuclei_dir, i, p, nxt[0], nxt[1], params))
-    sink(tuple(frames), "frame links")
     linker = dask.delayed(_links_part, pure=False)
-    jobs = []
-    for i, p in enumerate(parts):
-        k = positions[p[0]] if p else 0
-        earlier = [flat[j] for j in range(max(0, k - 2), k)]
-        jobs.append(linker(base, nuclei_dir, i, p, earlier, params))
-    counts = pd.concat(sink(tuple(jobs), "gaps and divisions"), ignore_index=True)
-    first_ids = 1 + np.concatenate([[0], np.cumsum(counts["starts"].to_numpy())[:-1]])
-    # The ids pass is a chain, each task taking the open tracks of the one before: one
-    # plain graph (a chain of delayed calls would merge its graphs once per link).
-    name = f"bigseg-track-ids-{uuid.uuid4().hex}"
-    graph: dict = {}
-    previous = None
-    for i, p in enumerate(parts):
-        first = positions[p[0]] if p else 0
-        graph[(name, i)] = (
-            _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]), p, first,
-            i == n - 1, frame_interval_s,
-        )  # fmt: skip
-        previous = (name, i)
-    graph[(name, "open")] = (_count_rows, previous)
-    sink((Delayed((name, "open"), graph),), "track ids")
+    gather = dask.delayed(_concat, pure=False)
+
+    def frame_batch(a: int, b: int) -> tuple:
+        jobs = []
+        for i in range(a, b):
+            p = parts[i]
+            k = positions[p[-1]] + 1 if p else None
+            nxt = flat[k] if k is not None and k < len(flat) else (None, None)
+            jobs.append(frame(base, nuclei_dir, i, p, nxt[0], nxt[1], params))
+        return (gather(*jobs),)  # one small result per batch
+
+    def links_batch(a: int, b: int) -> tuple:
+        jobs = []
+        for i in range(a, b):
+            p = parts[i]
+            k = positions[p[0]] if p else 0
+            earlier = [flat[j] for j in range(max(0, k - 2), k)]
+            jobs.append(linker(base, nuclei_dir, i, p, earlier, params))
+        return (gather(*jobs),)
+
+    # Batches of parts, each graph built when it is submitted: the client holds one row
+    # of counts per part, not a graph, a future or a DataFrame per part.
+    for _ in sink.batches((frame_batch(a, b) for a, b in ranges), "frame links"):
+        pass
+    totals = np.zeros(4, np.int64)  # tracks (starts), links, gaps, divisions
+    starts = np.zeros(n, np.int64)
+    for (a, _), (found,) in zip(
+        ranges, sink.batches((links_batch(a, b) for a, b in ranges), "gaps and divisions")
+    ):
+        values = found[["starts", "links", "gaps", "divisions"]].to_numpy(np.int64)
+        starts[a : a + len(values)] = values[:, 0]
+        totals += values.sum(axis=0)
+    first_ids = 1 + np.cumsum(starts) - starts
+
+    # The ids pass is a chain, each task taking the open tracks of the one before; each
+    # batch of it is one plain graph (a chain of delayed calls would merge its graphs
+    # once per link) whose first task takes the open tracks of the batch before, worker
+    # to worker (Sink.chain).
+    def ids_batch(a: int, b: int) -> Any:
+        def build(previous: Any) -> Delayed:
+            name = f"bigseg-track-ids-{uuid.uuid4().hex}"
+            graph: dict = {}
+            for i in range(a, b):
+                p = parts[i]
+                first = positions[p[0]] if p else 0
+                graph[(name, i)] = (
+                    _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]),
+                    p, first, i == n - 1, frame_interval_s,
+                )  # fmt: skip
+                previous = (name, i)
+            if b < n:
+                return Delayed(previous, graph)
+            graph[(name, "open")] = (_count_rows, previous)
+            return Delayed((name, "open"), graph)
+
+        return build
+
+    sink.chain((ids_batch(a, b) for a, b in ranges), "track ids")
     return {
-        "tracks": int(counts["starts"].sum()),
-        "links": int(counts["links"].sum()),
-        "gaps": int(counts["gaps"].sum()),
-        "divisions": int(counts["divisions"].sum()),
+        "tracks": int(totals[0]),
+        "links": int(totals[1]),
+        "gaps": int(totals[2]),
+        "divisions": int(totals[3]),
     }
 
 
