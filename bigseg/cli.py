@@ -619,6 +619,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         except KeyboardInterrupt:
+            # Unwinding the interrupted run frees coroutines that zarr or distributed had
+            # made and not yet awaited: their warnings would follow the one sentence.
+            import warnings
+
+            warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
             name = received[0] if received else "SIGINT"
             print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
             return 128 + getattr(signal, name, signal.SIGINT)
