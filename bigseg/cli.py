@@ -736,11 +736,31 @@ class _SignalState:
     def __init__(self) -> None:
         self.received: list[str] = []
         self.deferring = 0
+        self.again = False
 
     def handler(self, signum: int, frame: Any) -> None:
-        self.received.append(signal.Signals(signum).name)
-        if len(self.received) == 1 and not self.deferring:
+        if not self.again:
+            self.received.append(signal.Signals(signum).name)
+        if (len(self.received) == 1 or self.again) and not self.deferring:
+            self.again = False
             raise _Interrupted()
+
+    def swallowed(self, unraisable: Any) -> bool:
+        """Deliver again an interrupt raised where it could not propagate; say if it was one.
+
+        A signal that lands in a weakref callback or a ``__del__`` raises there, and
+        Python prints the exception and goes on ("Exception ignored in ..."). The
+        interrupt is delivered again, in the main thread, where it unwinds the run.
+        """
+        if not isinstance(unraisable.exc_value, _Interrupted):
+            return False
+        import _thread
+
+        self.again = True
+        # From another thread, once this hook has returned (a signal handled here, in
+        # the hook, would be swallowed the same way).
+        threading.Timer(0.01, _thread.interrupt_main, (signal.SIGINT,)).start()
+        return True
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -775,11 +795,19 @@ def _signals_as_interrupt() -> Iterator[list[str]]:
         yield state.received
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not state.swallowed(unraisable):
+            previous_hook(unraisable)
+
     for sig in previous:
         signal.signal(sig, state.handler)
+    sys.unraisablehook = hook
     try:
         yield state.received
     finally:
+        sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
 
