@@ -190,18 +190,17 @@ def _apply(values: np.ndarray, rest: tuple) -> np.ndarray:
     return values
 
 
-def _remembered_view(data: da.Array, view: _View, chunks: tuple, what: str) -> da.Array:
+def _read_of(data: da.Array, source: Any, chunks: tuple, what: str, *token: Any) -> da.Array:
+    """``da.from_array(source)`` in ``chunks``, named after ``data`` and ``what`` (lazy).
+
+    The read of another region, chunking or view of ``data``'s file: one task per
+    chunk, each reading its own region (``source[slices]``), none depending on another.
+    """
     from dask.base import tokenize
 
-    name = f"{data.name.split('-')[0]}-{what}-{tokenize(data.name, view.box, view.new_axes)}"
-    read = da.from_array(
-        view, chunks=chunks, name=name, asarray=False, lock=False, meta=_meta(data, view.ndim)
-    )
-    return remember_read(read, view)
-
-
-def _meta(data: da.Array, ndim: int) -> np.ndarray:
-    return np.empty((0,) * ndim, data.dtype)
+    name = f"{data.name.split('-')[0]}-{what}-{tokenize(data.name, *token)}"
+    meta = np.empty((0,) * len(source.shape), data.dtype)
+    return da.from_array(source, chunks=chunks, name=name, asarray=False, lock=False, meta=meta)
 
 
 def read_region(data: da.Array, box: tuple[slice, ...]) -> da.Array:
@@ -216,7 +215,8 @@ def read_region(data: da.Array, box: tuple[slice, ...]) -> da.Array:
         return part
     full = tuple(slice(*s.indices(n)[:2]) for s, n in zip(box, data.shape))
     full += tuple(slice(0, n) for n in data.shape[len(full) :])
-    return _remembered_view(data, _View(source, full), part.chunks, "region")
+    view = _View(source, full)
+    return remember_read(_read_of(data, view, part.chunks, "region", full), view)
 
 
 def read_with_axis(data: da.Array, axis: int) -> da.Array:
@@ -227,7 +227,8 @@ def read_with_axis(data: da.Array, axis: int) -> da.Array:
         return out
     axis = axis % out.ndim
     full = tuple(slice(0, n) for n in data.shape)
-    return _remembered_view(data, _View(source, full, (axis,)), out.chunks, "axis")
+    view = _View(source, full, (axis,))
+    return remember_read(_read_of(data, view, out.chunks, "axis", axis), view)
 
 
 def in_work_chunks(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
@@ -245,18 +246,7 @@ def in_work_chunks(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Ar
     source = _READS.get(data.name)
     if source is None:
         return data.rechunk(chunks)
-    from dask.base import tokenize
-
-    prefix = data.name.split("-")[0]
-    out = da.from_array(
-        source,
-        chunks=chunks,
-        name=f"{prefix}-work-{tokenize(data.name, chunks)}",
-        asarray=False,
-        lock=False,
-        meta=_meta(data, data.ndim),
-    )
-    return remember_read(out, source)
+    return remember_read(_read_of(data, source, chunks, "work", chunks), source)
 
 
 class _Grown:
@@ -274,7 +264,7 @@ class _Grown:
         self.ndim = len(chunks)
         self.starts: list[list[int]] = []  # per axis: where each grown block starts, here
         self.origins: list[list[int]] = []  # per axis: where it starts in the source
-        shape = []
+        grown: list[tuple[int, ...]] = []
         for axis_chunks, d in zip(chunks, depth):
             n = len(axis_chunks)
             begin = np.concatenate([[0], np.cumsum(axis_chunks)[:-1]]).astype(int)
@@ -283,12 +273,9 @@ class _Grown:
             sizes = [c + b + a for c, b, a in zip(axis_chunks, before, after)]
             self.origins.append([int(s - b) for s, b in zip(begin, before)])
             self.starts.append([0, *np.cumsum(sizes)[:-1].astype(int).tolist()])
-            shape.append(int(sum(sizes)))
-        self.shape = tuple(shape)
-        self.chunks = tuple(
-            tuple(int(b - a) for a, b in zip(s, [*s[1:], total]))
-            for s, total in zip(self.starts, shape)
-        )
+            grown.append(tuple(int(size) for size in sizes))
+        self.chunks = tuple(grown)
+        self.shape = tuple(sum(sizes) for sizes in grown)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         grown, rest = _bounding(key, self.shape)  # within one grown block
@@ -310,15 +297,6 @@ def read_grown(
     task: none waits for, or keeps, its neighbours.  ``data`` must be a remembered
     read (:func:`is_read`).
     """
-    from dask.base import tokenize
-
-    source = _READS[data.name]
-    grown = _Grown(source, tuple(tuple(int(c) for c in a) for a in chunks), tuple(map(int, depth)))
-    return da.from_array(
-        grown,
-        chunks=grown.chunks,
-        name=f"{data.name.split('-')[0]}-grown-{tokenize(data.name, chunks, tuple(depth))}",
-        asarray=False,
-        lock=False,
-        meta=_meta(data, data.ndim),
-    )
+    chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
+    grown = _Grown(_READS[data.name], chunks, tuple(map(int, depth)))
+    return _read_of(data, grown, grown.chunks, "grown", chunks, tuple(depth))
