@@ -119,6 +119,16 @@ def test_tracking_per_partition_is_tracking_the_whole_table(lineage, sizes, tmp_
     times = [list(range(a, b)) for a, b in zip(edges[:-1], edges[1:])]
     counts = track_parts(tmp_path / "nuclei.parquet", tmp_path / "tracks.parquet", tmp_path,
                          times, Sink())  # fmt: skip
+    got = _assert_tracked_as(tmp_path, whole, whole_tracks)
+    assert counts["tracks"] == len(whole_tracks) and counts["divisions"] > 0
+    # Tracking again gives the same (the earlier track columns are dropped on reading).
+    track_parts(tmp_path / "nuclei.parquet", tmp_path / "tracks.parquet", tmp_path, times, Sink())
+    again = read_parts(tmp_path / "nuclei.parquet").sort_values(["t", "nucleus"])
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), got.reset_index(drop=True))
+
+
+def _assert_tracked_as(tmp_path, whole, whole_tracks):
+    """Check the parts and tracks written under ``tmp_path`` against tracking in memory."""
     got = read_parts(tmp_path / "nuclei.parquet").sort_values(["t", "nucleus"])
     want = whole.sort_values(["t", "nucleus"])
     cols = ["nucleus", "track_id", "parent_track_id"]
@@ -127,11 +137,7 @@ def test_tracking_per_partition_is_tracking_the_whole_table(lineage, sizes, tmp_
     )
     tracks = read_tracks(tmp_path / "tracks.parquet").sort_values("track_id")
     pd.testing.assert_frame_equal(tracks.reset_index(drop=True), whole_tracks)
-    assert counts["tracks"] == len(whole_tracks) and counts["divisions"] > 0
-    # Tracking again gives the same (the earlier track columns are dropped on reading).
-    track_parts(tmp_path / "nuclei.parquet", tmp_path / "tracks.parquet", tmp_path, times, Sink())
-    again = read_parts(tmp_path / "nuclei.parquet").sort_values(["t", "nucleus"])
-    pd.testing.assert_frame_equal(again.reset_index(drop=True), got.reset_index(drop=True))
+    return got
 
 
 class _CountingClient:
@@ -167,14 +173,7 @@ def test_tracking_in_batches_on_a_client_holds_a_batch_per_graph(lineage, batch,
         client = _CountingClient(c)
         counts = track_parts(tmp_path / "nuclei.parquet", tmp_path / "tracks.parquet", tmp_path,
                              times, Sink(client), batch_parts=batch)  # fmt: skip
-    got = read_parts(tmp_path / "nuclei.parquet").sort_values(["t", "nucleus"])
-    want = whole.sort_values(["t", "nucleus"])
-    cols = ["nucleus", "track_id", "parent_track_id"]
-    pd.testing.assert_frame_equal(
-        got[cols].reset_index(drop=True), want[cols].reset_index(drop=True)
-    )
-    tracks = read_tracks(tmp_path / "tracks.parquet").sort_values("track_id")
-    pd.testing.assert_frame_equal(tracks.reset_index(drop=True), whole_tracks)
+    _assert_tracked_as(tmp_path, whole, whole_tracks)
     assert counts["tracks"] == len(whole_tracks)
     # Three passes, each one graph per batch of parts, none larger than its batch (one
     # task per part, plus the one that concatenates the batch's counts or counts the
