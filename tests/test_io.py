@@ -247,3 +247,22 @@ def test_tiff_files_evicted_from_the_read_cache_are_closed(tmp_path):
     finally:
         sys.unraisablehook = previous
     assert not caught, caught[0].exc_value
+
+
+def test_a_run_s_output_directory_reads_as_its_nuclei_table(tmp_path):
+    # `bigseg score OUT truth.csv`: the directory a user has is the run's output; any other
+    # directory that is not a Parquet dataset is one sentence, not pyarrow's traceback.
+    import pandas as pd
+
+    from bigseg.io import read_table
+
+    out = tmp_path / "out"
+    (out / "labels.zarr").mkdir(parents=True)
+    (out / "labels.zarr" / "chunk").write_bytes(b"\x00" * 16)
+    (out / "run.json").write_text("{}")
+    nuclei = pd.DataFrame({"z_um": [1.0], "y_um": [2.0], "x_um": [3.0]})
+    nuclei.to_parquet(out / "nuclei.parquet")
+    pd.testing.assert_frame_equal(read_table(out), nuclei)
+    (out / "run.json").unlink()
+    with pytest.raises(InputError, match="as a Parquet table"):
+        read_table(out)
