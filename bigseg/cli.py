@@ -537,7 +537,10 @@ def _score_parser(sub: Any) -> argparse.ArgumentParser:
         description="Match nuclei to truth one-to-one in µm and print "
         "precision, recall, F1 and centre errors.",
     )
-    sco.add_argument("nuclei", help="nuclei table (.parquet or .csv) with z_um, y_um, x_um")
+    sco.add_argument(
+        "nuclei",
+        help="nuclei table (.parquet or .csv) with z_um, y_um, x_um, or a run's output directory",
+    )
     sco.add_argument("truth", help="truth table (.csv or .parquet) with z_um, y_um, x_um, r_um")
     sco.add_argument(
         "--tolerance",
