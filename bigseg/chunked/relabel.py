@@ -111,16 +111,17 @@ def relabel_stitched(planes: da.Array, linked: pd.DataFrame, stitched: Any) -> d
 
 def relabel_partitioned(
     planes: da.Array,
-    rows_of: Callable[[int], pd.DataFrame],
+    rows_of: Callable[[tuple[int, ...]], pd.DataFrame],
     offsets: Any,
     dtype: Any,
 ) -> da.Array:
     """Map plane-local labels through tables read on the workers, one per t-chunk (lazy).
 
-    ``rows_of(i)`` returns the rows (columns ``t, z, label, value``, stack indices) of
-    t-chunk ``i`` of ``planes``; ``offsets[i]`` is added to its values.  Each block
-    builds its own lookup table from the rows of its planes: nothing O(rows) is held
-    by the client or embedded in the graph.
+    ``rows_of(location)`` returns the rows (columns ``t, z, label, value``, stack
+    indices) for the block at ``location`` (its index in the block grid of ``planes``);
+    rows of other planes are ignored.  ``offsets[i]`` is added to the values of the
+    blocks of t-chunk ``i``.  Each block builds its own lookup table from the rows of its
+    planes: nothing O(rows) is held by the client or embedded in the graph.
     """
     offsets = np.asarray(offsets, np.int64)
     per_t = np.repeat(offsets, planes.chunks[0]).reshape(-1, 1, 1, 1)
@@ -141,13 +142,13 @@ def _relabel_block(
     block: np.ndarray,
     shift: np.ndarray,
     *,
-    rows_of: Callable[[int], pd.DataFrame],
+    rows_of: Callable[[tuple[int, ...]], pd.DataFrame],
     out_dtype: np.dtype,
     block_info: dict | None = None,
 ) -> np.ndarray:
     info = block_info[0]  # type: ignore[index]
     (t0, _), (z0, z1) = info["array-location"][:2]
-    rows = rows_of(int(info["chunk-location"][0]))
+    rows = rows_of(tuple(int(i) for i in info["chunk-location"]))
     z = rows["z"].to_numpy(np.int64)
     keep = (z >= z0) & (z < z1)
     value = rows["value"].to_numpy(np.int64)[keep] + int(shift.flat[0]) if shift.size else 0

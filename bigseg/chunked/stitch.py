@@ -119,8 +119,10 @@ from .relabel import apply_luts, block_luts
 
 __all__ = [
     "Block",
+    "StitchCounts",
     "Stitched",
     "core_labels",
+    "face_table",
     "face_pairs",
     "halo_of",
     "partial_sums",
@@ -128,6 +130,7 @@ __all__ = [
     "segment_stitched",
     "side_tables",
     "stitch",
+    "stitch_grid",
     "summaries",
     "warn_unproven",
 ]
@@ -355,8 +358,17 @@ _OBJ = np.empty((0, 0, 0, 0), object)
 
 
 def _pairs(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
-    a: Block = lo[0, 0, 0, 0]
-    b: Block = hi[0, 0, 0, 0]
+    out = np.empty((1, 1, 1, 1), object)
+    out[0, 0, 0, 0] = face_table(lo[0, 0, 0, 0], hi[0, 0, 0, 0], axis)
+    return out
+
+
+def face_table(a: Block, b: Block, axis: int) -> tuple[np.ndarray, int]:
+    """Label pairs across the face between block ``a`` and the next block ``b`` along ``axis``.
+
+    Returns the table (rows ``block_lo, block_hi, t, z, label_lo, label_hi``) and the
+    number of face pixels that one block labels and the other does not.
+    """
     ring, first = (a.after_y, b.first_y) if axis == 2 else (a.after_x, b.first_x)
     both = (ring > 0) & (first > 0)  # type: ignore[operator]
     tt, zz, _ = np.nonzero(both)
@@ -369,9 +381,7 @@ def _pairs(lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
     )
     # Pixels that one block labels and the other does not: the two disagree.
     mismatch = int(np.count_nonzero((ring > 0) != (first > 0)))  # type: ignore[operator]
-    out = np.empty((1, 1, 1, 1), object)
-    out[0, 0, 0, 0] = (table, mismatch)
-    return out
+    return table, mismatch
 
 
 def side_tables(blocks: da.Array) -> da.Array:
@@ -428,14 +438,40 @@ class Stitched:
     beyond: int  # clusters whose regions are not proven equal to whole planes'
     conflicts: int  # faces where neighbouring blocks disagree: results differ there
 
+    def counts(self) -> StitchCounts:
+        """Return what ``run.json`` counts of this stitching."""
+        return StitchCounts(
+            blocks=int(self.side.size),
+            regions_across_faces=int((self.nodes.groupby(["t", "z", "region"]).size() > 1).sum()),
+            beyond=self.beyond,
+            conflicts=self.conflicts,
+        )
+
+    def record(self, halo: int) -> dict:
+        """Return what ``run.json`` says about stitching."""
+        return self.counts().record(halo)
+
+
+@dataclasses.dataclass(frozen=True)
+class StitchCounts:
+    """The counts of a stitching, which add up over slabs stitched apart (:func:`stitch_grid`)."""
+
+    blocks: int = 0
+    regions_across_faces: int = 0
+    beyond: int = 0  # clusters whose regions are not proven equal to whole planes'
+    conflicts: int = 0  # faces where neighbouring blocks disagree
+
+    def __add__(self, other: StitchCounts) -> StitchCounts:
+        return StitchCounts(
+            *(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other)))
+        )
+
     def record(self, halo: int) -> dict:
         """Return what ``run.json`` says about stitching."""
         return {
             "halo_px": halo,
-            "blocks": int(self.side.size),
-            "regions_across_faces": int(
-                (self.nodes.groupby(["t", "z", "region"]).size() > 1).sum()
-            ),
+            "blocks": self.blocks,
+            "regions_across_faces": self.regions_across_faces,
             "clusters_beyond_halo": self.beyond,
             "face_conflicts": self.conflicts,
         }
@@ -490,6 +526,24 @@ def stitch(side: np.ndarray, pairs: list[np.ndarray]) -> Stitched:
         beyond=int(sum(b.beyond for b in blocks)),
         conflicts=conflicts,
     )
+
+
+def stitch_grid(records: np.ndarray) -> Stitched:
+    """Stitch a grid of block records (:func:`side_tables`, computed) whose faces all lie in it.
+
+    ``records`` is an object array shaped like a part of the block grid that holds
+    whole planes: a slab of one t-chunk and one z-chunk, say.  Planes are stitched
+    independently, so slabs can be stitched apart, each by its own task.
+    """
+    pairs = []
+    for axis in (2, 3):
+        lo = np.moveaxis(records, axis, 0)[:-1].ravel()
+        hi = np.moveaxis(records, axis, 0)[1:].ravel()
+        faces = np.empty(len(lo), object)
+        for k, (a, b) in enumerate(zip(lo, hi)):
+            faces[k] = face_table(a, b, axis)
+        pairs.append(faces)
+    return stitch(records, pairs)
 
 
 def segment_stitched(
@@ -547,7 +601,7 @@ def _plane_luts(side: np.ndarray, pairs: list[np.ndarray]) -> np.ndarray:
     return block_luts(st.nodes, side, st.nodes["region"].to_numpy(), LABEL_DTYPE)
 
 
-def warn_unproven(stitched: Stitched, halo: int) -> None:
+def warn_unproven(stitched: Stitched | StitchCounts, halo: int) -> None:
     """Warn when some clusters are not proven equal to whole planes, or blocks disagree."""
     if stitched.beyond or stitched.conflicts:
         warnings.warn(

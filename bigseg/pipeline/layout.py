@@ -15,6 +15,7 @@ PLANES = "planes.zarr"
 SIGNAL = "signal.zarr"  # a pre-pass's output (split planes), read back grown by the halo
 SIGNAL_DONE = "signal.done"
 BLOCKS = "blocks"
+SLABS = "slabs"  # split planes: each slab's detections, label nodes and stitching counts
 LINKED = "linked"
 TRACKING = "tracking"
 

@@ -207,9 +207,14 @@ def _read_part(path: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def relabel_rows(linked_dir: str, i: int) -> pd.DataFrame:
-    """``t, z, label, value`` of partition ``i`` for relabelling (local nucleus ids)."""
-    table = pd.read_parquet(_join(linked_dir, part_name(i)), columns=["t", "z", "label", "nucleus"])
+def relabel_rows(linked_dir: str, location: tuple[int, ...]) -> pd.DataFrame:
+    """``t, z, label, value`` for relabelling the block at ``location`` (local nucleus ids).
+
+    The rows of its t-chunk's partition (whole planes: every block holds whole planes).
+    """
+    table = pd.read_parquet(
+        _join(linked_dir, part_name(int(location[0]))), columns=["t", "z", "label", "nucleus"]
+    )
     return table.rename(columns={"nucleus": "value"})
 
 

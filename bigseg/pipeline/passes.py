@@ -39,6 +39,7 @@ from ..track import TrackParams
 from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
+from . import slabs as _slabs
 from .layout import TRACKING
 from .sink import Sink
 from .tracking import track_parts
@@ -88,16 +89,14 @@ def segment_pass(
     Returns the detections, as ``detections(first, end)``: a dask DataFrame of
     t-chunks ``first`` to ``end``, one partition each (built per batch); the sizes
     of the t-chunks and, for planes split into y/x chunks, the stitching of their
-    blocks (None otherwise).
+    blocks (its counts, or all of it when stitched in memory; None otherwise).
     """
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
         detections, stitched = stitched_pass(
             stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
         )
-        t_chunks = split.chunks[0]
-        parts = _parts.split_by_t(detections, t_chunks)
-        return partial(_parts.detections_of_frames, parts), t_chunks, stitched
+        return detections, split.chunks[0], stitched
     if remote:  # no completion markers on object stores: one pass
         plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
     else:  # built in batches: only the shape, chunks and metadata are needed here
@@ -213,23 +212,30 @@ def relabel_pass(
 ) -> None:
     """Map the scratch plane labels to nucleus ids and write ``labels.zarr``.
 
-    Whole planes: each block builds its lookup table on the worker from its
-    partition's linked detections (ids shifted by ``offsets``); long local series
-    are written in batches of time points, each relabelled from its own planes.
+    Each block builds its lookup table on the worker from its partition's linked
+    detections (ids shifted by ``offsets``), through its slab's label nodes when planes
+    are split (:func:`bigseg.pipeline.slabs.slab_rows`); long local series are written
+    in batches of time points, each relabelled from its own planes.  Split planes
+    stitched in memory (object stores, blocks of several sizes) are relabelled from
+    their stitching.
     """
     four = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack)))
     planes = four.data
-    linked_dir = os.fspath(work / _parts.LINKED)
-    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
-    batched = split is None and "t" in stack.dims and len(batches) > 1 and _local(work)
-    if batched:  # long series: only the array's shape, chunks and dtype are needed here
-        labels = planes.astype(np.uint32)
-    elif split is not None:  # the stitching is in memory already: so is its table
+    if isinstance(stitched, _stitch.Stitched):  # stitched in memory: so is its table
         frames = [_parts.read_linked(work, i, o) for i, o in enumerate(offsets)]
         linked = pd.concat(frames, ignore_index=True)
         labels = relabel_stitched(planes.rechunk(split.chunks), linked, stitched)
+        rows_of = None
+    elif split is not None:  # stitched slab by slab: each block's rows from its slab
+        planes = planes.rechunk(split.chunks)
+        rows_of = partial(_slabs.slab_rows, os.fspath(work), planes.numblocks)
     else:
-        rows_of = partial(_parts.relabel_rows, linked_dir)
+        rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
+    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+    batched = rows_of is not None and "t" in stack.dims and len(batches) > 1 and _local(work)
+    if batched:  # long series: only the array's shape, chunks and dtype are needed here
+        labels = planes.astype(np.uint32)
+    elif rows_of is not None:
         labels = relabel_partitioned(planes, rows_of, offsets, np.uint32)
     if "t" not in stack.dims:
         labels = labels[0]
@@ -259,8 +265,10 @@ def relabel_pass(
         (
             da.store(
                 relabel_partitioned(
-                    time_points(four, t0, t1).data,
-                    partial(_batch_rows, linked_dir, c0, t0),
+                    time_points(four, t0, t1).data.rechunk(
+                        (planes.chunks[0][c0:c1], *planes.chunks[1:])
+                    ),
+                    partial(_batch_rows, rows_of, c0, t0),
                     offsets[c0:c1],
                     np.uint32,
                 ),
@@ -287,12 +295,18 @@ def _local(path: Any) -> bool:
     return not isinstance(path, objstore.Remote)
 
 
-def _batch_rows(linked_dir: str, first_chunk: int, first_t: int, i: int) -> pd.DataFrame:
-    """Relabelling rows of t-chunk ``i`` of a batch, ``t`` counted from the batch's start.
+def _batch_rows(
+    rows_of: Callable[[tuple[int, ...]], pd.DataFrame],
+    first_chunk: int,
+    first_t: int,
+    location: tuple[int, ...],
+) -> pd.DataFrame:
+    """Relabelling rows of the block at ``location`` of a batch, ``t`` counted from its start.
 
-    The batch starts at t-chunk ``first_chunk`` (time point ``first_t``) of the stack.
+    The batch starts at t-chunk ``first_chunk`` (time point ``first_t``) of the stack;
+    ``rows_of`` gives the rows of a block located in the whole stack.
     """
-    rows = _parts.relabel_rows(linked_dir, first_chunk + i)
+    rows = rows_of((first_chunk + location[0], *location[1:]))
     rows["t"] = rows["t"].to_numpy(np.int64) - first_t
     return rows
 
@@ -312,38 +326,42 @@ def stitched_pass(
     planes_path: Any,
     sink: Sink,
     params: Params,
-) -> tuple[pd.DataFrame, _stitch.Stitched]:
-    """Segment + measure pass for split planes.
+) -> tuple[Callable[[int, int], dd.DataFrame], _stitch.Stitched | _stitch.StitchCounts]:
+    """Segment + measure pass for split planes; returns the detections as :func:`segment_pass`.
 
-    Block-local labels stream to ``planes_path``; only the per-block sums and
-    the per-face pair tables come back, and are stitched in memory.  With a
-    local ``scratch`` (and blocks on one grid) the method's pre-pass is stored
-    first (``signal.zarr``, :func:`bigseg.pipeline.scratch.stored_signal`) and each
-    block reads its halo from there, and leaves a completion marker, so that
-    ``resume=True`` skips it.
+    Block-local labels stream to ``planes_path``.  With a local ``scratch`` (and blocks
+    on one grid) the method's pre-pass is stored first (``signal.zarr``,
+    :func:`bigseg.pipeline.scratch.stored_signal`) and each block reads its halo from
+    there; each block leaves its stitching record as its completion marker, so that
+    ``resume=True`` skips it; the workers then stitch slab by slab
+    (:mod:`bigseg.pipeline.slabs`) and only the counts come back.  Otherwise (object
+    stores, blocks of several sizes) the per-block sums and the per-face pair tables
+    come back, and are stitched in memory.
     """
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
+    on_disk = scratch is not None and _scratch.regular(data.chunks)
     keep = None
-    if scratch is not None and _scratch.regular(data.chunks):  # the pre-pass, stored first
+    if on_disk:  # the pre-pass, stored first
         keep = partial(_scratch.stored_signal, scratch=scratch, sink=sink, scale=scale_of(stack))
     blocks = stitched_blocks(data, thr, params, px, scale_of(stack), keep=keep)
     raw = xr.DataArray(
         _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )
     side = _stitch.side_tables(blocks)
-    if scratch is not None and _scratch.regular(data.chunks):
-        records = _scratch.stitched_blocks(raw, side, scratch, sink)
-        side = da.from_array(records, chunks=1, asarray=False)
-        side, *pairs = sink((_stitch.summaries(side), *_stitch.face_pairs(side)), "stitch")
-    else:  # one pass, without markers
-        store = write_labels(raw, planes_path, compute=False, overwrite=True, pyramid=False)
-        out = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
-        _, side, *pairs = out
+    if on_disk:
+        _scratch.stitched_blocks(raw, side, scratch, sink)
+        counts = _slabs.stitch_slabs(
+            data.numblocks, scratch, sink, scale=scale_of(stack), translation=translation_of(stack)
+        )
+        return partial(_slabs.detections_of_slabs, scratch.path), counts
+    store = write_labels(raw, planes_path, compute=False, overwrite=True, pyramid=False)
+    _, side, *pairs = sink((store, _stitch.summaries(side), *_stitch.face_pairs(side)), "segment")
     stitched = _stitch.stitch(side, pairs)
-    detections = detections_from_sums(
+    frame = detections_from_sums(
         stitched.sums, scale=scale_of(stack), translation=translation_of(stack)
     )
-    return detections, stitched
+    parts = _parts.split_by_t(frame, data.chunks[0])
+    return partial(_parts.detections_of_frames, parts), stitched
 
 
 def write_tables(

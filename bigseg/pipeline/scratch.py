@@ -47,6 +47,7 @@ from .layout import (
     PLANES,
     SIGNAL,
     SIGNAL_DONE,
+    SLABS,
     STATE,
     TRACKING,
     scratch_path,
@@ -427,10 +428,15 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
 
 def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     """Completion marker (the stitching record) of one block of split planes."""
-    return scratch.path / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.npz")
+    return side_path(scratch.path, index)
 
 
-def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.ndarray:
+def side_path(work: Path, index: Sequence[int]) -> Path:
+    """Return the stitching record of block ``index`` in the scratch directory ``work``."""
+    return work / BLOCKS / ("_".join(str(int(i)) for i in index) + ".side.npz")
+
+
+def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> None:
     """Write the blocks of split planes and their stitching records, skipping blocks done.
 
     Parameters
@@ -445,12 +451,9 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.nda
     sink : bigseg.pipeline.sink.Sink
         Computes the batches.
 
-    Returns
-    -------
-    numpy.ndarray of object
-        Every block's record, shaped like the block grid, read back from the markers
-        (``blocks/<t>_<z>_<y>_<x>.side.npz``), so a resumed run and an uninterrupted
-        one stitch the same records.
+    The records stay in the markers (``blocks/<t>_<z>_<y>_<x>.side.npz``), where the
+    workers stitch them slab by slab (:mod:`bigseg.pipeline.slabs`), so a resumed run
+    and an uninterrupted one stitch the same records.
     """
     data = core.data
     planes = scratch.path / PLANES
@@ -460,10 +463,6 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> np.nda
     _count_done(scratch, data.numblocks, side_marker)
     parts = [(0, 0, data, side.to_delayed().ravel())]  # stitched as one: one batch of t-chunks
     _write_blocks(parts, planes, scratch, side_marker, _finish_side, sink)
-    records = np.empty(data.numblocks, object)
-    for index in np.ndindex(*data.numblocks):
-        records[index] = read_side(side_marker(scratch, index))
-    return records
 
 
 def _finish_side(
@@ -544,7 +543,8 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    for name in (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, LINKED, TRACKING, INCOMPLETE, LOCK):
+    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, SLABS, LINKED, TRACKING)
+    for name in (*scratch_names, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
     for leftover in work.glob("*.tmp-*"):
