@@ -232,8 +232,10 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
     seg.add_argument(
         "--chunks",
         metavar="Z,Y,X",
-        help="dask chunk sizes to read the input in (-1: whole axis; default: its storage "
-        "chunks); chunks that split planes make bigseg stitch labels across them",
+        help="dask chunk sizes to read the input in (-1: whole axis), kept as work blocks "
+        "where they fit the workers' memory (default: bigseg's own blocks, from the storage "
+        "chunks split to fit and tiny ones merged); chunks that split planes make bigseg "
+        "stitch labels across them",
     )
     seg.add_argument(
         "--workers",

@@ -85,7 +85,7 @@ def work_blocks(
     The storage chunks are kept where the method's memory model
     (:func:`memory_model`) fits the budget, else split into t, z and y/x blocks
     (at least the method's halo wide, stitched exactly as chunks that split
-    planes are); with ``merge``, tiny storage chunks are merged along z and t
+    planes are); with ``merge``, tiny storage chunks are merged along y/x, z and t
     (:func:`bigseg.chunked.plan.work_chunks`).  ``budget`` defaults to
     :func:`bigseg.chunked.plan.memory_budget` (the current client's workers'
     limit per thread, or dask's ``array.chunk-size``).  ``stitch=False``, or a

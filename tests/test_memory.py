@@ -13,7 +13,7 @@ from dask.callbacks import Callback
 
 import bigseg
 from bigseg import InputError, Params, as_stack, run
-from bigseg.chunked.plan import PassMemory, task_peak, work_chunks
+from bigseg.chunked.plan import MERGE_VOXELS, PassMemory, task_peak, work_chunks
 from bigseg.chunked.stitch import _block_record
 from bigseg.cli import cluster_shape
 from bigseg.methods import default, seed
@@ -170,6 +170,46 @@ def test_chunks_that_fit_are_kept_and_tiny_ones_merged():
     assert work_chunks(shape, storage, passes, 512 * MiB, itemsize=2) == storage
     merged = work_chunks(shape, storage, passes, 512 * MiB, itemsize=2, merge=True)
     assert max(merged[1]) > 1 and sum(merged[1]) == 40 and merged[2:] == storage[2:]
+    # Small y/x chunks are merged first: their halo is most of what a block computes.
+    small = ((1, 1, 1), (40,), (32,) * 8, (32,) * 8)
+    merged = work_chunks(shape, small, passes, 512 * MiB, itemsize=2, merge=True)
+    assert max(merged[2]) == max(merged[3]) > 32 and merged[:2] == small[:2]
+
+
+def test_merged_blocks_stay_small_whatever_the_budget():
+    # A large budget (a worker of many GiB) must not merge a stack into a few huge tasks.
+    passes = memory_model(Params(), SCALE)
+    shape = (64, 64, 256, 256)
+    storage = ((1,) * 64, (8,) * 8, (256,), (256,))
+    merged = work_chunks(shape, storage, passes, 16 << 30, itemsize=2, merge=True)
+    voxels = np.prod([max(c) for c in merged])
+    assert MERGE_VOXELS // 2 < voxels <= MERGE_VOXELS
+    assert len(merged[0]) * len(merged[1]) >= 64  # still many tasks
+    # Chunks already that large are kept as they are.
+    big = ((1,) * 64, (64,), (256,), (256,))
+    assert work_chunks(shape, big, passes, 16 << 30, itemsize=2, merge=True) == big
+
+
+def test_a_file_s_tiny_chunks_are_merged_and_chunks_asked_for_are_kept(tmp_path):
+    import zarr
+
+    data = _zarr_of_whole_planes(tmp_path / "planes.zarr", (24, 128, 128))
+    tiny = zarr.open_array(tmp_path / "tiny.zarr", mode="w", shape=data.shape,
+                           chunks=(1, 64, 64), dtype=data.dtype)  # fmt: skip
+    tiny[:] = data
+    merged = run(bigseg.open_stack(tmp_path / "tiny.zarr", scale=SCALE), tmp_path / "a")
+    asked = bigseg.open_stack(tmp_path / "tiny.zarr", scale=SCALE, chunks=(1, 64, 64))
+    kept = run(asked, tmp_path / "b")
+    # (z, y, x): the record keeps the stack's dims
+    assert merged.record["work_blocks"]["storage_chunks"][0] == [1] * 24
+    assert len(merged.record["work_blocks"]["chunks"][0]) < 24  # fewer, larger blocks
+    assert kept.record["work_blocks"]["chunks"][0] == [1] * 24
+    assert len(merged.nuclei) > 20
+    for name in ("nuclei", "detections"):
+        a, b = (getattr(r, name).drop(columns=["label", "nucleus"], errors="ignore")
+                for r in (merged, kept))  # fmt: skip
+        a, b = (t.sort_values(["t", "z", "y", "x"], ignore_index=True) for t in (a, b))
+        np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9)
 
 
 def test_a_budget_below_the_smallest_block_is_refused():

@@ -503,14 +503,22 @@ SEED = bigseg.Params.from_preset("seed")
 
 @pytest.fixture(scope="module")
 def fault_input(tmp_path_factory):
-    """A stack of 24 single-plane blocks (so a run has many tasks) and its reference output."""
+    """A stack of 24 single-plane blocks (so a run has many tasks) and its reference output.
+
+    Runs on it ask for those blocks (``FAULT_CHUNKS``): left to itself bigseg merges such
+    tiny storage chunks into a few work blocks.
+    """
     root = tmp_path_factory.mktemp("faults")
     stack, _ = synthetic(shape=(24, 128, 128), nuclei=12, seed=11)
-    path = write_zarr(root / "in.zarr", stack.values, chunks=(1, 128, 128))
+    path = write_zarr(root / "in.zarr", stack.values, chunks=FAULT_CHUNKS)
     # The seed preset keeps one block per chunk; the default preset merges planes for its
     # z halo, which would leave too few tasks to interrupt between.
-    run(path, root / "reference", scale=SCALE, params=SEED)
+    run(path, root / "reference", scale=SCALE, params=SEED, chunks=FAULT_CHUNKS)
     return root, path
+
+
+FAULT_CHUNKS = (1, 128, 128)
+FAULT_CHUNKS_ARGS = ["--chunks", ",".join(map(str, FAULT_CHUNKS))]
 
 
 @pytest.mark.slow
@@ -546,7 +554,15 @@ def test_killed_worker_run_completes_identically(fault_input, tmp_path):
             os.kill(pids[victim], signal.SIGKILL)
             killed.append((victim, done, len(futures)))
 
-        run(path, tmp_path / "out", scale=SCALE, params=SEED, client=client, progress=kill_a_worker)
+        run(
+            path,
+            tmp_path / "out",
+            scale=SCALE,
+            chunks=FAULT_CHUNKS,
+            params=SEED,
+            client=client,
+            progress=kill_a_worker,
+        )
         after = client.run(os.getpid)
     assert killed, "the kill hook never ran"
     victim, done, total = killed[0]
@@ -559,6 +575,7 @@ def _start(path, out, *extra):
     return subprocess.Popen(
         [sys.executable, "-m", "bigseg.cli", "segment", str(path), "-o", str(out), *SCALE_ARGS]
         + ["--workers", "1", "--threads-per-worker", "1", "--no-progress", "--preset", "seed"]
+        + FAULT_CHUNKS_ARGS
         + list(map(str, extra)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -605,7 +622,7 @@ def test_ctrl_c_to_the_whole_process_group(fault_input, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "bigseg.cli", "segment", str(path), "-o", str(out), *SCALE_ARGS]
         + ["--workers", "1", "--threads-per-worker", "1", "--no-progress", "--resume"]
-        + ["--preset", "seed"],
+        + ["--preset", "seed", *FAULT_CHUNKS_ARGS],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -103,6 +103,11 @@ class PassMemory:
     split_only: bool = False
 
 
+#: Tiny storage chunks are merged (``work_chunks(merge=True)``) into blocks of at most this
+#: many voxels (8 MiB of uint16, a few seconds of the default method on one core): enough
+#: that a task is worth scheduling, few enough that a stack still makes many tasks.
+MERGE_VOXELS = 1 << 22
+
 #: Relabelling plane labels to nucleus ids: int32 labels in, uint32 ids out.
 RELABEL = PassMemory("relabel", per_voxel=8.0)
 
@@ -176,7 +181,8 @@ def work_chunks(
     """Work chunks of a ``(t, z, y, x)`` array whose every task fits ``budget`` bytes.
 
     Storage chunks that fit are kept (with ``merge``, whole storage chunks are merged
-    along z, then t, while a task needs at most half the budget).  Otherwise they are
+    along y and x, z, then t, while a block holds at most :data:`MERGE_VOXELS` voxels
+    and its task needs at most half the budget).  Otherwise they are
     split: one time point per block, then the plan of fewest tasks among splits of
     every z chunk (or merges of whole z chunks up to the passes' z reach) and of
     every y/x chunk into near-equal parts (y/x blocks at least ``min_side`` wide,
@@ -266,18 +272,22 @@ def _z_choices(z: tuple[int, ...], reach: int) -> list[tuple[int, ...]]:
 
 
 def _merged(chunks, peak, budget: int) -> tuple[tuple[int, ...], ...]:
-    """Merge whole chunks along z, then t, while a task needs at most half the budget."""
+    """Merge whole chunks along y and x, then z, then t, into blocks of few voxels.
+
+    At most :data:`MERGE_VOXELS` voxels a block, and a task that needs at most half the
+    budget.  Planes first: the halo of a small y/x block is most of what it computes.
+    """
     out = chunks
-    for axis in (1, 0):
+    for axes in ((2, 3), (1,), (0,)):
         k = 1
-        while k < len(out[axis]):
-            trial = list(out)
-            trial[axis] = _merge(out[axis], 2 * k)
-            if peak(tuple(trial)) > budget // 2:
+        while any(k < len(out[a]) for a in axes):
+            trial = tuple(_merge(c, 2 * k) if a in axes else c for a, c in enumerate(out))
+            voxels = int(np.prod([max(c) for c in trial], dtype=np.int64))
+            if voxels > MERGE_VOXELS or peak(trial) > budget // 2:
                 break
             k *= 2
         if k > 1:
-            out = tuple(_merge(c, k) if a == axis else c for a, c in enumerate(out))
+            out = tuple(_merge(c, k) if a in axes else c for a, c in enumerate(out))
     return out
 
 

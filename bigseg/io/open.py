@@ -63,7 +63,8 @@ def open_stack(
         Dims ``("z", "y", "x")`` or ``("t", "z", "y", "x")``; coordinates in µm
         (``z = index * scale_z + translation_z``); ``attrs`` hold ``scale``,
         ``translation`` (dicts of µm per spatial dim), ``scale_source``
-        (``"option"`` or ``"metadata:<where>"``), ``source`` and ``format``.
+        (``"option"`` or ``"metadata:<where>"``), ``chunks_source`` (``"option"``
+        when ``chunks`` are given, else ``"storage"``), ``source`` and ``format``.
         A 2D image becomes a stack of one plane.
 
     Raises
@@ -128,6 +129,8 @@ def open_stack(
         "option" if scale is not None else f"metadata:{SCALE_KEYS.get(kind, fmt)}"
     )
     stack.attrs["channel"] = channel
+    # Chunks asked for are kept as work blocks where they fit; storage chunks may be merged.
+    stack.attrs["chunks_source"] = "option" if chunks is not None else "storage"
     if "t" in stack.dims:  # for speeds in µm/min (tracking)
         interval, where = frame_interval(path_str, fmt)
         if interval is not None:

@@ -37,6 +37,7 @@ from .._errors import InputError
 from ..chunked.plan import memory_budget
 from ..io import objstore
 from ..params import Params
+from ..reads import is_read
 from ..segment import plan_blocks, work_blocks
 from ..stack import as_4d, scale_of
 from ..track import TrackParams
@@ -181,10 +182,11 @@ def run(
     timings["open"] = time.perf_counter() - started
 
     # Work blocks are bigseg's choice: storage chunks split to fit the workers' memory
-    # per thread (work_blocks(merge=True) also merges tiny ones; not used by run() yet).
+    # per thread, or, read from a file as they are stored, tiny ones merged.
     budget = memory_budget(client)
     storage_chunks = [list(c) for c in stack.data.chunks]
-    stack = work_blocks(stack, params, budget=budget, stitch=stitch)
+    merge = is_read(stack.data) and stack.attrs.get("chunks_source") == "storage"
+    stack = work_blocks(stack, params, budget=budget, stitch=stitch, merge=merge)
     split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
     check_resume(resume, remote=remote, split=split)
     if remote:
