@@ -48,8 +48,11 @@ DECODED_AT_ONCE = 10
 #: its compressed bytes (1.8 measured with tracemalloc for 32 MiB chunks, blosc zstd).
 READ_COPIES = 2
 
-#: The sources of reads (dask name -> the object ``da.from_array`` reads).
-_READS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+#: The sources of reads: dask name -> weak references to the objects ``da.from_array``
+#: reads (each array's graph holds its own).  Views made twice of one read (``as_4d`` of
+#: a stack, say) are equal objects with one name: a name stays a read while any of them
+#: lives.
+_READS: dict[str, list[weakref.ref]] = {}
 
 
 def remember_read(data: da.Array, source: Any) -> da.Array:
@@ -59,13 +62,34 @@ def remember_read(data: da.Array, source: Any) -> da.Array:
     axis), as a Zarr array does, and have ``shape``, ``dtype`` and ``ndim``.
     Returns ``data``.
     """
-    _READS[data.name] = source
+    name = data.name
+    refs = [r for r in _READS.get(name, ()) if r() is not None]
+    if not any(r() is source for r in refs):
+        refs.append(weakref.ref(source, lambda ref, name=name: _forget(name, ref)))
+    _READS[name] = refs
     return data
+
+
+def _forget(name: str, ref: weakref.ref) -> None:
+    refs = [r for r in _READS.get(name, ()) if r is not ref and r() is not None]
+    if refs:
+        _READS[name] = refs
+    else:
+        _READS.pop(name, None)
+
+
+def _source(name: str) -> Any:
+    """Return the object a read named ``name`` reads (None when it is not a remembered read)."""
+    for ref in _READS.get(name, ()):
+        source = ref()
+        if source is not None:
+            return source
+    return None
 
 
 def is_read(data: da.Array) -> bool:
     """Whether ``data`` is a read remembered by :func:`remember_read`."""
-    return isinstance(data, da.Array) and data.name in _READS
+    return isinstance(data, da.Array) and _source(data.name) is not None
 
 
 def read_by_chunks(array: Any, key: Any, chunks: Sequence[int]) -> np.ndarray:
@@ -210,7 +234,7 @@ def read_region(data: da.Array, box: tuple[slice, ...]) -> da.Array:
     the file too (:func:`in_work_chunks`), rather than rechunked.
     """
     part = data[box]
-    source = _READS.get(data.name)
+    source = _source(data.name)
     if source is None or any(s.step not in (None, 1) for s in box):
         return part
     full = tuple(slice(*s.indices(n)[:2]) for s, n in zip(box, data.shape))
@@ -222,7 +246,7 @@ def read_region(data: da.Array, box: tuple[slice, ...]) -> da.Array:
 def read_with_axis(data: da.Array, axis: int) -> da.Array:
     """Return ``np.expand_dims(data, axis)``, a remembered read when ``data`` is one (lazy)."""
     out = da.expand_dims(data, axis)
-    source = _READS.get(data.name)
+    source = _source(data.name)
     if source is None:
         return out
     axis = axis % out.ndim
@@ -243,7 +267,7 @@ def in_work_chunks(data: da.Array, chunks: tuple[tuple[int, ...], ...]) -> da.Ar
     chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
     if chunks == data.chunks:
         return data
-    source = _READS.get(data.name)
+    source = _source(data.name)
     if source is None:
         return data.rechunk(chunks)
     return remember_read(_read_of(data, source, chunks, "work", chunks), source)
@@ -298,5 +322,5 @@ def read_grown(
     read (:func:`is_read`).
     """
     chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
-    grown = _Grown(_READS[data.name], chunks, tuple(map(int, depth)))
+    grown = _Grown(_source(data.name), chunks, tuple(map(int, depth)))
     return _read_of(data, grown, grown.chunks, "grown", chunks, tuple(depth))

@@ -150,6 +150,23 @@ def test_a_3d_file_given_a_time_axis_is_still_read_from_the_file(tmp_path):
     np.testing.assert_array_equal(four.data.compute(), values[None])
 
 
+def test_a_view_made_twice_stays_a_read_while_either_lives(tmp_path):
+    # as_4d of one stack, twice: two equal views with one dask name. Dropping the one made
+    # last left the other a plain array (a run's passes then grew blocks by a halo
+    # exchange instead of reading them from the file).
+    import gc
+
+    _zarr(tmp_path / "s.zarr", np.zeros((6, 32, 32), np.uint16), (2, 32, 32))
+    stack = open_stack(tmp_path / "s.zarr", scale=(1.0, 0.5, 0.5))
+    first, second = as_4d(stack).data, as_4d(stack).data
+    assert first.name == second.name and is_read(first)
+    del second
+    gc.collect()
+    assert is_read(first)
+    grown = map_with_halo(first, (1, 4, 4), lambda b, margin: b, dtype=np.uint16)
+    assert not any(name.startswith("overlap") for name in grown.__dask_graph__().layers)
+
+
 @pytest.mark.parametrize(
     "key",
     [
