@@ -12,7 +12,7 @@ import bigseg.pipeline.sink as sink
 from bigseg import run
 from bigseg.pipeline.layout import scratch_path
 
-from .conftest import synthetic
+from .conftest import SCALE, synthetic
 from .test_reliability import assert_same_outputs
 
 PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
@@ -155,3 +155,29 @@ def test_the_segment_pass_takes_the_planes_layout_from_the_first_t_chunk(preset)
     xr_testing = pytest.importorskip("xarray.testing")
     xr_testing.assert_identical(like.coords.to_dataset(), whole.coords.to_dataset())
     assert len(dict(like.data.__dask_graph__())) < len(dict(whole.data.__dask_graph__()))
+
+
+def test_split_planes_of_one_time_point_go_in_batches_of_their_own_blocks(tmp_path, monkeypatch):
+    """The stored pre-pass, the blocks and their stitching: one graph per batch of blocks."""
+    import dask
+    import zarr
+
+    params = bigseg.Params(**PARAMS)
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 4)
+    sizes = {}
+    for side in (256, 512):  # 16 and 64 blocks per plane: more blocks, the same batches
+        seen = _record_batches(monkeypatch)
+        stack = synthetic((6, side, side), side // 8, seed=3, radius_um=(3.0, 5.0))[0]
+        path = tmp_path / f"s{side}.zarr"
+        zarr.create_array(path, data=stack.values, chunks=(6, side, side))
+        # A file read in the blocks asked for (the halo's reach in z is the whole stack):
+        # every grown block is read from the file, none exchanged with its neighbours.
+        stack = bigseg.open_stack(path, scale=SCALE, chunks=(6, 64, 64))
+        with dask.config.set(scheduler="synchronous"):
+            result = run(stack, tmp_path / f"o{side}", params=params)
+        assert "stitching" in result.record and len(result.nuclei) > 5
+        blocks = (side // 64) ** 2
+        for label in ("foreground", "segment"):
+            assert len(seen[label]) == -(-blocks // 4), (label, seen[label])
+        sizes[side] = {label: max(seen[label]) for label in ("foreground", "segment", "stitch")}
+    assert sizes[512] == sizes[256]

@@ -114,3 +114,20 @@ def test_a_run_interrupted_while_stitching_resumes_the_slabs_left(series, tmp_pa
         zarr.open_array(tmp_path / "ref" / "labels.zarr" / "0", mode="r")[...],
         zarr.open_array(out / "labels.zarr" / "0", mode="r")[...],
     )
+
+
+@pytest.mark.filterwarnings(UNPROVEN)
+def test_every_block_of_split_planes_is_segmented_once(series, tmp_path, monkeypatch):
+    """Labels and stitching records come from one computation of each block (not two)."""
+    calls = []
+    real = stitch_module._block_record
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["index"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stitch_module, "_block_record", counted)
+    with dask.config.set(scheduler="synchronous"):
+        result = run(series.chunk(CHUNKS), tmp_path / "out", params=PARAMS, track=False)
+    assert result.record["blocks"]["total"] == 27
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == 27

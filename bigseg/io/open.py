@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import xarray as xr
 
 from .._errors import InputError
+from ..reads import in_work_chunks
 from ..stack import labelled
 from . import objstore
 from .checks import check_dtype, chunks_for, select_channel, to_standard_dims
@@ -117,8 +118,8 @@ def open_stack(
             "it holds no image to segment."
         )
     resolved = resolve_scale(scale, meta_scale, path_str, data.shape[dims.index("z")])
-    if chunks is not None:
-        data = data.rechunk(chunks_for(chunks, dims))
+    if chunks is not None:  # a file's read stays one: each block is read from the file
+        data = in_work_chunks(data, data.rechunk(chunks_for(chunks, dims)).chunks)
     stack = labelled(data, dims, resolved, translation, path_str, fmt)
     if files is not None:
         stack.attrs["files"] = len(files)

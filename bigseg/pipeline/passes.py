@@ -22,8 +22,6 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import xarray as xr
-from dask.array.utils import meta_from_array
-from dask.core import flatten
 
 from .. import methods
 from ..chunked import stitch as _stitch
@@ -41,7 +39,7 @@ from . import safety
 from . import scratch as _scratch
 from . import slabs as _slabs
 from .layout import TRACKING
-from .sink import Sink
+from .sink import Sink, culled
 from .tracking import track_parts
 
 
@@ -165,9 +163,7 @@ def time_points(stack: xr.DataArray, t0: int, t1: int) -> xr.DataArray:
     part = stack.isel(t=slice(t0, t1))
     if is_read(stack.data):  # still read from the file (in work blocks, grown blocks)
         return part.copy(data=read_region(stack.data, (slice(t0, t1),)))
-    data = part.data
-    graph = dict(data.__dask_graph__().cull(set(flatten(data.__dask_keys__()))))
-    return part.copy(data=da.Array(graph, data.name, data.chunks, meta=meta_from_array(data)))
+    return part.copy(data=culled(part.data))
 
 
 def link_pass(

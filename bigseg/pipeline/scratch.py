@@ -52,6 +52,7 @@ from .layout import (
     TRACKING,
     scratch_path,
 )
+from .sink import block_boxes, culled
 
 
 def check_partial(out: Path, resume: bool) -> None:
@@ -307,21 +308,30 @@ def segment_blocks(
             if done[c0:c1].all():
                 continue
             block_data, tables = build(t0, t1)
-            yield c0, t0, block_data, tables
+            # a batch's tables count time from its first time point
+            finish = partial(_finish_block, t_offset=t0) if t0 else _finish_block
+            yield (c0, 0, 0, 0), (t0, 0, 0, 0), block_data, tables, finish
 
-    _write_blocks(parts(), planes, scratch, block_marker, _finish_block, sink)
+    _write_blocks(parts(), planes, scratch, block_marker, sink)
 
 
 def _count_done(
-    scratch: Scratch, numblocks: Sequence[int], marker_of: Callable[..., Path]
+    scratch: Scratch,
+    numblocks: Sequence[int],
+    marker_of: Callable[..., Path],
+    *,
+    by_block: bool = False,
 ) -> np.ndarray:
-    """Record the numbers of blocks and of blocks done; return whether each t-chunk is done."""
+    """Record the numbers of blocks and of blocks done; return whether each t-chunk is done.
+
+    With ``by_block``, whether each block is done.
+    """
     done = np.zeros(tuple(numblocks), bool)
     for index in np.ndindex(*numblocks):
         done[index] = marker_of(scratch, index).exists()
     scratch.blocks_total = int(done.size)
     scratch.blocks_reused = int(done.sum())
-    return done.reshape(done.shape[0], -1).all(axis=1)
+    return done if by_block else done.reshape(done.shape[0], -1).all(axis=1)
 
 
 def _write_blocks(
@@ -329,30 +339,27 @@ def _write_blocks(
     planes: Path,
     scratch: Scratch,
     marker_of: Callable[[Scratch, Sequence[int]], Path],
-    finish: Callable[..., int],
     sink: Any,
 ) -> None:
     """Store every label block not yet done with its payload (table or record) as marker.
 
-    ``parts`` yields ``(first_chunk, first_t, data, payloads)``: lazy blocks from the
-    t-chunk ``first_chunk`` (time point ``first_t``) on, and one payload per block.
-    Blocks whose marker exists are skipped; the rest are computed in batches of at most
+    ``parts`` yields ``(first, start, data, payloads, finish)``: lazy blocks whose first
+    is block ``first`` of the run's block grid (at voxel ``start``), one payload per
+    block, and the function that stores a block and writes its payload.  Blocks whose
+    marker exists are skipped; the rest are computed in batches of at most
     :data:`BATCH_BLOCKS` (more on large clusters), at most
     :data:`bigseg.pipeline.sink.IN_FLIGHT` at a time.
     """
     size = sink.batch_blocks(BATCH_BLOCKS)
 
     def batches() -> Iterator[tuple]:
-        for c0, t0, data, payloads in parts:
-            # a batch's tables count time from its first time point
-            task = dask.delayed(partial(finish, t_offset=t0) if t0 else finish, pure=False)
-            starts = [np.cumsum((0,) + c[:-1]) for c in data.chunks]
-            starts[0] = starts[0] + t0
+        for first, start, data, payloads, finish in parts:
+            task = dask.delayed(finish, pure=False)
+            starts = [np.cumsum((s0,) + c[:-1]) for s0, c in zip(start, data.chunks)]
             todo = []
-            for index, block, payload in zip(
-                np.ndindex(*data.numblocks), data.to_delayed().ravel(), payloads
-            ):
-                marker = marker_of(scratch, (index[0] + c0, *index[1:]))
+            blocks = data.to_delayed(optimize_graph=False).ravel()
+            for index, block, payload in zip(np.ndindex(*data.numblocks), blocks, payloads):
+                marker = marker_of(scratch, tuple(f + i for f, i in zip(first, index)))
                 if marker.exists():
                     continue
                 region = tuple(
@@ -360,8 +367,8 @@ def _write_blocks(
                     for a, i in enumerate(index)
                 )
                 todo.append(task(block, payload, str(planes / "0"), region, str(marker)))
-            for start in range(0, len(todo), size):
-                yield tuple(todo[start : start + size])
+            for a in range(0, len(todo), size):
+                yield tuple(todo[a : a + size])
 
     for _ in sink.batches(batches(), "segment"):
         pass
@@ -402,8 +409,10 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
     512 MiB workers past their limit on 2048² planes). Stored first, every block is
     read back from the file grown by the halo (:func:`bigseg.reads.read_grown`),
     depending on no other task. ``source`` (a lazy ``(t, z, y, x)`` dask array) must
-    have regular chunks (:func:`regular`): they become the store's. A resumed run
-    reads a store that was finished (``signal.done``) rather than compute it again.
+    have regular chunks (:func:`regular`): they become the store's.  It is stored in
+    batches of blocks, each computed from a graph of its own blocks
+    (:func:`bigseg.pipeline.sink.culled`).  A resumed run reads a store that was
+    finished (``signal.done``) rather than compute it again.
     """
     import dask.array as da
     import zarr
@@ -421,7 +430,16 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
             dimension_names=("t", "z", "y", "x"),
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
         )
-        sink(da.store(source, array, lock=False, compute=False), "foreground")
+        edges = [np.cumsum((0, *c)) for c in source.chunks]
+        stores = (
+            (da.store(culled(source[region]), array, regions=region, lock=False, compute=False),)
+            for region in (
+                tuple(slice(int(e[b.start]), int(e[b.stop])) for e, b in zip(edges, box))
+                for box in block_boxes(source.numblocks, sink.batch_blocks(BATCH_BLOCKS))
+            )
+        )
+        for _ in sink.batches(stores, "foreground"):
+            pass
         done.write_text("")
     return open_stack(path, scale=scale).data
 
@@ -460,9 +478,23 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> None:
     if not planes.exists():
         write_labels(core, planes, pyramid=False, create_only=True)  # the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
-    _count_done(scratch, data.numblocks, side_marker)
-    parts = [(0, 0, data, side.to_delayed().ravel())]  # stitched as one: one batch of t-chunks
-    _write_blocks(parts, planes, scratch, side_marker, _finish_side, sink)
+    done = _count_done(scratch, data.numblocks, side_marker, by_block=True)
+    edges = [np.cumsum((0, *c)) for c in data.chunks]
+
+    def parts() -> Iterator[tuple]:
+        # Boxes of blocks, each computed from a graph of its own blocks (culled): a
+        # pass over every block of one time point is never one graph.
+        for box in block_boxes(data.numblocks, sink.batch_blocks(BATCH_BLOCKS)):
+            if done[box].all():
+                continue
+            region = tuple(slice(int(e[b.start]), int(e[b.stop])) for e, b in zip(edges, box))
+            first = tuple(b.start for b in box)
+            start = tuple(r.start for r in region)
+            # Unoptimised: fusing would rename the segment tasks that labels and records share.
+            records = culled(side[box]).to_delayed(optimize_graph=False).ravel()
+            yield first, start, culled(data[region]), records, _finish_side
+
+    _write_blocks(parts(), planes, scratch, side_marker, sink)
 
 
 def _finish_side(

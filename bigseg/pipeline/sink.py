@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import dask
+import numpy as np
 
-__all__ = ["BLOCKS_PER_THREAD", "IN_FLIGHT", "Sink", "compute"]
+__all__ = ["BLOCKS_PER_THREAD", "IN_FLIGHT", "Sink", "block_boxes", "compute", "culled"]
 
 #: Batches submitted to a distributed client at once: the next one is queued while one
 #: runs, so the workers never wait for the client between batches.
@@ -128,3 +129,42 @@ def _distributed_progress(futures: Any) -> None:
 
     progress(futures, notebook=False)
     print(file=sys.stdout, flush=True)
+
+
+def block_boxes(numblocks: tuple[int, ...], size: int) -> list[tuple[slice, ...]]:
+    """Cut a grid of blocks into boxes of at most ``size`` blocks (at least one), in order.
+
+    Trailing axes are kept whole as far as they fit; the first axis that does not fit
+    whole is cut into runs of consecutive blocks; axes before it go one block at a
+    time.  Returns the boxes as slices of block indices, in C order.
+    """
+    k = len(numblocks)
+    inner = 1
+    while k > 0 and inner * numblocks[k - 1] <= size:
+        k -= 1
+        inner *= numblocks[k]
+    whole = tuple(slice(0, int(n)) for n in numblocks[k:])
+    if k == 0:
+        return [whole]
+    step = max(1, size // inner)
+    return [
+        (*(slice(int(i), int(i) + 1) for i in lead), slice(a, min(a + step, numblocks[k - 1])))
+        + whole
+        for lead in np.ndindex(*numblocks[: k - 1])
+        for a in range(0, int(numblocks[k - 1]), step)
+    ]
+
+
+def culled(data: Any) -> Any:
+    """Return the dask array ``data`` with a graph of its own blocks' tasks only.
+
+    A slice of an array keeps the graph of the whole array (every layer above it);
+    computed as a batch, that graph would be sent whole and materialised by the
+    scheduler for every batch.
+    """
+    import dask.array as da
+    from dask.array.utils import meta_from_array
+    from dask.core import flatten
+
+    graph = dict(data.__dask_graph__().cull(set(flatten(data.__dask_keys__()))))
+    return da.Array(graph, data.name, data.chunks, meta=meta_from_array(data))
