@@ -255,6 +255,7 @@ def write_ngff_image(
     pyramid: str | None = None,
     frame_interval_s: float | None = None,
     create_only: bool = False,
+    inner_chunks: Sequence[int] | None = None,
 ) -> Any:
     """Write a dask array as an OME-Zarr 0.5 image (Zarr v3), with an optional pyramid.
 
@@ -271,6 +272,9 @@ def write_ngff_image(
     With ``create_only``, the group and its empty arrays are created from ``data``'s
     shape, chunks and dtype, and nothing else (no graph is built: the caller writes
     level 0, e.g. in batches, then builds the levels with :func:`pyramid_levels`).
+    With ``inner_chunks``, every level's chunks are Zarr shards of inner chunks
+    (:func:`shard_chunks`): each task still writes whole shards, one file each, and a
+    reader decodes only the inner chunks it needs.
     """
     import zarr
 
@@ -294,18 +298,23 @@ def write_ngff_image(
     if extra_attrs:
         ome.update(extra_attrs)
     codecs = compressors if compressors is not None else _compressor()
-    arrays = [
-        group.create_array(
-            str(i),
-            shape=level["shape"],
-            chunks=level["chunks"],
-            dtype=data.dtype,
-            compressors=codecs,
-            fill_value=0,
-            dimension_names=tuple(dims),
+    arrays = []
+    for i, level in enumerate(levels):
+        inner = shard_chunks(level["chunks"], inner_chunks) if inner_chunks else None
+        layout = {"chunks": level["chunks"]}
+        if inner is not None:  # the level's chunks become shards of inner chunks
+            layout = {"chunks": inner, "shards": level["chunks"]}
+        arrays.append(
+            group.create_array(
+                str(i),
+                shape=level["shape"],
+                dtype=data.dtype,
+                compressors=codecs,
+                fill_value=0,
+                dimension_names=tuple(dims),
+                **layout,
+            )
         )
-        for i, level in enumerate(levels)
-    ]
     # The group's metadata is written once, after its arrays (a label listing of 10^4
     # nuclei is a 4 MB zarr.json: each array created under it would read it again).
     _set_group_attributes(group, path, {"ome": ome, **(dict(group_attrs) if group_attrs else {})})
@@ -317,6 +326,21 @@ def write_ngff_image(
     for level in pyramid_levels(path):
         level.compute()
     return None
+
+
+def shard_chunks(shard: Sequence[int], inner: Sequence[int]) -> tuple[int, ...] | None:
+    """Return the inner chunks of a Zarr shard of shape ``shard``, or None (no sharding).
+
+    Along each axis, the largest divisor of the shard's side that is at most the
+    ``inner`` side (Zarr's shards hold a whole number of chunks), unless that is under
+    half of it (a prime side, say): then the shard's own side.  None when that leaves
+    one chunk per shard.
+    """
+    sides = []
+    for n, want in zip((int(v) for v in shard), (int(v) for v in inner)):
+        best = max(d for d in range(1, min(n, want) + 1) if n % d == 0)
+        sides.append(best if n <= want or 2 * best >= want else n)
+    return None if tuple(sides) == tuple(int(v) for v in shard) else tuple(sides)
 
 
 def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
@@ -360,7 +384,10 @@ def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
             source = group[paths[k - 1]]
             target = group[paths[k]]
         factors = [2 if n > m else 1 for n, m in zip(source.shape, target.shape)]
-        data = downsample(da.from_zarr(source), factors, how).rechunk(target.chunks)
+        # Tasks read and write whole shards where the levels are sharded: a shard written
+        # by two tasks at once would lose one's chunks.
+        read = da.from_zarr(source, chunks=source.shards or source.chunks)
+        data = downsample(read, factors, how).rechunk(target.shards or target.chunks)
         yield da.store(data, target, lock=False, compute=False)
 
 
