@@ -246,6 +246,20 @@ def test_chunks_are_shards_of_planes_unless_asked_not(tmp_path, monkeypatch):
         convert(tmp_path / "s.tif", plain)  # a plain conversion is not continued sharded
 
 
+def test_a_conversion_begun_before_shards_continues_plain(tmp_path, monkeypatch):
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 16 * 16)  # one plane a slab
+    data = RNG.integers(0, 60000, (4, 16, 16)).astype(np.uint16)
+    source = _imagej(tmp_path / "s.tif", data)
+    out = convert(source, tmp_path / "s.ome.zarr", shards=False, pyramid=False)
+    state = dict(zarr.open_group(out, mode="r").attrs["bigseg"]["convert"])
+    del state["shards"]  # as an earlier bigseg recorded it, two slabs in
+    conv._record(out, {**state, "slabs_done": 2, "complete": False})
+    with pytest.raises(InputError, match=r"other settings \(shards\)"):
+        convert(source, out, pyramid=False)
+    convert(source, out, shards=False, pyramid=False)
+    np.testing.assert_array_equal(open_stack(out).values, data)
+
+
 def test_a_read_of_part_of_a_shard_decodes_only_its_inner_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", 4 * 512 * 512 * 2)  # 2 MiB shards of 4 planes
     monkeypatch.setattr(conv, "INNER", {"t": 1, "z": 1, "y": 64, "x": 64})  # 8 KiB inside

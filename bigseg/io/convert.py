@@ -59,6 +59,9 @@ HINT_BYTES = 2**30
 
 _STATE = "convert"
 
+#: Settings a conversion begun by an earlier bigseg did not record, as it wrote them.
+_BEFORE = {"shards": False}
+
 
 def storage_chunks(shape: Sequence[int], dims: Sequence[str], itemsize: int) -> tuple[int, ...]:
     """Chunks for bigseg's work blocks: one t, near-equal y/x tiles up to :data:`TILE`, z planes.
@@ -252,7 +255,7 @@ def _existing(out: Path, settings: dict) -> dict | None:
             f"Output {where!r} exists and is not a conversion that bigseg began; it was left "
             "untouched. Choose another output."
         )
-    changed = [k for k, v in settings.items() if state.get(k) != v]
+    changed = [k for k, v in settings.items() if state.get(k, _BEFORE.get(k)) != v]
     if changed:
         raise InputError(
             f"Output {where!r} is a conversion with other settings ({', '.join(changed)}); it "
