@@ -105,18 +105,22 @@ def test_preview_updates_its_layer_in_place_redrawn_once(make_napari_viewer, fin
     viewer, widget, layer, _ = _widget(make_napari_viewer, image)
     viewer.dims.set_point(range(4), layer.data_to_world((1, 2, 0, 0)))
     added = widget.preview()
-    read = widget._read[1]
+    read = widget._read[2]
     redraws = []
     added.events.set_data.connect(lambda event: redraws.append(event))
     widget._min_radius.value = widget._min_radius.value * 1.5
     assert widget.preview() is added and len(redraws) == 1  # the same layer, drawn once
-    assert widget._read[1] is read  # other parameters, same view: nothing read again
+    assert widget._read[2] is read  # other parameters, same view: nothing read again
     viewer.dims.set_point(range(4), layer.data_to_world((0, 3, 0, 0)))
     redraws.clear()
     assert widget.preview() is added and len(redraws) == 1  # moved to another plane
-    assert widget._read[1] is not read
+    assert widget._read[2] is not read
     np.testing.assert_allclose(added.translate[:2], [0, 3 * SCALE[0]])
     assert len(viewer.layers) == 2
+    widget._image.value = viewer.add_image(layer.data[0, 2], scale=SCALE[1:], name="plane")
+    plane = widget.preview()  # a 2D layer: its own preview layer, in place of the 4D one
+    assert plane.ndim == 2 and plane.data.shape == (96, 96) and plane.data.max() > 0
+    assert [lyr.name for lyr in viewer.layers] == ["s", "plane", "preview"]
 
 
 def test_the_voxel_size_comes_from_the_layer_s_units_or_is_said(make_napari_viewer, finished_run):

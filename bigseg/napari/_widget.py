@@ -106,8 +106,8 @@ class SegmentWidget(Container):
         self._image.changed.connect(self._show_voxel)
         self._show_voxel()
         self._worker: Any = None
-        #: The part of a plane the last preview read: its key (layer data, plane, ranges).
-        self._read: tuple[tuple, np.ndarray] | None = None
+        #: The part of a plane the last preview read: the layer's data, where, the part.
+        self._read: tuple[Any, tuple, np.ndarray] | None = None
         self._cancel = threading.Event()
         #: Seconds of the last preview: in all, and segmenting only (the rest is napari's).
         self.preview_seconds: float | None = None
@@ -172,10 +172,11 @@ class SegmentWidget(Container):
         index = _current_index(self._viewer, layer)
         leading = index[:-2]
         (y0, y1), (x0, x1) = _in_view(layer, data.shape[-2:])
-        key = (id(data), tuple(leading), y0, y1, x0, x1)
-        if self._read is None or self._read[0] != key:  # another view, plane or layer
-            self._read = (key, np.asarray(data[(*leading, slice(y0, y1), slice(x0, x1))]))
-        plane = self._read[1]
+        key = (tuple(leading), y0, y1, x0, x1)
+        if self._read is None or self._read[0] is not data or self._read[1] != key:
+            part = np.asarray(data[(*leading, slice(y0, y1), slice(x0, x1))])
+            self._read = (data, key, part)  # another view, plane or layer: read again
+        plane = self._read[2]
         scale, _, note = voxel_um(layer)
         stack = as_stack(plane, scale=scale[-2:])
         params = self.params()
@@ -191,6 +192,8 @@ class SegmentWidget(Container):
             ),
         }
         shaped = found.reshape((1,) * len(leading) + found.shape)
+        if "preview" in self._viewer.layers and self._viewer.layers["preview"].ndim != shaped.ndim:
+            self._viewer.layers.remove("preview")  # of a layer with other dims: made anew
         if "preview" in self._viewer.layers:
             added = self._viewer.layers["preview"]
             _update_in_place(added, shaped, place)
