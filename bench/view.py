@@ -4,10 +4,12 @@ Synthesises a 4 x 2048 x 2048 stack (``bigseg synth``'s model), runs bigseg on i
 (``bigseg.run``, dask's threads), opens the output through napari's reader machinery
 (``npe2.read`` and ``viewer.open(..., plugin="bigseg")``) and prints each layer's kind,
 scale (µm) and, for the labels, the pyramid's levels.  Then it docks the "Find nuclei"
-widget, times its preview of the plane in view (three times; the median, against the
-same plane segmented in this process without napari, as a ratio) and writes screenshots
-into ``--shots`` (docs/view-*.png).  Needs the napari extra and a display: run it under
-``xvfb-run -a`` on a headless machine.
+widget and times its preview of the part of the plane in view: the first (which adds the
+layer), ``--repeats`` with other parameters on the same view, ``--repeats`` on other
+planes (medians; in all, reading and segmenting, and how many times napari redrew the
+layer), against the same crop segmented in this process without napari, and writes
+screenshots into ``--shots`` (docs/view-*.png).  Needs the napari extra and a display:
+run it under ``xvfb-run -a`` on a headless machine.
 
 Example (docs/view.md)::
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--shots", default=None, help="folder for the screenshots")
     parser.add_argument("--shape", type=int, nargs=3, default=(4, 2048, 2048))
     parser.add_argument("--nuclei", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=5, help="previews timed per case")
     args = parser.parse_args()
 
     import napari
@@ -81,11 +84,7 @@ def main() -> None:
         widget = SegmentWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Find nuclei")
         widget._image.value = stack_layer
-        times, segmenting = [], []
-        for _ in range(3):
-            widget.preview()
-            times.append(widget.preview_seconds)
-            segmenting.append(widget.segment_seconds)
+        timed = _time_previews(viewer, widget, stack_layer, repeats=args.repeats)
         shown = viewer.layers["preview"].data.shape
         stack = open_stack(image)
         side = shown[-1]
@@ -95,14 +94,17 @@ def main() -> None:
         plain = as_stack(plane, scale=tuple(stack.attrs["scale"].values())[1:])
         segment(plain, params=params, threshold=global_threshold(plain, params=params)).compute()
         alone = time.perf_counter() - t0
-        median = statistics.median(times)
-        seg = statistics.median(segmenting)
         print(
-            f"preview: {shown[-2]}x{shown[-1]} px in view, median {median * 1000:.0f} ms, of "
-            f"which reading and segmenting {seg * 1000:.0f} ms ({seg / alone:.2f}x a {side}² crop "
-            f"in memory segmented without napari, {alone * 1000:.0f} ms; the rest is napari "
-            "updating the layer)"
+            f"preview of {shown[-2]}x{shown[-1]} px in view, medians: ms in all, ms reading and "
+            "segmenting, CPU ms of the process (all threads), napari's redraws of the layer:"
         )
+        for case, rows in timed.items():
+            total, seg, redraws, cpu = (statistics.median(r[k] for r in rows) for k in range(4))
+            print(
+                f"  {case:<30} {total * 1000:6.0f} {seg * 1000:6.0f} {cpu * 1000:6.0f} "
+                f"{redraws:3.0f}   (n={len(rows)})"
+            )
+        print(f"  a {side}² crop in memory, segmented without napari: {alone * 1000:.0f} ms")
         if shots:
             from qtpy.QtWidgets import QApplication
 
@@ -114,6 +116,43 @@ def main() -> None:
         viewer.close()
     finally:
         shutil.rmtree(root)
+
+
+def _time_previews(viewer, widget, layer, *, repeats):
+    """Time the widget's previews: the first, then the same view with other parameters, then
+    other planes; each row (seconds in all, seconds reading and segmenting, redraws)."""
+    from qtpy.QtWidgets import QApplication
+
+    redraws = []
+
+    def preview():
+        redraws.clear()
+        cpu = time.process_time()
+        widget.preview()
+        QApplication.processEvents()
+        cpu = time.process_time() - cpu
+        return widget.preview_seconds, widget.segment_seconds, len(redraws), cpu
+
+    first = preview()
+    viewer.layers["preview"].events.set_data.connect(lambda event: redraws.append(event))
+    timed = {"first (adds the layer)": [first]}
+    radius = widget._min_radius.value
+    rows = []
+    for i in range(repeats):
+        widget._min_radius.value = radius * (1.0 + 0.05 * ((i % 2) + 1))
+        rows.append(preview())
+    widget._min_radius.value = radius
+    timed["same view, other parameters"] = rows
+    rows = []
+    planes = (layer.data[0] if layer.multiscale else layer.data).shape[0]
+    start = int(round(viewer.dims.point[0] / layer.scale[0]))
+    for i in range(repeats):  # each preview on another plane than the one before
+        viewer.dims.set_point(0, layer.data_to_world(((start + i + 1) % planes, 0, 0))[0])
+        rows.append(preview())
+    timed["another plane (reads it)"] = rows
+    viewer.dims.set_point(0, layer.data_to_world((start, 0, 0))[0])
+    widget.preview()
+    return timed
 
 
 if __name__ == "__main__":

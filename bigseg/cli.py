@@ -371,8 +371,9 @@ def _convert_parser(sub: Any) -> argparse.ArgumentParser:
         help="copy a TIFF stack into chunked OME-Zarr (streamed, resumable)",
         description="Copy a TIFF, OME-TIFF, ImageJ hyperstack or TIFF sequence into an "
         "OME-Zarr 0.5 image with the voxel size in µm, chunks that suit bigseg's work blocks "
-        "and an image pyramid, a slab of planes at a time. Run the same command again to "
-        "continue an interrupted conversion.",
+        "and an image pyramid, a slab of planes at a time; each chunk is a Zarr shard of "
+        "smaller inner chunks unless --no-shards. Run the same command again to continue an "
+        "interrupted conversion.",
     )
     con.add_argument("input", help="TIFF file, folder or glob pattern of TIFF files, or Zarr")
     con.add_argument("output", help="the new OME-Zarr image (e.g. stack.ome.zarr)")
@@ -391,6 +392,12 @@ def _convert_parser(sub: Any) -> argparse.ArgumentParser:
     )
     con.add_argument("--no-pyramid", action="store_true", help="write the full resolution only")
     con.add_argument(
+        "--no-shards",
+        action="store_true",
+        help="plain chunks, one file each, decoded whole by every read (default: each chunk "
+        "is a Zarr shard of planes of at most 256 x 256 px, read one inner chunk at a time)",
+    )
+    con.add_argument(
         "--threads", type=_positive_int, help="threads reading and writing (default: up to 4)"
     )
     con.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -407,6 +414,7 @@ def _convert(args: argparse.Namespace) -> int:
         channel=args.channel,
         files_axis=args.files_axis,
         pyramid=not args.no_pyramid,
+        shards=not args.no_shards,
         threads=args.threads,
         progress=not args.quiet and sys.stderr.isatty(),
     )

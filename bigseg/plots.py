@@ -636,10 +636,11 @@ def napari_layers(
     The image and the labels stay lazy (napari reads the planes it shows; the
     labels as their pyramid, a list of levels, when they have one),
     with the voxel size and origin as the layers' ``scale`` and
-    ``translate``; so are the centres, drawn in the plane nearest to each.  Labels
-    and centres share the colours of the other figures (up to
-    :data:`bigseg.io.MAX_LISTED_LABELS` nuclei; napari's own beyond), and
-    carry the nuclei table as ``features``.  Works for every input format.
+    ``translate``, in ``units`` of ``micrometer`` (napari 0.5 or later); so are
+    the centres, drawn in the plane nearest to each.  Labels and centres share
+    the colours of the other figures (up to :data:`bigseg.io.MAX_LISTED_LABELS`
+    nuclei; napari's own beyond), and carry the nuclei table as ``features``.
+    Works for every input format.
 
     Parameters
     ----------
@@ -676,6 +677,8 @@ def napari_layers(
     place = {
         "scale": lead + list(scale_of(stack)),
         "translate": t_origin + list(_origin(stack)),
+        # napari >= 0.5: the scale bar says µm, and bigseg's widget knows the voxel size
+        "units": ["pixel"] * len(lead) + ["micrometer"] * 3,
     }
     name = Path(str(stack.attrs["source"]).rstrip("/")).name
     features = nuclei.rename(columns={"nucleus": "index"})

@@ -63,7 +63,8 @@ def test_imagej_hyperstack_becomes_an_ome_zarr_image_with_its_scale_and_a_pyrami
     np.testing.assert_array_equal(stack.values, data)
     assert stack.attrs["scale"] == pytest.approx({"z": 1.5, "y": 0.5, "x": 0.5})
     group = zarr.open_group(out, mode="r")
-    assert group["0"].chunks == (1, 5, 24, 25)  # 70 px in 3 near-equal tiles
+    assert group["0"].shards == (1, 5, 24, 25)  # 70 px in 3 near-equal tiles
+    assert group["0"].chunks == (1, 1, 24, 25)  # of one plane each
     Image.from_zarr(group)
     ms = group.attrs["ome"]["multiscales"][0]
     assert ms["type"] == "mean" and len(ms["datasets"]) == 4
@@ -192,3 +193,103 @@ def test_cli_converts_and_segment_suggests_it_for_a_large_untiled_tiff(
     )
     assert conv.convert_hint(tiled, 10**10) is None
     assert json.loads((tmp_path / "s.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]
+
+
+def test_inner_chunks_divide_their_shard():
+    from bigseg.io.ngff import shard_chunks
+
+    assert shard_chunks((1, 8, 1024, 1024), (1, 1, 256, 256)) == (1, 1, 256, 256)
+    assert shard_chunks((14, 834, 700), (1, 256, 256)) == (1, 139, 175)  # 834 = 6 x 139
+    assert shard_chunks((4, 1021, 200), (1, 256, 256)) == (1, 1021, 200)  # a prime side stays
+    assert shard_chunks((1, 64, 64), (1, 256, 256)) is None  # one chunk a shard: no shards
+
+
+def _sharded_and_plain(tmp_path, monkeypatch):
+    monkeypatch.setattr(conv, "TILE", 64)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 4 * 64 * 64 * 2)  # 4 planes a chunk
+    monkeypatch.setattr(conv, "INNER", {"t": 1, "z": 1, "y": 32, "x": 32})
+    monkeypatch.setattr("bigseg.io.ngff.PYRAMID_TILE", 32)
+    data = RNG.integers(0, 4000, (12, 128, 192)).astype(np.uint16)
+    source = _imagej(tmp_path / "s.tif", data)
+    sharded = convert(source, tmp_path / "sharded.ome.zarr", threads=4)
+    plain = convert(source, tmp_path / "plain.ome.zarr", shards=False, threads=4)
+    return data, sharded, plain
+
+
+def test_chunks_are_shards_of_planes_unless_asked_not(tmp_path, monkeypatch):
+    """One file per shard, as many as the plain chunks; every level and value the same."""
+    reader = pytest.importorskip("ome_zarr.reader")
+    from ome_zarr.io import parse_url
+    from ome_zarr_models.v05.image import Image
+
+    data, sharded, plain = _sharded_and_plain(tmp_path, monkeypatch)
+    s, p = zarr.open_group(sharded, mode="r"), zarr.open_group(plain, mode="r")
+    assert (s["0"].shards, s["0"].chunks) == ((4, 64, 64), (1, 32, 32))
+    assert (p["0"].shards, p["0"].chunks) == (None, (4, 64, 64))
+    assert s.attrs["bigseg"]["convert"]["shards"] == [1, 32, 32]
+    assert p.attrs["bigseg"]["convert"]["shards"] is False
+    levels = [d["path"] for d in s.attrs["ome"]["multiscales"][0]["datasets"]]
+    assert len(levels) == 4  # 128 x 192, 64 x 96, 32 x 48, 16 x 24
+    for level in levels:  # built by tasks that each wrote whole shards: nothing lost
+        np.testing.assert_array_equal(s[level][...], p[level][...])
+        files = sorted(f.name for f in (sharded / level / "c").rglob("*") if f.is_file())
+        assert len(files) == len(list((plain / level / "c").rglob("*/*/*"))) > 0
+    assert s["1"].shards is not None or s["1"].chunks == s["1"].shape
+    stack = open_stack(sharded)
+    np.testing.assert_array_equal(stack.values, data)
+    assert stack.data.chunksize == (4, 64, 64)  # bigseg's storage chunks are the shards
+    Image.from_zarr(s)
+    (node,) = [n for n in reader.Reader(parse_url(str(sharded)))() if n.load(reader.Multiscales)]
+    np.testing.assert_array_equal(np.asarray(node.data[0]), data)
+    assert [tuple(a.shape) for a in node.data] == [tuple(s[lv].shape) for lv in levels]
+    with pytest.raises(InputError, match=r"other settings \(shards\)"):
+        convert(tmp_path / "s.tif", plain)  # a plain conversion is not continued sharded
+
+
+def test_a_conversion_begun_before_shards_continues_plain(tmp_path, monkeypatch):
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 16 * 16)  # one plane a slab
+    data = RNG.integers(0, 60000, (4, 16, 16)).astype(np.uint16)
+    source = _imagej(tmp_path / "s.tif", data)
+    out = convert(source, tmp_path / "s.ome.zarr", shards=False, pyramid=False)
+    state = dict(zarr.open_group(out, mode="r").attrs["bigseg"]["convert"])
+    del state["shards"]  # as an earlier bigseg recorded it, two slabs in
+    conv._record(out, {**state, "slabs_done": 2, "complete": False})
+    with pytest.raises(InputError, match=r"other settings \(shards\)"):
+        convert(source, out, pyramid=False)
+    convert(source, out, shards=False, pyramid=False)
+    np.testing.assert_array_equal(open_stack(out).values, data)
+
+
+def test_a_read_of_part_of_a_shard_decodes_only_its_inner_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 4 * 512 * 512 * 2)  # 2 MiB shards of 4 planes
+    monkeypatch.setattr(conv, "INNER", {"t": 1, "z": 1, "y": 64, "x": 64})  # 8 KiB inside
+    data = RNG.integers(0, 4000, (8, 512, 512)).astype(np.uint16)
+    source = _imagej(tmp_path / "s.tif", data)
+    part = (5, slice(70, 80), slice(100, 110))  # 10 x 10 px of one plane
+    peaks = {}
+    for name, shards in (("sharded", True), ("plain", False)):
+        stack = open_stack(convert(source, tmp_path / f"{name}.ome.zarr", shards=shards))
+        assert stack.data.chunksize == (4, 512, 512)
+        tracemalloc.start()
+        values = stack.data[part].compute(scheduler="synchronous")
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        np.testing.assert_array_equal(values, data[part])
+    shard = 4 * 512 * 512 * 2
+    assert peaks["plain"] > shard > 8 * peaks["sharded"], peaks
+
+
+def test_a_sharded_conversion_segments_as_the_plain_one(tmp_path, monkeypatch):
+    from bigseg.pipeline import run
+    from bigseg.synth import synth
+
+    monkeypatch.setattr(conv, "TILE", 48)  # planes split in 2 x 2 shards of 16² inner chunks
+    monkeypatch.setattr(conv, "INNER", {"t": 1, "z": 1, "y": 16, "x": 16})
+    image, _ = synth(tmp_path / "s.ome.zarr", shape=(8, 96, 96), nuclei=6, seed=2)
+    found = {}
+    for name, shards in (("sharded", True), ("plain", False)):
+        out = convert(image, tmp_path / f"{name}.ome.zarr", shards=shards, pyramid=False)
+        found[name] = run(out, tmp_path / f"{name}-out").nuclei
+    assert len(found["plain"]) > 0
+    columns = ["z", "y", "x", "volume_um3", "intensity_mean"]
+    np.testing.assert_allclose(found["sharded"][columns], found["plain"][columns])

@@ -288,6 +288,58 @@ def test_mean_pyramid_of_an_image_averages_and_keeps_the_dtype(tmp_path, monkeyp
     np.testing.assert_array_equal(level1, np.round(mean).astype(np.uint16))
 
 
+def _level_positions(transforms, shape):
+    """The physical centre of every voxel of a level, per axis, as its NGFF transforms say."""
+    scale = transforms[0]["scale"]
+    shift = transforms[1]["translation"] if len(transforms) > 1 else [0.0] * len(scale)
+    return [o + s * np.arange(n) for o, s, n in zip(shift, scale, shape)]
+
+
+@pytest.mark.parametrize("how", ["mean", "nearest"])
+def test_every_level_s_voxels_lie_where_their_values_come_from(tmp_path, monkeypatch, how):
+    """NGFF puts voxel i at translation + i * scale, its centre: a mean lies at its block's
+    middle, a nearest-neighbour voxel at the voxel it copies."""
+    import dask.array as da
+    import zarr
+
+    from bigseg.io import ngff
+
+    monkeypatch.setattr(ngff, "PYRAMID_TILE", 8)
+    scale = {"z": 0.5, "y": 0.4, "x": 0.4}  # near isotropic: z halves too
+    origin = {"z": 3.0, "y": -2.0, "x": 10.0}
+    shape = (8, 32, 64)
+    axes = [origin[d] + scale[d] * np.arange(n) for d, n in zip("zyx", shape)]
+    if how == "mean":  # a ramp in µm: the mean of a block is the ramp at the block's middle
+        z, y, x = np.meshgrid(*axes, indexing="ij")
+        values = (1.0 * z + 2.0 * y - 0.5 * x).astype(np.float64)
+    else:  # every voxel's own number: a copy says where it came from
+        values = np.arange(np.prod(shape), dtype=np.uint32).reshape(shape)
+    ngff.write_ngff_image(
+        da.from_array(values, chunks=(4, 16, 16)),
+        tmp_path / "i.zarr",
+        dims=("z", "y", "x"),
+        scale=scale,
+        translation=origin,
+        pyramid=how,
+    )
+    group = zarr.open_group(tmp_path / "i.zarr", mode="r")
+    datasets = group.attrs["ome"]["multiscales"][0]["datasets"]
+    assert len(datasets) == 4
+    for ds in datasets:
+        level = group[ds["path"]][...]
+        zc, yc, xc = _level_positions(ds["coordinateTransformations"], level.shape)
+        if how == "mean":
+            z, y, x = np.meshgrid(zc, yc, xc, indexing="ij")  # the sums are float32
+            np.testing.assert_allclose(level, 1.0 * z + 2.0 * y - 0.5 * x, atol=1e-5)
+        else:
+            index = [(c - origin[d]) / scale[d] for c, d in zip((zc, yc, xc), "zyx")]
+            assert all(np.allclose(i, np.round(i)) for i in index)  # on level 0's voxels
+            picked = values[np.ix_(*(np.round(i).astype(int) for i in index))]
+            np.testing.assert_array_equal(level, picked)
+    first = datasets[0]["coordinateTransformations"][1]["translation"]
+    assert first == [origin[d] for d in "zyx"]  # level 0 keeps the image's origin
+
+
 def test_building_the_pyramid_holds_a_few_chunks_not_the_level(tmp_path):
     import tracemalloc
 

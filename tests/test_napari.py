@@ -15,7 +15,7 @@ npe2 = pytest.importorskip("npe2")
 if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
     pytest.skip("no display: install Xvfb (see .ci/run) for pytest-xvfb", allow_module_level=True)
 
-from bigseg import open_stack  # noqa: E402
+from bigseg import ScaleWarning, open_stack  # noqa: E402
 from bigseg.io import ngff  # noqa: E402
 from bigseg.napari._widget import SegmentWidget  # noqa: E402
 from bigseg.pipeline import run  # noqa: E402
@@ -51,6 +51,8 @@ def test_npe2_reads_an_output_as_image_label_pyramid_and_centres_in_um(finished_
     (img, img_kw, _), (labels, lab_kw, _), (points, pts_kw, _), (tracks, trk_kw, _) = layers
     assert trk_kw["scale"] == pts_kw["scale"] and len(tracks) == len(points)
     assert img_kw["scale"] == [1.0, *SCALE] == lab_kw["scale"] == pts_kw["scale"]
+    um = ["pixel", "micrometer", "micrometer", "micrometer"]  # t has no length
+    assert img_kw["units"] == lab_kw["units"] == pts_kw["units"] == trk_kw["units"] == um
     assert lab_kw["multiscale"] and [lv.shape[-1] for lv in labels] == [96, 48, 24]
     assert hasattr(labels[0], "dask") and hasattr(img, "dask")  # lazy
     nuclei = pd.read_parquet(result.output / "nuclei.parquet")
@@ -96,6 +98,77 @@ def test_widget_previews_the_current_plane(make_napari_viewer, finished_run):
     assert added.data.max() > 0  # nuclei on a plane where the run found some
     np.testing.assert_allclose(added.translate[:2], [t, z * SCALE[0]])
     assert widget.preview_seconds is not None and "regions" in widget._status.value
+
+
+def test_preview_updates_its_layer_in_place_redrawn_once(make_napari_viewer, finished_run):
+    image, _ = finished_run
+    viewer, widget, layer, _ = _widget(make_napari_viewer, image)
+    viewer.dims.set_point(range(4), layer.data_to_world((1, 2, 0, 0)))
+    added = widget.preview()
+    read = widget._read[2]
+    redraws = []
+    added.events.set_data.connect(lambda event: redraws.append(event))
+    widget._min_radius.value = widget._min_radius.value * 1.5
+    assert widget.preview() is added and len(redraws) == 1  # the same layer, drawn once
+    assert widget._read[2] is read  # other parameters, same view: nothing read again
+    viewer.dims.set_point(range(4), layer.data_to_world((0, 3, 0, 0)))
+    redraws.clear()
+    assert widget.preview() is added and len(redraws) == 1  # moved to another plane
+    assert widget._read[2] is not read
+    np.testing.assert_allclose(added.translate[:2], [0, 3 * SCALE[0]])
+    assert len(viewer.layers) == 2
+    widget._image.value = viewer.add_image(layer.data[0, 2], scale=SCALE[1:], name="plane")
+    plane = widget.preview()  # a 2D layer: its own preview layer, in place of the 4D one
+    assert plane.ndim == 2 and plane.data.shape == (96, 96) and plane.data.max() > 0
+    assert [lyr.name for lyr in viewer.layers] == ["s", "plane", "preview"]
+
+
+def test_the_voxel_size_comes_from_the_layer_s_units_or_is_said(make_napari_viewer, finished_run):
+    from bigseg.napari._widget import _layer_stack, voxel_um
+
+    image, _ = finished_run
+    viewer, widget, um_layer, stack = _widget(make_napari_viewer, image)
+    # A plain array (napari's units: pixel): its scale is taken as µm, and the widget says so.
+    assert voxel_um(um_layer)[0] == SCALE
+    assert "no length units" in widget._voxel.value and "taken as µm" in widget._voxel.value
+    plain = viewer.add_image(stack.values[0, 2], name="plain")  # scale 1, 2D
+    widget._image.value = plain
+    assert "voxels of 1 x 1 µm" in widget._voxel.value
+    # Units that are lengths are converted: nm here, the same voxels as the µm layer. (A
+    # viewer of layers in other units draws none in units: one layer at a time.)
+    viewer.layers.clear()
+    nm = viewer.add_image(
+        stack.values,
+        name="nm",
+        scale=(1.0, *(1000 * s for s in SCALE)),
+        translate=(0.0, 0.0, 500.0, 0.0),
+        units=("pixel", "nm", "nm", "nm"),
+    )
+    scale, origin, note = voxel_um(nm)
+    np.testing.assert_allclose(scale, SCALE)
+    np.testing.assert_allclose(origin, (0.0, 0.5, 0.0))
+    assert widget._voxel.value == note == "1.5 x 0.71 x 0.71 µm, from the layer's scale"
+    assert _layer_stack(nm).attrs["scale"] == pytest.approx(dict(zip("zyx", SCALE)))
+    assert _layer_stack(nm).attrs["translation"] == pytest.approx({"z": 0, "y": 0.5, "x": 0})
+    segmented = {}
+    for name, scale, units in [("nm", 1000, "nm"), ("um", 1, "um"), ("plain", 1000, None)]:
+        viewer.layers.clear()
+        extra = {"units": ("pixel", units, units, units)} if units else {}
+        layer = viewer.add_image(
+            stack.values, name=name, scale=(1.0, *(scale * s for s in SCALE)), **extra
+        )
+        viewer.reset_view()
+        viewer.dims.set_point(range(4), layer.data_to_world((1, 2, 0, 0)))
+        if not units:  # the numbers in nm taken as µm: bigseg refuses them in one sentence
+            with pytest.warns(ScaleWarning, match="in nm that is 0.71 0.71 µm"):
+                assert widget.preview() is None
+            assert widget._status.value.startswith("preview: The pixel size 710 µm")
+            assert "taken as µm: voxels of 1500 x 710 x 710 µm" in widget._voxel.value
+            continue
+        segmented[name] = widget.preview().data.copy()
+        assert segmented[name].shape == (1, 1, 96, 96)  # the whole plane in view
+    np.testing.assert_array_equal(segmented["nm"], segmented["um"])
+    assert segmented["um"].max() > 0
 
 
 def test_widget_runs_in_the_background_and_adds_the_results(

@@ -8,7 +8,9 @@ halved), t never, until a level's planes fit one chunk of at most
 created; level ``k`` is then built from the *stored* level ``k - 1``
 (:func:`pyramid_levels`), chunk by chunk on the workers, so a task holds a few
 chunks whatever the size of the image.  Labels are downsampled by nearest
-neighbour (ids stay ids), images by the mean.
+neighbour (ids stay ids), images by the mean.  Each level's ``translation`` is the
+centre of its voxel 0 (:func:`level_origins`): a nearest-neighbour level starts where
+level 0 does, a mean level half a voxel of the level before further on.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def _ngff_multiscales(
     name: str,
     levels: Sequence[Mapping[str, Any]] | None = None,
     frame_interval_s: float | None = None,
+    how: str | None = None,
 ) -> dict:
     axes: list[dict] = []
     for d in dims:
@@ -144,15 +147,56 @@ def _ngff_multiscales(
         else:
             axes.append({"name": d, "type": "space", "unit": "micrometer"})
     t_step = 1.0 if frame_interval_s is None else float(frame_interval_s)
-    o = [0.0 if d == "t" else float(translation[d]) for d in dims]
+    levels = levels or [{"scale": scale, "factors": (1,) * len(dims)}]
+    scales = [[t_step if d == "t" else float(lv["scale"][d]) for d in dims] for lv in levels]
+    origins = level_origins(
+        [0.0 if d == "t" else float(translation[d]) for d in dims],
+        scales,
+        [lv["factors"] for lv in levels],
+        how,
+    )
+    written = any(v for o in origins for v in o)  # no translation where every origin is 0
     datasets = []
-    for i, level in enumerate(levels or [{"scale": scale, "factors": (1,) * len(dims)}]):
-        s = [t_step if d == "t" else float(level["scale"][d]) for d in dims]
+    for i, (s, o) in enumerate(zip(scales, origins)):
         transforms: list[dict] = [{"type": "scale", "scale": s}]
-        if any(o):  # nearest neighbour keeps voxel 0 of every level at the origin
+        if written:
             transforms.append({"type": "translation", "translation": o})
         datasets.append({"path": str(i), "coordinateTransformations": transforms})
     return {"name": name, "axes": axes, "datasets": datasets}
+
+
+def level_origins(
+    origin: Sequence[float],
+    scales: Sequence[Sequence[float]],
+    factors: Sequence[Sequence[int]],
+    how: str | None,
+) -> list[list[float]]:
+    """Return each level's translation: the position of its voxel 0's centre (NGFF).
+
+    NGFF places voxel ``i`` of a level at ``translation + i * scale``, a voxel's
+    centre.  Nearest neighbour keeps every ``f``-th voxel from voxel 0, so each
+    level starts where the one before does.  The mean of ``f`` voxels lies at
+    their middle, ``(f - 1) / 2`` voxels of the level before on.
+
+    Parameters
+    ----------
+    origin : sequence of float
+        Level 0's translation, in the order of the axes.
+    scales : sequence of sequence of float
+        Each level's scale.
+    factors : sequence of sequence of int
+        Each level's factors to the level before (level 0's all 1).
+    how : {"nearest", "mean"} or None
+        The downsampling (None: level 0 only, or nearest).
+    """
+    origins = [[float(v) for v in origin]]
+    for k in range(1, len(scales)):
+        shift = [
+            (int(f) - 1) / 2 * float(s) if how == "mean" else 0.0
+            for f, s in zip(factors[k], scales[k - 1])
+        ]
+        origins.append([o + d for o, d in zip(origins[-1], shift)])
+    return origins
 
 
 def _compressor(labels: bool = False) -> Any:
@@ -211,6 +255,7 @@ def write_ngff_image(
     pyramid: str | None = None,
     frame_interval_s: float | None = None,
     create_only: bool = False,
+    inner_chunks: Sequence[int] | None = None,
 ) -> Any:
     """Write a dask array as an OME-Zarr 0.5 image (Zarr v3), with an optional pyramid.
 
@@ -227,6 +272,9 @@ def write_ngff_image(
     With ``create_only``, the group and its empty arrays are created from ``data``'s
     shape, chunks and dtype, and nothing else (no graph is built: the caller writes
     level 0, e.g. in batches, then builds the levels with :func:`pyramid_levels`).
+    With ``inner_chunks``, every level's chunks are Zarr shards of inner chunks
+    (:func:`shard_chunks`): each task still writes whole shards, one file each, and a
+    reader decodes only the inner chunks it needs.
     """
     import zarr
 
@@ -241,25 +289,32 @@ def write_ngff_image(
     else:
         raise InputError(f"pyramid={pyramid!r} is unknown; choose None or one of {DOWNSAMPLING}.")
     group = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
-    multiscales = _ngff_multiscales(dims, scale, translation, name, levels, frame_interval_s)
+    multiscales = _ngff_multiscales(
+        dims, scale, translation, name, levels, frame_interval_s, how=pyramid
+    )
     if pyramid is not None:
         multiscales["type"] = pyramid
     ome: dict[str, Any] = {"version": "0.5", "multiscales": [multiscales]}
     if extra_attrs:
         ome.update(extra_attrs)
     codecs = compressors if compressors is not None else _compressor()
-    arrays = [
-        group.create_array(
-            str(i),
-            shape=level["shape"],
-            chunks=level["chunks"],
-            dtype=data.dtype,
-            compressors=codecs,
-            fill_value=0,
-            dimension_names=tuple(dims),
+    arrays = []
+    for i, level in enumerate(levels):
+        inner = shard_chunks(level["chunks"], inner_chunks) if inner_chunks else None
+        layout = {"chunks": level["chunks"]}
+        if inner is not None:  # the level's chunks become shards of inner chunks
+            layout = {"chunks": inner, "shards": level["chunks"]}
+        arrays.append(
+            group.create_array(
+                str(i),
+                shape=level["shape"],
+                dtype=data.dtype,
+                compressors=codecs,
+                fill_value=0,
+                dimension_names=tuple(dims),
+                **layout,
+            )
         )
-        for i, level in enumerate(levels)
-    ]
     # The group's metadata is written once, after its arrays (a label listing of 10^4
     # nuclei is a 4 MB zarr.json: each array created under it would read it again).
     _set_group_attributes(group, path, {"ome": ome, **(dict(group_attrs) if group_attrs else {})})
@@ -271,6 +326,21 @@ def write_ngff_image(
     for level in pyramid_levels(path):
         level.compute()
     return None
+
+
+def shard_chunks(shard: Sequence[int], inner: Sequence[int]) -> tuple[int, ...] | None:
+    """Return the inner chunks of a Zarr shard of shape ``shard``, or None (no sharding).
+
+    Along each axis, the largest divisor of the shard's side that is at most the
+    ``inner`` side (Zarr's shards hold a whole number of chunks), unless that is under
+    half of it (a prime side, say): then the shard's own side.  None when that leaves
+    one chunk per shard.
+    """
+    sides = []
+    for n, want in zip((int(v) for v in shard), (int(v) for v in inner)):
+        best = max(d for d in range(1, min(n, want) + 1) if n % d == 0)
+        sides.append(best if n <= want or 2 * best >= want else n)
+    return None if tuple(sides) == tuple(int(v) for v in shard) else tuple(sides)
 
 
 def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
@@ -314,7 +384,10 @@ def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
             source = group[paths[k - 1]]
             target = group[paths[k]]
         factors = [2 if n > m else 1 for n, m in zip(source.shape, target.shape)]
-        data = downsample(da.from_zarr(source), factors, how).rechunk(target.chunks)
+        # Tasks read and write whole shards where the levels are sharded: a shard written
+        # by two tasks at once would lose one's chunks.
+        read = da.from_zarr(source, chunks=source.shards or source.chunks)
+        data = downsample(read, factors, how).rechunk(target.shards or target.chunks)
         yield da.store(data, target, lock=False, compute=False)
 
 

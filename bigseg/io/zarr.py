@@ -352,9 +352,9 @@ def _from_zarr(array: Any, path: str) -> da.Array:
             os.path.abspath(where), os.stat(meta_file).st_mtime_ns, array.shape, str(array.dtype)
         )
     source = _ZarrChunks(array, where)
-    data = da.from_array(
-        source,
-        chunks=array.chunks,
+    data = da.from_array(  # a sharded array's shards are its storage chunks; reads decode
+        source,  # only the inner chunks they touch (read_by_chunks groups those)
+        chunks=getattr(array, "shards", None) or array.chunks,
         name=f"zarr-{token}",
         asarray=False,
         lock=False,

@@ -1,12 +1,15 @@
 """The "Find nuclei" widget: a method on the current image layer, previewed, then run in full.
 
-Parameters are in µm; the voxel size is the image layer's ``scale`` (napari's
-world units are taken to be µm, as bigseg's reader places its layers).
+Parameters are in µm; the voxel size is the image layer's ``scale`` in its
+``units`` (:func:`voxel_um`): converted to µm where they are lengths (bigseg's
+reader gives µm), taken as µm, and said so under the layer's name, where they are
+not (napari's ``pixel``, the units of a plain array added without them).
 *Preview* segments the part in view (at most :data:`PREVIEW_SIDE` px square) of the
 plane shown (the current z and time point) in memory and shows it as a ``preview``
-labels layer on that plane;
-its global statistic is that plane's own, so it may differ a little from the full
-run's, which has one per time point.  *Run* starts :func:`bigseg.run` on a local
+labels layer on that plane, updated in place by the next preview (one redraw); the
+part read is kept, so a preview with other parameters of the same view reads
+nothing.  Its global statistic is that part's own, so it may differ a little from
+the full run's, which has one per time point.  *Run* starts :func:`bigseg.run` on a local
 cluster (threads in this process, bound to 127.0.0.1) in a background thread,
 shows each pass's progress and the dashboard link, can be cancelled, and adds
 the label pyramid and the centres (with the nuclei table as features) as layers.
@@ -14,6 +17,7 @@ the label pyramid and the centres (with the nuclei table as features) as layers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -34,6 +38,7 @@ from magicgui.widgets import (
 )
 
 from .. import methods
+from .._errors import InputError
 from ..colours import label_rgba
 from ..io import MAX_LISTED_LABELS, open_levels, read_table
 from ..params import Params
@@ -74,9 +79,13 @@ class SegmentWidget(Container):
         self._cancel_button = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="progress", value=0, min=0, max=100)
         self._status = Label(label="", value="")
+        self._voxel = Label(label="voxel", value="")
+        with contextlib.suppress(AttributeError):  # a sentence, when the units are unknown
+            self._voxel.native.setWordWrap(True)
         self.extend(
             [
                 self._image,
+                self._voxel,
                 self._method,
                 self._min_radius,
                 self._max_radius,
@@ -93,8 +102,12 @@ class SegmentWidget(Container):
         self._run_button.changed.connect(self.start_run)
         self._cancel_button.changed.connect(self.cancel)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            event.connect(lambda *_: self._image.reset_choices())
+            event.connect(self._layers_changed)
+        self._image.changed.connect(self._show_voxel)
+        self._show_voxel()
         self._worker: Any = None
+        #: The part of a plane the last preview read: the layer's data, where, the part.
+        self._read: tuple[Any, tuple, np.ndarray] | None = None
         self._cancel = threading.Event()
         #: Seconds of the last preview: in all, and segmenting only (the rest is napari's).
         self.preview_seconds: float | None = None
@@ -116,12 +129,24 @@ class SegmentWidget(Container):
             smooth_radius=float(self._smooth_radius.value),
         )
 
+    def _layers_changed(self, *_: Any) -> None:
+        self._image.reset_choices()
+        self._show_voxel()
+
+    def _show_voxel(self, *_: Any) -> None:
+        """Show the voxel size of the layer the widget would segment (the sentence)."""
+        layer = self._image.value
+        if layer is None:  # the last image layer, as _layer picks it
+            choices = self._image_layers()
+            layer = choices[-1][1] if choices else None
+        self._voxel.value = "" if layer is None else voxel_um(layer)[2]
+
     def _layer(self) -> Any:
         layer = self._image.value
         if layer is None:
             choices = self._image_layers()
             if not choices:
-                raise ValueError("Add an image layer first: the widget segments an image layer.")
+                raise InputError("Add an image layer first: the widget segments an image layer.")
             layer = choices[-1][1]
             self._image.value = layer
         return layer
@@ -129,38 +154,54 @@ class SegmentWidget(Container):
     # --- preview --------------------------------------------------------------------------------
 
     def preview(self, *_: Any) -> Any:
-        """Segment the current plane (z and time point shown) into a ``preview`` layer."""
+        """Segment the current plane (z and time point shown) into a ``preview`` layer.
+
+        Returns the layer, or None when bigseg refuses the input or parameters (the
+        sentence is shown in the widget's status line).
+        """
+        try:
+            return self._preview()
+        except InputError as exc:
+            self._status.value = f"preview: {exc}"
+            return None
+
+    def _preview(self) -> Any:
         layer = self._layer()
         started = time.perf_counter()
         data = layer.data[0] if layer.multiscale else layer.data
         index = _current_index(self._viewer, layer)
         leading = index[:-2]
         (y0, y1), (x0, x1) = _in_view(layer, data.shape[-2:])
-        plane = np.asarray(data[(*leading, slice(y0, y1), slice(x0, x1))])
-        sy, sx = (float(s) for s in layer.scale[-2:])
-        stack = as_stack(plane, scale=(sy, sx))
+        key = (tuple(leading), y0, y1, x0, x1)
+        if self._read is None or self._read[0] is not data or self._read[1] != key:
+            part = np.asarray(data[(*leading, slice(y0, y1), slice(x0, x1))])
+            self._read = (data, key, part)  # another view, plane or layer: read again
+        plane = self._read[2]
+        scale, _, note = voxel_um(layer)
+        stack = as_stack(plane, scale=scale[-2:])
         params = self.params()
         threshold = global_threshold(stack, params=params)
         labels = segment(stack, params=params, threshold=threshold).data
         found = np.asarray(labels.compute(scheduler="threads"))[0].astype(np.uint32)
         self.segment_seconds = time.perf_counter() - started
-        kwargs = {
-            "name": "preview",
-            "scale": tuple(layer.scale),
+        place = {
+            "scale": tuple(float(s) for s in layer.scale),
             "translate": tuple(
                 float(t) + float(s) * i
                 for t, s, i in zip(layer.translate, layer.scale, (*leading, y0, x0))
             ),
         }
         shaped = found.reshape((1,) * len(leading) + found.shape)
-        if "preview" in self._viewer.layers:  # updated in place: no new layer to build
+        if "preview" in self._viewer.layers and self._viewer.layers["preview"].ndim != shaped.ndim:
+            self._viewer.layers.remove("preview")  # of a layer with other dims: made anew
+        if "preview" in self._viewer.layers:
             added = self._viewer.layers["preview"]
-            added.data = shaped
-            added.scale, added.translate = kwargs["scale"], kwargs["translate"]
+            _update_in_place(added, shaped, place)
         else:
-            added = self._viewer.add_labels(shaped, **kwargs)
+            added = self._viewer.add_labels(shaped, name="preview", **place, **_units_of(layer))
         self.preview_seconds = time.perf_counter() - started
         count = len(np.unique(found)) - (1 if (found == 0).any() else 0)
+        self._voxel.value = note
         self._status.value = (
             f"preview: {count} regions in {self.preview_seconds * 1000:.0f} ms "
             f"({self.segment_seconds * 1000:.0f} ms segmenting)"
@@ -170,12 +211,20 @@ class SegmentWidget(Container):
     # --- the full run ---------------------------------------------------------------------------
 
     def start_run(self, *_: Any) -> Any:
-        """Run the method on the whole layer in the background; returns the napari worker."""
+        """Run the method on the whole layer in the background; returns the napari worker.
+
+        Returns None, with the sentence in the status line, when bigseg refuses the layer.
+        """
         from napari.qt.threading import create_worker
 
-        layer = self._layer()
-        out = _output_path(self._output.value, layer.name)
-        stack = _layer_stack(layer)
+        try:
+            layer = self._layer()
+            out = _output_path(self._output.value, layer.name)
+            stack = _layer_stack(layer)
+        except InputError as exc:
+            self._status.value = f"run: {exc}"
+            return None
+        self._voxel.value = voxel_um(layer)[2]
         self._cancel.clear()
         worker = create_worker(_run_in_background, stack, out, self.params(), self._cancel)
         worker.yielded.connect(self._on_event)
@@ -228,6 +277,63 @@ def _um(label: str, value: float) -> FloatSpinBox:
     return FloatSpinBox(label=label, value=value, min=0.01, max=10_000.0, step=0.1)
 
 
+def voxel_um(layer: Any) -> tuple[tuple[float, ...], tuple[float, ...], str]:
+    """Return the layer's voxel size and origin in µm (its spatial axes), and a sentence.
+
+    A layer's ``scale`` and ``translate`` are in its ``units``: where every spatial
+    axis (the last three, or two for a 2D layer) has a length unit they are converted
+    to µm; otherwise (napari's ``pixel``, which a plain array added without units
+    has) the numbers are taken as µm, and the sentence says so.
+    """
+    spatial = min(3, layer.ndim)
+    scale = [float(s) for s in layer.scale[-spatial:]]
+    origin = [float(t) for t in layer.translate[-spatial:]]
+    units = list(getattr(layer, "units", None) or ())[-spatial:]
+    factors = [_to_um(u) for u in units]
+    shown = " x ".join(f"{v:.4g}" for v in scale)
+    if len(factors) == spatial and all(f is not None for f in factors):
+        scale = [v * f for v, f in zip(scale, factors)]
+        origin = [v * f for v, f in zip(origin, factors)]
+        size = " x ".join(f"{v:.4g}" for v in scale)
+        return tuple(scale), tuple(origin), f"{size} µm, from the layer's scale"
+    named = sorted({str(u) for u in units}) or ["none"]
+    note = (
+        f"The layer's scale ({shown}) has no length units ({', '.join(named)}), so it is "
+        f"taken as µm: voxels of {shown} µm; if that is wrong, set the layer's scale to its "
+        "voxel size in µm."
+    )
+    return tuple(scale), tuple(origin), note
+
+
+def _to_um(unit: Any) -> float | None:
+    """Return µm per ``unit`` for a length unit (pint), None for anything else."""
+    try:
+        quantity = 1 * unit
+        return float(quantity.to("micrometer").magnitude)
+    except Exception:  # noqa: BLE001 - pixel, seconds, or not a pint unit: not a length
+        return None
+
+
+def _units_of(layer: Any) -> dict[str, Any]:
+    """Return ``{"units": ...}`` of the layer, to place new layers as it is (napari >= 0.5)."""
+    units = getattr(layer, "units", None)
+    return {} if units is None else {"units": tuple(units)}
+
+
+def _update_in_place(layer: Any, data: np.ndarray, place: dict[str, tuple]) -> None:
+    """Give an existing layer new data (and new place, when changed), redrawn once.
+
+    Each of napari's setters (``scale``, ``translate``, ``data``) slices and redraws
+    the layer; the place is set with that held back, and ``data`` redraws.
+    """
+    hold = getattr(layer, "_block_refresh", contextlib.nullcontext)
+    with hold():
+        for name, value in place.items():
+            if not np.allclose(getattr(layer, name), value):
+                setattr(layer, name, value)
+    layer.data = data
+
+
 def _current_index(viewer: Any, layer: Any) -> list[int]:
     """Return the data index of the layer at the viewer's current position (all axes)."""
     point = np.asarray(viewer.dims.point)[-layer.ndim :]
@@ -258,13 +364,12 @@ def _in_view(layer: Any, shape: tuple) -> tuple[tuple[int, int], tuple[int, int]
 def _layer_stack(layer: Any) -> Any:
     """Return the image layer as a bigseg stack: ``(z, y, x)`` or ``(t, z, y, x)`` in µm."""
     data = layer.data[0] if layer.multiscale else layer.data
-    scale = [float(s) for s in layer.scale]
-    origin = [float(t) for t in layer.translate]
+    scale, origin, _ = voxel_um(layer)
     if data.ndim == 2:  # one plane (no result depends on a z voxel size)
         return as_stack(data, scale=scale, translation=(0.0, *origin))
     if data.ndim in (3, 4):  # a time-lapse's t step is not a voxel size
-        return as_stack(data, scale=scale[-3:], translation=origin[-3:])
-    raise ValueError(
+        return as_stack(data, scale=scale, translation=origin)
+    raise InputError(
         f"The image layer has {data.ndim} dims; bigseg segments 2, 3 or 4 (t, z, y, x)."
     )
 
@@ -350,7 +455,7 @@ def output_layers(out: str | os.PathLike, layer: Any) -> list[tuple[Any, dict, s
     if two_d:
         levels = [level[0] for level in levels]
     position = {2: ["y", "x"], 3: ["z", "y", "x"], 4: ["t", "z", "y", "x"]}[layer.ndim]
-    place = {"scale": tuple(layer.scale), "translate": tuple(layer.translate)}
+    place = {"scale": tuple(layer.scale), "translate": tuple(layer.translate), **_units_of(layer)}
     ids = nuclei["nucleus"].to_numpy(np.int64)
     labels_kwargs: dict[str, Any] = {
         "name": "nuclei",
@@ -367,7 +472,7 @@ def output_layers(out: str | os.PathLike, layer: Any) -> list[tuple[Any, dict, s
         }
     points_kwargs = {
         "name": "centres",
-        "size": 2.0 / float(np.mean(layer.scale[-2:])),
+        "size": 2.0 / float(np.mean(voxel_um(layer)[0][-2:])),  # 2 µm across
         "face_color": colours if len(ids) else "white",
         "features": nuclei,
         **place,
