@@ -91,7 +91,8 @@ def test_dim_small_nuclei_of_a_2d_time_lapse_are_cut_at_their_own_level():
 
 @pytest.mark.xfail(
     reason="not solved: a dim nucleus touching one five times brighter is cut away by the "
-    "local maximum's threshold (6 of 10 found); markers on the intensity are the way on",
+    "local maximum's threshold (8 of 10 found since 2D nuclei are cut at their own level, "
+    "6 before); markers on the intensity were tried and split textured nuclei",
     strict=True,
 )
 def test_touching_nuclei_of_unequal_brightness_are_split():
