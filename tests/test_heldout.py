@@ -13,6 +13,7 @@ import pytest
 
 import bigseg
 from bigseg.measure import measure
+from bigseg.score import match
 from bigseg.stack import as_stack
 from bigseg.synth import make_truth, render, synth_kind
 
@@ -66,9 +67,32 @@ def test_nuclei_just_above_min_radius_are_found():
     assert s.recall >= 0.75 and s.precision >= 0.95 and s.mean_error_um <= 1.0, s
 
 
+def test_dim_small_nuclei_of_a_2d_time_lapse_are_cut_at_their_own_level():
+    # 2D, 1.1-1.4 x min_radius, brightness over tenfold, offset and uneven light: a dim
+    # nucleus cut at the floor (not at its own level) came out smaller than the smallest
+    # disc and was dropped.  Before: recall 0.91, 0.82 of the dimmer half; after 0.99, 0.97.
+    truth = make_truth(
+        (1, 200, 200), 40, scale=SCALE, t=2, seed=1, radius_um=(1.1 * MIN_R, 1.4 * MIN_R),
+        brightness=(250.0, 2500.0), brightness_spread=10.0,
+    )  # fmt: skip
+    image = render(
+        truth, (0, 0, 0, 0), (2, 1, 200, 200), scale=SCALE, noise_seed=1, texture=0.1,
+        read_noise=15.0, offset=30000.0, max_value=65535, autofluorescence=150.0,
+        illumination=0.3,
+    )  # fmt: skip
+    found = _nuclei(image, SCALE)
+    s = bigseg.score(found, truth)
+    hit = np.zeros(len(truth), bool)
+    hit[match(found, truth)["truth"].to_numpy()] = True
+    dim = (truth["brightness"] < truth["brightness"].median()).to_numpy()
+    assert s.recall >= 0.95 and s.precision >= 0.98 and s.mean_error_um <= 1.0, s
+    assert hit[dim].mean() >= 0.9
+
+
 @pytest.mark.xfail(
     reason="not solved: a dim nucleus touching one five times brighter is cut away by the "
-    "local maximum's threshold (6 of 10 found); markers on the intensity are the way on",
+    "local maximum's threshold (8 of 10 found since 2D nuclei are cut at their own level, "
+    "6 before); markers on the intensity were tried and split textured nuclei",
     strict=True,
 )
 def test_touching_nuclei_of_unequal_brightness_are_split():

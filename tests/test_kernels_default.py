@@ -60,6 +60,21 @@ def test_local_foreground_cuts_dim_and_bright_nuclei_at_the_same_size():
     assert (smoothed[4, :, 40:] > 150).sum() > 1.3 * right > 1.3 * 0.8 * left
 
 
+def test_local_foreground_by_peak_cuts_a_dim_nucleus_at_its_own_level_not_at_the_floor():
+    # A dim nucleus whose peak is just above the floor: asking the floor of every voxel
+    # cuts it near its top (small); asking it of the local peak cuts it at its own level.
+    shape = (1, 40, 40)
+    smoothed = filters.smooth_volume(_blob(shape, (0, 20, 20), 6, 240.0), (0.5, 1.5, 1.5))
+    kw = {"fraction": 0.5, "size": (1, 9, 9), "base": 112.5}  # base: half the floor
+    by_voxel = filters.local_foreground(smoothed, 225.0, **kw)
+    by_peak = filters.local_foreground(smoothed, 225.0, by_peak=True, **kw)
+    assert by_voxel.any() and (by_voxel <= by_peak).all()
+    assert by_peak.sum() > 1.5 * by_voxel.sum()
+    assert by_peak.sum() <= np.pi * 7.5**2  # not past the nucleus (radius 6, blurred)
+    # A peak under the floor is no nucleus, however it is asked.
+    assert not filters.local_foreground(smoothed, 260.0, by_peak=True, **kw).any()
+
+
 def test_local_foreground_empty_and_background():
     assert filters.local_foreground(
         np.zeros((0, 4, 4), np.float32), 1.0, fraction=0.5, size=(1, 3, 3)
@@ -128,6 +143,24 @@ def test_local_foreground_margin_is_the_whole_result_cropped(strips):
     got = filters.local_foreground(smoothed, 1000.0, fraction=0.5, size=(5, 11, 11), margin=margin)
     np.testing.assert_array_equal(got, expected[core])
     assert expected.any() and not expected.all()
+
+
+def test_local_foreground_by_peak_margin_is_the_whole_result_cropped(strips):
+    # The floor asked of the local peak (2D images): exact in every block too.
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    smoothed = (rng.random((1, 60, 47)) ** 8 * 4000).astype(np.float32)
+    peak = ndi.maximum_filter(smoothed, size=(1, 11, 11), mode="nearest")
+    expected = (peak > 3000.0) & (smoothed > 500.0 + 0.5 * (peak - 500.0))
+    kw = {"fraction": 0.5, "size": (1, 11, 11), "base": 500.0, "by_peak": True}
+    whole = filters.local_foreground(smoothed, 3000.0, **kw)
+    np.testing.assert_array_equal(whole, expected)
+    margin = ((0, 0), (5, 7), (6, 4))
+    core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
+    got = filters.local_foreground(smoothed, 3000.0, margin=margin, **kw)
+    np.testing.assert_array_equal(got, expected[core])
+    assert (expected & (smoothed < 3000.0)).any() and not expected.all()
 
 
 def test_above_background_removes_offset_and_smooth_background_and_keeps_nuclei():

@@ -407,6 +407,7 @@ def local_foreground(
     size: Sequence[int],
     margin: Sequence[tuple[int, int]] | None = None,
     base: float | None = None,
+    by_peak: bool = False,
 ) -> np.ndarray:
     """Foreground voxels of a smoothed block: above the floor and near their local peak.
 
@@ -416,34 +417,52 @@ def local_foreground(
     ``floor``; 0 for a signal above its background, so that every nucleus is cut at
     its own half-maximum however dim).  ``margin`` gives, per axis, the voxels
     ``(before, after)`` of ``smoothed`` that only serve as context for the
-    maximum: the result leaves them out.
+    maximum: the result leaves them out.  With ``by_peak``, ``m > floor`` is asked
+    instead of ``s > floor``: a nucleus is seen when its peak is above the floor, and
+    then cut at its own level however close to the floor that peak is (not at the
+    floor, which makes a dim nucleus smaller than it is).
     """
     base = floor if base is None else float(base)
     margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
     size = tuple(int(s) for s in size)
     core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))
-    above = smoothed[core] > floor
-    if above.size == 0 or not above.any():
-        return above
+    if by_peak:
+        above = np.ones(smoothed[core].shape, bool)
+        if above.size == 0 or not (smoothed > floor).any():
+            return np.zeros_like(above)
+    else:
+        above = smoothed[core] > floor
+        if above.size == 0 or not above.any():
+            return above
+    top = floor if by_peak else None  # the peak must be above the floor
     if smoothed.ndim != 3:
-        return above & _near_peak(smoothed, base, fraction, size, core)
+        return above & _near_peak(smoothed, base, fraction, size, core, top)
     # In strips of y rows, each with the rows the maximum reaches (see smooth_volume).
     for y0, y1, lo, hi in _strips(
         smoothed.shape[1], margin[1], size[1] // 2, smoothed.itemsize * smoothed[:, 0].size
     ):
         piece = (core[0], slice(y0 - lo, y0 - lo + y1 - y0), core[2])
         y = y0 - margin[1][0]
-        above[:, y : y + y1 - y0] &= _near_peak(smoothed[:, lo:hi], base, fraction, size, piece)
+        above[:, y : y + y1 - y0] &= _near_peak(
+            smoothed[:, lo:hi], base, fraction, size, piece, top
+        )
     return above
 
 
-def _near_peak(smoothed, floor: float, fraction: float, size, core) -> np.ndarray:
-    """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations)."""
+def _near_peak(smoothed, floor: float, fraction: float, size, core, top=None) -> np.ndarray:
+    """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations).
+
+    With ``top``, also ``peak > top``.
+    """
     peak = box_extreme(smoothed, size, maximum=True, keep=_bounds(core, smoothed.shape))
+    seen = peak > top if top is not None else None
     peak -= floor
     peak *= fraction
     peak += floor
-    return smoothed[core] > peak
+    out = smoothed[core] > peak
+    if seen is not None:
+        out &= seen
+    return out
 
 
 def above_background(

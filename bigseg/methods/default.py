@@ -10,7 +10,8 @@
    background's noise, computed once, as its own step (:func:`floor`); on that scale
    a dim nucleus and a bright one are as far from the background, whatever the offset;
 3. each voxel is foreground when it is above the floor *and* above a fixed fraction of
-   the way to the brightest signal within ``local_radius`` µm
+   the way to the brightest signal within ``local_radius`` µm (in a 2D image: when that
+   brightest signal is above the floor, and the way starts lower, :data:`PLANAR_BASE`)
    (:func:`bigseg.kernels.filters.local_foreground`), so every nucleus is cut near its
    own half-maximum whatever its brightness, and touching nuclei of unequal brightness
    stay apart: the pre-pass (:func:`split_signal`), a neighbourhood operation with
@@ -209,15 +210,17 @@ def _foreground_block(
     fraction: float,
     margin,
     signal_out: bool = False,
+    planar: bool = False,
 ) -> np.ndarray:
     # The signal only where the local maximum looks: the chunk and its radius.
     radius = tuple((int(n) - 1) // 2 for n in lp.size)
+    base = PLANAR_BASE if planar else LOCAL_BASE
     out = []
     for t in range(block.shape[0]):
         signal, rest = signal_volume(block[t], lp, margin, inner=radius)
         foreground = filters.local_foreground(
             signal, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=lp.size, margin=rest,
-            base=LOCAL_BASE * float(thresholds[t, 0, 0, 0]),
+            base=base * float(thresholds[t, 0, 0, 0]), by_peak=planar,
         )  # fmt: skip
         if signal_out:
             core = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
@@ -250,6 +253,7 @@ def split_foreground(
         lp=lp,
         fraction=params.local_fraction,
         signal_out=signal,
+        planar=data.shape[1] == 1,
         dtype=np.float32 if signal else bool,
     )
     return foreground, data
@@ -291,6 +295,11 @@ MARKER_APART = 0.9
 #: the floor (0: from the background, 1: from the floor): dim nuclei are cut nearer their
 #: half-maximum than from the floor, and their halo of out-of-focus light stays out.
 LOCAL_BASE = 0.75
+#: ... in a 2D image (one plane), where a nucleus is seen when its local peak is above the
+#: floor and cut from this fraction of the floor (the floor is not asked of each pixel):
+#: there, no light from planes above or below and no neck between nuclei stacked in z has
+#: to be kept out, and a dim nucleus cut at the floor is smaller than the disc it is.
+PLANAR_BASE = 0.5
 
 
 def filled_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
