@@ -921,12 +921,11 @@ def _local_client(
     from distributed import Client, LocalCluster
 
     from .pipeline import safety  # the workers' preload (its dask_setup)
+    from .pipeline.sink import LOCAL_CLUSTER_CONFIG
 
     try:
-        # Workers never pause: bigseg's tasks fit the planned budget and hold nothing to
-        # spill, so a worker paused by memory the allocator keeps would wait forever; above
-        # 95 % of its limit the nanny restarts it and its tasks run again elsewhere.
-        with _SIGNALS.deferred(), dask.config.set({"distributed.worker.memory.pause": False}):
+        # Workers never pause and run no profiler (LOCAL_CLUSTER_CONFIG says why).
+        with _SIGNALS.deferred(), dask.config.set(LOCAL_CLUSTER_CONFIG):
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=threads,

@@ -19,7 +19,10 @@ PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
 
 
 #: The passes a run computes in batches of time points (t-chunks).
-PASSES = ("threshold", "segment", "link", "tables", "frame links", "gaps and divisions", "labels")
+PASSES = (
+    "threshold", "segment", "link", "tables", "frame links", "gaps and divisions", "track ids",
+    "labels",
+)  # fmt: skip
 
 
 def _series(n_t, seed=31):
@@ -31,7 +34,7 @@ def _record_batches(monkeypatch):
     seen: dict[str, list[int]] = {}
     real = sink.Sink.batches
 
-    def batches(self, items, label):
+    def batches(self, items, label, **kwargs):
         def counted():
             for batch in items:
                 keys = set()
@@ -40,7 +43,7 @@ def _record_batches(monkeypatch):
                 seen.setdefault(label, []).append(len(keys))
                 yield batch
 
-        return real(self, counted(), label)
+        return real(self, counted(), label, **kwargs)
 
     monkeypatch.setattr(sink.Sink, "batches", batches)
     return seen

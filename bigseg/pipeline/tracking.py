@@ -15,12 +15,13 @@ list of time points):
    so that track ids are numbered by the part they start in (offsets from the counts);
 3. **ids** (one short task per part, in order): each task takes the tracks still open
    at the end of the previous part (at most the nuclei of two time points: a gap
-   spans one missing time point) from the task before it -- worker to worker, never
-   through the client -- gives its nuclei ``track_id`` and ``parent_track_id``
+   spans one missing time point) from the task before it -- never through the
+   client -- gives its nuclei ``track_id`` and ``parent_track_id``
    (:func:`bigseg.track.track_ids`, a union-find over the continuing links), writes
    its part of the tracked nuclei table and the rows of the tracks that can no
-   longer continue (``tracks.parquet``, one part per part).  Each batch of this chain
-   is submitted with the future of the batch before (:meth:`bigseg.pipeline.sink.Sink.chain`).
+   longer continue (``tracks.parquet``, one part per part).  A batch of this chain
+   hands its open tracks to the next through the scratch directory
+   (``tracking/open/``), and starts once the batch before has finished.
 
 Memory per task is bounded by the nuclei of a few time points, and the total is
 linear in the number of time points.
@@ -274,8 +275,16 @@ def _concat(*tables: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def _count_rows(carry: pd.DataFrame) -> pd.DataFrame:
+def _store_open(carry: pd.DataFrame, folder: str, i: int, store: bool) -> pd.DataFrame:
+    """Store the tracks open after part ``i`` for the next batch (when ``store``); count them."""
+    if store:
+        _write(carry, _join(folder, part_name(i)))
     return pd.DataFrame({"open": [len(carry)]}, dtype="int64")
+
+
+def _read_open(folder: str, i: int) -> pd.DataFrame:
+    """Read the tracks open after part ``i`` (:func:`_store_open`)."""
+    return pd.read_parquet(_join(folder, part_name(i))).astype(_OPEN)
 
 
 def track_parts(
@@ -323,7 +332,8 @@ def track_parts(
     nuclei_dir = os.fspath(nuclei_dir)
     base = _join(os.fspath(work), TRACKING)
     tracks_dir = os.fspath(tracks_dir)
-    for folder in (_join(base, "frame"), _join(base, "links"), tracks_dir):
+    open_dir = _join(base, "open")
+    for folder in (_join(base, "frame"), _join(base, "links"), open_dir, tracks_dir):
         if _exists(folder):  # from an interrupted attempt
             objstore.rmtree(objstore.location(folder))
         _makedirs(folder)
@@ -372,28 +382,28 @@ def track_parts(
 
     # The ids pass is a chain, each task taking the open tracks of the one before; each
     # batch of it is one plain graph (a chain of delayed calls would merge its graphs
-    # once per link) whose first task takes the open tracks of the batch before, worker
-    # to worker (Sink.chain).
-    def ids_batch(a: int, b: int) -> Any:
-        def build(previous: Any) -> Delayed:
-            name = f"bigseg-track-ids-{uuid.uuid4().hex}"
-            graph: dict = {}
-            for i in range(a, b):
-                p = parts[i]
-                first = positions[p[0]] if p else 0
-                graph[(name, i)] = (
-                    _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]),
-                    p, first, i == n - 1, frame_interval_s,
-                )  # fmt: skip
-                previous = (name, i)
-            if b < n:
-                return Delayed(previous, graph)
-            graph[(name, "open")] = (_count_rows, previous)
-            return Delayed((name, "open"), graph)
+    # once per link).  Between batches the open tracks go through the scratch directory
+    # (``tracking/open/``), not as a future: a chain of futures keeps every task of the
+    # chain in the scheduler's and the worker's state until its last result is released
+    # (~8 KiB per task, linear in the number of time points), so each batch is computed
+    # once the one before has finished, and then forgotten.
+    def ids_batch(a: int, b: int) -> tuple:
+        name = f"bigseg-track-ids-{uuid.uuid4().hex}"
+        graph: dict = {}
+        previous: Any = None if a == 0 else (_read_open, open_dir, a - 1)
+        for i in range(a, b):
+            p = parts[i]
+            first = positions[p[0]] if p else 0
+            graph[(name, i)] = (
+                _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]),
+                p, first, i == n - 1, frame_interval_s,
+            )  # fmt: skip
+            previous = (name, i)
+        graph[(name, "open")] = (_store_open, previous, open_dir, b - 1, b < n)
+        return (Delayed((name, "open"), graph),)
 
-        return build
-
-    sink.chain((ids_batch(a, b) for a, b in ranges), "track ids")
+    for _ in sink.batches((ids_batch(a, b) for a, b in ranges), "track ids", in_flight=1):
+        pass
     return {
         "tracks": int(totals[0]),
         "links": int(totals[1]),
