@@ -48,7 +48,7 @@ KEYWORD_FLAGS = {
     "frame_interval": "--frame-interval",
 }
 #: Boolean keywords whose flag takes no value.
-SWITCH_FLAGS = {"overwrite": "--overwrite", "resume": "--resume"}
+SWITCH_FLAGS = {"overwrite": "--overwrite", "resume": "--resume", "track_labels": "--track-labels"}
 _NAMES = "|".join(sorted(KEYWORD_FLAGS, key=len, reverse=True))
 _TUPLE = re.compile(rf"(?<![\w.])({_NAMES})=\(([^()]*)\)")
 _SWITCH = re.compile(r"(?<![\w.])(" + "|".join(SWITCH_FLAGS) + r")=True\b")
@@ -318,6 +318,12 @@ def _tracking_options(parser: argparse.ArgumentParser) -> None:
         "--no-gaps", action="store_true", help="do not close gaps of one missing time point"
     )
     group.add_argument("--no-divisions", action="store_true", help="do not detect divisions")
+    group.add_argument(
+        "--track-labels",
+        action="store_true",
+        help="also write track_labels.zarr, the label volume by track id (labels.zarr keeps "
+        "the nucleus ids); bigseg track rebuilds it whenever the output has one",
+    )
 
 
 def _track_params(args: argparse.Namespace) -> Any:
@@ -1034,6 +1040,7 @@ def _segment(args: argparse.Namespace) -> int:
             command=getattr(args, "command_line", None),
             track=False if args.no_track else _track_params(args),
             frame_interval=args.frame_interval,
+            track_labels=args.track_labels,
         )
     seconds = time.perf_counter() - started
     log.debug("timings (s): %s", result.record.get("timings_s"))
@@ -1057,6 +1064,7 @@ def _track(args: argparse.Namespace) -> int:
         frame_interval=args.frame_interval,
         progress=not args.no_progress and sys.stdout.isatty(),
         command=getattr(args, "command_line", None),
+        track_labels=True if args.track_labels else None,
     )
     print(tracking_summary(entry, args.result))
     return 0
@@ -1151,6 +1159,11 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         if tracking
         else ""
     )
+    by_track = (
+        ", track_labels.zarr (the same by track id)"
+        if (record.get("tracking") or {}).get("track_labels")
+        else ""
+    )
     compute = float(record.get("timings_s", {}).get("total") or seconds)
     done = float(record.get("voxels", {}).get("computed", voxels))  # less when resumed
     text = (
@@ -1163,7 +1176,7 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         f"{' of the work not reused' if done < voxels else ''}). "
         f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
         f"detections.parquet (one row per region per plane), {tracks}labels.zarr (OME-Zarr "
-        f"labels for napari) and run.json. Figures: bigseg plot {output}"
+        f"labels for napari){by_track} and run.json. Figures: bigseg plot {output}"
     )
     return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
