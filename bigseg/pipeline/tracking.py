@@ -10,8 +10,9 @@ list of time points):
    (:func:`bigseg.track.frame_links`; the last pair reads the first time point of the
    next part), stored in ``tracking/frame/``;
 2. **gaps and divisions** (parallel): the links into each part's time points
-   (:func:`bigseg.track.gaps_and_divisions`; reads the two time points before the
-   part), stored in ``tracking/links/``; each part counts the tracks that start in it,
+   (:func:`bigseg.track.links_into`: gaps, divisions, daughters found a time point
+   late; reads the three time points before the part and the one after it), stored
+   in ``tracking/links/``; each part counts the tracks that start in it,
    so that track ids are numbered by the part they start in (offsets from the counts);
 3. **ids** (one short task per part, in order): each task takes the tracks still open
    at the end of the previous part (at most the nuclei of two time points: a gap
@@ -46,7 +47,7 @@ from ..track import (
     empty_links,
     finish_tracks,
     frame_links,
-    gaps_and_divisions,
+    links_into,
     track_ids,
 )
 from . import scratch as _scratch
@@ -132,37 +133,45 @@ def _links_part(
     i: int,
     part_times: list[int],
     earlier: list[tuple[int, int]],
+    later: tuple[int, int] | None,
     params: TrackParams,
 ) -> pd.DataFrame:
     """Links into the time points of part ``i``: frame links, gaps, divisions.
 
-    ``earlier`` names the (part, time) of the (at most two) time points before the part.
+    ``earlier`` names the (part, time) of the (at most three) time points before the
+    part, ``later`` the one after it (None at the end of the run):
+    :func:`bigseg.track.links_into` reads from ``s - 3`` to ``s + 1``.
     """
     nuclei = _read_nuclei(nuclei_dir, i)
     frames = dict(_by_time(nuclei, part_times))
-    frame = _read_links(_join(work, "frame"), i)
-    frame_sets = [frame]
+    frame_sets = [_read_links(_join(work, "frame"), i)]
     for part in sorted({p for p, _ in earlier}):
         t_of = [t for p, t in earlier if p == part]
         frames.update(_by_time(_read_nuclei(nuclei_dir, part, t_of), t_of))
         frame_sets.append(_read_links(_join(work, "frame"), part))
+    if later is not None:
+        frames[later[1]] = _read_nuclei(nuclei_dir, later[0], [later[1]])
     frame = pd.concat(frame_sets, ignore_index=True)
     by_source_t = dict(iter(frame.groupby("t_source", sort=False)))
-    sequence = [t for _, t in earlier] + list(part_times)
+    sequence = [t for _, t in earlier] + list(part_times) + ([] if later is None else [later[1]])
     empty_nuclei = nuclei.iloc[:0]
+
+    def nuclei_at(k: int) -> pd.DataFrame:
+        return frames[sequence[k]] if 0 <= k < len(sequence) else empty_nuclei
+
+    def links_from(k: int) -> pd.DataFrame:
+        if not 0 <= k < len(sequence) - 1:
+            return empty_links()
+        return by_source_t.get(sequence[k], empty_links())
+
     out = [empty_links()]
-    for k in range(len(earlier), len(sequence)):
+    for k in range(len(earlier), len(earlier) + len(part_times)):
         if k == 0:
             continue
-        s, p = sequence[k], sequence[k - 1]
-        b = sequence[k - 2] if k >= 2 else None
         out.append(
-            gaps_and_divisions(
-                empty_nuclei if b is None else frames[b],
-                frames[p],
-                frames[s],
-                by_source_t.get(b, empty_links()) if b is not None else empty_links(),
-                by_source_t.get(p, empty_links()),
+            links_into(
+                [nuclei_at(k + d) for d in (-3, -2, -1, 0, 1)],
+                [links_from(k + d) for d in (-3, -2, -1, 0)],
                 params=params,
             )
         )
@@ -362,8 +371,10 @@ def track_parts(
         for i in range(a, b):
             p = parts[i]
             k = positions[p[0]] if p else 0
-            earlier = [flat[j] for j in range(max(0, k - 2), k)]
-            jobs.append(linker(base, nuclei_dir, i, p, earlier, params))
+            earlier = [flat[j] for j in range(max(0, k - 3), k)]
+            e = positions[p[-1]] + 1 if p else k
+            later = flat[e] if p and e < len(flat) else None
+            jobs.append(linker(base, nuclei_dir, i, p, earlier, later, params))
         return (gather(*jobs),)
 
     # Batches of parts, each graph built when it is submitted: the client holds one row
