@@ -692,8 +692,8 @@ def lineage(
     """Draw the lineage trees of a run: each track a line along time, daughters side by side.
 
     Time runs down; each track is a vertical line from its first to its last time
-    point, in the track's colour, joined to its daughters by a horizontal line at the
-    division.  Trees are laid out side by side, each daughter's subtree next to her
+    point (a dot at its first), in the track's colour, joined to its daughters by a
+    horizontal line at the division.  Trees are laid out side by side, each daughter's subtree next to her
     sister's, the mother centred above them.  Drawn from the tracks table alone.
 
     Parameters
@@ -752,6 +752,7 @@ def lineage(
         row = table.loc[track_id]
         colour = _float_rgba([track_id])[0]
         ax.plot([pos, pos], [row["t_first"], row["t_last"]], "-", color=colour, lw=1.5)
+        ax.plot([pos], [row["t_first"]], "o", color=colour, ms=3)  # one time point shows too
         kids = children.get(track_id, [])
         if kids:
             t_end = row["t_last"]
@@ -761,6 +762,7 @@ def lineage(
                 ax.plot([x[k], x[k]], [t_end, table.loc[k, "t_first"]], "-", color="0.4", lw=0.8)
     ax.invert_yaxis()
     ax.set_xticks([])
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("time point")
     divisions = sum(1 for k in x if k in children)
     ax.set_title(f"{len(tops)} trees, {len(x)} tracks, {divisions} divisions", loc="left",

@@ -270,7 +270,7 @@ def _lineage_tables():
 
 
 def _segments(ax):
-    return [tuple(map(tuple, line.get_xydata())) for line in ax.lines]
+    return [tuple(map(tuple, line.get_xydata())) for line in ax.lines if len(line.get_xydata()) > 1]
 
 
 def test_lineage_draws_daughters_beside_each_other_under_their_mother():
