@@ -1026,8 +1026,7 @@ def _segment(args: argparse.Namespace) -> int:
         plan(as_4d(stack).data, px, stitch, params.preset)
     if args.track_labels and (args.no_track or stack.sizes.get("t", 1) < 2):
         raise InputError(  # before starting a cluster (run() says the same)
-            "--track-labels needs tracks: a series of more than one time point, with "
-            "tracking on."
+            "--track-labels needs tracks: a series of more than one time point, with tracking on."
         )
     check_output(args.output, args.input, args.overwrite, resume=args.resume)
     started = time.perf_counter()

@@ -693,8 +693,9 @@ def lineage(
 
     Time runs down; each track is a vertical line from its first to its last time
     point (a dot at its first), in the track's colour, joined to its daughters by a
-    horizontal line at the division.  Trees are laid out side by side, each daughter's subtree next to her
-    sister's, the mother centred above them.  Drawn from the tracks table alone.
+    horizontal line at the division.  Trees are laid out side by side, each daughter's
+    subtree next to her sister's, the mother centred above them.  Drawn from the tracks
+    table alone.
 
     Parameters
     ----------
