@@ -11,10 +11,12 @@ py-ctcmetrics (``bigseg export-ctc`` against the truth's ``TRA`` folder).
 Scale (``--part scale``): the tracking passes alone (``pipeline.tracking.track_parts``)
 over nuclei tables written part by part (one part per time point, ``--nuclei`` nuclei
 each, random walks of 1 µm per time point with one nucleus per 12 µm cube), on a
-``LocalCluster`` of 2 workers x 1 thread bound to 127.0.0.1, for each ``--time-points``:
+``LocalCluster`` of 2 workers x 1 thread bound to 127.0.0.1 with the settings of bigseg's
+local clusters (``--dask-defaults``: dask's own, whose statistical profiler grows each
+worker's memory with the run's duration), for each ``--time-points``:
 the client's peak RSS above its RSS before tracking, each worker's peak RSS (sampled
-every 50 ms from this process), and seconds per time point; ratios against the first
-(smallest) size, measured in the same run.
+every 50 ms from this process), seconds and the workers' CPU seconds per time point;
+ratios against the first (smallest) size, measured in the same run.
 
 Examples::
 
@@ -143,6 +145,8 @@ class Peaks:
         flat = [int(p) for group in pids for p in (group if isinstance(group, list) else [group])]
         self.procs = [psutil.Process(p) for p in flat]
         self.start = {p.pid: p.memory_info().rss for p in self.procs}
+        self.cpu_start = {p.pid: _cpu(p) for p in self.procs}
+        self.cpu = {}
         self.peak = dict(self.start)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -165,13 +169,21 @@ class Peaks:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.cpu = {p.pid: _cpu(p) - self.cpu_start[p.pid] for p in self.procs}
 
 
-def scale(n: int, sizes: list[int]) -> list[dict]:
+def _cpu(proc) -> float:
+    """CPU seconds (user + system) of a process and its threads so far."""
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def scale(n: int, sizes: list[int], local_config: bool = True) -> list[dict]:
+    import dask
     import psutil
     from distributed import Client, LocalCluster
 
-    from bigseg.pipeline.sink import Sink
+    from bigseg.pipeline.sink import LOCAL_CLUSTER_CONFIG, Sink
     from bigseg.pipeline.tracking import track_parts
 
     rows = []
@@ -179,10 +191,11 @@ def scale(n: int, sizes: list[int]) -> list[dict]:
     for n_t in sizes:
         tmp = Path(tempfile.mkdtemp())
         times = _write_series(tmp, n, n_t)
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, memory_limit="2GiB", host="127.0.0.1",
-            dashboard_address=None,
-        )  # fmt: skip
+        with dask.config.set(LOCAL_CLUSTER_CONFIG if local_config else {}):
+            cluster = LocalCluster(
+                n_workers=2, threads_per_worker=1, memory_limit="2GiB", host="127.0.0.1",
+                dashboard_address=None,
+            )  # fmt: skip
         with cluster, Client(cluster) as client:
             pids = client.run(lambda: __import__("os").getpid()).values()
             with Peaks(me.pid, list(pids)) as peaks:
@@ -202,6 +215,10 @@ def scale(n: int, sizes: list[int]) -> list[dict]:
                 ),
                 "seconds": round(seconds, 1),
                 "ms_per_time_point": round(1000 * seconds / n_t, 1),
+                "worker_cpu_ms_per_time_point": round(
+                    1000 * sum(v for k, v in peaks.cpu.items() if k != me.pid) / n_t, 1
+                ),
+                "client_cpu_ms_per_time_point": round(1000 * peaks.cpu[me.pid] / n_t, 1),
                 "tracks": counts["tracks"],
             }
         )
@@ -218,6 +235,9 @@ def scale(n: int, sizes: list[int]) -> list[dict]:
                         r["worker_peak_rss_mib"] / ref["worker_peak_rss_mib"], 3
                     ),
                     "time_per_t_ratio": round(r["ms_per_time_point"] / ref["ms_per_time_point"], 3),
+                    "worker_cpu_per_t_ratio": round(
+                        r["worker_cpu_ms_per_time_point"] / ref["worker_cpu_ms_per_time_point"], 3
+                    ),
                 }
             )
         )
@@ -230,11 +250,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--nuclei", type=int, default=2000)
     parser.add_argument("--time-points", type=int, nargs="+", default=[50, 500])
+    parser.add_argument(
+        "--dask-defaults",
+        action="store_true",
+        help="run the cluster with dask's default settings, not those of bigseg's local "
+        "clusters (LOCAL_CLUSTER_CONFIG: no pause, no statistical profiler)",
+    )
     args = parser.parse_args(argv)
     if args.part == "accuracy":
         accuracy(args.seeds)
     else:
-        scale(args.nuclei, args.time_points)
+        scale(args.nuclei, args.time_points, local_config=not args.dask_defaults)
     return 0
 
 

@@ -48,7 +48,7 @@ KEYWORD_FLAGS = {
     "frame_interval": "--frame-interval",
 }
 #: Boolean keywords whose flag takes no value.
-SWITCH_FLAGS = {"overwrite": "--overwrite", "resume": "--resume"}
+SWITCH_FLAGS = {"overwrite": "--overwrite", "resume": "--resume", "track_labels": "--track-labels"}
 _NAMES = "|".join(sorted(KEYWORD_FLAGS, key=len, reverse=True))
 _TUPLE = re.compile(rf"(?<![\w.])({_NAMES})=\(([^()]*)\)")
 _SWITCH = re.compile(r"(?<![\w.])(" + "|".join(SWITCH_FLAGS) + r")=True\b")
@@ -320,6 +320,12 @@ def _tracking_options(parser: argparse.ArgumentParser) -> None:
         "--no-gaps", action="store_true", help="do not close gaps of one missing time point"
     )
     group.add_argument("--no-divisions", action="store_true", help="do not detect divisions")
+    group.add_argument(
+        "--track-labels",
+        action="store_true",
+        help="also write track_labels.zarr, the label volume by track id (labels.zarr keeps "
+        "the nucleus ids); bigseg track rebuilds it whenever the output has one",
+    )
 
 
 def _track_params(args: argparse.Namespace) -> Any:
@@ -931,12 +937,11 @@ def _local_client(
     from distributed import Client, LocalCluster
 
     from .pipeline import safety  # the workers' preload (its dask_setup)
+    from .pipeline.sink import LOCAL_CLUSTER_CONFIG
 
     try:
-        # Workers never pause: bigseg's tasks fit the planned budget and hold nothing to
-        # spill, so a worker paused by memory the allocator keeps would wait forever; above
-        # 95 % of its limit the nanny restarts it and its tasks run again elsewhere.
-        with _SIGNALS.deferred(), dask.config.set({"distributed.worker.memory.pause": False}):
+        # Workers never pause and run no profiler (LOCAL_CLUSTER_CONFIG says why).
+        with _SIGNALS.deferred(), dask.config.set(LOCAL_CLUSTER_CONFIG):
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=threads,
@@ -1029,6 +1034,10 @@ def _segment(args: argparse.Namespace) -> int:
         from .stack import as_4d
 
         plan(as_4d(stack).data, px, stitch, params.preset)
+    if args.track_labels and (args.no_track or stack.sizes.get("t", 1) < 2):
+        raise InputError(  # before starting a cluster (run() says the same)
+            "--track-labels needs tracks: a series of more than one time point, with tracking on."
+        )
     check_output(args.output, args.input, args.overwrite, resume=args.resume)
     started = time.perf_counter()
     with dask_client(args) as client:
@@ -1045,6 +1054,7 @@ def _segment(args: argparse.Namespace) -> int:
             command=getattr(args, "command_line", None),
             track=False if args.no_track else _track_params(args),
             frame_interval=args.frame_interval,
+            track_labels=args.track_labels,
         )
     seconds = time.perf_counter() - started
     log.debug("timings (s): %s", result.record.get("timings_s"))
@@ -1068,6 +1078,7 @@ def _track(args: argparse.Namespace) -> int:
         frame_interval=args.frame_interval,
         progress=not args.no_progress and sys.stdout.isatty(),
         command=getattr(args, "command_line", None),
+        track_labels=True if args.track_labels else None,
     )
     print(tracking_summary(entry, args.result))
     return 0
@@ -1162,6 +1173,11 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         if tracking
         else ""
     )
+    by_track = (
+        ", track_labels.zarr (the same by track id)"
+        if (record.get("tracking") or {}).get("track_labels")
+        else ""
+    )
     compute = float(record.get("timings_s", {}).get("total") or seconds)
     done = float(record.get("voxels", {}).get("computed", voxels))  # less when resumed
     text = (
@@ -1174,7 +1190,7 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         f"{' of the work not reused' if done < voxels else ''}). "
         f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
         f"detections.parquet (one row per region per plane), {tracks}labels.zarr (OME-Zarr "
-        f"labels for napari) and run.json. Figures: bigseg plot {output}"
+        f"labels for napari){by_track} and run.json. Figures: bigseg plot {output}"
     )
     return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 

@@ -37,11 +37,13 @@ __all__ = [
     "PALETTE",
     "intensity_histogram",
     "label_rgba",
+    "lineage",
     "napari_layers",
     "orthogonal_projections",
     "plane_montage",
     "time_summary",
     "time_table",
+    "track_paths",
 ]
 
 #: Smallest height of the side (z) projections, as a fraction of the xy panel's
@@ -612,6 +614,161 @@ def time_summary(
     )
     fig.align_ylabels(axes)
     return fig
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+def _check_tracked(table: pd.DataFrame, what: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"The {what} table has no {', '.join(missing)} column(s); pass a tracked run's "
+            f"{what} (bigseg.run(...).{what} of a series, or {what}.parquet)."
+        )
+
+
+def track_paths(
+    nuclei: pd.DataFrame,
+    *,
+    min_length: int = 1,
+    ax: Any = None,
+) -> Any:
+    """Draw the path of every track seen from above: y against x in µm, in its colour.
+
+    Each track is a line through its nuclei's centres in time order, starting at a dot;
+    a daughter's line starts at her mother's last centre (the division), so a lineage
+    draws as one branching path.  Drawn from the nuclei table alone.
+
+    Parameters
+    ----------
+    nuclei : pandas.DataFrame
+        Tracked nuclei (``t, y_um, x_um, track_id, parent_track_id``): a run's
+        ``Result.nuclei`` or ``nuclei.parquet``.
+    min_length : int
+        Draw only tracks of at least this many nuclei (daughters always join their
+        mother's end).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; new ones by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    _check_tracked(nuclei, "nuclei", ["t", "y_um", "x_um", "track_id", "parent_track_id"])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 6.0))
+    table = nuclei.sort_values(["track_id", "t"], kind="stable")
+    ends = table.groupby("track_id")[["y_um", "x_um"]].last()
+    drawn = 0
+    for track_id, rows in table.groupby("track_id", sort=True):
+        if len(rows) < min_length:
+            continue
+        y, x = rows["y_um"].to_numpy(float), rows["x_um"].to_numpy(float)
+        parent = int(rows["parent_track_id"].iloc[0])
+        if parent in ends.index:  # start at the division
+            y = np.concatenate([[ends.loc[parent, "y_um"]], y])
+            x = np.concatenate([[ends.loc[parent, "x_um"]], x])
+        colour = _float_rgba([int(track_id)])[0]
+        ax.plot(x, y, "-", color=colour, lw=1.2)
+        ax.plot(x[-len(rows)], y[-len(rows)], "o", color=colour, ms=3)
+        drawn += 1
+    ax.set_aspect("equal")
+    ax.invert_yaxis()  # rows down, as images are shown
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    ax.set_title(f"{drawn} tracks", loc="left", fontsize=10)
+    return ax.figure
+
+
+def lineage(
+    tracks: pd.DataFrame,
+    *,
+    roots: Sequence[int] | None = None,
+    ax: Any = None,
+) -> Any:
+    """Draw the lineage trees of a run: each track a line along time, daughters side by side.
+
+    Time runs down; each track is a vertical line from its first to its last time
+    point (a dot at its first), in the track's colour, joined to its daughters by a
+    horizontal line at the division.  Trees are laid out side by side, each daughter's
+    subtree next to her sister's, the mother centred above them.  Drawn from the tracks
+    table alone.
+
+    Parameters
+    ----------
+    tracks : pandas.DataFrame
+        ``track_id, parent_track_id, t_first, t_last`` per track: a run's
+        ``Result.tracks`` or ``tracks.parquet``.
+    roots : sequence of int, optional
+        Draw the trees of these tracks only (by default every tree: every track
+        without a parent, or whose parent is not in the table).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; new ones by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    _check_tracked(tracks, "tracks", ["track_id", "parent_track_id", "t_first", "t_last"])
+    table = tracks.set_index("track_id").sort_index()
+    children: dict[int, list[int]] = {}
+    for track_id, parent in table["parent_track_id"].items():
+        if parent in table.index:
+            children.setdefault(int(parent), []).append(int(track_id))
+    if roots is None:
+        tops = [int(i) for i, p in table["parent_track_id"].items() if p not in table.index]
+    else:
+        tops = [int(r) for r in roots]
+        unknown = [r for r in tops if r not in table.index]
+        if unknown:
+            raise InputError(f"roots={unknown[:3]} are not tracks of the table; choose others.")
+    x: dict[int, float] = {}
+    leaf = [0.0]
+
+    def place(track_id: int) -> float:  # depth-first, without recursion limits
+        stack = [(track_id, False)]
+        while stack:
+            node, seen = stack.pop()
+            kids = children.get(node, [])
+            if not kids:
+                x[node] = leaf[0]
+                leaf[0] += 1.0
+            elif seen:
+                x[node] = float(np.mean([x[k] for k in kids]))
+            else:
+                stack.append((node, True))
+                stack.extend((k, False) for k in reversed(kids))
+        return x[track_id]
+
+    for top in tops:
+        place(top)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, min(16.0, 0.12 * leaf[0] + 2)), 5.0))
+    for track_id, pos in x.items():
+        row = table.loc[track_id]
+        colour = _float_rgba([track_id])[0]
+        ax.plot([pos, pos], [row["t_first"], row["t_last"]], "-", color=colour, lw=1.5)
+        ax.plot([pos], [row["t_first"]], "o", color=colour, ms=3)  # one time point shows too
+        kids = children.get(track_id, [])
+        if kids:
+            t_end = row["t_last"]
+            ax.plot([min(x[k] for k in kids), max(x[k] for k in kids)], [t_end, t_end], "-",
+                    color="0.4", lw=0.8)  # fmt: skip
+            for k in kids:  # down to each daughter's first time point
+                ax.plot([x[k], x[k]], [t_end, table.loc[k, "t_first"]], "-", color="0.4", lw=0.8)
+    ax.invert_yaxis()
+    ax.set_xticks([])
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("time point")
+    divisions = sum(1 for k in x if k in children)
+    ax.set_title(f"{len(tops)} trees, {len(x)} tracks, {divisions} divisions", loc="left",
+                 fontsize=10)  # fmt: skip
+    return ax.figure
 
 
 # --------------------------------------------------------------------------- napari

@@ -24,6 +24,11 @@ memory and time bounded by the nuclei of those time points:
    summed volume against the mother's, of unequal daughters, plus ``division_cost``;
    saving a start: made below 1).  Both
    kinds compete for the same starts in one sparse assignment.
+3. **Late daughters** (:func:`late_daughters`): a start of ``s`` left over may be the
+   second daughter of a nucleus of ``s - 2`` whose track continued into ``s - 1``
+   (segmentation often misses a daughter, or merges her with her sister, right after a
+   division); cost of a division plus ``gap_cost``, made below 1.  :func:`links_into`
+   gives every link into one time point from the five time points around it.
 
 A division ends the mother's track; both daughters start tracks whose
 ``parent_track_id`` is the mother's.  Track ids (:func:`track_ids`) follow from the
@@ -33,6 +38,8 @@ starts a new track.  :func:`track` does all of this in memory for one table;
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -49,6 +56,8 @@ __all__ = [
     "ctc_tracks",
     "frame_links",
     "gaps_and_divisions",
+    "late_daughters",
+    "links_into",
     "track",
     "track_ids",
     "tracks_table",
@@ -291,6 +300,133 @@ def gaps_and_divisions(
     return pd.concat(new, ignore_index=True).astype(LINK_COLUMNS)
 
 
+def late_daughters(
+    before: pd.DataFrame,
+    previous: pd.DataFrame,
+    current: pd.DataFrame,
+    into_previous: pd.DataFrame,
+    into_current: pd.DataFrame,
+    *,
+    params: TrackParams | None = None,
+) -> pd.DataFrame:
+    """Divisions whose second daughter was missed at her first time point.
+
+    A nucleus of ``s`` that no link of :func:`gaps_and_divisions` reached (a start)
+    may be the second daughter of a nucleus of ``s - 2`` whose track continued into
+    ``s - 1`` (its first daughter): segmentation often misses a daughter, or merges
+    her with her sister, right after a division.  Cost: as a division's (the
+    displacement of the daughters' midpoint, the first at ``s - 1`` and the second at
+    ``s``, from the mother; the summed volume against hers; unequal daughters; their
+    intensities) plus ``division_cost`` and ``gap_cost``; made below 1 (it saves a
+    start), in one sparse assignment.  Needs ``divisions`` and ``gap_closing``.
+
+    Parameters
+    ----------
+    before, previous, current : pandas.DataFrame
+        Nuclei of time points ``s - 2``, ``s - 1`` and ``s``.
+    into_previous, into_current : pandas.DataFrame
+        The links of :func:`gaps_and_divisions` into ``s - 1`` and into ``s``.
+    params : TrackParams, optional
+        Tracking parameters.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`LINK_COLUMNS`: one ``"division"`` link (not continuing) from each mother
+        (at ``s - 2``) to her late daughter (at ``s``).  The mother's continuing link
+        into ``s - 1`` is to be marked as not continuing (:func:`links_into` does).
+    """
+    params = params or TrackParams()
+    if not (params.divisions and params.gap_closing) or len(before) == 0:
+        return empty_links()
+    starts = current[~current["nucleus"].isin(into_current["target"])]
+    # First daughters: nuclei of s - 1 that a continuing link from s - 2 reached, and
+    # that do not divide themselves at s.
+    cont = into_previous[
+        into_previous["continues"].to_numpy(bool)
+        & (into_previous["t_source"].to_numpy() == _t_of(before))
+    ]
+    dividing = into_current.loc[into_current["kind"] == "division", "source"]
+    cont = cont[~cont["target"].isin(dividing)]
+    if len(starts) == 0 or len(cont) == 0:
+        return empty_links()
+    mothers = before.set_index("nucleus").loc[cont["source"].to_numpy()].reset_index()
+    first = previous.set_index("nucleus").loc[cont["target"].to_numpy()].reset_index()
+    pm, pf, ps = (f[POSITION].to_numpy(float) for f in (mothers, first, starts))
+    # The daughters' midpoint lies near the mother: the second daughter within twice
+    # the search radius of her (a gap's reach).
+    i, j = _candidates(pm, ps, 2 * params.search_radius)
+    if i.size == 0:
+        return empty_links()
+    d = np.linalg.norm(pm[i] - (pf[i] + ps[j]) / 2, axis=1)
+    v_m, v_1, v_2 = _size(mothers)[i], _size(first)[i], _size(starts)[j]
+    c = (
+        (d / params.search_radius) ** 2
+        + params.volume_weight * (_log2_ratio(v_m, v_1 + v_2) ** 2 + _log2_ratio(v_1, v_2) ** 2)
+        + params.intensity_weight
+        * _log2_ratio(
+            first["intensity_mean"].to_numpy(float)[i], starts["intensity_mean"].to_numpy(float)[j]
+        )
+        ** 2
+        + params.division_cost
+        + params.gap_cost
+    )
+    ok = c < _ALONE
+    i, j, c = i[ok], j[ok], c[ok]
+    chosen = _solve(i, j, c, np.zeros(len(mothers)), np.full(len(starts), _ALONE))
+    return _links(mothers, starts, i[chosen], j[chosen], c[chosen], "division")
+
+
+def _t_of(frame: pd.DataFrame) -> int:
+    return int(frame["t"].iloc[0]) if len(frame) else -1
+
+
+def links_into(
+    frames: Sequence[pd.DataFrame],
+    frame_links_of: Sequence[pd.DataFrame],
+    *,
+    params: TrackParams | None = None,
+) -> pd.DataFrame:
+    """Every link into one time point ``s``, from the time points around it.
+
+    Parameters
+    ----------
+    frames : sequence of 5 pandas.DataFrame
+        Nuclei of ``s - 3``, ``s - 2``, ``s - 1``, ``s`` and ``s + 1`` (empty tables
+        where the run has no such time point).
+    frame_links_of : sequence of 4 pandas.DataFrame
+        :func:`frame_links` from each of ``s - 3`` ... ``s`` to the next.
+    params : TrackParams, optional
+        Tracking parameters.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`LINK_COLUMNS`: :func:`gaps_and_divisions` into ``s`` and the
+        :func:`late_daughters` at ``s``; a frame link into ``s`` from a mother whose late
+        daughter is at ``s + 1`` is marked as not continuing.  A function of these
+        time points alone, so that every partition of time computes the same links.
+    """
+    params = params or TrackParams()
+    f3, f2, f1, f0, n1 = frames
+    l3, l2, l1, l0 = frame_links_of
+    into_previous = gaps_and_divisions(f3, f2, f1, l3, l2, params=params)
+    into = gaps_and_divisions(f2, f1, f0, l2, l1, params=params)
+    late = late_daughters(f2, f1, f0, into_previous, into, params=params)
+    if len(n1):
+        into_next = gaps_and_divisions(f1, f0, n1, l1, l0, params=params)
+        later = late_daughters(f1, f0, n1, into, into_next, params=params)
+        if len(later):
+            into = into.copy()
+            mothers = into["source"].isin(later["source"]).to_numpy() & into["continues"].to_numpy(
+                bool
+            )
+            into.loc[mothers, "continues"] = False
+    if len(late) == 0:
+        return into
+    return pd.concat([into, late], ignore_index=True).astype(LINK_COLUMNS)
+
+
 def link_all(
     nuclei: pd.DataFrame,
     *,
@@ -308,17 +444,22 @@ def link_all(
     if times is None:
         times = np.arange(t.min(), t.max() + 1) if t.size else np.empty(0, np.int64)
     times = [int(v) for v in times]
+    empty = nuclei.iloc[:0]
     frames = [nuclei[t == v] for v in times]
     frame = [frame_links(a, b, params=params) for a, b in zip(frames[:-1], frames[1:])]
+
+    def nuclei_at(k: int) -> pd.DataFrame:
+        return frames[k] if 0 <= k < len(frames) else empty
+
+    def links_from(k: int) -> pd.DataFrame:
+        return frame[k] if 0 <= k < len(frame) else empty_links()
+
     out = [empty_links()]
     for k in range(1, len(times)):
         out.append(
-            gaps_and_divisions(
-                frames[k - 2] if k >= 2 else nuclei.iloc[:0],
-                frames[k - 1],
-                frames[k],
-                frame[k - 2] if k >= 2 else empty_links(),
-                frame[k - 1],
+            links_into(
+                [nuclei_at(k + d) for d in (-3, -2, -1, 0, 1)],
+                [links_from(k + d) for d in (-3, -2, -1, 0)],
                 params=params,
             )
         )

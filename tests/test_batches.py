@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 
 import bigseg
 import bigseg.pipeline.scratch as scratch
@@ -19,7 +20,10 @@ PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
 
 
 #: The passes a run computes in batches of time points (t-chunks).
-PASSES = ("threshold", "segment", "link", "tables", "frame links", "gaps and divisions", "labels")
+PASSES = (
+    "threshold", "segment", "link", "tables", "frame links", "gaps and divisions", "track ids",
+    "labels", "track labels",
+)  # fmt: skip
 
 
 def _series(n_t, seed=31):
@@ -31,7 +35,7 @@ def _record_batches(monkeypatch):
     seen: dict[str, list[int]] = {}
     real = sink.Sink.batches
 
-    def batches(self, items, label):
+    def batches(self, items, label, **kwargs):
         def counted():
             for batch in items:
                 keys = set()
@@ -40,7 +44,7 @@ def _record_batches(monkeypatch):
                 seen.setdefault(label, []).append(len(keys))
                 yield batch
 
-        return real(self, counted(), label)
+        return real(self, counted(), label, **kwargs)
 
     monkeypatch.setattr(sink.Sink, "batches", batches)
     return seen
@@ -58,16 +62,21 @@ def test_batches_of_time_points_give_the_outputs_of_one_batch(tmp_path, monkeypa
     # Irregular t-chunks (the labels are rechunked to regular ones) and two z-chunks.
     series = _series(5).chunk({"t": (2, 1, 2), "z": 3})
     params = bigseg.Params.from_preset(preset, **PARAMS)
-    reference = run(series, tmp_path / "ref", params=params)
+    reference = run(series, tmp_path / "ref", params=params, track_labels=True)
     seen = _record_batches(monkeypatch)
     monkeypatch.setattr(scratch, "BATCH_BLOCKS", 2)
-    batched = run(series, tmp_path / "out", params=params)
+    batched = run(series, tmp_path / "out", params=params, track_labels=True)
     assert all(len(seen[p]) > 1 for p in PASSES)
     np.testing.assert_array_equal(batched.thresholds, reference.thresholds)
     assert batched.record["counts"] == reference.record["counts"]
     assert batched.record["blocks"] == reference.record["blocks"]
     pd.testing.assert_frame_equal(batched.nuclei, reference.nuclei)
     assert_same_outputs(tmp_path / "ref", tmp_path / "out")
+    by_track = [
+        zarr.open_array(p / "track_labels.zarr" / "0")[...]
+        for p in (tmp_path / "ref", tmp_path / "out")
+    ]
+    np.testing.assert_array_equal(*by_track)
 
 
 @pytest.mark.parametrize("preset", ["seed", "default"])
@@ -79,7 +88,7 @@ def test_each_batch_graph_is_built_from_its_own_time_points(tmp_path, monkeypatc
     for n_t in (4, 8):
         seen = _record_batches(monkeypatch)
         series = _series(n_t).chunk({"t": 1, "z": -1, "y": -1, "x": -1})  # a block per t
-        run(series, tmp_path / f"out{n_t}", params=params)
+        run(series, tmp_path / f"out{n_t}", params=params, track_labels=True)
         assert [len(seen[p]) for p in PASSES] == [n_t // 2] * len(PASSES)
         sizes[n_t] = {label: max(tasks) for label, tasks in seen.items()}
     assert sizes[8] == sizes[4]

@@ -106,9 +106,18 @@ def test_output_and_time_selection_name_keywords_then_flags(plain_tif, tmp_path,
     assert code == 2 and "(--t)" in err and "t=" not in err
 
 
+def _worker_settings(dask_worker):
+    return (
+        __import__("dask").config.get("distributed.worker.memory.pause"),
+        __import__("os").environ.get("BIGSEG_COMPILED"),
+        sorted(k for k in dask_worker.periodic_callbacks if "profile" in k),
+    )
+
+
 def test_local_workers_never_pause_and_small_ones_skip_the_compiled_kernels():
     # A worker paused by memory its allocator keeps would wait forever (bigseg's tasks hold
     # nothing to spill): the CLI's workers never pause; under 768 MiB they run SciPy's filters.
+    # They run no statistical profiler (its history grows a worker by the run's duration).
     import argparse
 
     from bigseg.cli import dask_client
@@ -116,11 +125,6 @@ def test_local_workers_never_pause_and_small_ones_skip_the_compiled_kernels():
     args = argparse.Namespace(verbose=1, scheduler=None, workers=1, threads_per_worker=1,
                               memory_limit="512MiB", quiet=True)  # fmt: skip
     with dask_client(args) as client:
-        (seen,) = client.run(
-            lambda: (
-                __import__("dask").config.get("distributed.worker.memory.pause"),
-                __import__("os").environ.get("BIGSEG_COMPILED"),
-            )
-        ).values()
-    assert seen == (False, "0")
+        (seen,) = client.run(_worker_settings).values()
+    assert seen == (False, "0", [])
     assert os.environ.get("BIGSEG_COMPILED") is None  # this process's environment restored

@@ -249,3 +249,63 @@ def test_napari_layers_name_the_fix_when_the_input_moved(tmp_path):
     assert layers[0][0].shape == (4, 32, 32) and layers[0][1]["scale"] == list(SCALE)
     with pytest.raises(bigseg.InputError, match="no run.json"):
         plots.napari_layers(tmp_path)
+
+
+def _lineage_tables():
+    """Track 1 divides into 2 and 3 at t = 3; 3 into 4 and 5 at t = 8; 6 never divides."""
+    tracks = pd.DataFrame(
+        {
+            "track_id": [1, 2, 3, 4, 5, 6],
+            "parent_track_id": [0, 1, 1, 3, 3, 0],
+            "t_first": [0, 4, 4, 9, 9, 0],
+            "t_last": [3, 6, 8, 10, 9, 10],
+        }
+    )
+    rows = []
+    for track, parent, first, last in tracks.itertuples(index=False):
+        for t in range(first, last + 1):
+            rows.append((track, parent, t, 10.0 * track + t, 5.0 * track))
+    nuclei = pd.DataFrame(rows, columns=["track_id", "parent_track_id", "t", "y_um", "x_um"])
+    return tracks, nuclei
+
+
+def _segments(ax):
+    return [tuple(map(tuple, line.get_xydata())) for line in ax.lines if len(line.get_xydata()) > 1]
+
+
+def test_lineage_draws_daughters_beside_each_other_under_their_mother():
+    tracks, _ = _lineage_tables()
+    fig = plots.lineage(tracks)
+    (ax,) = fig.axes
+    assert ax.get_title(loc="left") == "2 trees, 6 tracks, 2 divisions"
+    lines = _segments(ax)
+    # Leaves 2, 4, 5, 6 at x = 0, 1, 2, 3; each mother centred over her daughters.
+    for x, first, last in [(0, 4, 6), (1, 9, 10), (2, 9, 9), (1.5, 4, 8), (0.75, 0, 3), (3, 0, 10)]:
+        assert ((x, first), (x, last)) in lines
+    assert ((0, 3), (1.5, 3)) in lines and ((1, 8), (2, 8)) in lines  # the divisions
+    plt.close(fig)
+    fig = plots.lineage(tracks, roots=[3])
+    assert fig.axes[0].get_title(loc="left") == "1 trees, 3 tracks, 1 divisions"
+    plt.close(fig)
+    with pytest.raises(bigseg.InputError, match=r"roots=\[9\]"):
+        plots.lineage(tracks, roots=[9])
+    with pytest.raises(bigseg.InputError, match="parent_track_id"):
+        plots.lineage(tracks.drop(columns="parent_track_id"))
+
+
+def test_track_paths_start_each_daughter_at_her_mother_s_last_centre():
+    _, nuclei = _lineage_tables()
+    fig = plots.track_paths(nuclei.sample(frac=1.0, random_state=0))  # any row order
+    (ax,) = fig.axes
+    paths = [line.get_xydata() for line in ax.lines if len(line.get_xydata()) > 1]
+    assert len(paths) == 6 and ax.get_title(loc="left") == "6 tracks"
+    # Tracks 2 and 3 start where track 1 ends (x 5, y 13), then run along their centres.
+    daughters = sorted((p[1:].tolist() for p in paths if tuple(p[0]) == (5.0, 13.0)), key=len)
+    assert daughters == [[[10.0, 10.0 * 2 + t] for t in range(4, 7)],
+                         [[15.0, 10.0 * 3 + t] for t in range(4, 9)]]  # fmt: skip
+    plt.close(fig)
+    fig = plots.track_paths(nuclei, min_length=3)
+    assert fig.axes[0].get_title(loc="left") == "4 tracks"  # 4 and 5 are shorter
+    plt.close(fig)
+    with pytest.raises(bigseg.InputError, match="track_id"):
+        plots.track_paths(nuclei.drop(columns="track_id"))

@@ -100,8 +100,8 @@ def test_a_series_tracked_on_s3_equals_local(s3, tmp_path):
                     motion_um=1.0)  # fmt: skip
     fs = s3["fs"]
     fs.put(str(image), "bucket/ts.ome.zarr", recursive=True)
-    result = run("s3://bucket/ts.ome.zarr", "s3://bucket/tracked/")
-    local = run(image, tmp_path / "local")
+    result = run("s3://bucket/ts.ome.zarr", "s3://bucket/tracked/", track_labels=True)
+    local = run(image, tmp_path / "local", track_labels=True)
     fs.invalidate_cache()
     names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("bucket/tracked"))
     assert "tracks.parquet" in names and "tracking" not in names
@@ -109,6 +109,13 @@ def test_a_series_tracked_on_s3_equals_local(s3, tmp_path):
     assert result.nuclei["track_id"].nunique() < len(result.nuclei)  # nuclei were linked
     pd.testing.assert_frame_equal(
         pd.read_parquet("s3://bucket/tracked/tracks.parquet"), local.tracks
+    )
+    import zarr
+
+    by_track = zarr.open_array("s3://bucket/tracked/track_labels.zarr/0", mode="r")[...]
+    assert by_track.max() > 0
+    np.testing.assert_array_equal(
+        by_track, zarr.open_array(tmp_path / "local" / "track_labels.zarr" / "0", mode="r")[...]
     )
 
 

@@ -92,6 +92,37 @@ def test_a_division_ends_the_mother_and_starts_two_daughters():
     assert (tracked["parent_track_id"] == 0).all()
 
 
+@pytest.mark.parametrize("late", ["missed", "merged"])
+def test_a_daughter_found_a_time_point_late_is_still_a_daughter(late):
+    # The mother at t = 0; at t = 1 segmentation found one daughter (the other missed, or
+    # merged with her into one nucleus of the mother's size); at t = 2 both daughters.
+    rd = 5 / 2 ** (1 / 3)
+    first = (2, 1, 10, 20, 24.0, rd, 100) if late == "missed" else (2, 1, 10, 20, 20.5, 5, 100)
+    rows = [(1, 0, 10, 20, 20, 5, 100), first, (3, 2, 10, 20, 25.0, rd, 100),
+            (4, 2, 10, 20, 15.0, rd, 100), (5, 3, 10, 20, 25.5, rd, 100),
+            (6, 3, 10, 20, 14.5, rd, 100)]  # fmt: skip
+    table = _nuclei(rows)
+    tracked, tracks = track(table)
+    track_of = dict(zip(tracked["nucleus"], tracked["track_id"]))
+    parent_of = dict(zip(tracked["nucleus"], tracked["parent_track_id"]))
+    mother = track_of[1]
+    if late == "missed":  # the division at t = 0: the mother's track ends there
+        assert mother != track_of[2] and parent_of[2] == mother
+        assert track_of[2] == track_of[3] and parent_of[4] == mother
+        assert tracks.set_index("track_id").loc[mother, "t_last"] == 0
+    else:  # the merged daughters make one nucleus: the division shows when they part
+        assert track_of[2] == mother and parent_of[3] == parent_of[4] == mother
+    assert track_of[5] == track_of[3] and track_of[6] == track_of[4]
+    assert len(tracks) == 3 and (tracks["parent_track_id"] > 0).sum() == 2
+    # Off with divisions (a late daughter also with gap closing off): no parent.
+    offs = [TrackParams(divisions=False)]
+    if late == "missed":
+        offs.append(TrackParams(gap_closing=False))
+    for params in offs:
+        tracked, _ = track(table, params=params)
+        assert (tracked.loc[tracked["nucleus"] == 4, "parent_track_id"] == 0).all()
+
+
 def test_moving_dividing_nuclei_are_tracked_with_their_lineage(lineage):
     assert (lineage["parent_track_id"] > 0).any()  # the series divides
     tracked, _ = track(_from_truth(lineage, jitter=0.3))
@@ -106,10 +137,31 @@ def test_tracking_survives_lost_detections(lineage):
     assert s.link_f1 >= 0.97  # gaps closed over the lost nuclei
 
 
+def _late_daughters(lineage):
+    """The truth's nuclei without the first nucleus of every second daughter."""
+    table = _from_truth(lineage, jitter=0.3, seed=3)
+    first = lineage.sort_values("t").groupby("track_id")["nucleus"].first()
+    second = lineage[lineage["parent_track_id"] > 0].groupby("parent_track_id")["track_id"].max()
+    return table[~table["nucleus"].isin(first.loc[second.to_numpy()])].reset_index(drop=True)
+
+
+def test_daughters_found_a_time_point_late_keep_their_lineage(lineage):
+    table = _late_daughters(lineage)
+    tracked, _ = track(table)
+    s = track_scores(tracked, lineage)
+    assert s.divisions_true >= 5 and s.division_f1 == 1.0
+    tracked, _ = track(table, params=TrackParams(gap_closing=False))
+    assert track_scores(tracked, lineage).division_recall == 0.0
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["drops", "late-daughters"])
 @pytest.mark.parametrize("sizes", [[1] * 12, [3, 3, 3, 3], [5, 2, 1, 4], [12]])
-def test_tracking_per_partition_is_tracking_the_whole_table(lineage, sizes, tmp_path):
-    table = _from_truth(lineage, drop=0.05, jitter=0.3, seed=2)
-    table = table[table["t"] != 7]  # a time point without nuclei
+def test_tracking_per_partition_is_tracking_the_whole_table(lineage, sizes, late, tmp_path):
+    if late:
+        table = _late_daughters(lineage)
+    else:
+        table = _from_truth(lineage, drop=0.05, jitter=0.3, seed=2)
+        table = table[table["t"] != 7]  # a time point without nuclei
     whole, whole_tracks = track(table, times=np.arange(12))
     (tmp_path / "nuclei.parquet").mkdir()
     edges = np.cumsum([0, *sizes])
@@ -140,11 +192,22 @@ def _assert_tracked_as(tmp_path, whole, whole_tracks):
     return got
 
 
+def _futures(task):
+    """How many distributed futures a task of a graph takes."""
+    from distributed import Future
+
+    if isinstance(task, Future):
+        return 1
+    if isinstance(task, tuple | list):
+        return sum(_futures(x) for x in task)
+    return 0
+
+
 class _CountingClient:
     """A distributed client that counts the tasks of each graph submitted to it."""
 
     def __init__(self, client):
-        self.client, self.tasks = client, []
+        self.client, self.tasks, self.futures_in = client, [], []
 
     def compute(self, items, **kwargs):
         listed = items if isinstance(items, list) else [items]
@@ -152,6 +215,7 @@ class _CountingClient:
         for item in listed:
             graph.update(dict(item.__dask_graph__()))
         self.tasks.append(len(graph))
+        self.futures_in.append(sum(_futures(task) for task in graph.values()))
         return self.client.compute(items, **kwargs)
 
     def __getattr__(self, name):
@@ -181,6 +245,10 @@ def test_tracking_in_batches_on_a_client_holds_a_batch_per_graph(lineage, batch,
     n_batches = -(-12 // batch)
     assert len(client.tasks) == 3 * n_batches
     assert max(client.tasks) <= batch + 1
+    # No graph takes a future of the one before (the ids chain hands its open tracks on
+    # through the scratch directory): a chain of futures keeps every task of the chain in
+    # the scheduler's and the worker's state until the last one is released.
+    assert sum(client.futures_in) == 0
 
 
 def test_empty_tables_give_typed_empty_results():

@@ -128,3 +128,33 @@ def test_no_track_writes_no_tracks(series, tmp_path):
     assert not (tmp_path / "out" / "tracks.parquet").exists()
     assert "track_id" not in read_parts(tmp_path / "out" / "nuclei.parquet")
     assert json.loads((tmp_path / "out" / "run.json").read_text())["tracking"] is None
+
+
+def test_track_labels_from_the_command_line(series, tmp_path, capsys):
+    import shutil
+
+    import zarr
+
+    out = tmp_path / "out"
+    shutil.copytree(series / "out", out)
+    assert main(["track", str(out), "--track-labels", "--no-progress"]) == 0
+    capsys.readouterr()
+    nuclei = read_parts(out / "nuclei.parquet")
+    labels = zarr.open_array(out / "labels.zarr" / "0", mode="r")[...]
+    by_track = zarr.open_array(out / "track_labels.zarr" / "0", mode="r")[...]
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[nuclei["nucleus"].to_numpy()] = nuclei["track_id"].to_numpy()
+    np.testing.assert_array_equal(by_track, lut[labels])
+    assert json.loads((out / "run.json").read_text())["tracking"]["track_labels"] is True
+    # Tracked again without the flag: rebuilt from the new tracks, never left stale.
+    assert main(["track", str(out), "--search-radius", "0.5", "--no-progress"]) == 0
+    nuclei = read_parts(out / "nuclei.parquet")
+    lut[nuclei["nucleus"].to_numpy()] = nuclei["track_id"].to_numpy()
+    by_track = zarr.open_array(out / "track_labels.zarr" / "0", mode="r")[...]
+    np.testing.assert_array_equal(by_track, lut[labels])
+    # Without tracks there is nothing to label by: one sentence naming the flag.
+    code = main(["segment", str(series / "s.ome.zarr"), "-o", str(tmp_path / "none"),
+                 "--no-track", "--track-labels", "--workers", "1", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--track-labels needs tracks" in err and "Traceback" not in err
+    assert not (tmp_path / "none").exists()

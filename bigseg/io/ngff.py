@@ -510,6 +510,62 @@ def write_labels(
     )
 
 
+def create_labels_like(
+    like: str | os.PathLike, path: str | os.PathLike, *, dtype: Any, overwrite: bool = False
+) -> None:
+    """Create an empty label image with the levels, chunks and metadata of another one.
+
+    The new group declares the same ``multiscales`` (axes, levels, scale and
+    translation) and ``image-label`` source as ``like``, without its label listing
+    (colours and properties describe ``like``'s labels); its arrays have the shapes,
+    chunks and dimension names of ``like``'s levels and the dtype ``dtype``.  The caller
+    writes level 0, then builds the coarser levels with :func:`pyramid_levels`.
+
+    Parameters
+    ----------
+    like : path-like
+        An OME-Zarr 0.5 label image (:func:`write_labels`).
+    path : path-like
+        Where to create it (see :func:`write_labels` for ``overwrite``).
+    dtype : numpy dtype
+        An integer dtype.
+    """
+    import zarr
+
+    if np.dtype(dtype).kind not in "iu":
+        raise InputError(f"Labels must have an integer dtype (NGFF label images do), not {dtype}.")
+    _check_target(path, overwrite)
+    source = os.fspath(like)
+    meta = os.path.join(source, "zarr.json")
+    if "://" not in source and os.path.isfile(meta):  # not parsed into a group with its listing
+        with open(meta, encoding="utf-8") as f:
+            attributes = json.load(f)["attributes"]
+    else:
+        attributes = dict(zarr.open_group(source, mode="r").attrs)
+    ome = attributes["ome"]
+    listing = {"colors", "properties"}
+    image_label = {k: v for k, v in ome.get("image-label", {}).items() if k not in listing}
+    group = zarr.open_group(os.fspath(path), mode="w", zarr_format=3)
+    for dataset in ome["multiscales"][0]["datasets"]:
+        level = zarr.open_array(_join_path(source, dataset["path"]), mode="r")
+        group.create_array(
+            dataset["path"],
+            shape=level.shape,
+            chunks=level.chunks,
+            dtype=np.dtype(dtype),
+            compressors=_compressor(labels=True),
+            fill_value=0,
+            dimension_names=level.metadata.dimension_names,
+        )
+    extra = {k: v for k, v in attributes.items() if k != "ome"}  # bigseg's source
+    new_ome = {**ome, "image-label": {**image_label, "version": ome.get("version", "0.5")}}
+    _set_group_attributes(group, path, {"ome": new_ome, **extra})
+
+
+def _join_path(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}" if "://" in base else os.path.join(base, name)
+
+
 def _check_target(path: str | os.PathLike, overwrite: bool) -> None:
     """Refuse to write over an existing local path, unless it is a Zarr store and ``overwrite``."""
     target = os.fspath(path)

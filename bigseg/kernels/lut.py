@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["apply_lut", "lookup_tables"]
+__all__ = ["apply_lut", "lookup_tables", "map_ids"]
 
 
 def lookup_tables(
@@ -78,4 +78,45 @@ def apply_lut(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
             if top >= table.size:  # labels of regions dropped after measuring map to 0
                 table = np.concatenate([table, np.zeros(top + 1 - table.size, table.dtype)])
             out[t, z] = table[plane]
+    return out
+
+
+def map_ids(block: np.ndarray, ids: np.ndarray, values: np.ndarray, dtype: Any) -> np.ndarray:
+    """Map the ids of a label block to ``values`` (``ids[i] -> values[i]``), plane by plane.
+
+    Ids not in ``ids`` (and 0, the background) map to 0.  The table spans the ids
+    given, from the smallest to the largest (bigseg numbers nuclei by time point, so a
+    block's nuclei are about a range of ids), not every id up to the largest.
+
+    Parameters
+    ----------
+    block : int array
+        Labels, any shape.
+    ids : (n,) int array
+        The ids to map, without repeats.
+    values : (n,) int array
+        What each maps to.
+    dtype : numpy dtype
+        dtype of the result.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``block``'s shape, ``dtype``.
+    """
+    ids = np.asarray(ids, np.int64)
+    out = np.zeros(block.shape, dtype)
+    ids_ok = ids > 0
+    if block.size == 0 or not ids_ok.any():
+        return out
+    ids, values = ids[ids_ok], np.asarray(values)[ids_ok]
+    low, high = int(ids.min()), int(ids.max())
+    table = np.zeros(high - low + 1, dtype)
+    table[ids - low] = values
+    planes = block.reshape(-1, *block.shape[-2:]) if block.ndim >= 2 else block.reshape(1, 1, -1)
+    mapped = out.reshape(planes.shape)
+    for k, plane in enumerate(planes):
+        index = plane.astype(np.int64) - low
+        inside = (index >= 0) & (index <= high - low)
+        mapped[k][inside] = table[index[inside]]
     return out

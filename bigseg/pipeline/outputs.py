@@ -29,6 +29,7 @@ OUTPUT_FILES = (
     "detections.parquet",
     "tracks.parquet",
     "labels.zarr",
+    "track_labels.zarr",
     "run.json",
 )
 
@@ -77,7 +78,7 @@ def _owned(parts: list[str], is_dir: bool) -> bool:
     top, rest = parts[0], parts[1:]
     if top not in OUTPUT_FILES:
         return not rest and not is_dir and bool(FIGURE.fullmatch(top))
-    if top == "labels.zarr":
+    if top.endswith(".zarr"):  # labels.zarr, track_labels.zarr
         return (is_dir or bool(rest)) and _tree_owned(rest, is_dir, _ZARR_DIR, _ZARR_FILE)
     if top.endswith(".parquet"):  # one file, or a partitioned dataset
         return _tree_owned(rest, is_dir, _PARQUET_DIR, _PARQUET_FILE)

@@ -407,6 +407,13 @@ def small_nuclei(work: Any, n_nuclei: int) -> pd.DataFrame | None:
     return nuclei
 
 
+def part_times_of(stack: xr.DataArray, t_chunks: tuple) -> list[list[int]]:
+    """Return the time points (as the tables number them) of each part: each t-chunk's."""
+    t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
+    edges = np.cumsum((0, *t_chunks))
+    return [[int(v) for v in t_values[a:b]] for a, b in zip(edges[:-1], edges[1:])]
+
+
 def track_pass(
     stack: xr.DataArray,
     t_chunks: tuple,
@@ -421,14 +428,11 @@ def track_pass(
     ``nuclei.parquet`` gains ``track_id`` and ``parent_track_id``; ``tracks.parquet`` is
     written beside it.  Returns the counts.
     """
-    t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
-    edges = np.cumsum((0, *t_chunks))
-    part_times = [t_values[a:b] for a, b in zip(edges[:-1], edges[1:])]
     counts = track_parts(
         work / "nuclei.parquet",
         work / "tracks.parquet",
         work,
-        part_times,
+        part_times_of(stack, t_chunks),
         sink,
         params=params,
         frame_interval_s=frame_interval_s,

@@ -3,9 +3,10 @@
 ``retrack(OUT)`` copies ``OUT/nuclei.parquet`` into a hidden scratch directory beside
 the output (``.OUT.track-partial``), tracks the copy there on the workers
 (:mod:`bigseg.pipeline.tracking`), writes the new ``tracks.parquet`` (and
-``nuclei.csv`` when the output has one) and an updated ``run.json`` beside it, and only
-then moves each table into place, one rename each, ``run.json`` last: a table is never
-half-written, and an interrupted re-tracking leaves the earlier tables.  Only tables
+``nuclei.csv`` when the output has one; ``track_labels.zarr`` when it has one or when
+asked, :mod:`bigseg.pipeline.track_labels`) and an updated ``run.json`` beside it, and
+only then moves each table into place, one rename each, ``run.json`` last: a table is
+never half-written, and an interrupted re-tracking leaves the earlier tables.  Only tables
 that bigseg wrote are replaced, and only in an output whose ``run.json`` bigseg wrote.
 """
 
@@ -27,12 +28,13 @@ from .outputs import foreign_entries, is_run_record, local_entries
 from .partitions import CSV_FLOAT_FORMAT, _part_files, read_parts
 from .runner import tracking_record
 from .sink import Sink
+from .track_labels import TRACK_LABELS, write_track_labels
 from .tracking import track_parts
 
 __all__ = ["retrack"]
 
-#: The tables re-tracking replaces.
-REPLACED = ("nuclei.parquet", "tracks.parquet", "nuclei.csv")
+#: The tables (and the labels by track id) re-tracking replaces.
+REPLACED = ("nuclei.parquet", "tracks.parquet", "nuclei.csv", TRACK_LABELS)
 
 
 def scratch_of(out: Path) -> Path:
@@ -48,6 +50,7 @@ def retrack(
     client: Any = None,
     progress: bool = False,
     command: Sequence[str] | None = None,
+    track_labels: bool | None = None,
 ) -> dict:
     """Track the nuclei of a finished output again (in place, table by table).
 
@@ -65,6 +68,10 @@ def retrack(
         Show progress bars.
     command : sequence of str, optional
         The command line, recorded in ``run.json``.
+    track_labels : bool, optional
+        Write ``track_labels.zarr`` (the labels by the new track ids).  By default
+        (None) when the output has one: its ids would be stale otherwise; False
+        removes it.
 
     Returns
     -------
@@ -125,12 +132,23 @@ def retrack(
             params=params,
             frame_interval_s=frame_interval,
         )
+        if track_labels is None:
+            track_labels = (out / TRACK_LABELS).exists()
+        if track_labels:
+            write_track_labels(
+                out / "labels.zarr",
+                work / "nuclei.parquet",
+                part_times,
+                work / TRACK_LABELS,
+                Sink(client, progress),
+            )
         if (out / "nuclei.csv").exists():
             nuclei = read_parts(work / "nuclei.parquet")
             nuclei.to_csv(work / "nuclei.csv", index=False, float_format=CSV_FLOAT_FORMAT)
         entry = tracking_record(
             params, counts, (frame_interval, source if frame_interval else None)
         )
+        entry["track_labels"] = bool(track_labels)
         entry["retracked"] = {
             "command": None if command is None else [str(a) for a in command],
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -141,11 +159,13 @@ def retrack(
         old = work / "old"
         old.mkdir()
         for name in REPLACED:
-            if not (work / name).exists():
+            stale = name == TRACK_LABELS and not track_labels  # ids of the earlier tracks
+            if not (work / name).exists() and not stale:
                 continue
             if (out / name).exists():
                 (out / name).rename(old / name)
-            (work / name).rename(out / name)
+            if not stale:
+                (work / name).rename(out / name)
         os.replace(work / "run.json", out / "run.json")
     finally:
         _remove_scratch(work)
@@ -169,7 +189,7 @@ def _part_times(record: dict, times: list[int], n_parts: int, out: Path) -> list
 
 
 #: What a re-tracking's scratch directory may hold (all of it bigseg's).
-_SCRATCH = {"nuclei.parquet", "tracks.parquet", "nuclei.csv", "run.json", "tracking", "old"}
+_SCRATCH = {*REPLACED, "run.json", "tracking", "old"}
 
 
 def _remove_scratch(work: Path) -> None:

@@ -45,6 +45,7 @@ from .layout import LINKED
 from .partitions import SMALL_DETECTIONS, lazy_parts, read_parts
 from .passes import (
     link_pass,
+    part_times_of,
     relabel_pass,
     segment_pass,
     small_nuclei,
@@ -57,6 +58,7 @@ from .record import cluster_settings, run_record, stitching_record, throughput, 
 from .safety import output_errors
 from .scratch import PLANES, finalise, fingerprint, open_scratch, remote_scratch
 from .sink import Sink
+from .track_labels import TRACK_LABELS, write_track_labels
 
 __all__ = ["Result", "run"]
 
@@ -98,6 +100,13 @@ class Result:
         """Path of ``labels.zarr``, when written."""
         return None if self.output is None else self.output / "labels.zarr"
 
+    @property
+    def track_labels_path(self) -> Path | None:
+        """Path of ``track_labels.zarr`` (the labels by track id), when written."""
+        if self.output is None or not (self.record.get("tracking") or {}).get("track_labels"):
+            return None
+        return self.output / TRACK_LABELS
+
 
 def run(
     source: str | os.PathLike | xr.DataArray,
@@ -116,6 +125,7 @@ def run(
     command: Sequence[str] | None = None,
     track: bool | TrackParams | None = None,
     frame_interval: float | None = None,
+    track_labels: bool = False,
 ) -> Result:
     """Segment a stack end to end and write the tables and the label volume.
 
@@ -161,6 +171,10 @@ def run(
         Seconds between time points, for speeds in µm/min; by default from the
         input's metadata (ImageJ ``finterval``, OME ``TimeIncrement``, OME-Zarr ``t``
         scale), when it has one.
+    track_labels : bool
+        Also write ``track_labels.zarr``: the label volume by track id (an NGFF label
+        image with the pyramid, beside ``labels.zarr``, which keeps the nucleus ids;
+        :mod:`bigseg.pipeline.track_labels`).  Needs tracking.
 
     Returns
     -------
@@ -176,6 +190,11 @@ def run(
     remote = isinstance(out, objstore.Remote)
     check_output(out, source_name, overwrite, resume=resume)
     tracking = _tracking(track, as_4d(stack).sizes["t"])
+    if track_labels and tracking is None:
+        raise InputError(
+            "track_labels=True needs tracks: a series of more than one time point, with "
+            "tracking on."
+        )
     interval = _frame_interval(frame_interval, stack)
     sc = scale_of(stack)
     px = params.in_pixels(sc, scale_source=stack.attrs.get("scale_source", "array"))
@@ -239,6 +258,17 @@ def run(
             objstore.rmtree(work / LINKED)
         timings["labels"] = time.perf_counter() - t0
 
+        if track_labels:
+            t0 = time.perf_counter()
+            write_track_labels(
+                work / "labels.zarr",
+                work / "nuclei.parquet",
+                part_times_of(stack, t_chunks),
+                work / TRACK_LABELS,
+                sink,
+            )
+            timings["track_labels"] = time.perf_counter() - t0
+
         timings["total"] = time.perf_counter() - started
         record = run_record(
             stack, source_name, params, px, thresholds, n_nuclei, n_detections, timings
@@ -256,6 +286,8 @@ def run(
             "chunks": [list(c) for c in stack.data.chunks],
         }
         record["tracking"] = tracking_record(tracking, tracked, interval)
+        if record["tracking"] is not None:
+            record["tracking"]["track_labels"] = bool(track_labels)
         throughput(record, scratch.blocks_total, scratch.blocks_reused, timings["total"])
         write_record(record, work / "run.json")
         if not remote:  # on object stores run.json, written last, marks completion

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import dask
 import numpy as np
 
-__all__ = ["BLOCKS_PER_THREAD", "IN_FLIGHT", "Sink", "block_boxes", "compute", "culled"]
+__all__ = [
+    "BLOCKS_PER_THREAD",
+    "IN_FLIGHT",
+    "LOCAL_CLUSTER_CONFIG",
+    "Sink",
+    "block_boxes",
+    "compute",
+    "culled",
+]
 
 #: Batches submitted to a distributed client at once: the next one is queued while one
 #: runs, so the workers never wait for the client between batches.
@@ -25,6 +33,20 @@ IN_FLIGHT = 2
 #: A batch holds at least this many blocks per thread of the cluster, so that a large
 #: cluster is kept busy by one batch.
 BLOCKS_PER_THREAD = 8
+
+#: dask settings of the local clusters bigseg starts (``dask.config.set`` around them; a
+#: nanny hands them on to its worker process).  Workers never pause: bigseg's tasks fit
+#: the planned budget and hold nothing to spill, so a worker paused by memory its
+#: allocator keeps would wait forever (above 95 % of its limit the nanny restarts it).
+#: No statistical profiler: it samples each worker's stack every 10 ms and keeps one
+#: profile per second for the last 1 000 s (``distributed.admin.low-level-log-length``),
+#: plus the source lines it names -- a worker's memory then grows with the run's
+#: duration for a quarter of an hour (tracking 300 time points of 20 000 nuclei: +40 MiB
+#: of Python objects per worker, ``bench/tracking.py``).
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.memory.pause": False,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
@@ -70,13 +92,16 @@ class Sink:
         threads = sum(self.client.nthreads().values())
         return max(int(minimum), BLOCKS_PER_THREAD * int(threads))
 
-    def batches(self, batches: Iterable[tuple], label: str) -> Iterator[tuple]:
+    def batches(
+        self, batches: Iterable[tuple], label: str, *, in_flight: int = IN_FLIGHT
+    ) -> Iterator[tuple]:
         """Compute each batch (a tuple of delayed objects) in turn; yield their results in order.
 
         ``batches`` is consumed lazily: a generator builds each batch's graph only when
         it is submitted.  On a distributed client without a progress display,
-        :data:`IN_FLIGHT` batches are submitted at once; each batch's futures are
-        released as soon as its results are gathered.
+        ``in_flight`` batches are submitted at once (1: each batch once the one before
+        has finished, for batches that read what the one before wrote); each batch's
+        futures are released as soon as its results are gathered.
         """
         if self.client is None or self.progress:
             for items in batches:
@@ -85,43 +110,10 @@ class Sink:
         pending: deque = deque()
         for items in batches:
             pending.append(self.client.compute(list(items), optimize_graph=False))
-            if len(pending) >= IN_FLIGHT:
+            if len(pending) >= in_flight:
                 yield tuple(self.client.gather(pending.popleft()))
         while pending:
             yield tuple(self.client.gather(pending.popleft()))
-
-    def chain(self, steps: Iterable[Callable[[Any], Any]], label: str) -> Any:
-        """Compute a chain of steps, each built from the result of the one before; return the last.
-
-        Each step is a callable that takes the previous step's result (None for the
-        first) and returns one delayed object, whose graph holds that step only.  On a
-        distributed client the results stay on the workers: a step is given the
-        previous step's future (dask passes its value worker to worker), the next step
-        is submitted while one runs, at most :data:`IN_FLIGHT` at once, and only the
-        last step's result is gathered.  Without a client each step is computed in
-        turn.
-        """
-        if self.client is None:
-            value = None
-            for step in steps:
-                (value,) = compute((step(value),), None, self.progress, label)
-            return value
-        from distributed import wait
-
-        pending: deque = deque()
-        previous = None
-        for step in steps:
-            previous = self.client.compute(step(previous), optimize_graph=False)
-            if self.progress:
-                show = self.progress if callable(self.progress) else _distributed_progress
-                show([previous])
-            pending.append(previous)
-            if len(pending) >= IN_FLIGHT:
-                done = pending.popleft()
-                wait(done)
-                if done.status == "error":
-                    done.result()  # raises the step's error
-        return None if previous is None else previous.result()
 
 
 def _distributed_progress(futures: Any) -> None:

@@ -10,17 +10,19 @@ list of time points):
    (:func:`bigseg.track.frame_links`; the last pair reads the first time point of the
    next part), stored in ``tracking/frame/``;
 2. **gaps and divisions** (parallel): the links into each part's time points
-   (:func:`bigseg.track.gaps_and_divisions`; reads the two time points before the
-   part), stored in ``tracking/links/``; each part counts the tracks that start in it,
+   (:func:`bigseg.track.links_into`: gaps, divisions, daughters found a time point
+   late; reads the three time points before the part and the one after it), stored
+   in ``tracking/links/``; each part counts the tracks that start in it,
    so that track ids are numbered by the part they start in (offsets from the counts);
 3. **ids** (one short task per part, in order): each task takes the tracks still open
    at the end of the previous part (at most the nuclei of two time points: a gap
-   spans one missing time point) from the task before it -- worker to worker, never
-   through the client -- gives its nuclei ``track_id`` and ``parent_track_id``
+   spans one missing time point) from the task before it -- never through the
+   client -- gives its nuclei ``track_id`` and ``parent_track_id``
    (:func:`bigseg.track.track_ids`, a union-find over the continuing links), writes
    its part of the tracked nuclei table and the rows of the tracks that can no
-   longer continue (``tracks.parquet``, one part per part).  Each batch of this chain
-   is submitted with the future of the batch before (:meth:`bigseg.pipeline.sink.Sink.chain`).
+   longer continue (``tracks.parquet``, one part per part).  A batch of this chain
+   hands its open tracks to the next through the scratch directory
+   (``tracking/open/``), and starts once the batch before has finished.
 
 Memory per task is bounded by the nuclei of a few time points, and the total is
 linear in the number of time points.
@@ -45,7 +47,7 @@ from ..track import (
     empty_links,
     finish_tracks,
     frame_links,
-    gaps_and_divisions,
+    links_into,
     track_ids,
 )
 from . import scratch as _scratch
@@ -131,37 +133,45 @@ def _links_part(
     i: int,
     part_times: list[int],
     earlier: list[tuple[int, int]],
+    later: tuple[int, int] | None,
     params: TrackParams,
 ) -> pd.DataFrame:
     """Links into the time points of part ``i``: frame links, gaps, divisions.
 
-    ``earlier`` names the (part, time) of the (at most two) time points before the part.
+    ``earlier`` names the (part, time) of the (at most three) time points before the
+    part, ``later`` the one after it (None at the end of the run):
+    :func:`bigseg.track.links_into` reads from ``s - 3`` to ``s + 1``.
     """
     nuclei = _read_nuclei(nuclei_dir, i)
     frames = dict(_by_time(nuclei, part_times))
-    frame = _read_links(_join(work, "frame"), i)
-    frame_sets = [frame]
+    frame_sets = [_read_links(_join(work, "frame"), i)]
     for part in sorted({p for p, _ in earlier}):
         t_of = [t for p, t in earlier if p == part]
         frames.update(_by_time(_read_nuclei(nuclei_dir, part, t_of), t_of))
         frame_sets.append(_read_links(_join(work, "frame"), part))
+    if later is not None:
+        frames[later[1]] = _read_nuclei(nuclei_dir, later[0], [later[1]])
     frame = pd.concat(frame_sets, ignore_index=True)
     by_source_t = dict(iter(frame.groupby("t_source", sort=False)))
-    sequence = [t for _, t in earlier] + list(part_times)
+    sequence = [t for _, t in earlier] + list(part_times) + ([] if later is None else [later[1]])
     empty_nuclei = nuclei.iloc[:0]
+
+    def nuclei_at(k: int) -> pd.DataFrame:
+        return frames[sequence[k]] if 0 <= k < len(sequence) else empty_nuclei
+
+    def links_from(k: int) -> pd.DataFrame:
+        if not 0 <= k < len(sequence) - 1:
+            return empty_links()
+        return by_source_t.get(sequence[k], empty_links())
+
     out = [empty_links()]
-    for k in range(len(earlier), len(sequence)):
+    for k in range(len(earlier), len(earlier) + len(part_times)):
         if k == 0:
             continue
-        s, p = sequence[k], sequence[k - 1]
-        b = sequence[k - 2] if k >= 2 else None
         out.append(
-            gaps_and_divisions(
-                empty_nuclei if b is None else frames[b],
-                frames[p],
-                frames[s],
-                by_source_t.get(b, empty_links()) if b is not None else empty_links(),
-                by_source_t.get(p, empty_links()),
+            links_into(
+                [nuclei_at(k + d) for d in (-3, -2, -1, 0, 1)],
+                [links_from(k + d) for d in (-3, -2, -1, 0)],
                 params=params,
             )
         )
@@ -274,8 +284,16 @@ def _concat(*tables: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
-def _count_rows(carry: pd.DataFrame) -> pd.DataFrame:
+def _store_open(carry: pd.DataFrame, folder: str, i: int, store: bool) -> pd.DataFrame:
+    """Store the tracks open after part ``i`` for the next batch (when ``store``); count them."""
+    if store:
+        _write(carry, _join(folder, part_name(i)))
     return pd.DataFrame({"open": [len(carry)]}, dtype="int64")
+
+
+def _read_open(folder: str, i: int) -> pd.DataFrame:
+    """Read the tracks open after part ``i`` (:func:`_store_open`)."""
+    return pd.read_parquet(_join(folder, part_name(i))).astype(_OPEN)
 
 
 def track_parts(
@@ -323,7 +341,8 @@ def track_parts(
     nuclei_dir = os.fspath(nuclei_dir)
     base = _join(os.fspath(work), TRACKING)
     tracks_dir = os.fspath(tracks_dir)
-    for folder in (_join(base, "frame"), _join(base, "links"), tracks_dir):
+    open_dir = _join(base, "open")
+    for folder in (_join(base, "frame"), _join(base, "links"), open_dir, tracks_dir):
         if _exists(folder):  # from an interrupted attempt
             objstore.rmtree(objstore.location(folder))
         _makedirs(folder)
@@ -352,8 +371,10 @@ def track_parts(
         for i in range(a, b):
             p = parts[i]
             k = positions[p[0]] if p else 0
-            earlier = [flat[j] for j in range(max(0, k - 2), k)]
-            jobs.append(linker(base, nuclei_dir, i, p, earlier, params))
+            earlier = [flat[j] for j in range(max(0, k - 3), k)]
+            e = positions[p[-1]] + 1 if p else k
+            later = flat[e] if p and e < len(flat) else None
+            jobs.append(linker(base, nuclei_dir, i, p, earlier, later, params))
         return (gather(*jobs),)
 
     # Batches of parts, each graph built when it is submitted: the client holds one row
@@ -372,28 +393,28 @@ def track_parts(
 
     # The ids pass is a chain, each task taking the open tracks of the one before; each
     # batch of it is one plain graph (a chain of delayed calls would merge its graphs
-    # once per link) whose first task takes the open tracks of the batch before, worker
-    # to worker (Sink.chain).
-    def ids_batch(a: int, b: int) -> Any:
-        def build(previous: Any) -> Delayed:
-            name = f"bigseg-track-ids-{uuid.uuid4().hex}"
-            graph: dict = {}
-            for i in range(a, b):
-                p = parts[i]
-                first = positions[p[0]] if p else 0
-                graph[(name, i)] = (
-                    _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]),
-                    p, first, i == n - 1, frame_interval_s,
-                )  # fmt: skip
-                previous = (name, i)
-            if b < n:
-                return Delayed(previous, graph)
-            graph[(name, "open")] = (_count_rows, previous)
-            return Delayed((name, "open"), graph)
+    # once per link).  Between batches the open tracks go through the scratch directory
+    # (``tracking/open/``), not as a future: a chain of futures keeps every task of the
+    # chain in the scheduler's and the worker's state until its last result is released
+    # (~8 KiB per task, linear in the number of time points), so each batch is computed
+    # once the one before has finished, and then forgotten.
+    def ids_batch(a: int, b: int) -> tuple:
+        name = f"bigseg-track-ids-{uuid.uuid4().hex}"
+        graph: dict = {}
+        previous: Any = None if a == 0 else (_read_open, open_dir, a - 1)
+        for i in range(a, b):
+            p = parts[i]
+            first = positions[p[0]] if p else 0
+            graph[(name, i)] = (
+                _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]),
+                p, first, i == n - 1, frame_interval_s,
+            )  # fmt: skip
+            previous = (name, i)
+        graph[(name, "open")] = (_store_open, previous, open_dir, b - 1, b < n)
+        return (Delayed((name, "open"), graph),)
 
-        return build
-
-    sink.chain((ids_batch(a, b) for a, b in ranges), "track ids")
+    for _ in sink.batches((ids_batch(a, b) for a, b in ranges), "track ids", in_flight=1):
+        pass
     return {
         "tracks": int(totals[0]),
         "links": int(totals[1]),
