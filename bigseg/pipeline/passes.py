@@ -257,28 +257,42 @@ def relabel_pass(
     import zarr
 
     array = zarr.open_array(os.fspath(work / "labels.zarr" / "0"), mode="r+")
+
+    def relabelled(c0: int, c1: int, t0: int, t1: int) -> da.Array:
+        return relabel_partitioned(
+            time_points(four, t0, t1).data.rechunk((planes.chunks[0][c0:c1], *planes.chunks[1:])),
+            partial(_batch_rows, rows_of, c0, t0),
+            offsets[c0:c1],
+            np.uint32,
+        )
+
+    store_by_t(array, batches, relabelled, sink, "labels")
+    pyramid_pass(work / "labels.zarr", sink)
+
+
+def store_by_t(
+    array: Any,
+    batches: list[tuple],
+    build: Callable[[int, int, int, int], da.Array],
+    sink: Sink,
+    label: str,
+) -> None:
+    """Write a Zarr ``array`` in batches of time points, each computed from its own graph.
+
+    ``batches`` are :func:`bigseg.pipeline.scratch.t_batches`; ``build(c0, c1, t0, t1)``
+    returns the lazy values of t-chunks ``c0:c1`` (time points ``t0:t1``), built from a
+    graph of those time points only.
+    """
     graphs = (
         (
             da.store(
-                relabel_partitioned(
-                    time_points(four, t0, t1).data.rechunk(
-                        (planes.chunks[0][c0:c1], *planes.chunks[1:])
-                    ),
-                    partial(_batch_rows, rows_of, c0, t0),
-                    offsets[c0:c1],
-                    np.uint32,
-                ),
-                array,
-                regions=(slice(t0, t1),),
-                lock=False,
-                compute=False,
+                build(c0, c1, t0, t1), array, regions=(slice(t0, t1),), lock=False, compute=False
             ),
         )
         for c0, c1, t0, t1 in batches
     )
-    for _ in sink.batches(graphs, "labels"):
+    for _ in sink.batches(graphs, label):
         pass
-    pyramid_pass(work / "labels.zarr", sink)
 
 
 def pyramid_pass(path: Any, sink: Sink) -> None:

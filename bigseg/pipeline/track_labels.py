@@ -33,7 +33,7 @@ from ..io.ngff import create_labels_like
 from ..kernels.lut import map_ids
 from . import scratch as _scratch
 from .partitions import _join, part_name
-from .passes import pyramid_pass, time_points
+from .passes import pyramid_pass, store_by_t, time_points
 from .sink import Sink
 
 __all__ = ["TRACK_LABELS", "write_track_labels"]
@@ -86,26 +86,17 @@ def write_track_labels(
     create_labels_like(labels_path, target, dtype=np.uint32, overwrite=True)
     array = zarr.open_array(_join(target, "0"), mode="r+")
     batches = _scratch.t_batches(data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
-    graphs = (
-        (
-            da.store(
-                da.map_blocks(
-                    _track_block,
-                    time_points(template, t0, t1).data,  # a graph of the batch only
-                    rows_of=partial(_track_rows, nuclei_dir, times[t0:t1], part_of[t0:t1]),
-                    dtype=np.uint32,
-                    meta=np.empty((0,) * data.ndim, np.uint32),
-                ),
-                array,
-                regions=(slice(t0, t1),),
-                lock=False,
-                compute=False,
-            ),
+
+    def by_track(c0: int, c1: int, t0: int, t1: int) -> da.Array:
+        return da.map_blocks(
+            _track_block,
+            time_points(template, t0, t1).data,  # a graph of the batch only
+            rows_of=partial(_track_rows, nuclei_dir, times[t0:t1], part_of[t0:t1]),
+            dtype=np.uint32,
+            meta=np.empty((0,) * data.ndim, np.uint32),
         )
-        for _, _, t0, t1 in batches
-    )
-    for _ in sink.batches(graphs, "track labels"):
-        pass
+
+    store_by_t(array, batches, by_track, sink, "track labels")
     pyramid_pass(target, sink)
 
 
