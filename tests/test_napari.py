@@ -191,6 +191,26 @@ def test_widget_runs_in_the_background_and_adds_the_results(
     assert widget._progress.value == 100 and "nuclei in" in widget._status.value
 
 
+def test_the_widget_s_cluster_runs_no_profiler(finished_run, tmp_path):
+    # napari's own process holds the widget's worker: a profiler's history would grow it
+    # with every minute of a run.
+    import threading
+
+    from distributed import Worker
+
+    from bigseg.napari._widget import _run_in_background
+    from bigseg.params import Params
+
+    image, _ = finished_run
+    runs = _run_in_background(image, tmp_path / "out", Params(), threading.Event())
+    assert next(runs)[0] == "dashboard"
+    workers = list(Worker._instances)
+    assert workers and all(
+        not any("profile" in name for name in w.periodic_callbacks) for w in workers
+    )
+    runs.close()
+
+
 def test_widget_run_can_be_cancelled(make_napari_viewer, finished_run, qtbot, tmp_path):
     image, _ = finished_run
     viewer, widget, _, _ = _widget(make_napari_viewer, image)

@@ -388,12 +388,16 @@ def _run_in_background(
 
     Returns the output directory, or None when cancelled before the run started.
     """
+    import dask
     from distributed import Client, LocalCluster, as_completed
+
+    from ..pipeline.sink import LOCAL_CLUSTER_CONFIG
 
     events: queue.Queue = queue.Queue()
     outcome: dict[str, Any] = {}
     threads = max(1, min(4, os.cpu_count() or 1))
     with (
+        dask.config.set(LOCAL_CLUSTER_CONFIG),  # no profiler growing napari's process
         LocalCluster(
             n_workers=1,
             threads_per_worker=threads,
