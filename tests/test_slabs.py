@@ -131,3 +131,23 @@ def test_every_block_of_split_planes_is_segmented_once(series, tmp_path, monkeyp
         result = run(series.chunk(CHUNKS), tmp_path / "out", params=PARAMS, track=False)
     assert result.record["blocks"]["total"] == 27
     assert sorted(calls) == sorted(set(calls)) and len(calls) == 27
+
+
+@pytest.mark.filterwarnings(UNPROVEN)
+def test_split_planes_of_a_series_relabelled_in_batches_equal_whole_planes(
+    series, tmp_path, monkeypatch
+):
+    import bigseg.pipeline.scratch as scratch
+
+    whole = run(series, tmp_path / "whole", params=PARAMS, track=False)
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 9)  # one t-chunk (of 9 blocks) a batch
+    split = run(
+        series.chunk({"t": 1, "z": -1, "y": 50, "x": 50}), tmp_path / "split", params=PARAMS,
+        track=False,
+    )  # fmt: skip
+    assert split.record["stitching"]["blocks"] == 18
+    pd.testing.assert_frame_equal(whole.nuclei, split.nuclei, check_exact=False, rtol=1e-10)
+    np.testing.assert_array_equal(
+        zarr.open_array(tmp_path / "whole" / "labels.zarr" / "0", mode="r")[...],
+        zarr.open_array(tmp_path / "split" / "labels.zarr" / "0", mode="r")[...],
+    )

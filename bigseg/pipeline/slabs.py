@@ -21,7 +21,9 @@ through its slab's nodes and its partition's nucleus ids on the worker
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import itertools
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -70,13 +72,12 @@ def stitch_slabs(
     slabs = scratch.path / SLABS
     slabs.mkdir(exist_ok=True)
     total = StitchCounts()
-    todo = []
+    done = np.zeros((n_t, n_z), bool)
     for t, z in np.ndindex(n_t, n_z):
         marker = _slab_file(slabs, t, z, _COUNTS)
         if os.path.exists(marker):
+            done[t, z] = True
             total += _read_counts(marker)
-        else:
-            todo.append((t, z))
     per_batch = max(1, sink.batch_blocks(BATCH_BLOCKS) // (n_y * n_x))
     task = dask.delayed(
         partial(
@@ -90,8 +91,9 @@ def stitch_slabs(
     )
 
     def batches() -> Iterator[tuple]:
-        for a in range(0, len(todo), per_batch):
-            yield tuple(task(t, z) for t, z in todo[a : a + per_batch])
+        todo = (tz for tz in np.ndindex(n_t, n_z) if not done[tz])
+        while batch := tuple(task(t, z) for t, z in itertools.islice(todo, per_batch)):
+            yield batch
 
     for counts in sink.batches(batches(), "stitch"):
         for row in counts:
@@ -118,12 +120,12 @@ def _stitch_slab(
     slabs = scratch / SLABS
     _write(detections, _slab_file(slabs, t, z, _DETECTIONS))
     _write(stitched.nodes, _slab_file(slabs, t, z, _NODES))
-    counts = stitched.counts()
+    counts = dataclasses.asdict(stitched.counts())
     marker = _slab_file(slabs, t, z, _COUNTS)
     tmp = f"{marker}.tmp-{os.getpid()}"
-    Path(tmp).write_text(json.dumps(counts.__dict__))
+    Path(tmp).write_text(json.dumps(counts))
     os.replace(tmp, marker)
-    return dict(counts.__dict__)
+    return counts
 
 
 def _read_counts(path: str) -> StitchCounts:
