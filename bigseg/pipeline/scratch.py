@@ -52,7 +52,7 @@ from .layout import (
     TRACKING,
     scratch_path,
 )
-from .sink import block_boxes, culled
+from .sink import block_boxes, box_region, culled
 
 
 def check_partial(out: Path, resume: bool) -> None:
@@ -430,11 +430,10 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
             dimension_names=("t", "z", "y", "x"),
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
         )
-        edges = [np.cumsum((0, *c)) for c in source.chunks]
         stores = (
             (da.store(culled(source[region]), array, regions=region, lock=False, compute=False),)
             for region in (
-                tuple(slice(int(e[b.start]), int(e[b.stop])) for e, b in zip(edges, box))
+                box_region(source.chunks, box)
                 for box in block_boxes(source.numblocks, sink.batch_blocks(BATCH_BLOCKS))
             )
         )
@@ -479,7 +478,6 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> None:
         write_labels(core, planes, pyramid=False, create_only=True)  # the empty array only
     (scratch.path / BLOCKS).mkdir(exist_ok=True)
     done = _count_done(scratch, data.numblocks, side_marker, by_block=True)
-    edges = [np.cumsum((0, *c)) for c in data.chunks]
 
     def parts() -> Iterator[tuple]:
         # Boxes of blocks, each computed from a graph of its own blocks (culled): a
@@ -487,7 +485,7 @@ def stitched_blocks(core: Any, side: Any, scratch: Scratch, sink: Any) -> None:
         for box in block_boxes(data.numblocks, sink.batch_blocks(BATCH_BLOCKS)):
             if done[box].all():
                 continue
-            region = tuple(slice(int(e[b.start]), int(e[b.stop])) for e, b in zip(edges, box))
+            region = box_region(data.chunks, box)
             first = tuple(b.start for b in box)
             start = tuple(r.start for r in region)
             # Unoptimised: fusing would rename the segment tasks that labels and records share.

@@ -22,6 +22,7 @@ __all__ = [
     "LOCAL_CLUSTER_CONFIG",
     "Sink",
     "block_boxes",
+    "box_region",
     "compute",
     "culled",
 ]
@@ -145,6 +146,12 @@ def block_boxes(numblocks: tuple[int, ...], size: int) -> list[tuple[slice, ...]
         for lead in np.ndindex(*numblocks[: k - 1])
         for a in range(0, int(numblocks[k - 1]), step)
     ]
+
+
+def box_region(chunks: tuple[tuple[int, ...], ...], box: tuple[slice, ...]) -> tuple[slice, ...]:
+    """Return the voxels of a box of blocks of ``chunks`` (:func:`block_boxes`)."""
+    edges = [np.cumsum((0, *c)) for c in chunks]
+    return tuple(slice(int(e[b.start]), int(e[b.stop])) for e, b in zip(edges, box))
 
 
 def culled(data: Any) -> Any:
