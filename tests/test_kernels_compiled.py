@@ -151,3 +151,71 @@ def test_small_local_workers_run_without_the_compiled_kernels(limit, small):
     from bigseg.cli import _small_workers
 
     assert _small_workers(limit) is small
+
+
+# --- the floor's histogram ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.float32, np.float64, np.uint16, np.uint8, np.int32, np.int64, np.uint64]
+)
+@pytest.mark.parametrize(("low", "width", "nbins"), [(0.0, 1.0, 65536), (-3.5, 0.37, 1000)])
+def test_linear_histogram_is_numpy(dtype, low, width, nbins):
+    from bigseg.kernels import threshold
+
+    rng = np.random.default_rng(nbins)
+    values = rng.normal(50, 400, (5, 33, 47))
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        values = np.clip(values, max(info.min, -(2**40)), min(info.max, 2**40))
+    values = values.astype(dtype)
+    got = threshold.linear_histogram(values, low=low, width=width, nbins=nbins)
+    expected = threshold._linear_histogram(values, low=low, width=width, nbins=nbins)
+    assert got.dtype == np.int64 and got.shape == (nbins,)
+    assert got.sum() == values.size
+    np.testing.assert_array_equal(got, expected)
+    # A view that is not contiguous counts the same.
+    view = values[:, ::2, 1:]
+    np.testing.assert_array_equal(
+        threshold.linear_histogram(view, low=low, width=width, nbins=nbins),
+        threshold._linear_histogram(view, low=low, width=width, nbins=nbins),
+    )
+
+
+def test_linear_histogram_edge_values_are_numpy():
+    from bigseg.kernels import threshold
+
+    values = np.array(
+        [np.nan, np.inf, -np.inf, -1.0, 0.0, 0.5, 1.0, 9.999999, 10.0, 10.5, 11.0, 1e300, -0.0],
+        np.float64,
+    )
+    for low, width, nbins in [(0.0, 1.0, 11), (0.0, 0.0, 4), (1.0, 1e-310, 3), (-1e308, 1e308, 5)]:
+        for dtype in (np.float64, np.float32):
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = values.astype(dtype)  # 1e300 is inf as float32
+                expected = threshold._linear_histogram(v, low=low, width=width, nbins=nbins)
+            got = threshold.linear_histogram(v, low=low, width=width, nbins=nbins)
+            np.testing.assert_array_equal(got, expected)
+    assert threshold.linear_histogram(
+        np.zeros(0, np.float32), low=0, width=1, nbins=3
+    ).tolist() == [
+        0,
+        0,
+        0,
+    ]
+
+
+def test_linear_histogram_turned_off_is_the_same(monkeypatch):
+    from bigseg.kernels import threshold
+
+    values = np.random.default_rng(5).random((4, 30, 30), dtype=np.float32) * 70000
+    compiled = threshold.linear_histogram(values, low=0.0, width=1.0, nbins=65536)
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+    calls = []
+    real = threshold._linear_histogram
+    monkeypatch.setattr(
+        threshold, "_linear_histogram", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    plain = threshold.linear_histogram(values, low=0.0, width=1.0, nbins=65536)
+    assert calls
+    np.testing.assert_array_equal(plain, compiled)

@@ -1,6 +1,7 @@
 """Compiled loops of the kernels (numba, ``nogil``, cached on disk).
 
-Imported on first use by the kernels that need them (:func:`bigseg.kernels.filters.box_extreme`),
+Imported on first use by the kernels that need them (:func:`bigseg.kernels.filters.box_extreme`,
+:func:`bigseg.kernels.threshold.linear_histogram`),
 so that a run which never calls them never loads numba (about 0.5 s and 100 MiB per process,
 and 0.5 s more to read the first cached function).  Each loop gives the values of the NumPy /
 SciPy code it replaces, bit for bit (``tests/test_kernels_compiled.py``).
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["box_extreme_axis", "box_extreme_last"]
+__all__ = ["box_extreme_axis", "box_extreme_last", "linear_counts"]
 
 #: Columns of the lines filtered together along an axis (a small buffer per block).
 _COLUMNS = 512
@@ -126,3 +127,22 @@ def box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - 
             for i in range(hi - lo):
                 o[i] = min(h[i], g[i + w - 1])
     return True
+
+
+@njit(nogil=True, cache=True)
+def linear_counts(values, low, width, counts):  # pragma: no cover - compiled
+    """Add to ``counts`` the bins of ``values`` (1D) from ``low`` by ``width``, outliers at ends.
+
+    The bin of each value is NumPy's ``clip(nan_to_num((float64(v) - low) / width, nan=0),
+    0, nbins - 1).astype(int64)``: NaN in the first bin, below ``low`` in the first, above
+    the range (infinities too) in the last; one read of ``values``, no temporary arrays.
+    """
+    top = counts.size - 1
+    for i in range(values.size):
+        s = (np.float64(values[i]) - low) / width
+        if s >= top:
+            counts[top] += 1
+        elif s > 0:
+            counts[int(s)] += 1
+        else:  # at or below 0, or NaN
+            counts[0] += 1

@@ -96,9 +96,25 @@ LINEAR_BINS = 65536
 
 
 def linear_histogram(values: np.ndarray, *, low: float, width: float, nbins: int) -> np.ndarray:
-    """Count ``values`` in ``nbins`` bins of ``width`` from ``low`` (int64), outliers at ends."""
+    """Count ``values`` in ``nbins`` bins of ``width`` from ``low`` (int64), outliers at ends.
+
+    NaN counts in the first bin.  With the compiled kernels
+    (:func:`bigseg.kernels.filters.compiled_kernels`) one compiled read of ``values``
+    (:func:`bigseg.kernels._compiled.linear_counts`), else NumPy: the same counts.
+    """
     if values.size == 0:
         return np.zeros(nbins, np.int64)
+    if (values.dtype.kind in "iu" or values.dtype in (np.float32, np.float64)) and _compiled():
+        from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+        counts = np.zeros(nbins, np.int64)
+        compiled.linear_counts(values.reshape(-1), float(low), max(float(width), 1e-300), counts)
+        return counts
+    return _linear_histogram(values, low=low, width=width, nbins=nbins)
+
+
+def _linear_histogram(values: np.ndarray, *, low: float, width: float, nbins: int) -> np.ndarray:
+    """:func:`linear_histogram` in NumPy (six passes over float64 and int64 copies)."""
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf: reported by the pipeline
         scaled = (values.astype(np.float64, copy=False) - low) / max(width, 1e-300)
         index = np.clip(np.nan_to_num(scaled, nan=0.0), 0, nbins - 1).astype(np.int64)
@@ -136,6 +152,12 @@ def _floor_above(counts: np.ndarray, low: float, width: float) -> float:
     log_counts = np.bincount(index, weights=counts[nonzero], minlength=LOG_BINS).astype(np.int64)
     log_floor = log_otsu_from_counts(log_counts, offset=0.0, log_max=log_max)
     return float(low + scale * log_floor)
+
+
+def _compiled() -> bool:
+    from .filters import compiled_kernels
+
+    return compiled_kernels()
 
 
 #: The scale of :func:`floor_above_background`'s logarithm, in medians of the signal.
