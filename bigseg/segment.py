@@ -232,19 +232,54 @@ def segment(
         )
     else:
         source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)
-        labels = da.map_blocks(
-            m.kernel,
-            source,
-            per_t(thresholds, source.chunks[0]),
-            m.pixels(px),
-            dtype=LABEL_DTYPE,
-            meta=np.empty((0, 0, 0, 0), LABEL_DTYPE),
-        )
+        labels = _plane_labels(source, thresholds, m.pixels(px), m.kernel)
+    out = _labels_like(labels, four, stack, params)
+    return out if "t" in stack.dims else out.isel(t=0)
+
+
+def segment_signal_of(
+    stack: xr.DataArray,
+    signal: da.Array,
+    *,
+    params: Params,
+    threshold: np.ndarray,
+) -> xr.DataArray:
+    """:func:`segment` of a stack of whole planes from its method's signal computed before.
+
+    ``signal`` is :attr:`bigseg.methods.Method.signal` of ``stack`` as 4D ``(t, z, y,
+    x)``, chunked like it (a run keeps it from its threshold pass); the method's pre-pass
+    reads it (:attr:`~bigseg.methods.Method.prepass_of_signal`) instead of computing it
+    again: the same labels, as 4D ``(t, z, y, x)``.  ``threshold``: one per time point.
+    """
+    m = methods.get(params.preset)
+    scale = scale_of(stack)
+    px = params.in_pixels(scale, scale_source=stack.attrs.get("scale_source", "array"))
+    four = as_4d(stack)
+    thresholds = _threshold_array(four, stack, threshold, params)
+    source, _ = m.prepass_of_signal(signal, four.data, thresholds, params, scale)
+    return _labels_like(
+        _plane_labels(source, thresholds, m.pixels(px), m.kernel), four, stack, params
+    )
+
+
+def _plane_labels(source: da.Array, thresholds: da.Array, px: PixelParams, kernel) -> da.Array:
+    """Return the kernel's plane labels of every block of whole planes of ``source`` (lazy)."""
+    return da.map_blocks(
+        kernel,
+        source,
+        per_t(thresholds, source.chunks[0]),
+        px,
+        dtype=LABEL_DTYPE,
+        meta=np.empty((0, 0, 0, 0), LABEL_DTYPE),
+    )
+
+
+def _labels_like(labels: da.Array, four: xr.DataArray, stack: xr.DataArray, params: Params):
     out = xr.DataArray(
         labels, dims=four.dims, coords=four.coords, attrs=dict(stack.attrs), name="labels"
     )
     out.attrs["params"] = params.to_dict()
-    return out if "t" in stack.dims else out.isel(t=0)
+    return out
 
 
 def _threshold_array(

@@ -117,6 +117,18 @@ class Method:
         ``statistic_by_t(dtype) -> bool``: whether, for data of this dtype, each time
         point's statistic depends on that time point's data alone (then a long series
         is computed in batches of time points, each from its own data).
+    signal : callable, optional
+        ``signal(data, params, scale) -> dask array``: what both the statistic and the
+        pre-pass compute from the stack first (the default method's smoothed signal above
+        the background), chunked like ``data``, every voxel the whole array's.  Given
+        (with :attr:`statistic_of_signal` and :attr:`prepass_of_signal`), a run computes
+        it once and keeps it in its scratch directory for both passes.
+    statistic_of_signal : callable, optional
+        ``statistic_of_signal(signal, data) -> dask array``: :attr:`statistic`'s values
+        (shape ``(t,)``) from :attr:`signal`'s.
+    prepass_of_signal : callable, optional
+        ``prepass_of_signal(signal, data, thresholds, params, scale) -> (source, image)``:
+        :attr:`prepass`'s result from :attr:`signal`'s.
     """
 
     name: str
@@ -133,6 +145,9 @@ class Method:
     drop_fragments: bool = False
     preset: Mapping[str, Any] = field(default_factory=dict)
     statistic_by_t: Callable[[Any], bool] = any_dtype
+    signal: Callable[..., da.Array] | None = None
+    statistic_of_signal: Callable[..., da.Array] | None = None
+    prepass_of_signal: Callable[..., tuple[da.Array, da.Array | None]] | None = None
 
     def link_options(self, params: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`bigseg.cluster.link_pairs` and neck splitting."""

@@ -50,11 +50,14 @@ __all__ = [
     "LocalPixels",
     "filled_block",
     "floor",
+    "floor_of_signal",
     "local_pixels",
     "memory",
     "segment_foreground_block",
+    "signal_of",
     "split_foreground",
     "split_signal",
+    "split_stored_signal",
 ]
 
 
@@ -163,15 +166,32 @@ def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
         Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack.
     """
     four = as_4d(stack)
-    lp = local_pixels(params, scale_of(stack))
     data = four.data
-    low, width = _histogram_range(data)
-    # Smoothed and freed of the background map in the stack's own chunks (planes split in
-    # y/x too), each grown by their reach: no task holds more than a chunk and its halo.
-    signal = map_with_halo(data, signal_reach(lp), _signal_block, lp=lp, dtype=np.float32)
-    values = per_t_statistic(signal, _linear_counts, _floor, low, width, nbins=LINEAR_BINS)
+    values = floor_of_signal(signal_of(data, params, scale_of(stack)), data)
     out = xr.DataArray(values, dims=("t",), coords={"t": four.t.values}, name="threshold")
     return out if "t" in stack.dims else out.isel(t=0)
+
+
+def signal_of(data: da.Array, params: Params, scale: Sequence[float]) -> da.Array:
+    """Return the smoothed signal above the background map of a ``(t, z, y, x)`` array (lazy).
+
+    Float32, in ``data``'s chunks (planes split in y/x too), each computed from the chunk
+    grown by the reach of the smoothing and the map: no task holds more than a chunk and
+    its halo, and every voxel is the whole array's.  What :func:`floor` counts and the
+    pre-pass reads (:func:`split_signal`, or :func:`split_stored_signal` when a run keeps
+    it).
+    """
+    lp = local_pixels(params, scale)
+    return map_with_halo(data, signal_reach(lp), _signal_block, lp=lp, dtype=np.float32)
+
+
+def floor_of_signal(signal: da.Array, data: da.Array) -> da.Array:
+    """Return the floor of each time point (lazy, shape ``(t,)``) from :func:`signal_of` ``data``.
+
+    ``data`` gives the histogram's range (its dtype, or for floats its extremes).
+    """
+    low, width = _histogram_range(data)
+    return per_t_statistic(signal, _linear_counts, _floor, low, width, nbins=LINEAR_BINS)
 
 
 def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
@@ -211,13 +231,17 @@ def _foreground_block(
     margin,
     signal_out: bool = False,
     planar: bool = False,
+    stored: bool = False,
 ) -> np.ndarray:
     # The signal only where the local maximum looks: the chunk and its radius.
     radius = tuple((int(n) - 1) // 2 for n in lp.size)
     base = PLANAR_BASE if planar else LOCAL_BASE
     out = []
     for t in range(block.shape[0]):
-        signal, rest = signal_volume(block[t], lp, margin, inner=radius)
+        if stored:  # the signal itself, grown by the local box's radius
+            signal, rest = block[t], margin
+        else:
+            signal, rest = signal_volume(block[t], lp, margin, inner=radius)
         foreground = filters.local_foreground(
             signal, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=lp.size, margin=rest,
             base=base * float(thresholds[t, 0, 0, 0]), by_peak=planar,
@@ -267,6 +291,33 @@ def split_signal(
     The pre-pass of the default method (:func:`split_foreground` with ``signal=True``).
     """
     return split_foreground(data, thresholds, params, scale, signal=True)
+
+
+def split_stored_signal(
+    signal: da.Array, data: da.Array, thresholds: da.Array, params: Params, scale
+) -> tuple[da.Array, da.Array]:
+    """:func:`split_signal` from the :func:`signal_of` ``data`` computed before (lazy).
+
+    A run keeps the signal its floor was counted from (:attr:`Method.signal`), and the
+    pre-pass reads it grown by the local box's radius instead of smoothing the stack
+    again: the same values (every voxel of the signal is the whole array's).
+    """
+    lp = local_pixels(params, scale)
+    radius = tuple((size - 1) // 2 for size in lp.size)
+    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((signal.chunks[0], 1, 1, 1))
+    foreground = map_with_halo(
+        signal,
+        radius,
+        _foreground_block,
+        thr,
+        lp=lp,
+        fraction=params.local_fraction,
+        signal_out=True,
+        planar=signal.shape[1] == 1,
+        stored=True,
+        dtype=np.float32,
+    )
+    return foreground, data
 
 
 def segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
@@ -356,4 +407,7 @@ METHOD = Method(
     neck_splitting=True,
     drop_fragments=True,
     statistic_by_t=_floor_by_t,
+    signal=signal_of,
+    statistic_of_signal=floor_of_signal,
+    prepass_of_signal=split_stored_signal,
 )

@@ -25,12 +25,13 @@ import xarray as xr
 
 from .. import methods
 from ..chunked import stitch as _stitch
+from ..chunked.plan import planes_split
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_labels
 from ..measure import measure_delayed
 from ..params import Params
 from ..reads import is_read, read_region
-from ..segment import global_threshold, segment, stitched_blocks
+from ..segment import global_threshold, segment, segment_signal_of, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums, empty_detections
 from ..track import TrackParams
@@ -38,19 +39,26 @@ from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
 from . import slabs as _slabs
-from .layout import TRACKING
+from .layout import KEPT, KEPT_DONE, TRACKING
 from .sink import Sink, culled
 from .tracking import track_parts
 
 
-def threshold_pass(stack: xr.DataArray, source: str, params: Params, sink: Sink) -> np.ndarray:
+def threshold_pass(
+    stack: xr.DataArray, source: str, params: Params, sink: Sink, scratch: Any = None
+) -> np.ndarray:
     """Compute the thresholds and, for float data, count NaN/inf voxels in the same pass.
 
     When each time point's statistic depends on that time point alone
     (:attr:`bigseg.methods.Method.statistic_by_t`), long series are computed in
     batches of whole t-chunks, each from its own time points (the same values).
+    With a local ``scratch`` (whole planes), a method that declares its signal
+    (:attr:`bigseg.methods.Method.signal`) has it computed once and kept there for
+    the segment pass too (:func:`keep_signal`).
     """
     bad = safety.nonfinite_count(stack)
+    if bad is None and scratch is not None and keeps_signal(stack, params):
+        return kept_thresholds(stack, params, scratch, sink)
     if bad is None and "t" in stack.dims and methods.get(params.preset).statistic_by_t(stack.dtype):
         batches = _scratch.t_batches(stack.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
         if len(batches) > 1:
@@ -70,6 +78,76 @@ def threshold_pass(stack: xr.DataArray, source: str, params: Params, sink: Sink)
     if bad is not None:
         safety.check_finite(values[1], source, stack.dtype)
     return np.atleast_1d(values[0]).astype(np.float64)
+
+
+def keeps_signal(stack: xr.DataArray, params: Params) -> bool:
+    """Whether a run keeps ``params.preset``'s signal: declared, whole planes on a regular grid."""
+    data = as_4d(stack).data
+    return (
+        methods.get(params.preset).signal is not None
+        and not planes_split(data)
+        and _scratch.regular(data.chunks)
+    )
+
+
+def keep_signal(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -> da.Array:
+    """Store the method's signal of the whole stack in the scratch directory (once); return it.
+
+    ``kept.zarr`` (float32, the stack's chunks; Blosc-LZ4, the cheapest to write and read
+    back here: about 3.2 bytes per voxel) is written in batches of whole t-chunks, each
+    computed from a graph of its own time points; ``kept.done`` marks it finished, and a
+    resumed run reads it rather than compute it again.  Returned read from there (lazy).
+    """
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    m = methods.get(params.preset)
+    four = as_4d(stack)
+    scale = scale_of(stack)
+    path, done = scratch.path / KEPT, scratch.path / KEPT_DONE
+    if not done.exists():
+        array = zarr.create_array(
+            os.fspath(path),
+            shape=four.shape,
+            chunks=tuple(int(c[0]) for c in four.data.chunks),
+            dtype=np.float32,
+            compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
+            dimension_names=("t", "z", "y", "x"),
+            overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
+        )
+        batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+
+        def signal(c0: int, c1: int, t0: int, t1: int) -> da.Array:
+            return m.signal(time_points(four, t0, t1).data, params, scale)
+
+        store_by_t(array, batches, signal, sink, "signal")
+        done.write_text("")
+    return open_stack(path, scale=scale).data
+
+
+def kept_thresholds(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -> np.ndarray:
+    """Return the thresholds of :func:`threshold_pass` from the signal :func:`keep_signal` kept.
+
+    Each time point's statistic is computed from the kept signal read back (in batches of
+    whole t-chunks when it depends on its own time point alone): the same values.
+    """
+    m = methods.get(params.preset)
+    four = as_4d(stack)
+    signal = keep_signal(stack, params, scratch, sink)
+    if m.statistic_by_t(stack.dtype):
+        batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+    else:
+        batches = [(0, four.data.numblocks[0], 0, four.sizes["t"])]
+    graphs = (
+        (
+            m.statistic_of_signal(
+                read_region(signal, (slice(t0, t1),)), time_points(four, t0, t1).data
+            ),
+        )
+        for _, _, t0, t1 in batches
+    )
+    values = [np.atleast_1d(v) for (v,) in sink.batches(graphs, "threshold")]
+    return np.concatenate(values).astype(np.float64)
 
 
 def segment_pass(
@@ -111,9 +189,15 @@ def segment_pass(
         parts = _parts.split_by_t(frame, t_chunks)
         return partial(_parts.detections_of_frames, parts), t_chunks, None
     # one completion marker per block, so that resume=True can skip it; batches of
-    # time points, each segmented and measured from its own time points
-    build = partial(_segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks)
+    # time points, each segmented and measured from its own time points (and from the
+    # method's signal where the threshold pass kept it)
+    kept = _scratch.kept_signal(scratch)
+    signal = None if kept is None else open_stack(kept, scale=scale_of(stack)).data
+    build = partial(
+        _segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks, signal=signal
+    )
     _scratch.segment_blocks(plane_labels, build, scratch, sink)
+    _scratch.drop_kept_signal(scratch)
     return partial(_parts.detections_of_blocks, scratch.path), t_chunks, None
 
 
@@ -138,15 +222,27 @@ def planes_like(four: xr.DataArray, thresholds: np.ndarray, params: Params) -> x
 
 
 def _segment_batch(
-    four: xr.DataArray, thresholds: np.ndarray, params: Params, chunks: tuple, t0: int, t1: int
+    four: xr.DataArray,
+    thresholds: np.ndarray,
+    params: Params,
+    chunks: tuple,
+    t0: int,
+    t1: int,
+    signal: da.Array | None = None,
 ) -> tuple[da.Array, list]:
     """Plane labels of time points ``t0`` to ``t1`` (chunked as ``chunks`` there), and their tables.
 
-    Built from those time points of the stack only; the same labels as the whole
-    stack's there (every method's labels are independent of t and of the chunking).
+    Built from those time points of the stack only (and of the method's ``signal``,
+    when kept: :func:`keep_signal`); the same labels as the whole stack's there (every
+    method's labels are independent of t and of the chunking).
     """
     part = time_points(four, t0, t1)
-    labels = as_4d(segment(part, params=params, threshold=thresholds[t0:t1], stitch=False))
+    if signal is None:
+        labels = as_4d(segment(part, params=params, threshold=thresholds[t0:t1], stitch=False))
+    else:
+        labels = segment_signal_of(
+            part, read_region(signal, (slice(t0, t1),)), params=params, threshold=thresholds[t0:t1]
+        )
     edges = np.cumsum((0, *chunks[0]))
     first, end = np.searchsorted(edges, (t0, t1))
     target = (tuple(chunks[0][first:end]), *chunks[1:])

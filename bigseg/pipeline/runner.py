@@ -221,7 +221,8 @@ def run(
         t0 = time.perf_counter()
         thresholds = scratch.thresholds()
         if thresholds is None:
-            thresholds = threshold_pass(stack, source_name, params, sink)
+            keep = None if remote or split is not None else scratch  # the method's signal
+            thresholds = threshold_pass(stack, source_name, params, sink, keep)
             scratch.save_thresholds(thresholds)
         timings["threshold"] = time.perf_counter() - t0
 

@@ -42,6 +42,8 @@ from . import outputs
 from .layout import (
     BLOCKS,
     INCOMPLETE,
+    KEPT,
+    KEPT_DONE,
     LINKED,
     LOCK,
     PLANES,
@@ -443,6 +445,18 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
     return open_stack(path, scale=scale).data
 
 
+def kept_signal(scratch: Scratch) -> Path | None:
+    """Where a method's signal kept by the threshold pass is, when it was stored in full."""
+    return scratch.path / KEPT if (scratch.path / KEPT_DONE).exists() else None
+
+
+def drop_kept_signal(scratch: Scratch) -> None:
+    """Remove the kept signal once every block that reads it is done (its marker first)."""
+    for name in (KEPT_DONE, KEPT):
+        if (scratch.path / name).exists():
+            _remove(scratch.path / name)
+
+
 def side_marker(scratch: Scratch, index: Sequence[int]) -> Path:
     """Completion marker (the stitching record) of one block of split planes."""
     return side_path(scratch.path, index)
@@ -573,7 +587,8 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, SLABS, LINKED, TRACKING)
+    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, KEPT_DONE, KEPT, BLOCKS, SLABS, LINKED)
+    scratch_names += (TRACKING,)
     for name in (*scratch_names, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
