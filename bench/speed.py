@@ -5,7 +5,10 @@ repeated, runs
 
 * the seed recipe as users run it today: plain scikit-image, serial, in memory (kept below as
   a plain function; timed inside its own process from reading the stack to the detections, so
-  its interpreter start and imports are *not* counted: the comparison favours the recipe), and
+  its interpreter start and imports are *not* counted: the comparison favours the recipe),
+* the same recipe as a dask user parallelises it first: ``map_blocks`` over planes on the
+  threaded scheduler, all cores (timed the same way; its detections must be the serial
+  recipe's; ``--no-dask-recipe`` skips it), and
 * ``bigseg segment --preset seed`` (and ``--preset default``) as a subprocess, timed from
   process start to outputs written, dask cluster start-up and shutdown included.
 
@@ -69,6 +72,55 @@ def _recipe_child(path: str, out: str) -> None:
     print(json.dumps({"seconds": seconds, "cpu": cpu}))
 
 
+def _dask_recipe_detections(path: Path, threads: int) -> pd.DataFrame:
+    """The recipe as a dask user parallelises it first: one task per plane, all threads.
+
+    The stack is read with dask in chunks of one plane, its maximum projection's Otsu
+    threshold computed first (as the recipe does), then every plane segmented by the
+    recipe's own code (``recipe_detections`` of one plane with that threshold) as one
+    task of ``map_blocks``, on the threaded scheduler: the same detections as the serial
+    recipe.
+    """
+    import dask
+    import dask.array as da
+    import zarr
+    from skimage.filters import threshold_otsu
+
+    array = zarr.open_group(str(path), mode="r")["0"]
+    stack = da.from_zarr(array)
+    stack = stack.reshape(stack.shape[-3:]).rechunk((1, -1, -1))
+    with dask.config.set(scheduler="threads", num_workers=threads):
+        thresh = threshold_otsu(stack.max(axis=0).compute())
+        tables = da.map_blocks(
+            _recipe_block, stack, thresh, dtype=object, chunks=((1,) * stack.shape[0], (1,), (1,))
+        ).compute()
+    frames = [t for t in tables.ravel() if len(t)] or [tables.ravel()[0]]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _recipe_block(plane: np.ndarray, thresh: float, block_info=None) -> np.ndarray:
+    z = block_info[0]["array-location"][0][0]
+    table = recipe_detections(plane, threshold=thresh)
+    table["z"] = float(z)
+    out = np.empty((1, 1, 1), object)
+    out[0, 0, 0] = table
+    return out
+
+
+def _recipe_dask_child(path: str, out: str) -> None:
+    """Run the dask port of the recipe in this process; print its seconds (imports excluded)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Bad rank filter performance")
+    recipe_detections(np.zeros((1, 16, 16), np.uint16) + np.arange(16, dtype=np.uint16))  # warm
+    threads = len(os.sched_getaffinity(0))
+    started, cpu = time.perf_counter(), time.process_time()
+    table = _dask_recipe_detections(Path(path), threads)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    table.to_parquet(out, index=False)
+    print(json.dumps({"seconds": seconds, "cpu": cpu}))
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -91,9 +143,15 @@ def run_timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, in
     return seconds, _children_cpu() - cpu0, peak, stdout
 
 
-def run_recipe(stack_path: Path, out: Path) -> tuple[float, float, float, int]:
-    """(recipe seconds, recipe CPU seconds, process wall seconds, peak RSS)."""
-    cmd = [sys.executable, __file__, "--_recipe", str(stack_path), str(out)]
+def run_recipe(
+    stack_path: Path, out: Path, *, port: bool = False
+) -> tuple[float, float, float, int]:
+    """(recipe seconds, recipe CPU seconds, process wall seconds, peak RSS).
+
+    ``port``: the dask port of the recipe (:func:`_dask_recipe_detections`).
+    """
+    flag = "--_recipe-dask" if port else "--_recipe"
+    cmd = [sys.executable, __file__, flag, str(stack_path), str(out)]
     wall, _, peak, stdout = run_timed(cmd)
     got = json.loads(stdout.strip().splitlines()[-1])
     return got["seconds"], got["cpu"], wall, peak
@@ -524,9 +582,11 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     times: dict[str, list[float]] = {"recipe": [], "recipe process": []}
     cpus: dict[str, list[float]] = {"recipe": []}
     peaks: dict[str, int] = {"recipe": 0}
-    for p in presets:
+    port = not args.no_dask_recipe and presets != ["seed"]  # not on the large stack
+    runs = (["recipe dask"] if port else []) + list(presets)
+    for p in runs:
         times[p], cpus[p], peaks[p] = [], [], 0
-    mismatch = None
+    mismatch = port_mismatch = None
     for rep in range(repeats):
         secs, cpu, wall, peak = run_recipe(stack_path, work / "recipe.parquet")
         times["recipe"].append(secs)
@@ -534,6 +594,17 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
         times["recipe process"].append(wall)
         peaks["recipe"] = max(peaks["recipe"], peak)
         line = [f"recipe {secs:.2f} s (CPU {cpu:.2f} s)"]
+        if port:
+            secs, cpu, _, peak = run_recipe(stack_path, work / "recipe-dask.parquet", port=True)
+            times["recipe dask"].append(secs)
+            cpus["recipe dask"].append(cpu)
+            peaks["recipe dask"] = max(peaks["recipe dask"], peak)
+            line.append(f"dask recipe {secs:.2f} s (CPU {cpu:.2f} s)")
+            if rep == 0:
+                port_mismatch = same_detections(
+                    pd.read_parquet(work / "recipe.parquet"),
+                    pd.read_parquet(work / "recipe-dask.parquet"),
+                )
         for p in presets:
             preset, _, ref = p.partition("@")
             source = args.reference if ref else None
@@ -553,20 +624,31 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     cores = len(os.sched_getaffinity(0))
     med = {k: statistics.median(v) for k, v in times.items()}
     cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
+    dask_col = " vs dask recipe |" if port else ""
     print(
-        "\n| run | median s | Mvoxel/s | Mvoxel/s per core | vs recipe | CPU s | CPU vs recipe "
-        "| peak memory |"
+        "\n| run | median s | Mvoxel/s | Mvoxel/s per core | vs recipe |"
+        + dask_col
+        + " CPU s | CPU vs recipe | peak memory |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name in ["recipe", *presets]:
+    print("|---|---:|---:|---:|---:|" + ("---:|" if port else "") + "---:|---:|---:|")
+    for name in ["recipe", *runs]:
         used = 1 if name == "recipe" else cores
-        label = "recipe (serial, in memory)" if name == "recipe" else f"bigseg --preset {name}"
+        label = {
+            "recipe": "recipe (serial, in memory)",
+            "recipe dask": f"recipe, dask port (map_blocks over planes, {cores} threads)",
+        }.get(name, f"bigseg --preset {name}")
         label = label.replace("@ref", " (reference version)")
         rate = voxels / med[name] / 1e6
+        vs_port = f" {med['recipe dask'] / med[name]:.1f}x |" if port else ""
         print(
             f"| {label} | {med[name]:.2f} | {rate:.2f} | {rate / used:.2f} | "
-            f"{med['recipe'] / med[name]:.1f}x | {cpu_med[name]:.2f} | "
+            f"{med['recipe'] / med[name]:.1f}x |{vs_port} {cpu_med[name]:.2f} | "
             f"{cpu_med['recipe'] / cpu_med[name]:.1f}x | {peaks[name] / 2**20:.0f} MiB |"
+        )
+    if port:
+        print(
+            "per-plane detections recipe vs its dask port: "
+            + ("identical" if not port_mismatch else f"DIFFER: {port_mismatch}")
         )
     print(
         f"(recipe process incl. interpreter start and imports: {med['recipe process']:.2f} s; "
@@ -587,7 +669,7 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
             f"--preset {p}: {ratio:.2f}x the reference version's speed (median wall, same run); "
             f"detections and labels {'identical' if ok else 'DIFFER'} to the reference's"
         )
-    return {"median": med, "mismatch": mismatch}
+    return {"median": med, "mismatch": mismatch or port_mismatch}
 
 
 def main(argv=None) -> int:
@@ -623,10 +705,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="the default method's per-kernel table (Mvoxel/s per core, GIL) on the stack",
     )
+    parser.add_argument(
+        "--no-dask-recipe",
+        action="store_true",
+        help="skip the dask port of the recipe (map_blocks over planes, all threads)",
+    )
     parser.add_argument("--_recipe", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--_recipe-dask", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._recipe:
         _recipe_child(*args._recipe)
+        return 0
+    if args._recipe_dask:
+        _recipe_dask_child(*args._recipe_dask)
         return 0
 
     import platform

@@ -18,16 +18,18 @@ from skimage.segmentation import watershed
 
 
 def recipe_detections(
-    stack: np.ndarray, *, smooth=5, min_radius=4, max_radius=20, min_distance=None
+    stack: np.ndarray, *, smooth=5, min_radius=4, max_radius=20, min_distance=None, threshold=None
 ) -> pd.DataFrame:
     """Per-plane detections of a (Z, Y, X) stack: z, y, x, area, intensity_sum.
 
     Sizes in pixels; ``min_distance`` defaults to ``2 * min_radius`` (the recipe's).
+    ``threshold`` defaults to the Otsu threshold of the stack's maximum projection (given:
+    a part of a stack segmented with its whole stack's threshold, as a dask port does).
     The benchmarks in ``bench/`` time and score this same function.
     """
     if min_distance is None:
         min_distance = 2 * min_radius
-    thresh = threshold_otsu(stack.max(axis=0))
+    thresh = threshold_otsu(stack.max(axis=0)) if threshold is None else threshold
     rows = []
     for z, plane in enumerate(stack):
         smoothed = rank.enhance_contrast(rank.median(plane, disk(smooth)), disk(smooth))
