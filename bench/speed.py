@@ -376,7 +376,9 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
 
     Returns rows ``(stage, CPU s, longest GIL hold s)``.  Steps are those of
     ``methods.default`` on whole-plane blocks of ``block`` planes (merged up to the
-    reach in z, as the pipeline merges them), each grown by its reach; the result is checked
+    reach in z, as the pipeline merges them), each grown by its reach; the signal is
+    computed once, kept (compressed in memory, as a run keeps it on disk) and read back by
+    the pre-pass, as in a run (what computing it again cost is timed too); the result is checked
     against ``kernels.watershed.segment_signal``, the compiled kernels against the SciPy /
     NumPy code they replaced (timed too, marked "before").
     """
@@ -396,69 +398,108 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
     width = (float(np.iinfo(stack.dtype).max) + 1.0) / threshold.LINEAR_BINS
     nz = stack.shape[0]
     # z blocks as the pipeline's (chunks merged up to the reach), each grown by the reach of
-    # the smoothing and the map (floor pass), then of the local box too (pre-pass).
+    # the smoothing and the map (threshold pass, whose signal a run keeps), then by the
+    # local box's radius (pre-pass, reading the kept signal back).
     reach = dm.signal_reach(lp)[0]
     box = (lp.size[0] - 1) // 2
     step = max(block, reach)
     counts = np.zeros(threshold.LINEAR_BINS, np.int64)
+    kept = zarr.create_array(
+        store=zarr.storage.MemoryStore(),
+        shape=stack.shape,
+        chunks=(block, *stack.shape[1:]),  # the stack's chunks, as a run keeps it
+        dtype=np.float32,
+        compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
+    )
     fg_signal = np.zeros(stack.shape, np.float32)
-    for grow, prepass in ((reach, False), (reach + box, True)):
-        for z0 in range(0, nz, step):
-            z1 = min(z0 + step, nz)
-            lo, hi = max(z0 - grow, 0), min(z1 + grow, nz)
-            volume = stack[lo:hi]
-            margin = ((z0 - lo, hi - z1), (0, 0), (0, 0))
-            inner = (box, 0, 0) if prepass else (0, 0, 0)
-            # methods.default.signal_volume, step by step.
-            smooth_m, map_m, rest = dm.signal_margins(margin, inner, lp)
-            smoothed = clock(
-                "smoothing (3D Gaussian)", filters.smooth_volume, volume, lp.sigma, margin=smooth_m
-            )
-            signal = clock(
-                "background map (compiled opening)",
-                filters.above_background,
-                smoothed,
-                lp.background,
-                margin=map_m,
-            )
-            before = clock(
-                "background map, SciPy filters (before)", _opening_scipy, smoothed, lp.background
-            )
-            core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, map_m))
-            assert np.array_equal(signal, before[core]), "the compiled opening differs"
-            if not prepass:
-                counts += clock(
-                    "floor (histogram)",
-                    threshold.linear_histogram,
-                    signal,
-                    low=0.0,
-                    width=width,
-                    nbins=threshold.LINEAR_BINS,
-                )
-                continue
-            floor = threshold.floor_above_background(counts, low=0.0, width=width)
-            fg = clock(
-                "local maximum (foreground)",
-                filters.local_foreground,
-                signal,
-                floor,
-                fraction=params.local_fraction,
-                size=lp.size,
-                margin=rest,
-                base=dm.LOCAL_BASE * floor,
-            )
-            peak = clock(
-                "local maximum, SciPy filter (before)",
-                ndi.maximum_filter,
-                signal,
-                size=lp.size,
-                mode="nearest",
-            )
-            inside = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
-            base = dm.LOCAL_BASE * floor
-            expected = (signal > floor) & (signal > base + params.local_fraction * (peak - base))
-            assert np.array_equal(fg, expected[inside]), "the compiled local maximum differs"
-            fg_signal[z0:z1] = np.where(fg, signal[inside], np.float32(0))
+    for z0 in range(0, nz, step):
+        z1 = min(z0 + step, nz)
+        lo, hi = max(z0 - reach, 0), min(z1 + reach, nz)
+        margin = ((z0 - lo, hi - z1), (0, 0), (0, 0))
+        # methods.default.signal_volume, step by step.
+        smooth_m, map_m, _ = dm.signal_margins(margin, None, lp)
+        smoothed = clock(
+            "smoothing (3D Gaussian)",
+            filters.smooth_volume,
+            stack[lo:hi],
+            lp.sigma,
+            margin=smooth_m,
+        )
+        signal = clock(
+            "background map (compiled opening)",
+            filters.above_background,
+            smoothed,
+            lp.background,
+            margin=map_m,
+        )
+        before = clock(
+            "background map, SciPy filters (before)", _opening_scipy, smoothed, lp.background
+        )
+        core = tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, map_m))
+        assert np.array_equal(signal, before[core]), "the compiled opening differs"
+        counts += clock(
+            "floor (histogram, compiled)",
+            threshold.linear_histogram,
+            signal,
+            low=0.0,
+            width=width,
+            nbins=threshold.LINEAR_BINS,
+        )
+        plain = clock(
+            "floor (histogram, NumPy, before)",
+            threshold._linear_histogram,
+            signal,
+            low=0.0,
+            width=width,
+            nbins=threshold.LINEAR_BINS,
+        )
+        assert np.array_equal(plain, threshold.linear_histogram(
+            signal, low=0.0, width=width, nbins=threshold.LINEAR_BINS
+        )), "the compiled histogram differs"  # fmt: skip
+
+        def keep(signal=signal, z0=z0, z1=z1):
+            kept[z0:z1] = signal
+
+        clock("kept signal (Blosc-LZ4 write)", keep)
+    floor = threshold.floor_above_background(counts, low=0.0, width=width)
+    base = dm.LOCAL_BASE * floor
+    for z0 in range(0, nz, max(block, box)):
+        z1 = min(z0 + max(block, box), nz)
+        lo, hi = max(z0 - box, 0), min(z1 + box, nz)
+        rest = ((z0 - lo, hi - z1), (0, 0), (0, 0))
+        signal = clock("kept signal (read back, grown)", kept.__getitem__, slice(lo, hi))
+        # What the kept signal saves: the pre-pass computed it again from the stack.
+        glo, ghi = max(z0 - reach - box, 0), min(z1 + reach + box, nz)
+        again, _ = clock(
+            "pre-pass computing the signal again (before)",
+            dm.signal_volume,
+            stack[glo:ghi],
+            lp,
+            ((z0 - glo, ghi - z1), (0, 0), (0, 0)),
+            inner=(box, 0, 0),
+        )
+        assert np.array_equal(again, signal), "the kept signal differs from the pre-pass's"
+        fg = clock(
+            "local maximum (foreground)",
+            filters.local_foreground,
+            signal,
+            floor,
+            fraction=params.local_fraction,
+            size=lp.size,
+            margin=rest,
+            base=base,
+        )
+        peak = clock(
+            "local maximum, SciPy filter (before)",
+            ndi.maximum_filter,
+            signal,
+            size=lp.size,
+            mode="nearest",
+        )
+        inside = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
+        expected = (signal > floor) & (signal > base + params.local_fraction * (peak - base))
+        assert np.array_equal(fg, expected[inside]), "the compiled local maximum differs"
+        fg_signal[z0:z1] = np.where(fg, signal[inside], np.float32(0))
     px = params.in_pixels(SCALE)
     labels = np.zeros(stack.shape, np.int32)
     for z, plane in enumerate(fg_signal):
