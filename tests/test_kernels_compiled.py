@@ -219,3 +219,99 @@ def test_linear_histogram_turned_off_is_the_same(monkeypatch):
     plain = threshold.linear_histogram(values, low=0.0, width=1.0, nbins=65536)
     assert calls
     np.testing.assert_array_equal(plain, compiled)
+
+
+# --- distance peaks of labelled planes ----------------------------------------------------
+
+
+def _peak_cases():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    for trial in range(240):
+        shape = tuple(int(n) for n in rng.integers(1, 36, 2))
+        kind = trial % 4
+        if kind == 0:  # many ties
+            image = rng.integers(0, 4, shape).astype(np.float64)
+        elif kind == 1:  # distances, as the markers use them
+            image = ndimage.distance_transform_edt(rng.random(shape) > 0.4)
+        elif kind == 2:  # one plateau
+            image = np.full(shape, float(rng.integers(0, 3)))
+        else:
+            image = rng.random(shape).astype(np.float32)
+        if trial % 3 == 0:  # components, diagonal neighbours of other labels included
+            labels = ndimage.label(rng.random(shape) > 0.3)[0]
+        elif trial % 3 == 1:  # labels in pieces, touching each other
+            labels = rng.integers(0, 4, shape)
+        else:
+            labels = ndimage.label(image > 0)[0]
+        yield image, labels
+
+
+def test_label_peaks_is_peak_local_max():
+    from skimage.feature import peak_local_max
+
+    from bigseg.kernels import watershed as kw
+
+    for image, labels in _peak_cases():
+        expected = peak_local_max(image, min_distance=1, labels=labels, exclude_border=False)
+        got = kw.label_peaks(image, labels)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_label_peaks_edge_cases():
+    from skimage.feature import peak_local_max
+
+    from bigseg.kernels import watershed as kw
+
+    def same(image, labels):
+        expected = peak_local_max(image, min_distance=1, labels=labels, exclude_border=False)
+        np.testing.assert_array_equal(kw.label_peaks(image, labels), expected)
+
+    same(np.zeros((5, 5)), np.zeros((5, 5), np.int32))  # no label
+    same(np.ones((6, 7)), np.ones((6, 7), np.int32))  # one label, all of the plane, flat
+    one = np.zeros((5, 5), np.int32)
+    one[2, 2] = 1
+    same(np.arange(25.0).reshape(5, 5), one)  # a one-pixel label
+    line = np.zeros((7, 9), np.int32)
+    line[3, 1:8] = 4  # a line: every pixel a maximum (scikit-image's special case)
+    same(np.where(line > 0, 1.0, 0.0), line)
+    nan = np.random.default_rng(2).random((8, 8))
+    nan[3, 3] = np.nan  # NaN: scikit-image's own code
+    same(nan, np.ones((8, 8), np.int32))
+
+
+def test_markers_apart_are_those_of_peak_local_max():
+    # markers_apart before the compiled peaks, written out: the same markers, in order.
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+
+    from bigseg import synth
+    from bigseg.kernels import watershed as kw
+
+    def markers_before(distance, components, apart):
+        peaks = peak_local_max(distance, min_distance=1, labels=components, exclude_border=False)
+        heights = distance[tuple(peaks.T)]
+        owner = components[tuple(peaks.T)]
+        kept = []
+        for i in np.lexsort((peaks[:, 1], peaks[:, 0], -heights)):
+            mine = [j for j in kept if owner[j] == owner[i]]
+            if mine:
+                gap = np.hypot(*(peaks[mine] - peaks[i]).T)
+                if np.any(gap < apart * (heights[mine] + heights[i])):
+                    continue
+            kept.append(int(i))
+        return peaks[np.sort(np.asarray(kept, int))]
+
+    scale = (1.5, 0.71, 0.71)
+    truth = synth.make_truth((6, 160, 160), 40, scale=scale, seed=3, radius_um=(3.0, 6.0))
+    data = synth.render(truth, (0, 0, 0, 0), (1, 6, 160, 160), scale=scale, noise_seed=3)[0]
+    for plane in data:
+        binary = plane > np.percentile(plane, 70)
+        distance = kw.distance_to_background(binary)
+        components = ndimage.label(binary)[0]
+        for apart in (0.5, 0.9, 1.3):
+            np.testing.assert_array_equal(
+                kw.markers_apart(distance, components, apart=apart),
+                markers_before(distance, components, apart),
+            )

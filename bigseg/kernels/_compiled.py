@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["box_extreme_axis", "box_extreme_last", "linear_counts"]
+__all__ = ["box_extreme_axis", "box_extreme_last", "linear_counts", "plane_peaks"]
 
 #: Columns of the lines filtered together along an axis (a small buffer per block).
 _COLUMNS = 512
@@ -146,3 +146,67 @@ def linear_counts(values, low, width, counts):  # pragma: no cover - compiled
             counts[int(s)] += 1
         else:  # at or below 0, or NaN
             counts[0] += 1
+
+
+@njit(nogil=True, cache=True)
+def plane_peaks(values, labels, nlabels):  # pragma: no cover - compiled
+    """Find the pixels of a labelled 2D plane not below any same-label neighbour.
+
+    A pixel of label ``> 0`` is a maximum when no pixel of its own label among its 8
+    neighbours (inside the plane) has a larger value.  Returns ``(rows, cols, area,
+    maxima, boxes, nan)``: the maxima above the plane's minimum value in row-major order
+    (``peak_local_max(values, min_distance=1, labels=labels)``'s candidates and
+    threshold), each label's pixel count and count of maxima (threshold aside), its
+    bounding box ``(row0, row1, col0, col1)`` (ends exclusive), and whether a NaN was
+    met (the rest is then undefined).
+    """
+    ny, nx = values.shape
+    low = np.inf
+    for y in range(ny):
+        for x in range(nx):
+            v = values[y, x]
+            if v != v:
+                empty = np.zeros(0, np.intp)
+                return empty, empty, empty, empty, np.zeros((0, 4), np.intp), True
+            low = min(low, v)
+    area = np.zeros(nlabels + 1, np.intp)
+    maxima = np.zeros(nlabels + 1, np.intp)
+    boxes = np.empty((nlabels + 1, 4), np.intp)
+    boxes[:, 0] = ny
+    boxes[:, 1] = 0
+    boxes[:, 2] = nx
+    boxes[:, 3] = 0
+    above = np.zeros((ny, nx), np.bool_)
+    count = 0
+    for y in range(ny):
+        for x in range(nx):
+            own = labels[y, x]
+            if own <= 0:
+                continue
+            area[own] += 1
+            b = boxes[own]
+            b[0] = min(b[0], y)
+            b[1] = max(b[1], y + 1)
+            b[2] = min(b[2], x)
+            b[3] = max(b[3], x + 1)
+            v = values[y, x]
+            peak = True
+            for yy in range(max(y - 1, 0), min(y + 2, ny)):
+                for xx in range(max(x - 1, 0), min(x + 2, nx)):
+                    if labels[yy, xx] == own and values[yy, xx] > v:
+                        peak = False
+            if peak:
+                maxima[own] += 1
+                if v > low:
+                    above[y, x] = True
+                    count += 1
+    rows = np.empty(count, np.intp)
+    cols = np.empty(count, np.intp)
+    k = 0
+    for y in range(ny):
+        for x in range(nx):
+            if above[y, x]:
+                rows[k] = y
+                cols[k] = x
+                k += 1
+    return rows, cols, area, maxima, boxes, False

@@ -15,6 +15,7 @@ __all__ = [
     "distance_to_background",
     "flood_levels",
     "segment_signal",
+    "label_peaks",
     "markers_apart",
     "split_plane_apart",
     "filled_plane",
@@ -149,18 +150,80 @@ def markers_apart(distance: np.ndarray, components: np.ndarray, *, apart: float)
     ``apart`` times the sum of its distance and each kept marker's from every kept
     marker of its own component.
     """
-    peaks = peak_local_max(distance, min_distance=1, labels=components, exclude_border=False)
+    peaks = label_peaks(distance, components)
     heights = distance[tuple(peaks.T)]
     owner = components[tuple(peaks.T)]
     kept: list[int] = []
+    by_owner: dict[int, list[int]] = {}  # the kept markers of each component
     for i in np.lexsort((peaks[:, 1], peaks[:, 0], -heights)):
-        mine = [j for j in kept if owner[j] == owner[i]]
+        mine = by_owner.setdefault(int(owner[i]), [])
         if mine:
             gap = np.hypot(*(peaks[mine] - peaks[i]).T)
             if np.any(gap < apart * (heights[mine] + heights[i])):
                 continue
+        mine.append(int(i))
         kept.append(int(i))
     return peaks[np.sort(np.asarray(kept, int))]
+
+
+def label_peaks(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``peak_local_max(image, min_distance=1, labels=labels, exclude_border=False)``, exactly.
+
+    The same rows in the same order (label by label, each deepest first, ties in row-major
+    order).  scikit-image filters each label's bounding box in turn (a maximum filter and
+    several copies per label: most of the markers' time on planes of many nuclei); here
+    one compiled pass over the plane (:func:`bigseg.kernels._compiled.plane_peaks`) marks
+    the pixels not below a neighbour of their own label, and only labels whose every
+    pixel is such a maximum (plateaus: scikit-image's special case) go through
+    scikit-image's own code.  2D float planes without NaN; anything else, and
+    ``BIGSEG_COMPILED=0``, goes to scikit-image.
+    """
+    from .filters import compiled_kernels
+
+    if (
+        image.ndim != 2
+        or image.shape != labels.shape
+        or image.dtype not in (np.float32, np.float64)
+        or labels.dtype.kind not in "iu"
+        or image.size <= 1
+        or not compiled_kernels()
+    ):
+        return peak_local_max(image, min_distance=1, labels=labels, exclude_border=False)
+    from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+    rows, cols, area, maxima, boxes, nan = compiled.plane_peaks(
+        np.ascontiguousarray(image), np.ascontiguousarray(labels), int(labels.max(initial=0))
+    )
+    if nan:
+        return peak_local_max(image, min_distance=1, labels=labels, exclude_border=False)
+    coords = np.stack([rows, cols], axis=1)
+    own = labels[rows, cols]
+    # A label whose every pixel is a maximum is "trivial" to scikit-image: its peaks are
+    # then its isolated pixels (counted before the threshold, as there).
+    trivial = np.flatnonzero((maxima == area) & (area > 0))
+    if trivial.size:
+        keep = ~np.isin(own, trivial)
+        coords, own = coords[keep], own[keep]
+        low = image.min()
+        extra = [_trivial_peaks(image, labels, int(i), boxes[i], low) for i in trivial]
+        coords = np.concatenate([coords, *extra])
+        own = np.concatenate([own, np.repeat(trivial, [len(e) for e in extra])])
+    heights = image[tuple(coords.T)]
+    order = np.lexsort((coords[:, 1], coords[:, 0], -heights, own))
+    return coords[order].astype(np.intp, copy=False)
+
+
+def _trivial_peaks(
+    image: np.ndarray, labels: np.ndarray, label: int, box: np.ndarray, low: float
+) -> np.ndarray:
+    """Peaks of one label all of whose pixels are maxima (``box``: rows, cols): scikit-image's."""
+    roi = (slice(box[0], box[1]), slice(box[2], box[3]))
+    own = labels[roi] == label
+    part = np.where(own, image[roi], 0)
+    found = peak_local_max(
+        part, min_distance=1, labels=own.astype(np.int32), exclude_border=False, threshold_abs=low
+    )
+    return found + np.array([box[0], box[2]])
 
 
 def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) -> np.ndarray:
