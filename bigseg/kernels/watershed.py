@@ -27,7 +27,9 @@ __all__ = [
 ]
 
 
-def distance_to_background(binary: np.ndarray) -> np.ndarray:
+def distance_to_background(
+    binary: np.ndarray, *, components: np.ndarray | None = None
+) -> np.ndarray:
     """Exactly ``scipy.ndimage.distance_transform_edt(binary)``, cheaper on sparse planes.
 
     The nearest background pixel of a foreground pixel always lies inside the
@@ -35,14 +37,16 @@ def distance_to_background(binary: np.ndarray) -> np.ndarray:
     or column towards any farther pixel, the grown box's edge is background or
     has background before it), so each component's distances come from a
     transform of that small box.  Falls back to one whole-plane transform when
-    the boxes would cost more.
+    the boxes would cost more.  ``components``: ``scipy.ndimage.label(binary)[0]``, when
+    the caller has it already.
     """
     binary = np.asarray(binary, bool)
     out = np.zeros(binary.shape, np.float64)
     if binary.ndim != 2 or not binary.any():
         return ndi.distance_transform_edt(binary) if binary.ndim != 2 else out
-    labels, n = ndi.label(binary)
+    labels = ndi.label(binary)[0] if components is None else components
     boxes = ndi.find_objects(labels)
+    n = len(boxes)
     ny, nx = binary.shape
     grown = [
         (
@@ -134,8 +138,9 @@ def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
     """
     if not binary.any():
         return np.zeros(binary.shape, LABEL_DTYPE)
-    distance = distance_to_background(binary)
-    chosen = markers_apart(distance, ndi.label(binary)[0], apart=apart)
+    components = ndi.label(binary)[0]
+    distance = distance_to_background(binary, components=components)
+    chosen = markers_apart(distance, components, apart=apart)
     marker_mask = np.zeros(binary.shape, bool)
     marker_mask[tuple(chosen.T)] = True
     markers, _ = ndi.label(marker_mask)
