@@ -468,17 +468,6 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         lo, hi = max(z0 - box, 0), min(z1 + box, nz)
         rest = ((z0 - lo, hi - z1), (0, 0), (0, 0))
         signal = clock("kept signal (read back, grown)", kept.__getitem__, slice(lo, hi))
-        # What the kept signal saves: the pre-pass computed it again from the stack.
-        glo, ghi = max(z0 - reach - box, 0), min(z1 + reach + box, nz)
-        again, _ = clock(
-            "pre-pass computing the signal again (before)",
-            dm.signal_volume,
-            stack[glo:ghi],
-            lp,
-            ((z0 - glo, ghi - z1), (0, 0), (0, 0)),
-            inner=(box, 0, 0),
-        )
-        assert np.array_equal(again, signal), "the kept signal differs from the pre-pass's"
         fg = clock(
             "local maximum (foreground)",
             filters.local_foreground,
@@ -500,6 +489,22 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         expected = (signal > floor) & (signal > base + params.local_fraction * (peak - base))
         assert np.array_equal(fg, expected[inside]), "the compiled local maximum differs"
         fg_signal[z0:z1] = np.where(fg, signal[inside], np.float32(0))
+    # What the kept signal saves: the pre-pass computed it again from the stack, on blocks
+    # merged up to its reach (the signal's and the local box's) and grown by it.
+    step = max(block, reach + box)
+    for z0 in range(0, nz, step):
+        z1 = min(z0 + step, nz)
+        lo, hi = max(z0 - reach - box, 0), min(z1 + reach + box, nz)
+        again, rest = clock(
+            "pre-pass computing the signal again (before)",
+            dm.signal_volume,
+            stack[lo:hi],
+            lp,
+            ((z0 - lo, hi - z1), (0, 0), (0, 0)),
+            inner=(box, 0, 0),
+        )
+        (b, a) = rest[0]
+        assert np.array_equal(again, kept[z0 - b : z1 + a]), "the kept signal differs"
     px = params.in_pixels(SCALE)
     labels = np.zeros(stack.shape, np.int32)
     for z, plane in enumerate(fg_signal):
