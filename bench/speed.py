@@ -371,6 +371,17 @@ def _split_apart(filled, apart, clock):
     return clock("watershed", watershed, levels, marks, mask=filled).astype(np.int32)
 
 
+def _blocks(nz: int, block: int, reach: int) -> list[tuple[int, int]]:
+    """z ranges of chunks of ``block`` planes merged up to ``reach``, as the pipeline's halo map."""
+    import dask.array as da
+
+    chunks = (block,) * (nz // block) + ((nz % block,) if nz % block else ())
+    if len(chunks) > 1 and min(chunks) < reach:
+        chunks = da.overlap.ensure_minimum_chunksize(min(reach, nz), chunks)
+    edges = np.cumsum((0, *chunks))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
 def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> list[tuple]:
     """Run the default method's kernels on a whole ``(z, y, x)`` stack here, one thread.
 
@@ -402,7 +413,6 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
     # local box's radius (pre-pass, reading the kept signal back).
     reach = dm.signal_reach(lp)[0]
     box = (lp.size[0] - 1) // 2
-    step = max(block, reach)
     counts = np.zeros(threshold.LINEAR_BINS, np.int64)
     kept = zarr.create_array(
         store=zarr.storage.MemoryStore(),
@@ -412,8 +422,7 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
     )
     fg_signal = np.zeros(stack.shape, np.float32)
-    for z0 in range(0, nz, step):
-        z1 = min(z0 + step, nz)
+    for z0, z1 in _blocks(nz, block, reach):
         lo, hi = max(z0 - reach, 0), min(z1 + reach, nz)
         margin = ((z0 - lo, hi - z1), (0, 0), (0, 0))
         # methods.default.signal_volume, step by step.
@@ -463,8 +472,7 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         clock("kept signal (Blosc-LZ4 write)", keep)
     floor = threshold.floor_above_background(counts, low=0.0, width=width)
     base = dm.LOCAL_BASE * floor
-    for z0 in range(0, nz, max(block, box)):
-        z1 = min(z0 + max(block, box), nz)
+    for z0, z1 in _blocks(nz, block, box):
         lo, hi = max(z0 - box, 0), min(z1 + box, nz)
         rest = ((z0 - lo, hi - z1), (0, 0), (0, 0))
         signal = clock("kept signal (read back, grown)", kept.__getitem__, slice(lo, hi))
@@ -491,9 +499,7 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         fg_signal[z0:z1] = np.where(fg, signal[inside], np.float32(0))
     # What the kept signal saves: the pre-pass computed it again from the stack, on blocks
     # merged up to its reach (the signal's and the local box's) and grown by it.
-    step = max(block, reach + box)
-    for z0 in range(0, nz, step):
-        z1 = min(z0 + step, nz)
+    for z0, z1 in _blocks(nz, block, reach + box):
         lo, hi = max(z0 - reach - box, 0), min(z1 + reach + box, nz)
         again, rest = clock(
             "pre-pass computing the signal again (before)",
