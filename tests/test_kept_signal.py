@@ -69,10 +69,17 @@ def test_kept_signal_is_the_signal_of_the_whole_stack(tmp_path, series):
     class Here:
         path = tmp_path
 
-    kept = passes.keep_signal(series, params, Here, passes.Sink())
+    kept, values = passes.keep_signal(series, params, Here, passes.Sink())
     assert kept.chunks == four.chunks and kept.dtype == np.float32
     np.testing.assert_array_equal(kept.compute(), whole.compute())
     assert (tmp_path / KEPT_DONE).exists()
+    # The floors, counted as the signal was stored, are the stack's.
+    np.testing.assert_array_equal(values, bigseg.global_threshold(series, params=params).values)
+    again, none = passes.keep_signal(series, params, Here, passes.Sink())  # read, not computed
+    assert none is None and again.chunks == kept.chunks
+    np.testing.assert_array_equal(
+        passes.kept_thresholds(series, params, Here, passes.Sink()), values
+    )
 
 
 def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkeypatch, series):

@@ -90,13 +90,18 @@ def keeps_signal(stack: xr.DataArray, params: Params) -> bool:
     )
 
 
-def keep_signal(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -> da.Array:
+def keep_signal(
+    stack: xr.DataArray, params: Params, scratch: Any, sink: Sink
+) -> tuple[da.Array, np.ndarray | None]:
     """Store the method's signal of the whole stack in the scratch directory (once); return it.
 
     ``kept.zarr`` (float32, the stack's chunks; Blosc-LZ4, the cheapest to write and read
     back here: about 3.2 bytes per voxel) is written in batches of whole t-chunks, each
     computed from a graph of its own time points; ``kept.done`` marks it finished, and a
-    resumed run reads it rather than compute it again.  Returned read from there (lazy).
+    resumed run reads it rather than compute it again.  Returns it read from there (lazy)
+    and, when each time point's statistic depends on its own data alone and the signal was
+    computed here, the statistics, counted from each batch's signal as it is stored (None
+    otherwise).
     """
     import zarr
     from zarr.codecs import BloscCodec
@@ -105,6 +110,7 @@ def keep_signal(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -
     four = as_4d(stack)
     scale = scale_of(stack)
     path, done = scratch.path / KEPT, scratch.path / KEPT_DONE
+    values = None
     if not done.exists():
         array = zarr.create_array(
             os.fspath(path),
@@ -116,24 +122,35 @@ def keep_signal(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
         )
         batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
+        by_t = m.statistic_by_t(stack.dtype)
 
-        def signal(c0: int, c1: int, t0: int, t1: int) -> da.Array:
-            return m.signal(time_points(four, t0, t1).data, params, scale)
+        def graphs() -> Any:
+            for _, _, t0, t1 in batches:
+                data = time_points(four, t0, t1).data
+                signal = m.signal(data, params, scale)
+                region = (slice(t0, t1),)
+                store = da.store(signal, array, regions=region, lock=False, compute=False)
+                # One graph: each block's signal is computed once, stored and counted.
+                yield (store, m.statistic_of_signal(signal, data)) if by_t else (store,)
 
-        store_by_t(array, batches, signal, sink, "signal")
+        found = [np.atleast_1d(v[1]) for v in sink.batches(graphs(), "threshold") if by_t]
+        values = np.concatenate(found).astype(np.float64) if by_t else None
         done.write_text("")
-    return open_stack(path, scale=scale).data
+    return open_stack(path, scale=scale).data, values
 
 
 def kept_thresholds(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -> np.ndarray:
     """Return the thresholds of :func:`threshold_pass` from the signal :func:`keep_signal` kept.
 
-    Each time point's statistic is computed from the kept signal read back (in batches of
-    whole t-chunks when it depends on its own time point alone): the same values.
+    Counted as the signal is stored, or from the kept signal read back (in batches of whole
+    t-chunks when each time point's statistic depends on its own data alone): the same
+    values.
     """
     m = methods.get(params.preset)
     four = as_4d(stack)
-    signal = keep_signal(stack, params, scratch, sink)
+    signal, values = keep_signal(stack, params, scratch, sink)
+    if values is not None:
+        return values
     if m.statistic_by_t(stack.dtype):
         batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
     else:
@@ -146,8 +163,8 @@ def kept_thresholds(stack: xr.DataArray, params: Params, scratch: Any, sink: Sin
         )
         for _, _, t0, t1 in batches
     )
-    values = [np.atleast_1d(v) for (v,) in sink.batches(graphs, "threshold")]
-    return np.concatenate(values).astype(np.float64)
+    found = [np.atleast_1d(v) for (v,) in sink.batches(graphs, "threshold")]
+    return np.concatenate(found).astype(np.float64)
 
 
 def segment_pass(
