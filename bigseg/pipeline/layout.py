@@ -17,6 +17,7 @@ SIGNAL_DONE = "signal.done"
 BLOCKS = "blocks"
 SLABS = "slabs"  # split planes: each slab's detections, label nodes and stitching counts
 LINKED = "linked"
+ZLINK = "zlink"  # detections partitioned by z-slab: components, seams, pieces of nuclei
 TRACKING = "tracking"
 
 

@@ -38,6 +38,7 @@ from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
 from . import slabs as _slabs
+from . import zparts as _zparts
 from .layout import TRACKING
 from .sink import Sink, culled
 from .tracking import track_parts
@@ -81,26 +82,34 @@ def segment_pass(
     scratch: Any,
     remote: bool,
     sink: Sink,
-) -> tuple[Callable[[int, int], dd.DataFrame], tuple, Any]:
+) -> tuple[Callable[[int, int], dd.DataFrame], tuple, Any, Any]:
     """Segment and measure every block; plane labels stream to the scratch ``planes.zarr``.
 
     Returns the detections, as ``detections(first, end)``: a dask DataFrame of
     t-chunks ``first`` to ``end``, one partition each (built per batch); the sizes
-    of the t-chunks and, for planes split into y/x chunks, the stitching of their
-    blocks (its counts, or all of it when stitched in memory; None otherwise).
+    of the t-chunks and z-chunks of the blocks; for planes split into y/x chunks, the
+    stitching of their blocks (its counts, or all of it when stitched in memory; None
+    otherwise); and ``read(i, z)``, the detections of t-chunk ``i``, z-chunk ``z``, when
+    the blocks' detections are stored by block or by slab (None otherwise).
     """
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
         detections, stitched = stitched_pass(
             stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
         )
-        return detections, split.chunks[0], stitched
+        read = (
+            _slabs.slab_reader(scratch.path)
+            if not remote and not isinstance(stitched, _stitch.Stitched)
+            else None
+        )
+        return detections, split.chunks[:2], stitched, read
     if remote:  # no completion markers on object stores: one pass
         plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
     else:  # built in batches: only the shape, chunks and metadata are needed here
         plane_labels = planes_like(as_4d(stack), thresholds, params)
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
     t_chunks = plane_labels.data.chunks[0]
+    chunks = plane_labels.data.chunks[:2]
     if remote:
         tables = measure_delayed(plane_labels, stack)
         store = write_labels(
@@ -109,12 +118,17 @@ def segment_pass(
         _, *tables = sink((store, *tables), "segment")
         frame = pd.concat([empty_detections(), *tables], ignore_index=True)
         parts = _parts.split_by_t(frame, t_chunks)
-        return partial(_parts.detections_of_frames, parts), t_chunks, None
+        return partial(_parts.detections_of_frames, parts), chunks, None, None
     # one completion marker per block, so that resume=True can skip it; batches of
     # time points, each segmented and measured from its own time points
     build = partial(_segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks)
     _scratch.segment_blocks(plane_labels, build, scratch, sink)
-    return partial(_parts.detections_of_blocks, scratch.path), t_chunks, None
+    return (
+        partial(_parts.detections_of_blocks, scratch.path),
+        chunks,
+        None,
+        _parts.block_reader(scratch.path),
+    )
 
 
 def planes_like(four: xr.DataArray, thresholds: np.ndarray, params: Params) -> xr.DataArray:
@@ -198,7 +212,9 @@ def link_pass(
 
 def relabel_pass(
     stack: xr.DataArray,
+    parts: _parts.Parts,
     offsets: np.ndarray,
+    reach: np.ndarray | None,
     nuclei: pd.DataFrame | None,
     split: Any,
     stitched: Any,
@@ -213,7 +229,9 @@ def relabel_pass(
     are split (:func:`bigseg.pipeline.slabs.slab_rows`); long local series are written
     in batches of time points, each relabelled from its own planes.  Split planes
     stitched in memory (object stores, blocks of several sizes) are relabelled from
-    their stitching.
+    their stitching.  Detections partitioned by z-chunk (``parts.by_z``): each block
+    reads the linked parts that ``reach`` its planes (:func:`bigseg.pipeline.zparts.
+    part_rows`), with global ids.
     """
     four = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack)))
     planes = four.data
@@ -224,9 +242,16 @@ def relabel_pass(
         rows_of = None
     elif split is not None:  # stitched slab by slab: each block's rows from its slab
         planes = planes.rechunk(split.chunks)
-        rows_of = partial(_slabs.slab_rows, os.fspath(work), planes.numblocks)
+        rows_of = partial(
+            _slabs.slab_rows, os.fspath(work), planes.numblocks,
+            linked_rows=_by_z_rows(work, parts, offsets, reach, planes.chunks),
+        )  # fmt: skip
+    elif parts.by_z:
+        rows_of = _by_z_rows(work, parts, offsets, reach, planes.chunks)
     else:
         rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
+    if parts.by_z:  # the rows carry global ids
+        offsets = np.zeros(len(parts.t_chunks), np.int64)
     batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
     batched = rows_of is not None and "t" in stack.dims and len(batches) > 1 and _local(work)
     if batched:  # long series: only the array's shape, chunks and dtype are needed here
@@ -299,6 +324,22 @@ def pyramid_pass(path: Any, sink: Sink) -> None:
     """Build the coarser levels of ``labels.zarr`` on the workers, each from the one before."""
     for store in pyramid_levels(path):
         sink(store, "pyramid")
+
+
+def _by_z_rows(
+    work: Any, parts: _parts.Parts, offsets: np.ndarray, reach: Any, chunks: tuple
+) -> Callable[[tuple[int, ...]], pd.DataFrame] | None:
+    """Return ``rows_of`` of label blocks from parts by z-chunk (None: parts by t-chunk)."""
+    if not parts.by_z:
+        return None
+    return partial(
+        _zparts.part_rows,
+        os.fspath(work / _parts.LINKED),
+        parts,
+        tuple(int(o) for o in offsets),
+        tuple(int(r) for r in reach),
+        tuple(int(e) for e in np.cumsum((0, *chunks[1]))),
+    )
 
 
 def _local(path: Any) -> bool:
@@ -376,7 +417,7 @@ def stitched_pass(
 
 def write_tables(
     stack: xr.DataArray,
-    t_chunks: tuple,
+    parts: _parts.Parts,
     offsets: np.ndarray,
     work: Any,
     sink: Sink,
@@ -386,22 +427,24 @@ def write_tables(
     """Write the tables on the workers; return the numbers of nuclei and detections.
 
     ``nuclei.parquet`` and ``detections.parquet`` are partitioned Parquet datasets, one
-    file per t-chunk (``t_chunks``, those of the detections); tables keep the original
-    time indices (when ``t`` selects a range), as integers.  ``nuclei.csv`` is written
-    (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei;
-    the nuclei table is then returned too (None for larger runs).  With ``read_back``
-    False neither is done (a run that tracks does it once its nuclei have track ids).
+    file per part of the detections (``parts``: by t-chunk, or by z-chunk of large time
+    points); tables keep the original time indices (when ``t`` selects a range), as
+    integers.  ``nuclei.csv`` is written (from the client) only up to
+    :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei; the nuclei table is then
+    returned too (None for larger runs).  With ``read_back`` False neither is done (a
+    run that tracks does it once its nuclei have track ids).
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
-    edges = np.cumsum((0, *t_chunks))
-    n = len(t_chunks)
+    edges = np.cumsum((0, *parts.t_chunks))
+    chunk = [parts.t_chunk(p) for p in range(len(parts))]
+    n = len(parts)
     step = sink.batch_blocks(_scratch.BATCH_BLOCKS)
     _parts.reset_tables(work)
     batches = (
         (
             _parts.write_partitions(
-                work, offsets[a:b], edges[a:b],
-                [t_values[edges[i]:edges[i + 1]] for i in range(a, b)],
+                work, offsets[a:b], [edges[chunk[p]] for p in range(a, b)],
+                [t_values[edges[chunk[p]]:edges[chunk[p] + 1]] for p in range(a, b)],
                 scale=scale_of(stack), planar=stack.sizes["z"] == 1, first=a,
             ),
         )
@@ -421,16 +464,19 @@ def small_nuclei(work: Any, n_nuclei: int) -> pd.DataFrame | None:
     return nuclei
 
 
-def part_times_of(stack: xr.DataArray, t_chunks: tuple) -> list[list[int]]:
-    """Return the time points (as the tables number them) of each part: each t-chunk's."""
+def part_times_of(stack: xr.DataArray, parts: _parts.Parts) -> list[list[int]]:
+    """Return the time points (as the tables number them) of each part: its t-chunk's."""
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
-    edges = np.cumsum((0, *t_chunks))
-    return [[int(v) for v in t_values[a:b]] for a, b in zip(edges[:-1], edges[1:])]
+    edges = np.cumsum((0, *parts.t_chunks))
+    return [
+        [int(v) for v in t_values[edges[i] : edges[i + 1]]]
+        for i in (parts.t_chunk(p) for p in range(len(parts)))
+    ]
 
 
 def track_pass(
     stack: xr.DataArray,
-    t_chunks: tuple,
+    parts: _parts.Parts,
     work: Any,
     sink: Sink,
     *,
@@ -446,10 +492,11 @@ def track_pass(
         work / "nuclei.parquet",
         work / "tracks.parquet",
         work,
-        part_times_of(stack, t_chunks),
+        part_times_of(stack, _parts.Parts(parts.t_chunks)),  # tracks read t-chunks whole
         sink,
         params=params,
         frame_interval_s=frame_interval_s,
+        per=parts.per_t,
     )
     if not _local(work):
         objstore.rmtree(work / TRACKING)

@@ -50,6 +50,7 @@ from .layout import (
     SLABS,
     STATE,
     TRACKING,
+    ZLINK,
     scratch_path,
 )
 from .sink import block_boxes, box_region, culled
@@ -573,7 +574,7 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, SLABS, LINKED, TRACKING)
+    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, SLABS, LINKED, ZLINK, TRACKING)
     for name in (*scratch_names, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
