@@ -37,6 +37,7 @@ __all__ = [
     "LINKED",
     "SMALL_DETECTIONS",
     "Parts",
+    "block_name",
     "block_reader",
     "SMALL_NUCLEI",
     "detections_of_blocks",
@@ -48,6 +49,7 @@ __all__ = [
     "read_parts",
     "reset_tables",
     "split_by_t",
+    "write_table",
     "write_partitions",
 ]
 
@@ -93,10 +95,33 @@ def _read_markers(blocks: str, i: int, z: int | None = None) -> pd.DataFrame:
     Its blocks' markers, in block order.
     """
     prefix = f"{int(i)}_" if z is None else f"{int(i)}_{int(z)}_"
-    paths = glob.glob(os.path.join(blocks, f"{prefix}*.parquet"))
+    paths = _glob(blocks, f"{prefix}*.parquet")
     key = [tuple(int(v) for v in os.path.basename(p)[: -len(".parquet")].split("_")) for p in paths]
     frames = [pd.read_parquet(p) for _, p in sorted(zip(key, paths))]
     return pd.concat([empty_detections(), *frames], ignore_index=True)
+
+
+def block_name(index: Sequence[int]) -> str:
+    """File name of the detections of the block at ``index`` (``T_Z_Y_X.parquet``)."""
+    return "_".join(str(int(v)) for v in index) + ".parquet"
+
+
+def write_table(table: pd.DataFrame, path: str) -> int:
+    """Write one table (a block's detections) to ``path``, local or a URL; return its rows."""
+    _write(table, path)
+    return len(table)
+
+
+def _glob(folder: str, pattern: str) -> list[str]:
+    """List the files of ``folder`` (a local path or a URL) whose names match ``pattern``."""
+    if "://" not in folder:
+        return glob.glob(os.path.join(folder, pattern))
+    import fsspec
+
+    fs, key = fsspec.core.url_to_fs(folder)
+    fs.invalidate_cache()
+    protocol = folder.split("://", 1)[0]
+    return [f"{protocol}://{f}" for f in fs.glob(f"{key}/{pattern}")]
 
 
 def block_reader(scratch_path: Any) -> Callable[[int, int], pd.DataFrame]:

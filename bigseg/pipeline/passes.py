@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -32,14 +33,14 @@ from ..params import Params
 from ..reads import is_read, read_region
 from ..segment import global_threshold, segment, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
-from ..tables import detections_from_sums, empty_detections
+from ..tables import detections_from_sums
 from ..track import TrackParams
 from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
 from . import slabs as _slabs
 from . import zparts as _zparts
-from .layout import TRACKING
+from .layout import BLOCKS, TRACKING
 from .sink import Sink, culled
 from .tracking import track_parts
 
@@ -108,17 +109,20 @@ def segment_pass(
     else:  # built in batches: only the shape, chunks and metadata are needed here
         plane_labels = planes_like(as_4d(stack), thresholds, params)
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
-    t_chunks = plane_labels.data.chunks[0]
     chunks = plane_labels.data.chunks[:2]
     if remote:
         tables = measure_delayed(plane_labels, stack)
         store = write_labels(
             plane_labels, planes_path, compute=False, overwrite=True, pyramid=False
         )
-        _, *tables = sink((store, *tables), "segment")
-        frame = pd.concat([empty_detections(), *tables], ignore_index=True)
-        parts = _parts.split_by_t(frame, t_chunks)
-        return partial(_parts.detections_of_frames, parts), chunks, None, None
+        # each block's table is written by its worker; only the row counts come back
+        blocks = scratch.path / BLOCKS
+        written = [
+            _write_table(table, os.fspath(blocks / _parts.block_name(index)))
+            for table, index in zip(tables, np.ndindex(*plane_labels.data.numblocks))
+        ]
+        sink((store, *written), "segment")
+        return partial(_parts.detections_of_blocks, scratch.path), chunks, None, None
     # one completion marker per block, so that resume=True can skip it; batches of
     # time points, each segmented and measured from its own time points
     build = partial(_segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks)
@@ -129,6 +133,9 @@ def segment_pass(
         None,
         _parts.block_reader(scratch.path),
     )
+
+
+_write_table = dask.delayed(_parts.write_table, pure=False)
 
 
 def planes_like(four: xr.DataArray, thresholds: np.ndarray, params: Params) -> xr.DataArray:

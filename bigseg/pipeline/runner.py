@@ -42,7 +42,7 @@ from ..segment import plan_blocks, work_blocks
 from ..stack import as_4d, scale_of
 from ..track import TrackParams
 from . import zparts
-from .layout import LINKED
+from .layout import BLOCKS, LINKED
 from .partitions import SMALL_DETECTIONS, Parts, lazy_parts, read_parts
 from .passes import (
     link_pass,
@@ -267,8 +267,8 @@ def run(
         t0 = time.perf_counter()
         relabel_pass(stack, parts, offsets, reach, nuclei, split, stitched, work, source_name, sink)
         if remote:
-            objstore.rmtree(work / PLANES)
-            objstore.rmtree(work / LINKED)
+            for name in (PLANES, BLOCKS, LINKED):
+                objstore.rmtree(work / name)
         timings["labels"] = time.perf_counter() - t0
 
         if track_labels:
