@@ -13,7 +13,7 @@ the whole series.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -41,7 +41,7 @@ from . import scratch as _scratch
 from . import slabs as _slabs
 from . import zparts as _zparts
 from .layout import BLOCKS, TRACKING
-from .sink import Sink, culled
+from .sink import Sink, block_boxes, box_region, culled
 from .tracking import track_parts
 
 
@@ -259,9 +259,11 @@ def relabel_pass(
         rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
     if parts.by_z:  # the rows carry global ids
         offsets = np.zeros(len(parts.t_chunks), np.int64)
-    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
-    batched = rows_of is not None and "t" in stack.dims and len(batches) > 1 and _local(work)
-    if batched:  # long series: only the array's shape, chunks and dtype are needed here
+    size = sink.batch_blocks(_scratch.BATCH_BLOCKS)
+    batches = _scratch.t_batches(planes.chunks, size)
+    many = len(batches) > 1 or planes.npartitions > size  # a long series, or a large t-chunk
+    batched = rows_of is not None and many and _local(work)
+    if batched:  # only the array's shape, chunks and dtype are needed here
         labels = planes.astype(np.uint32)
     elif rows_of is not None:
         labels = relabel_partitioned(planes, rows_of, offsets, np.uint32)
@@ -283,8 +285,8 @@ def relabel_pass(
         sink(store, "labels")
         pyramid_pass(work / "labels.zarr", sink)
         return
-    # Long series: the array is created; its blocks are written in batches of time
-    # points, each relabelled from its own planes.
+    # Long series or large time points: the array is created; its blocks are written in
+    # batches of time points (or boxes of blocks of one), each relabelled from its own planes.
     del labels, labels_da
     import zarr
 
@@ -298,7 +300,7 @@ def relabel_pass(
             np.uint32,
         )
 
-    store_by_t(array, batches, relabelled, sink, "labels")
+    store_by_t(array, batches, relabelled, sink, "labels", size=size)
     pyramid_pass(work / "labels.zarr", sink)
 
 
@@ -308,23 +310,40 @@ def store_by_t(
     build: Callable[[int, int, int, int], da.Array],
     sink: Sink,
     label: str,
+    *,
+    size: int | None = None,
 ) -> None:
     """Write a Zarr ``array`` in batches of time points, each computed from its own graph.
 
     ``batches`` are :func:`bigseg.pipeline.scratch.t_batches`; ``build(c0, c1, t0, t1)``
     returns the lazy values of t-chunks ``c0:c1`` (time points ``t0:t1``), built from a
-    graph of those time points only.
+    graph of those time points only.  A batch of more than ``size`` blocks (one large
+    t-chunk) is written in boxes of at most ``size`` blocks, each from a graph of its own
+    blocks (:func:`bigseg.pipeline.sink.block_boxes`).  An ``array`` without the time
+    axis (one time point) takes the values of time point 0.
     """
-    graphs = (
-        (
-            da.store(
-                build(c0, c1, t0, t1), array, regions=(slice(t0, t1),), lock=False, compute=False
-            ),
-        )
-        for c0, c1, t0, t1 in batches
-    )
-    for _ in sink.batches(graphs, label):
+    squeeze = array.ndim == 3
+
+    def graphs() -> Iterator[tuple]:
+        for c0, c1, t0, t1 in batches:
+            values = build(c0, c1, t0, t1)
+            boxes = [tuple(slice(0, n) for n in values.numblocks)]
+            if size is not None and values.npartitions > size:
+                boxes = block_boxes(values.numblocks, size)
+            for box in boxes:
+                region = box_region(values.chunks, box)
+                part = culled(values[region]) if len(boxes) > 1 else values
+                where = (slice(t0 + region[0].start, t0 + region[0].stop), *region[1:])
+                if squeeze:
+                    part, where = part[0], where[1:]
+                yield (_store(part, array, where),)
+
+    for _ in sink.batches(graphs(), label):
         pass
+
+
+def _store(values: da.Array, array: Any, region: tuple[slice, ...]) -> Any:
+    return da.store(values, array, regions=region, lock=False, compute=False)
 
 
 def pyramid_pass(path: Any, sink: Sink) -> None:
