@@ -638,14 +638,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 141
         except KeyboardInterrupt:
-            # Unwinding the interrupted run frees coroutines that zarr or distributed had
-            # made and not yet awaited: their warnings would follow the one sentence.
-            import warnings
-
-            warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            name = received[0] if received else "SIGINT"
-            print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
-            return 128 + getattr(signal, name, signal.SIGINT)
+            return _interrupted(args, received)
+        except RuntimeError as exc:
+            # An interrupt that lands while a class is being made (an import's) comes
+            # wrapped: "Error calling __set_name__ ...".
+            if not isinstance(exc.__cause__, KeyboardInterrupt):
+                raise
+            return _interrupted(args, received)
         except _killed_worker() as exc:
             print(
                 f"bigseg: error: dask workers kept dying while running task {exc.task!r} (most "
@@ -736,6 +735,18 @@ def _one_line_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.showwarning = show
         yield
+
+
+def _interrupted(args: Any, received: list[str]) -> int:
+    """Say in one sentence that the run was interrupted; return the shell's status for it."""
+    # Unwinding the interrupted run frees coroutines that zarr or distributed had made
+    # and not yet awaited: their warnings would follow the one sentence.
+    import warnings
+
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+    name = received[0] if received else "SIGINT"
+    print(f"bigseg: interrupted by {name}; {_interrupted_note(args)}", file=sys.stderr)
+    return 128 + getattr(signal, name, signal.SIGINT)
 
 
 def _killed_worker() -> type[BaseException]:

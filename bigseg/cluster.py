@@ -25,7 +25,16 @@ from ._errors import InputError
 from .params import Params
 from .tables import NUCLEUS_COLUMNS, empty_table
 
-__all__ = ["NUCLEUS_COLUMNS", "drop_small", "link", "nuclei_table", "split_at_necks"]
+__all__ = [
+    "NUCLEUS_COLUMNS",
+    "components",
+    "drop_small",
+    "link",
+    "link_components",
+    "nuclei_table",
+    "number_components",
+    "split_at_necks",
+]
 
 
 def link_pairs(
@@ -205,18 +214,67 @@ def link(
                 f"link(params=...) with the {params.preset!r} method drops fragments smaller "
                 "than min_radius and needs the voxel size: pass scale=(z, y, x) in µm."
             )
-        linked = link(detections, **method.link_options(params))
-        if method.drop_fragments:
-            linked = drop_small(linked, scale=scale, min_radius=params.min_radius, planar=planar)  # type: ignore[arg-type]
-        return linked
+        options = method.link_options(params)
+        out = detections.reset_index(drop=True)
+        component = components(
+            out, link_distance=options["link_distance"], max_gap=options["max_gap"]
+        )
+        return link_components(out, component, params=params, scale=scale, planar=planar)  # type: ignore[arg-type]
     out = detections.reset_index(drop=True).copy()
-    n = len(out)
+    component = components(out, link_distance=link_distance, max_gap=max_gap)
+    out["nucleus"] = _nuclei(out, component, neck_ratio)
+    return out
+
+
+def components(
+    detections: pd.DataFrame, *, link_distance: float = 0.5, max_gap: int = 1
+) -> np.ndarray:
+    """Label the connected components of the links of :func:`link_pairs` (ids 0..k-1).
+
+    A link depends on the detections of its two planes only, so the links among any
+    set of whole planes are those that linking the whole time point would find.
+    """
+    n = len(detections)
     if n == 0:
-        out["nucleus"] = pd.Series(dtype="int64")
-        return out
-    pairs = link_pairs(out, link_distance=link_distance, max_gap=max_gap)
+        return np.empty(0, np.int64)
+    pairs = link_pairs(detections, link_distance=link_distance, max_gap=max_gap)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def link_components(
+    detections: pd.DataFrame,
+    component: np.ndarray,
+    *,
+    params: Params,
+    scale: Sequence[float],
+    planar: bool = False,
+    z_range: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Finish :func:`link` with ``params`` from connected components found already.
+
+    ``component`` gives each row of ``detections`` its component (:func:`components`,
+    or components joined across the seams of z-slabs); the method's neck splitting,
+    numbering and fragment dropping follow, as in :func:`link`. ``z_range`` is passed to
+    :func:`drop_small` (the first and last planes of each time point's detections, when
+    ``detections`` hold only some of them).
+    """
+    method = methods.get(params.preset)
+    out = detections.reset_index(drop=True).copy()
+    out["nucleus"] = _nuclei(
+        out, np.asarray(component, np.int64), method.link_options(params)["neck_ratio"]
+    )
+    if method.drop_fragments:
+        out = drop_small(
+            out, scale=scale, min_radius=params.min_radius, planar=planar, z_range=z_range
+        )
+    return out
+
+
+def _nuclei(out: pd.DataFrame, component: np.ndarray, neck_ratio: float | None) -> np.ndarray:
+    """Nucleus ids 1..N of the rows of ``out``: components split at necks, numbered."""
+    if len(out) == 0:
+        return np.empty(0, np.int64)
     if neck_ratio is not None:
         component = split_at_necks(
             component,
@@ -230,12 +288,15 @@ def link(
             component, out["z"].to_numpy(float), out["area_px"].to_numpy(float),
             neck_ratio=AREA_NECK_RATIO,
         )  # fmt: skip
-    out["nucleus"] = _numbered(out, component)
-    return out
+    return number_components(out, component)
 
 
-def _numbered(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
-    """Ids 1..N for component labels, ordered by (t, first z, y, x) of each one's first row."""
+def number_components(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
+    """Return ids 1..N for component labels, ordered by (t, z, y, x) of each one's first row.
+
+    ``component`` (one label per row of ``out``, 0..k-1) may leave labels unused.  This
+    is the order :func:`link` numbers nuclei in.
+    """
     n = len(out)
     order = np.lexsort(
         (out["x"].to_numpy(), out["y"].to_numpy(), out["z"].to_numpy(), out["t"].to_numpy())
@@ -269,7 +330,12 @@ FACE_FRACTION = 0.5
 
 
 def drop_small(
-    linked: pd.DataFrame, *, scale: Sequence[float], min_radius: float, planar: bool = False
+    linked: pd.DataFrame,
+    *,
+    scale: Sequence[float],
+    min_radius: float,
+    planar: bool = False,
+    z_range: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Drop the detections of nuclei smaller than a sphere of ``min_radius`` µm, renumbered.
 
@@ -291,6 +357,10 @@ def drop_small(
     planar : bool
         The detections come from one plane per time point (a 2D image or
         time-lapse).
+    z_range : pandas.DataFrame, optional
+        The first and last planes of each time point's detections (columns ``low`` and
+        ``high``, indexed by ``t``), when ``linked`` holds only some of its planes (a
+        z-slab of a time point); by default those of ``linked``.
 
     Returns
     -------
@@ -310,8 +380,13 @@ def drop_small(
             groups["z"].transform("min").to_numpy(),
             groups["z"].transform("max").to_numpy(),
         )
-        by_t = linked.groupby("t")["z"]
-        low, high = by_t.transform("min").to_numpy(), by_t.transform("max").to_numpy()
+        if z_range is None:
+            by_t = linked.groupby("t")["z"]
+            low, high = by_t.transform("min").to_numpy(), by_t.transform("max").to_numpy()
+        else:
+            t = linked["t"]
+            low = t.map(z_range["low"]).to_numpy(float)
+            high = t.map(z_range["high"]).to_numpy(float)
         sphere = 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(min_radius)) ** 3
         cut = (first == low) | (last == high)
         keep = size * float(scale[0]) >= np.where(cut, FACE_FRACTION, 1.0) * sphere
@@ -324,7 +399,7 @@ def drop_small(
     out = linked[keep].reset_index(drop=True)
     if len(out):
         _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
-        out["nucleus"] = _numbered(out, component.astype(np.int64))
+        out["nucleus"] = number_components(out, component.astype(np.int64))
     return out
 
 

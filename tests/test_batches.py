@@ -167,7 +167,7 @@ def test_the_segment_pass_takes_the_planes_layout_from_the_first_t_chunk(preset)
 
 
 def test_split_planes_of_one_time_point_go_in_batches_of_their_own_blocks(tmp_path, monkeypatch):
-    """The stored pre-pass, the blocks and their stitching: one graph per batch of blocks."""
+    """The stored pre-pass, the blocks, their stitching and their labels: a graph per batch."""
     import dask
     import zarr
 
@@ -186,7 +186,14 @@ def test_split_planes_of_one_time_point_go_in_batches_of_their_own_blocks(tmp_pa
             result = run(stack, tmp_path / f"o{side}", params=params)
         assert "stitching" in result.record and len(result.nuclei) > 5
         blocks = (side // 64) ** 2
-        for label in ("foreground", "segment"):
+        for label in ("foreground", "segment", "labels"):
             assert len(seen[label]) == -(-blocks // 4), (label, seen[label])
-        sizes[side] = {label: max(seen[label]) for label in ("foreground", "segment", "stitch")}
+        passes = ("foreground", "segment", "stitch", "labels")
+        sizes[side] = {label: max(seen[label]) for label in passes}
     assert sizes[512] == sizes[256]
+    # the same outputs as one batch of every block
+    monkeypatch.setattr(scratch, "BATCH_BLOCKS", 10_000)
+    stack = bigseg.open_stack(tmp_path / "s256.zarr", scale=SCALE, chunks=(6, 64, 64))
+    with dask.config.set(scheduler="synchronous"):
+        run(stack, tmp_path / "one", params=params)
+    assert_same_outputs(tmp_path / "one", tmp_path / "o256")

@@ -242,6 +242,27 @@ def test_ctrl_c_in_the_first_second_prints_no_traceback(small_stack, tmp_path, d
     assert not out.exists()
 
 
+def test_ctrl_c_while_an_import_makes_a_class_is_the_one_sentence(
+    small_stack, tmp_path, monkeypatch, capsys
+):
+    """Python wraps an interrupt raised in ``__set_name__`` in a RuntimeError."""
+    import bigseg.cli as cli
+
+    def interrupted_import(args):
+        class Attribute:
+            def __set_name__(self, owner, name):
+                raise KeyboardInterrupt
+
+        class Made:  # as dask.dataframe's classes are made on import
+            attribute = Attribute()
+
+    monkeypatch.setattr(cli, "_segment", interrupted_import)
+    status = main(["segment", str(small_stack), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 130 and err.startswith("bigseg: interrupted by SIGINT"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
 def test_an_unquoted_pattern_expanded_by_the_shell_says_to_quote_it(tmp_path, capsys):
     import numpy as np
     import tifffile

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import bigseg
+import bigseg.pipeline.partitions as partitions
 from bigseg import InputError, open_stack, run
 from bigseg.synth import synth
 
@@ -67,8 +68,15 @@ def test_missing_remote_input_is_one_sentence(s3):
         open_stack("s3://bucket/stack.tif")
 
 
-def test_run_from_s3_to_s3_equals_local(s3, tmp_path):
-    result = run("s3://bucket/s.ome.zarr", "s3://bucket/out/")
+def test_run_from_s3_to_s3_equals_local(s3, tmp_path, monkeypatch):
+    def gathered(*args, **kwargs):
+        raise AssertionError("the detections were gathered on the client")
+
+    # the workers write each block's detections to the output's prefix, read back there
+    with monkeypatch.context() as m:
+        m.setattr(partitions, "detections_of_frames", gathered)
+        m.setattr(partitions, "split_by_t", gathered)
+        result = run("s3://bucket/s.ome.zarr", "s3://bucket/out/")
     local = run(s3["local"], tmp_path / "local")
     fs = s3["fs"]
     fs.invalidate_cache()

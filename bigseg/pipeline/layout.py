@@ -19,6 +19,7 @@ KEPT_DONE = "kept.done"
 BLOCKS = "blocks"
 SLABS = "slabs"  # split planes: each slab's detections, label nodes and stitching counts
 LINKED = "linked"
+ZLINK = "zlink"  # detections partitioned by z-slab: components, seams, pieces of nuclei
 TRACKING = "tracking"
 
 

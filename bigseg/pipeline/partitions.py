@@ -18,7 +18,8 @@ from __future__ import annotations
 import glob
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,9 @@ from .layout import BLOCKS, LINKED
 __all__ = [
     "LINKED",
     "SMALL_DETECTIONS",
+    "Parts",
+    "block_name",
+    "block_reader",
     "SMALL_NUCLEI",
     "detections_of_blocks",
     "detections_of_frames",
@@ -45,6 +49,7 @@ __all__ = [
     "read_parts",
     "reset_tables",
     "split_by_t",
+    "write_table",
     "write_partitions",
 ]
 
@@ -84,12 +89,82 @@ def detections_of_blocks(scratch_path: Any, first: int, end: int) -> dd.DataFram
     )
 
 
-def _read_markers(blocks: str, i: int) -> pd.DataFrame:
-    """Read the detections of t-chunk ``i``: its blocks' markers in block order."""
-    paths = glob.glob(os.path.join(blocks, f"{int(i)}_*.parquet"))
+def _read_markers(blocks: str, i: int, z: int | None = None) -> pd.DataFrame:
+    """Read the detections of t-chunk ``i`` (of its z-chunk ``z`` only, when given).
+
+    Its blocks' markers, in block order.
+    """
+    prefix = f"{int(i)}_" if z is None else f"{int(i)}_{int(z)}_"
+    paths = _glob(blocks, f"{prefix}*.parquet")
     key = [tuple(int(v) for v in os.path.basename(p)[: -len(".parquet")].split("_")) for p in paths]
     frames = [pd.read_parquet(p) for _, p in sorted(zip(key, paths))]
     return pd.concat([empty_detections(), *frames], ignore_index=True)
+
+
+def block_name(index: Sequence[int]) -> str:
+    """File name of the detections of the block at ``index`` (``T_Z_Y_X.parquet``)."""
+    return "_".join(str(int(v)) for v in index) + ".parquet"
+
+
+def write_table(table: pd.DataFrame, path: str) -> int:
+    """Write one table (a block's detections) to ``path``, local or a URL; return its rows."""
+    _write(table, path)
+    return len(table)
+
+
+def _glob(folder: str, pattern: str) -> list[str]:
+    """List the files of ``folder`` (a local path or a URL) whose names match ``pattern``."""
+    if "://" not in folder:
+        return glob.glob(os.path.join(folder, pattern))
+    import fsspec
+
+    fs, key = fsspec.core.url_to_fs(folder)
+    fs.invalidate_cache()
+    protocol = folder.split("://", 1)[0]
+    return [f"{protocol}://{f}" for f in fs.glob(f"{key}/{pattern}")]
+
+
+def block_reader(scratch_path: Any) -> Callable[[int, int], pd.DataFrame]:
+    """``read(i, z)``: the detections of t-chunk ``i``, z-chunk ``z`` (whole planes)."""
+    return partial(_read_markers, os.fspath(scratch_path / BLOCKS))
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The partitions of a run's detections, in order: by t-chunk, or by t-chunk and z-chunk.
+
+    Detections are partitioned by t-chunk, or, when each t-chunk is one time point too
+    large for one worker's table (:mod:`bigseg.pipeline.zparts`), by z-chunk of each
+    time point: part ``p`` is t-chunk ``p // per_t``, z-chunk ``p % per_t``.
+    """
+
+    t_chunks: tuple[int, ...]
+    z_chunks: tuple[int, ...] | None = None
+
+    @property
+    def by_z(self) -> bool:
+        """Whether parts are z-chunks of time points."""
+        return self.z_chunks is not None
+
+    @property
+    def per_t(self) -> int:
+        """Parts per t-chunk."""
+        return 1 if self.z_chunks is None else len(self.z_chunks)
+
+    def __len__(self) -> int:
+        return len(self.t_chunks) * self.per_t
+
+    def t_chunk(self, p: int) -> int:
+        """Return the t-chunk of part ``p``."""
+        return int(p) // self.per_t
+
+    def z_range(self, p: int) -> tuple[int, int]:
+        """Return the planes ``z0, z1`` of part ``p`` (``0, -1``: all planes, when not by z)."""
+        if self.z_chunks is None:
+            return 0, -1
+        edges = np.cumsum((0, *self.z_chunks))
+        j = int(p) % self.per_t
+        return int(edges[j]), int(edges[j + 1])
 
 
 def split_by_t(frame: pd.DataFrame, t_chunks: Sequence[int]) -> list[pd.DataFrame]:

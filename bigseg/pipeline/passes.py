@@ -13,10 +13,11 @@ the whole series.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -33,14 +34,15 @@ from ..params import Params
 from ..reads import is_read, read_region
 from ..segment import global_threshold, segment, segment_signal_of, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
-from ..tables import detections_from_sums, empty_detections
+from ..tables import detections_from_sums
 from ..track import TrackParams
 from . import partitions as _parts
 from . import safety
 from . import scratch as _scratch
 from . import slabs as _slabs
-from .layout import KEPT, KEPT_DONE, TRACKING
-from .sink import Sink, culled
+from . import zparts as _zparts
+from .layout import BLOCKS, KEPT, KEPT_DONE, TRACKING
+from .sink import Sink, block_boxes, box_region, culled
 from .tracking import track_parts
 
 
@@ -176,35 +178,46 @@ def segment_pass(
     scratch: Any,
     remote: bool,
     sink: Sink,
-) -> tuple[Callable[[int, int], dd.DataFrame], tuple, Any]:
+) -> tuple[Callable[[int, int], dd.DataFrame], tuple, Any, Any]:
     """Segment and measure every block; plane labels stream to the scratch ``planes.zarr``.
 
     Returns the detections, as ``detections(first, end)``: a dask DataFrame of
     t-chunks ``first`` to ``end``, one partition each (built per batch); the sizes
-    of the t-chunks and, for planes split into y/x chunks, the stitching of their
-    blocks (its counts, or all of it when stitched in memory; None otherwise).
+    of the t-chunks and z-chunks of the blocks; for planes split into y/x chunks, the
+    stitching of their blocks (its counts, or all of it when stitched in memory; None
+    otherwise); and ``read(i, z)``, the detections of t-chunk ``i``, z-chunk ``z``, when
+    the blocks' detections are stored by block or by slab (None otherwise).
     """
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
         detections, stitched = stitched_pass(
             stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
         )
-        return detections, split.chunks[0], stitched
+        read = (
+            _slabs.slab_reader(scratch.path)
+            if not remote and not isinstance(stitched, _stitch.Stitched)
+            else None
+        )
+        return detections, split.chunks[:2], stitched, read
     if remote:  # no completion markers on object stores: one pass
         plane_labels = as_4d(segment(stack, params=params, threshold=thresholds, stitch=False))
     else:  # built in batches: only the shape, chunks and metadata are needed here
         plane_labels = planes_like(as_4d(stack), thresholds, params)
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
-    t_chunks = plane_labels.data.chunks[0]
+    chunks = plane_labels.data.chunks[:2]
     if remote:
         tables = measure_delayed(plane_labels, stack)
         store = write_labels(
             plane_labels, planes_path, compute=False, overwrite=True, pyramid=False
         )
-        _, *tables = sink((store, *tables), "segment")
-        frame = pd.concat([empty_detections(), *tables], ignore_index=True)
-        parts = _parts.split_by_t(frame, t_chunks)
-        return partial(_parts.detections_of_frames, parts), t_chunks, None
+        # each block's table is written by its worker; only the row counts come back
+        blocks = scratch.path / BLOCKS
+        written = [
+            _write_table(table, os.fspath(blocks / _parts.block_name(index)))
+            for table, index in zip(tables, np.ndindex(*plane_labels.data.numblocks))
+        ]
+        sink((store, *written), "segment")
+        return partial(_parts.detections_of_blocks, scratch.path), chunks, None, None
     # one completion marker per block, so that resume=True can skip it; batches of
     # time points, each segmented and measured from its own time points (and from the
     # method's signal where the threshold pass kept it)
@@ -215,7 +228,15 @@ def segment_pass(
     )
     _scratch.segment_blocks(plane_labels, build, scratch, sink)
     _scratch.drop_kept_signal(scratch)
-    return partial(_parts.detections_of_blocks, scratch.path), t_chunks, None
+    return (
+        partial(_parts.detections_of_blocks, scratch.path),
+        chunks,
+        None,
+        _parts.block_reader(scratch.path),
+    )
+
+
+_write_table = dask.delayed(_parts.write_table, pure=False)
 
 
 def planes_like(four: xr.DataArray, thresholds: np.ndarray, params: Params) -> xr.DataArray:
@@ -311,7 +332,9 @@ def link_pass(
 
 def relabel_pass(
     stack: xr.DataArray,
+    parts: _parts.Parts,
     offsets: np.ndarray,
+    reach: np.ndarray | None,
     nuclei: pd.DataFrame | None,
     split: Any,
     stitched: Any,
@@ -326,7 +349,9 @@ def relabel_pass(
     are split (:func:`bigseg.pipeline.slabs.slab_rows`); long local series are written
     in batches of time points, each relabelled from its own planes.  Split planes
     stitched in memory (object stores, blocks of several sizes) are relabelled from
-    their stitching.
+    their stitching.  Detections partitioned by z-chunk (``parts.by_z``): each block
+    reads the linked parts that ``reach`` its planes (:func:`bigseg.pipeline.zparts.
+    part_rows`), with global ids.
     """
     four = as_4d(open_stack(work / _scratch.PLANES, scale=scale_of(stack)))
     planes = four.data
@@ -337,12 +362,21 @@ def relabel_pass(
         rows_of = None
     elif split is not None:  # stitched slab by slab: each block's rows from its slab
         planes = planes.rechunk(split.chunks)
-        rows_of = partial(_slabs.slab_rows, os.fspath(work), planes.numblocks)
+        rows_of = partial(
+            _slabs.slab_rows, os.fspath(work), planes.numblocks,
+            linked_rows=_by_z_rows(work, parts, offsets, reach, planes.chunks),
+        )  # fmt: skip
+    elif parts.by_z:
+        rows_of = _by_z_rows(work, parts, offsets, reach, planes.chunks)
     else:
         rows_of = partial(_parts.relabel_rows, os.fspath(work / _parts.LINKED))
-    batches = _scratch.t_batches(planes.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
-    batched = rows_of is not None and "t" in stack.dims and len(batches) > 1 and _local(work)
-    if batched:  # long series: only the array's shape, chunks and dtype are needed here
+    if parts.by_z:  # the rows carry global ids
+        offsets = np.zeros(len(parts.t_chunks), np.int64)
+    size = sink.batch_blocks(_scratch.BATCH_BLOCKS)
+    batches = _scratch.t_batches(planes.chunks, size)
+    many = len(batches) > 1 or planes.npartitions > size  # a long series, or a large t-chunk
+    batched = rows_of is not None and many and _local(work)
+    if batched:  # only the array's shape, chunks and dtype are needed here
         labels = planes.astype(np.uint32)
     elif rows_of is not None:
         labels = relabel_partitioned(planes, rows_of, offsets, np.uint32)
@@ -364,8 +398,8 @@ def relabel_pass(
         sink(store, "labels")
         pyramid_pass(work / "labels.zarr", sink)
         return
-    # Long series: the array is created; its blocks are written in batches of time
-    # points, each relabelled from its own planes.
+    # Long series or large time points: the array is created; its blocks are written in
+    # batches of time points (or boxes of blocks of one), each relabelled from its own planes.
     del labels, labels_da
     import zarr
 
@@ -379,7 +413,7 @@ def relabel_pass(
             np.uint32,
         )
 
-    store_by_t(array, batches, relabelled, sink, "labels")
+    store_by_t(array, batches, relabelled, sink, "labels", size=size)
     pyramid_pass(work / "labels.zarr", sink)
 
 
@@ -389,29 +423,62 @@ def store_by_t(
     build: Callable[[int, int, int, int], da.Array],
     sink: Sink,
     label: str,
+    *,
+    size: int | None = None,
 ) -> None:
     """Write a Zarr ``array`` in batches of time points, each computed from its own graph.
 
     ``batches`` are :func:`bigseg.pipeline.scratch.t_batches`; ``build(c0, c1, t0, t1)``
     returns the lazy values of t-chunks ``c0:c1`` (time points ``t0:t1``), built from a
-    graph of those time points only.
+    graph of those time points only.  A batch of more than ``size`` blocks (one large
+    t-chunk) is written in boxes of at most ``size`` blocks, each from a graph of its own
+    blocks (:func:`bigseg.pipeline.sink.block_boxes`).  An ``array`` without the time
+    axis (one time point) takes the values of time point 0.
     """
-    graphs = (
-        (
-            da.store(
-                build(c0, c1, t0, t1), array, regions=(slice(t0, t1),), lock=False, compute=False
-            ),
-        )
-        for c0, c1, t0, t1 in batches
-    )
-    for _ in sink.batches(graphs, label):
+    squeeze = array.ndim == 3
+
+    def graphs() -> Iterator[tuple]:
+        for c0, c1, t0, t1 in batches:
+            values = build(c0, c1, t0, t1)
+            boxes = [tuple(slice(0, n) for n in values.numblocks)]
+            if size is not None and values.npartitions > size:
+                boxes = block_boxes(values.numblocks, size)
+            for box in boxes:
+                region = box_region(values.chunks, box)
+                part = culled(values[region]) if len(boxes) > 1 else values
+                where = (slice(t0 + region[0].start, t0 + region[0].stop), *region[1:])
+                if squeeze:
+                    part, where = part[0], where[1:]
+                yield (_store(part, array, where),)
+
+    for _ in sink.batches(graphs(), label):
         pass
+
+
+def _store(values: da.Array, array: Any, region: tuple[slice, ...]) -> Any:
+    return da.store(values, array, regions=region, lock=False, compute=False)
 
 
 def pyramid_pass(path: Any, sink: Sink) -> None:
     """Build the coarser levels of ``labels.zarr`` on the workers, each from the one before."""
     for store in pyramid_levels(path):
         sink(store, "pyramid")
+
+
+def _by_z_rows(
+    work: Any, parts: _parts.Parts, offsets: np.ndarray, reach: Any, chunks: tuple
+) -> Callable[[tuple[int, ...]], pd.DataFrame] | None:
+    """Return ``rows_of`` of label blocks from parts by z-chunk (None: parts by t-chunk)."""
+    if not parts.by_z:
+        return None
+    return partial(
+        _zparts.part_rows,
+        os.fspath(work / _parts.LINKED),
+        parts,
+        tuple(int(o) for o in offsets),
+        tuple(int(r) for r in reach),
+        tuple(int(e) for e in np.cumsum((0, *chunks[1]))),
+    )
 
 
 def _local(path: Any) -> bool:
@@ -489,7 +556,7 @@ def stitched_pass(
 
 def write_tables(
     stack: xr.DataArray,
-    t_chunks: tuple,
+    parts: _parts.Parts,
     offsets: np.ndarray,
     work: Any,
     sink: Sink,
@@ -499,22 +566,24 @@ def write_tables(
     """Write the tables on the workers; return the numbers of nuclei and detections.
 
     ``nuclei.parquet`` and ``detections.parquet`` are partitioned Parquet datasets, one
-    file per t-chunk (``t_chunks``, those of the detections); tables keep the original
-    time indices (when ``t`` selects a range), as integers.  ``nuclei.csv`` is written
-    (from the client) only up to :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei;
-    the nuclei table is then returned too (None for larger runs).  With ``read_back``
-    False neither is done (a run that tracks does it once its nuclei have track ids).
+    file per part of the detections (``parts``: by t-chunk, or by z-chunk of large time
+    points); tables keep the original time indices (when ``t`` selects a range), as
+    integers.  ``nuclei.csv`` is written (from the client) only up to
+    :data:`bigseg.pipeline.partitions.SMALL_NUCLEI` nuclei; the nuclei table is then
+    returned too (None for larger runs).  With ``read_back`` False neither is done (a
+    run that tracks does it once its nuclei have track ids).
     """
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
-    edges = np.cumsum((0, *t_chunks))
-    n = len(t_chunks)
+    edges = np.cumsum((0, *parts.t_chunks))
+    chunk = [parts.t_chunk(p) for p in range(len(parts))]
+    n = len(parts)
     step = sink.batch_blocks(_scratch.BATCH_BLOCKS)
     _parts.reset_tables(work)
     batches = (
         (
             _parts.write_partitions(
-                work, offsets[a:b], edges[a:b],
-                [t_values[edges[i]:edges[i + 1]] for i in range(a, b)],
+                work, offsets[a:b], [edges[chunk[p]] for p in range(a, b)],
+                [t_values[edges[chunk[p]]:edges[chunk[p] + 1]] for p in range(a, b)],
                 scale=scale_of(stack), planar=stack.sizes["z"] == 1, first=a,
             ),
         )
@@ -534,16 +603,19 @@ def small_nuclei(work: Any, n_nuclei: int) -> pd.DataFrame | None:
     return nuclei
 
 
-def part_times_of(stack: xr.DataArray, t_chunks: tuple) -> list[list[int]]:
-    """Return the time points (as the tables number them) of each part: each t-chunk's."""
+def part_times_of(stack: xr.DataArray, parts: _parts.Parts) -> list[list[int]]:
+    """Return the time points (as the tables number them) of each part: its t-chunk's."""
     t_values = as_4d(stack)["t"].to_numpy().astype(np.int64)
-    edges = np.cumsum((0, *t_chunks))
-    return [[int(v) for v in t_values[a:b]] for a, b in zip(edges[:-1], edges[1:])]
+    edges = np.cumsum((0, *parts.t_chunks))
+    return [
+        [int(v) for v in t_values[edges[i] : edges[i + 1]]]
+        for i in (parts.t_chunk(p) for p in range(len(parts)))
+    ]
 
 
 def track_pass(
     stack: xr.DataArray,
-    t_chunks: tuple,
+    parts: _parts.Parts,
     work: Any,
     sink: Sink,
     *,
@@ -559,10 +631,11 @@ def track_pass(
         work / "nuclei.parquet",
         work / "tracks.parquet",
         work,
-        part_times_of(stack, t_chunks),
+        part_times_of(stack, _parts.Parts(parts.t_chunks)),  # tracks read t-chunks whole
         sink,
         params=params,
         frame_interval_s=frame_interval_s,
+        per=parts.per_t,
     )
     if not _local(work):
         objstore.rmtree(work / TRACKING)

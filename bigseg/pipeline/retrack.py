@@ -104,7 +104,7 @@ def retrack(
             "write; it was left untouched. Move those away first."
         )
     files = _part_files(out / "nuclei.parquet")
-    part_times = _part_times(record, times, len(files), out)
+    part_times, per = _part_times(record, times, len(files), out)
     if frame_interval is None:
         earlier = record.get("tracking") or {}
         frame_interval = earlier.get("frame_interval_s") or record["input"].get("frame_interval_s")
@@ -131,6 +131,7 @@ def retrack(
             Sink(client, progress),
             params=params,
             frame_interval_s=frame_interval,
+            per=per,
         )
         if track_labels is None:
             track_labels = (out / TRACK_LABELS).exists()
@@ -141,6 +142,7 @@ def retrack(
                 part_times,
                 work / TRACK_LABELS,
                 Sink(client, progress),
+                per=per,
             )
         if (out / "nuclei.csv").exists():
             nuclei = read_parts(work / "nuclei.parquet")
@@ -172,12 +174,20 @@ def retrack(
     return entry
 
 
-def _part_times(record: dict, times: list[int], n_parts: int, out: Path) -> list[list[int]]:
-    """Return the time points of each part of ``nuclei.parquet`` (the run's t-chunks)."""
-    chunks = (record.get("work_blocks") or {}).get("chunks") or record["input"].get("chunks")
+def _part_times(
+    record: dict, times: list[int], n_parts: int, out: Path
+) -> tuple[list[list[int]], int]:
+    """Return the time points of each t-chunk of a run, and its nuclei part files per t-chunk.
+
+    ``nuclei.parquet`` has one part file per t-chunk, or one per z-chunk of each when the
+    run partitioned its detections by z-chunk (``work_blocks.parts_per_t``).
+    """
+    blocks = record.get("work_blocks") or {}
+    chunks = blocks.get("chunks") or record["input"].get("chunks")
+    per = int(blocks.get("parts_per_t", 1))
     dims = record["input"]["dims"]
     sizes = [int(c) for c in chunks[0]] if chunks and "t" in dims else [len(times)]
-    if sum(sizes) != len(times) or len(sizes) != n_parts:
+    if sum(sizes) != len(times) or len(sizes) * per != n_parts:
         raise InputError(
             f"The nuclei table of {str(out)!r} has {n_parts} parts for {len(times)} time points "
             f"in chunks of {sizes}; it was not written by this version of bigseg: segment again."
@@ -185,7 +195,7 @@ def _part_times(record: dict, times: list[int], n_parts: int, out: Path) -> list
     edges = [0]
     for s in sizes:
         edges.append(edges[-1] + s)
-    return [times[a:b] for a, b in zip(edges[:-1], edges[1:])]
+    return [times[a:b] for a, b in zip(edges[:-1], edges[1:])], per
 
 
 #: What a re-tracking's scratch directory may hold (all of it bigseg's).

@@ -41,8 +41,9 @@ from ..reads import is_read
 from ..segment import plan_blocks, work_blocks
 from ..stack import as_4d, scale_of
 from ..track import TrackParams
-from .layout import LINKED
-from .partitions import SMALL_DETECTIONS, lazy_parts, read_parts
+from . import zparts
+from .layout import BLOCKS, LINKED
+from .partitions import SMALL_DETECTIONS, Parts, lazy_parts, read_parts
 from .passes import (
     link_pass,
     part_times_of,
@@ -227,19 +228,31 @@ def run(
         timings["threshold"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        detections, t_chunks, stitched = segment_pass(
+        detections, (t_chunks, z_chunks), stitched, read = segment_pass(
             stack, split, thresholds, px, params, scratch, remote, sink
         )
         timings["segment"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        counts = link_pass(detections, len(t_chunks), stack, params, work, sink)
+        # Detections by t-chunk, or by z-chunk of time points too large for one table.
+        plane = stack.sizes["y"] * stack.sizes["x"]
+        parts = Parts(
+            t_chunks, None if read is None else zparts.z_chunks(t_chunks, z_chunks, plane)
+        )
+        reach = None
+        if parts.by_z:
+            counts, reach = zparts.link_pass(
+                read, parts, params=params, scale=sc, planar=False, work=work,
+                sink=sink,
+            )  # fmt: skip
+        else:
+            counts = link_pass(detections, len(t_chunks), stack, params, work, sink)
         offsets = np.cumsum(counts) - counts  # global ids: partition-local ids + offset
         timings["link"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         n_nuclei, n_detections, nuclei = write_tables(
-            stack, t_chunks, offsets, work, sink, read_back=tracking is None
+            stack, parts, offsets, work, sink, read_back=tracking is None
         )
         timings["tables"] = time.perf_counter() - t0
 
@@ -247,16 +260,16 @@ def run(
         if tracking is not None:
             t0 = time.perf_counter()
             tracked = track_pass(
-                stack, t_chunks, work, sink, params=tracking, frame_interval_s=interval[0]
+                stack, parts, work, sink, params=tracking, frame_interval_s=interval[0]
             )
             nuclei = small_nuclei(work, n_nuclei)  # nuclei.csv, once, with the track ids
             timings["tracks"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        relabel_pass(stack, offsets, nuclei, split, stitched, work, source_name, sink)
+        relabel_pass(stack, parts, offsets, reach, nuclei, split, stitched, work, source_name, sink)
         if remote:
-            objstore.rmtree(work / PLANES)
-            objstore.rmtree(work / LINKED)
+            for name in (PLANES, BLOCKS, LINKED):
+                objstore.rmtree(work / name)
         timings["labels"] = time.perf_counter() - t0
 
         if track_labels:
@@ -264,9 +277,10 @@ def run(
             write_track_labels(
                 work / "labels.zarr",
                 work / "nuclei.parquet",
-                part_times_of(stack, t_chunks),
+                part_times_of(stack, Parts(t_chunks)),
                 work / TRACK_LABELS,
                 sink,
+                per=parts.per_t,
             )
             timings["track_labels"] = time.perf_counter() - t0
 
@@ -285,6 +299,7 @@ def run(
             "budget_bytes": budget,
             "storage_chunks": storage_chunks,
             "chunks": [list(c) for c in stack.data.chunks],
+            "parts_per_t": parts.per_t,  # detections by t-chunk (1), or by its z-chunks
         }
         record["tracking"] = tracking_record(tracking, tracked, interval)
         if record["tracking"] is not None:

@@ -52,6 +52,7 @@ from .layout import (
     SLABS,
     STATE,
     TRACKING,
+    ZLINK,
     scratch_path,
 )
 from .sink import block_boxes, box_region, culled
@@ -587,8 +588,8 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     # Checked again: the output may have appeared, or been added to, during the run.
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
-    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, KEPT_DONE, KEPT, BLOCKS, SLABS, LINKED)
-    scratch_names += (TRACKING,)
+    scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, SLABS, LINKED, ZLINK, TRACKING)
+    scratch_names += (KEPT_DONE, KEPT)
     for name in (*scratch_names, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)

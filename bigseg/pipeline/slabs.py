@@ -26,7 +26,7 @@ import glob
 import itertools
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from .layout import LINKED, SLABS
 from .partitions import _write, part_name
 from .scratch import BATCH_BLOCKS, read_side, side_path
 
-__all__ = ["detections_of_slabs", "slab_rows", "stitch_slabs"]
+__all__ = ["detections_of_slabs", "slab_reader", "slab_rows", "stitch_slabs"]
 
 _DETECTIONS = ".detections.parquet"
 _NODES = ".nodes.parquet"
@@ -145,18 +145,30 @@ def detections_of_slabs(scratch_path: Any, first: int, end: int) -> dd.DataFrame
     )
 
 
-def _read_slabs(slabs: str, i: int) -> pd.DataFrame:
-    paths = glob.glob(os.path.join(slabs, f"{int(i)}_*{_DETECTIONS}"))
+def slab_reader(scratch_path: Any) -> Callable[[int, int], pd.DataFrame]:
+    """``read(i, z)``: the detections of slab ``(i, z)`` (t-chunk ``i``, z-chunk ``z``)."""
+    return partial(_read_slabs, os.fspath(scratch_path / SLABS))
+
+
+def _read_slabs(slabs: str, i: int, z: int | None = None) -> pd.DataFrame:
+    pattern = f"{int(i)}_*{_DETECTIONS}" if z is None else f"{int(i)}_{int(z)}{_DETECTIONS}"
+    paths = glob.glob(os.path.join(slabs, pattern))
     paths.sort(key=lambda p: int(os.path.basename(p)[: -len(_DETECTIONS)].split("_")[1]))
     frame = pd.concat([empty_detections(), *map(pd.read_parquet, paths)], ignore_index=True)
     return frame.sort_values(["t", "z", "label"], kind="stable", ignore_index=True)
 
 
-def slab_rows(work: str, numblocks: tuple[int, ...], location: tuple[int, ...]) -> pd.DataFrame:
+def slab_rows(
+    work: str,
+    numblocks: tuple[int, ...],
+    location: tuple[int, ...],
+    linked_rows: Callable[[tuple[int, ...]], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """``t, z, label, value`` of the block at ``location``: its local labels' nucleus ids.
 
-    The ids are those of its t-chunk's linked partition (partition-local); labels that
-    no nucleus kept are left out (they map to 0).
+    The ids are those of its t-chunk's linked partition (partition-local), or, with
+    ``linked_rows`` (``t, z, label, value`` of the plane labels of a block's slab), those
+    it gives; labels that no nucleus kept are left out (they map to 0).
     """
     t_chunk, z_chunk = (int(v) for v in location[:2])
     flat = int(np.ravel_multi_index(tuple(int(v) for v in location), numblocks))
@@ -164,17 +176,20 @@ def slab_rows(work: str, numblocks: tuple[int, ...], location: tuple[int, ...]) 
         _slab_file(os.path.join(work, SLABS), t_chunk, z_chunk, _NODES),
         filters=[("block", "==", flat)],
     )
-    linked = pd.read_parquet(
-        os.path.join(work, LINKED, part_name(t_chunk)), columns=["t", "z", "label", "nucleus"]
-    )
-    key = pd.DataFrame(
-        {
-            "t": linked["t"].to_numpy(np.int64),
-            "z": linked["z"].to_numpy(np.int64),
-            "region": linked["label"].to_numpy(np.int64),
-            "value": linked["nucleus"].to_numpy(np.int64),
-        }
-    )
+    if linked_rows is not None:
+        key = linked_rows(tuple(int(v) for v in location)).rename(columns={"label": "region"})
+    else:
+        linked = pd.read_parquet(
+            os.path.join(work, LINKED, part_name(t_chunk)), columns=["t", "z", "label", "nucleus"]
+        )
+        key = pd.DataFrame(
+            {
+                "t": linked["t"].to_numpy(np.int64),
+                "z": linked["z"].to_numpy(np.int64),
+                "region": linked["label"].to_numpy(np.int64),
+                "value": linked["nucleus"].to_numpy(np.int64),
+            }
+        )
     rows = (
         nodes[["t", "z", "label", "region"]]
         .astype(np.int64)

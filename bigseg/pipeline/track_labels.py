@@ -48,6 +48,7 @@ def write_track_labels(
     part_times: Sequence[Sequence[int]],
     target: Any,
     sink: Sink,
+    per: int = 1,
 ) -> None:
     """Write ``labels.zarr`` relabelled by track id as a new NGFF label image.
 
@@ -65,6 +66,9 @@ def write_track_labels(
         Where to write (replaced when it is a Zarr store, such as an earlier attempt's).
     sink : Sink
         Where the passes compute.
+    per : int
+        Part files of the nuclei dataset per part of ``part_times`` (its z-chunks, when
+        detections are partitioned by z-chunk).
     """
     import zarr
 
@@ -91,7 +95,7 @@ def write_track_labels(
         return da.map_blocks(
             _track_block,
             time_points(template, t0, t1).data,  # a graph of the batch only
-            rows_of=partial(_track_rows, nuclei_dir, times[t0:t1], part_of[t0:t1]),
+            rows_of=partial(_track_rows, nuclei_dir, times[t0:t1], part_of[t0:t1], per),
             dtype=np.uint32,
             meta=np.empty((0,) * data.ndim, np.uint32),
         )
@@ -101,17 +105,18 @@ def write_track_labels(
 
 
 def _track_rows(
-    nuclei_dir: str, times: np.ndarray, part_of: np.ndarray, first: int, end: int
+    nuclei_dir: str, times: np.ndarray, part_of: np.ndarray, per: int, first: int, end: int
 ) -> pd.DataFrame:
     """``nucleus`` and ``track_id`` of the time points at positions ``first:end`` of a batch."""
     wanted = [int(v) for v in times[first:end]]
     frames = [
         pd.read_parquet(
-            _join(nuclei_dir, part_name(int(i))),
+            _join(nuclei_dir, part_name(int(k))),
             columns=["nucleus", "track_id"],
             filters=[("t", "in", wanted)],
         )
         for i in np.unique(part_of[first:end])
+        for k in range(int(i) * per, (int(i) + 1) * per)
     ]
     return pd.concat(frames, ignore_index=True)
 

@@ -76,11 +76,31 @@ _OPEN = {
 _POS = ["z_um", "y_um", "x_um"]
 
 
-def _read_nuclei(nuclei_dir: str, i: int, times: Sequence[int] | None = None) -> pd.DataFrame:
-    """Nuclei of part ``i`` (of ``times`` only, when given), without earlier track columns."""
-    path = _join(nuclei_dir, part_name(i))
+def _read_nuclei(
+    nuclei_dir: str,
+    i: int,
+    times: Sequence[int] | None = None,
+    per: int = 1,
+    *,
+    origin: bool = False,
+) -> pd.DataFrame:
+    """Nuclei of part ``i`` (of ``times`` only, when given), without earlier track columns.
+
+    Part ``i`` is the nuclei table's part files ``i * per`` to ``(i + 1) * per - 1``
+    (``per`` files per t-chunk when detections are partitioned by z-chunk); with
+    ``origin``, column ``_file`` says which each row came from.
+    """
     filters = None if times is None else [("t", "in", [int(v) for v in times])]
-    table = pd.read_parquet(path, filters=filters)
+    tables = [
+        pd.read_parquet(_join(nuclei_dir, part_name(k)), filters=filters)
+        for k in range(int(i) * per, (int(i) + 1) * per)
+    ]
+    if origin:
+        tables = [
+            table.assign(_file=k)
+            for k, table in zip(range(int(i) * per, (int(i) + 1) * per), tables)
+        ]
+    table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     table = table.drop(columns=[c for c in TRACK_ID_COLUMNS if c in table])
     return table.sort_values(["t", "nucleus"], kind="stable").reset_index(drop=True)
 
@@ -107,12 +127,13 @@ def _frame_part(
     next_part: int | None,
     next_time: int | None,
     params: TrackParams,
+    per: int = 1,
 ) -> pd.DataFrame:
     """Frame links from each time point of part ``i`` to the next time point."""
-    nuclei = _read_nuclei(nuclei_dir, i)
+    nuclei = _read_nuclei(nuclei_dir, i, per=per)
     frames = dict(_by_time(nuclei, part_times))
     if next_part is not None and next_time is not None:
-        frames[next_time] = _read_nuclei(nuclei_dir, next_part, [next_time])
+        frames[next_time] = _read_nuclei(nuclei_dir, next_part, [next_time], per)
     sequence = [*part_times, *([] if next_time is None else [next_time])]
     out = [empty_links()]
     for a, b in zip(sequence[:-1], sequence[1:]):
@@ -135,6 +156,7 @@ def _links_part(
     earlier: list[tuple[int, int]],
     later: tuple[int, int] | None,
     params: TrackParams,
+    per: int = 1,
 ) -> pd.DataFrame:
     """Links into the time points of part ``i``: frame links, gaps, divisions.
 
@@ -142,15 +164,15 @@ def _links_part(
     part, ``later`` the one after it (None at the end of the run):
     :func:`bigseg.track.links_into` reads from ``s - 3`` to ``s + 1``.
     """
-    nuclei = _read_nuclei(nuclei_dir, i)
+    nuclei = _read_nuclei(nuclei_dir, i, per=per)
     frames = dict(_by_time(nuclei, part_times))
     frame_sets = [_read_links(_join(work, "frame"), i)]
     for part in sorted({p for p, _ in earlier}):
         t_of = [t for p, t in earlier if p == part]
-        frames.update(_by_time(_read_nuclei(nuclei_dir, part, t_of), t_of))
+        frames.update(_by_time(_read_nuclei(nuclei_dir, part, t_of, per), t_of))
         frame_sets.append(_read_links(_join(work, "frame"), part))
     if later is not None:
-        frames[later[1]] = _read_nuclei(nuclei_dir, later[0], [later[1]])
+        frames[later[1]] = _read_nuclei(nuclei_dir, later[0], [later[1]], per)
     frame = pd.concat(frame_sets, ignore_index=True)
     by_source_t = dict(iter(frame.groupby("t_source", sort=False)))
     sequence = [t for _, t in earlier] + list(part_times) + ([] if later is None else [later[1]])
@@ -202,6 +224,7 @@ def _ids_part(
     first_position: int,
     last: bool,
     frame_interval_s: float | None,
+    per: int = 1,
 ) -> pd.DataFrame:
     """Track ids of part ``i``; writes its tracked nuclei and its finished tracks.
 
@@ -210,7 +233,7 @@ def _ids_part(
     """
     if carry is None:
         carry = pd.DataFrame({c: pd.Series(dtype=d) for c, d in _OPEN.items()})
-    nuclei = _read_nuclei(nuclei_dir, i)
+    nuclei = _read_nuclei(nuclei_dir, i, per=per, origin=True)
     links = _read_links(_join(work, "links"), i)
     known = carry[["nucleus", "track_id", "parent_track_id"]]
     track, parent = track_ids(
@@ -268,7 +291,11 @@ def _ids_part(
     finished = finish_tracks(merged[done].sort_values("track_id"), frame_interval_s)
     # In place: the earlier passes are done with this part, and a repeated attempt
     # drops the track columns it reads.
-    _write(_integers(nuclei), _join(nuclei_dir, part_name(i)))
+    files = nuclei.pop("_file").to_numpy()
+    for k in range(i * per, (i + 1) * per):
+        _write(
+            _integers(nuclei[files == k].reset_index(drop=True)), _join(nuclei_dir, part_name(k))
+        )
     _write(finished, _join(tracks_dir, part_name(i)))
     return merged[~done].reset_index(drop=True)
 
@@ -306,14 +333,15 @@ def track_parts(
     params: TrackParams | None = None,
     frame_interval_s: float | None = None,
     batch_parts: int | None = None,
+    per: int = 1,
 ) -> dict:
     """Track a partitioned nuclei table in place and write the tracks table.
 
     Parameters
     ----------
     nuclei_dir : path
-        The nuclei dataset (one part file per t-chunk), in a scratch directory of
-        bigseg's: its parts gain ``track_id`` and ``parent_track_id``.
+        The nuclei dataset (one part file per t-chunk, or ``per`` of them), in a scratch
+        directory of bigseg's: its parts gain ``track_id`` and ``parent_track_id``.
     tracks_dir : path
         Where ``tracks.parquet`` is written (replaced if it exists).
     work : path
@@ -331,6 +359,10 @@ def track_parts(
         Parts per batch (default ``sink.batch_blocks(scratch.BATCH_BLOCKS)``, as the link and
         tables passes): each pass runs in batches of parts, each graph built when it is
         submitted.
+    per : int
+        Part files of the nuclei dataset per part of ``part_times`` (the z-chunks of a
+        run whose detections are partitioned by z-chunk,
+        :mod:`bigseg.pipeline.zparts`).
 
     Returns
     -------
@@ -363,7 +395,7 @@ def track_parts(
             p = parts[i]
             k = positions[p[-1]] + 1 if p else None
             nxt = flat[k] if k is not None and k < len(flat) else (None, None)
-            jobs.append(frame(base, nuclei_dir, i, p, nxt[0], nxt[1], params))
+            jobs.append(frame(base, nuclei_dir, i, p, nxt[0], nxt[1], params, per))
         return (gather(*jobs),)  # one small result per batch
 
     def links_batch(a: int, b: int) -> tuple:
@@ -374,7 +406,7 @@ def track_parts(
             earlier = [flat[j] for j in range(max(0, k - 3), k)]
             e = positions[p[-1]] + 1 if p else k
             later = flat[e] if p and e < len(flat) else None
-            jobs.append(linker(base, nuclei_dir, i, p, earlier, later, params))
+            jobs.append(linker(base, nuclei_dir, i, p, earlier, later, params, per))
         return (gather(*jobs),)
 
     # Batches of parts, each graph built when it is submitted: the client holds one row
@@ -407,7 +439,7 @@ def track_parts(
             first = positions[p[0]] if p else 0
             graph[(name, i)] = (
                 _ids_part, previous, base, nuclei_dir, tracks_dir, i, int(first_ids[i]),
-                p, first, i == n - 1, frame_interval_s,
+                p, first, i == n - 1, frame_interval_s, per,
             )  # fmt: skip
             previous = (name, i)
         graph[(name, "open")] = (_store_open, previous, open_dir, b - 1, b < n)

@@ -1,0 +1,148 @@
+"""Large time points: detections partitioned by z-chunk, linked exactly (pipeline/zparts.py)."""
+
+import json
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+import bigseg.pipeline.partitions as partitions
+import bigseg.pipeline.zparts as zparts
+from bigseg import Params, run
+from bigseg.cluster import link
+from bigseg.pipeline.partitions import Parts, read_parts
+from bigseg.pipeline.sink import Sink
+
+from .conftest import SCALE, synthetic
+
+UNPROVEN = "ignore:.*not proven identical to whole-plane segmentation:UserWarning"
+
+
+@pytest.fixture(scope="module")
+def series():
+    """Two time points of nuclei 3-7 µm (4-10 planes): most cross several seams."""
+    stack, _ = synthetic(
+        shape=(20, 96, 96), nuclei=16, t=2, seed=11, radius_um=(3.0, 7.0), min_separation=0.75
+    )
+    return stack
+
+
+@pytest.fixture(scope="module")
+def detections(series, tmp_path_factory):
+    """Per-plane detections of the series (a run by t-chunk), without nucleus ids."""
+    out = run(series, tmp_path_factory.mktemp("z") / "out", params=Params(), track=False)
+    return out.detections.drop(columns="nucleus").sort_values(
+        ["t", "z", "label"], ignore_index=True
+    )
+
+
+def _reader(table: pd.DataFrame, edges: np.ndarray, i: int, j: int) -> pd.DataFrame:
+    z = table["z"].to_numpy()
+    rows = table[(table["t"].to_numpy() == i) & (z >= edges[j]) & (z < edges[j + 1])]
+    return rows.reset_index(drop=True)
+
+
+@pytest.mark.parametrize(
+    "z_chunks",
+    [(1,) * 20, (2,) * 10, (3, 1, 1, 5, 2, 1, 7), (19, 1), (1, 19)],
+    ids=["planes", "pairs", "uneven", "last-thin", "first-thin"],
+)
+@pytest.mark.parametrize("max_gap", [0, 1])
+def test_linking_by_z_chunk_gives_the_ids_of_linking_each_time_point_at_once(
+    detections, tmp_path, z_chunks, max_gap
+):
+    """Chains cross one or many seams, links skip a plane across a seam; necks, fragments."""
+    params = Params(max_gap=max_gap)
+    whole = link(detections, params=params, scale=SCALE)
+    parts = Parts((1, 1), z_chunks)
+    edges = np.cumsum((0, *z_chunks))
+    read = partial(_reader, detections, edges)
+    counts, reach = zparts.link_pass(
+        read, parts, params=params, scale=SCALE, planar=False, work=tmp_path, sink=Sink()
+    )
+    offsets = np.cumsum(counts) - counts
+    linked = pd.concat(
+        [
+            pd.read_parquet(tmp_path / "linked" / f"part.{p:06d}.parquet").assign(
+                nucleus=lambda f, o=o: f["nucleus"] + o
+            )
+            for p, o in enumerate(offsets)
+        ],
+        ignore_index=True,
+    )
+    linked = linked.sort_values(["t", "z", "label"], ignore_index=True)
+    expected = whole.sort_values(["t", "z", "label"], ignore_index=True)
+    pd.testing.assert_frame_equal(linked, expected, check_dtype=False)
+    # the pieces the test is about happened: nuclei over several parts, and gathered
+    part_of = np.searchsorted(edges, linked["z"].to_numpy(), side="right") - 1
+    spans = pd.Series(part_of).groupby(linked["nucleus"].to_numpy()).nunique()
+    if len(z_chunks) > 2:
+        assert spans.max() >= 3
+    # a part's reach is the last plane of its rows; every row is within its part's reach
+    for p in range(len(parts)):
+        rows = linked[
+            (linked["nucleus"] > offsets[p]) & (linked["nucleus"] <= offsets[p] + counts[p])
+        ]
+        assert (rows["z"].max() if len(rows) else -1) == reach[p]
+
+
+def test_whole_chunkings_are_not_partitioned_by_z():
+    assert zparts.z_chunks((1, 1), (4, 4), 10**9) == (4, 4)
+    assert zparts.z_chunks((2,), (4, 4), 10**9) is None  # several time points per t-chunk
+    assert zparts.z_chunks((1,), (8,), 10**9) is None  # one z-chunk
+    assert zparts.z_chunks((1,), (4, 4), 16) is None  # small time points
+
+
+def _outputs(path):
+    nuclei = read_parts(path / "nuclei.parquet").sort_values("nucleus", ignore_index=True)
+    detections = read_parts(path / "detections.parquet")
+    detections = detections.sort_values(["t", "z", "label"], ignore_index=True)
+    labels = zarr.open_array(str(path / "labels.zarr" / "0"), mode="r")[...]
+    record = json.loads((path / "run.json").read_text())
+    return nuclei, detections, labels, record
+
+
+@pytest.mark.filterwarnings(UNPROVEN)
+@pytest.mark.parametrize(
+    "chunks",
+    [{"t": 1, "z": 3, "y": -1, "x": -1}, {"t": 1, "z": 4, "y": 48, "x": 48}],
+    ids=["whole-planes", "split-planes"],
+)
+def test_a_run_by_z_chunk_writes_the_outputs_of_a_run_by_t_chunk(
+    series, tmp_path, monkeypatch, chunks
+):
+    """Tables, labels and tracks of a run partitioned by z-chunk equal a run's by t-chunk."""
+    stack = series.chunk(chunks)
+    by_t = run(stack, tmp_path / "by_t", track_labels=True)
+    monkeypatch.setattr(zparts, "Z_PARTS_VOXELS", 1)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a time point was linked as one table")
+
+    monkeypatch.setattr(partitions, "link", whole)
+    by_z = run(stack, tmp_path / "by_z", track_labels=True)
+    a, b = _outputs(tmp_path / "by_t"), _outputs(tmp_path / "by_z")
+    n_z = len(stack.chunks[1])
+    assert (a[3]["work_blocks"]["parts_per_t"], b[3]["work_blocks"]["parts_per_t"]) == (1, n_z)
+    assert len(list((tmp_path / "by_z" / "nuclei.parquet").glob("part.*.parquet"))) == 2 * n_z
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_frame_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[2], b[2])
+    assert len(a[0]) > 10 and a[2].max() == len(a[0])
+    tracks = [
+        read_parts(p / "tracks.parquet").sort_values("track_id")
+        for p in (tmp_path / "by_t", tmp_path / "by_z")
+    ]
+    pd.testing.assert_frame_equal(*(t.reset_index(drop=True) for t in tracks))
+    labels = [
+        zarr.open_array(str(p / "track_labels.zarr" / "0"), mode="r")[...]
+        for p in (tmp_path / "by_t", tmp_path / "by_z")
+    ]
+    np.testing.assert_array_equal(*labels)
+    assert a[3]["tracking"]["counts"] == b[3]["tracking"]["counts"]
+    pd.testing.assert_frame_equal(by_t.nuclei, by_z.nuclei)  # what run() returns, too
+    assert a[3]["tracking"]["counts"]["tracks"] > 0
+    # nothing of the link's scratch is left in the output
+    assert not (tmp_path / "by_z" / "zlink").exists()
