@@ -315,3 +315,51 @@ def test_markers_apart_are_those_of_peak_local_max():
                 kw.markers_apart(distance, components, apart=apart),
                 markers_before(distance, components, apart),
             )
+
+
+# --- Gaussian smoothing -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.int32, np.float32])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("sigma", [0.3, 0.79, 1.67, 4.0])
+def test_gaussian_axis_is_scipy(dtype, axis, sigma):
+    rng = np.random.default_rng(int(sigma * 10) + axis)
+    values = (rng.random((9, 23, 700)) * 3000).astype(dtype)  # more columns than one buffer
+    expected = ndi.gaussian_filter1d(
+        values, sigma, axis=axis, output=np.float32, mode="nearest", truncate=filters.TRUNCATE
+    )
+    np.testing.assert_array_equal(filters._gaussian_axis(values, sigma, axis, None), expected)
+    # In place on a strided float32 view (as the smoothing filters its cropped pieces).
+    base = rng.random((11, 25, 40)).astype(np.float32)
+    view = base[1:10, 2:24, 3:38]
+    expected = ndi.gaussian_filter1d(view, sigma, axis=axis, mode="nearest", truncate=3.0)
+    assert filters._gaussian_axis(view, sigma, axis, view) is view
+    np.testing.assert_array_equal(view, expected)
+
+
+def test_smooth_volume_compiled_is_scipy(monkeypatch):
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        shape = tuple(int(n) for n in rng.integers(1, 30, 3))
+        dtype = [np.uint16, np.float32, np.uint8][trial % 3]
+        values = (rng.random(shape) * 4000).astype(dtype)
+        sigma = tuple(float(s) for s in rng.choice([0.0, 0.3, 0.79, 1.67, 3.0], 3))
+        margin = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(3))
+        compiled = filters.smooth_volume(values, sigma, margin=margin)
+        monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+        plain = filters.smooth_volume(values, sigma, margin=margin)
+        monkeypatch.delenv(filters.COMPILED_VARIABLE)
+        np.testing.assert_array_equal(compiled, plain)
+    # The whole block's: SciPy's gaussian_filter itself.
+    values = (rng.random((12, 64, 64)) * 4000).astype(np.uint16)
+    expected = ndi.gaussian_filter(
+        values.astype(np.float32), (0.79, 1.67, 1.67), mode="nearest", truncate=filters.TRUNCATE
+    )
+    np.testing.assert_array_equal(filters.smooth_volume(values, (0.79, 1.67, 1.67)), expected)
+    # A plane (2D) too.
+    plane = values[3]
+    np.testing.assert_array_equal(
+        filters.smooth_volume(plane, (1.67, 1.67)),
+        ndi.gaussian_filter(plane.astype(np.float32), 1.67, mode="nearest", truncate=3.0),
+    )

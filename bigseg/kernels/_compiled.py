@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["box_extreme_axis", "box_extreme_last", "linear_counts", "plane_peaks"]
+__all__ = [
+    "box_extreme_axis",
+    "box_extreme_last",
+    "gaussian_axis",
+    "gaussian_last",
+    "linear_counts",
+    "plane_peaks",
+]
 
 #: Columns of the lines filtered together along an axis (a small buffer per block).
 _COLUMNS = 512
@@ -210,3 +217,67 @@ def plane_peaks(values, labels, nlabels):  # pragma: no cover - compiled
                 cols[k] = x
                 k += 1
     return rows, cols, area, maxima, boxes, False
+
+
+@njit(nogil=True, cache=True)
+def gaussian_axis(src, w, out):  # pragma: no cover - compiled
+    """Correlate the middle axis of ``src`` (pre, n, post) with symmetric weights ``w``.
+
+    ``scipy.ndimage.correlate1d(src, w, axis=1, mode="nearest")`` into float32 ``out``
+    (which may be ``src`` itself), bit for bit: each value is summed in float64 in
+    SciPy's order for symmetric weights (the centre's product, then the pairs from the
+    outermost in, each pair added before it is weighted) and rounded to float32 once.
+    The lines of :data:`_COLUMNS` neighbouring columns at once; any strides.
+    """
+    pre, n, post = src.shape
+    r = (w.size - 1) // 2
+    cols = min(post, _COLUMNS)
+    buf = np.empty((n + 2 * r, cols), np.float64)
+    acc = np.empty(cols, np.float64)
+    for p in range(pre):
+        for c0 in range(0, post, cols):
+            nc = min(cols, post - c0)
+            for q in range(n + 2 * r):
+                j = min(max(q - r, 0), n - 1)
+                line, row = src[p, j, c0 : c0 + nc], buf[q]
+                for c in range(nc):
+                    row[c] = np.float64(line[c])
+            for i in range(n):
+                centre, w0 = buf[i + r], w[r]
+                for c in range(nc):
+                    acc[c] = centre[c] * w0
+                for k in range(r, 0, -1):  # SciPy's jj = -size1 .. -1
+                    lo, hi, wk = buf[i + r - k], buf[i + r + k], w[r - k]
+                    for c in range(nc):
+                        acc[c] += (lo[c] + hi[c]) * wk
+                o = out[p, i, c0 : c0 + nc]
+                for c in range(nc):
+                    o[c] = np.float32(acc[c])
+
+
+@njit(nogil=True, cache=True)
+def gaussian_last(src, w, out):  # pragma: no cover - compiled
+    """:func:`gaussian_axis` along the last axis of a 3D ``src`` (any strides)."""
+    r = (w.size - 1) // 2
+    for p in range(src.shape[0]):
+        for q in range(src.shape[1]):
+            _gaussian_line(src[p, q], w, r, out[p, q])
+
+
+@njit(nogil=True, cache=True)
+def _gaussian_line(line, w, r, out):  # pragma: no cover - compiled
+    """:func:`gaussian_axis` of one line (the last axis): all outputs one weight at a time."""
+    n = line.size
+    buf = np.empty(n + 2 * r, np.float64)
+    for q in range(n + 2 * r):
+        buf[q] = np.float64(line[min(max(q - r, 0), n - 1)])
+    acc = np.empty(n, np.float64)
+    w0 = w[r]
+    for i in range(n):
+        acc[i] = buf[i + r] * w0
+    for k in range(r, 0, -1):
+        wk = w[r - k]
+        for i in range(n):
+            acc[i] += (buf[i + r - k] + buf[i + r + k]) * wk
+    for i in range(n):
+        out[i] = np.float32(acc[i])

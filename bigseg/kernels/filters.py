@@ -375,8 +375,12 @@ def _smooth_axes(block: np.ndarray, sigma: Sequence[float], margin) -> np.ndarra
     axes filter only what is kept.  Returns float32, possibly a view.
     """
     out, owned = block, False  # owned: ``out`` is this function's float32 array (or a view)
+    compiled = _compiled_gaussian(block.dtype)
     for axis, (s, (before, after)) in enumerate(zip(sigma, margin)):
-        if float(s) > 1e-15:  # gaussian_filter's own test for a skipped axis
+        if float(s) > 1e-15 and compiled:  # the same values, compiled
+            out = _gaussian_axis(out, float(s), axis, out if owned else None)
+            owned = True
+        elif float(s) > 1e-15:  # gaussian_filter's own test for a skipped axis
             out = ndi.gaussian_filter1d(
                 out,
                 float(s),
@@ -391,6 +395,52 @@ def _smooth_axes(block: np.ndarray, sigma: Sequence[float], margin) -> np.ndarra
         out = out[tuple(crop)]
     if not owned or not out.flags.c_contiguous:
         out = np.array(out, dtype=np.float32, order="C")
+    return out
+
+
+def _compiled_gaussian(dtype) -> bool:
+    """Whether :func:`_gaussian_axis` smooths ``dtype`` (numbers up to 32 bits, compiled on)."""
+    dtype = np.dtype(dtype)
+    small = dtype.kind in "iu" and dtype.itemsize <= 4
+    return (small or dtype == np.float32) and compiled_kernels() and _scipy_kernel() is not None
+
+
+@functools.cache
+def _scipy_kernel():
+    """SciPy's own Gaussian weights (a private function: its values, whatever its version)."""
+    try:
+        from scipy.ndimage._filters import _gaussian_kernel1d
+    except ImportError:  # another SciPy: its public filter, not the compiled copy
+        return None
+    return _gaussian_kernel1d
+
+
+def _gaussian_axis(values: np.ndarray, sigma: float, axis: int, out) -> np.ndarray:
+    """``ndi.gaussian_filter1d(values, sigma, axis, mode="nearest", truncate=TRUNCATE)``.
+
+    Into float32 ``out`` (None: a new array; may be ``values``), bit for bit: the weights
+    are SciPy's and :func:`bigseg.kernels._compiled.gaussian_axis` sums them in SciPy's
+    order in float64 (``tests/test_kernels_compiled.py``), the lines of neighbouring
+    columns at once instead of one strided line at a time.
+    """
+    from . import _compiled as compiled  # numba is imported (and its cache read) on first use
+
+    radius = int(TRUNCATE * float(sigma) + 0.5)
+    weights = np.ascontiguousarray(_scipy_kernel()(sigma, 0, radius)[::-1], np.float64)
+    if out is None:
+        out = np.empty(values.shape, np.float32)
+    if values.ndim > 3:
+        return ndi.gaussian_filter1d(
+            values, sigma, axis=axis, output=out, mode="nearest", truncate=TRUNCATE
+        )
+    lead = (None,) * (3 - values.ndim)  # 3D views, any strides: no copy
+    src, dst, axis = values[lead], out[lead], axis + len(lead)
+    if axis == 2:
+        compiled.gaussian_last(src, weights, dst)
+    elif axis == 1:
+        compiled.gaussian_axis(src, weights, dst)
+    else:
+        compiled.gaussian_axis(src.transpose(1, 0, 2), weights, dst.transpose(1, 0, 2))
     return out
 
 
