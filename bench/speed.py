@@ -342,6 +342,17 @@ class Stages:
         return result
 
 
+def _smooth_scipy(volume, sigma, margin):
+    from scipy import ndimage as ndi
+
+    from bigseg.kernels import filters
+
+    smoothed = ndi.gaussian_filter(
+        volume.astype(np.float32), sigma, mode="nearest", truncate=filters.TRUNCATE
+    )
+    return smoothed[tuple(slice(b, n - a) for n, (b, a) in zip(smoothed.shape, margin))]
+
+
 def _opening_scipy(smoothed, size):
     from scipy import ndimage as ndi
 
@@ -428,12 +439,20 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         # methods.default.signal_volume, step by step.
         smooth_m, map_m, _ = dm.signal_margins(margin, None, lp)
         smoothed = clock(
-            "smoothing (3D Gaussian)",
+            "smoothing (3D Gaussian, compiled)",
             filters.smooth_volume,
             stack[lo:hi],
             lp.sigma,
             margin=smooth_m,
         )
+        plain = clock(
+            "smoothing, SciPy (before)",
+            _smooth_scipy,
+            stack[lo:hi],
+            lp.sigma,
+            smooth_m,
+        )
+        assert np.array_equal(smoothed, plain), "the compiled smoothing differs"
         signal = clock(
             "background map (compiled opening)",
             filters.above_background,
