@@ -218,9 +218,11 @@ def _foreground_block(
     out = []
     for t in range(block.shape[0]):
         signal, rest = signal_volume(block[t], lp, margin, inner=radius)
+        floor_t = float(thresholds[t, 0, 0, 0])
         foreground = filters.local_foreground(
-            signal, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=lp.size, margin=rest,
-            base=base * float(thresholds[t, 0, 0, 0]), by_peak=planar,
+            signal, floor_t, fraction=fraction, size=lp.size, margin=rest, base=base * floor_t,
+            by_peak=planar,
+            bright=None if planar else (BRIGHT_FROM * floor_t, BRIGHT_TO * floor_t),
         )  # fmt: skip
         if signal_out:
             core = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
@@ -300,6 +302,13 @@ LOCAL_BASE = 0.75
 #: there, no light from planes above or below and no neck between nuclei stacked in z has
 #: to be kept out, and a dim nucleus cut at the floor is smaller than the disc it is.
 PLANAR_BASE = 0.5
+#: In a stack, :data:`LOCAL_BASE` holds where the local peak is at most this many floors and
+#: falls linearly to 0 at :data:`BRIGHT_TO` floors: a nucleus well above the floor is cut at
+#: its own half maximum (where a small one's measured size is its size), a dim one, whose
+#: peak is near the floor, from the base (its halo and out-of-focus light stay out).
+BRIGHT_FROM = 2.0
+#: ... see :data:`BRIGHT_FROM`.
+BRIGHT_TO = 4.0
 
 
 def filled_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
