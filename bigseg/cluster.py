@@ -266,6 +266,10 @@ EXTENT_FRACTION = 1.2
 #: A nucleus in the first or last plane of its time point's detections may be cut by the
 #: stack's face: it is compared with this fraction of the sphere.
 FACE_FRACTION = 0.5
+#: ... and planes spanning this fraction of the z extent asked, unless it reaches a side of
+#: the stack in y or x too (:func:`_at_a_side`): a nucleus centred at the stack's top or
+#: bottom shows half its extent.
+FACE_EXTENT = 0.5
 
 
 def drop_small(
@@ -277,7 +281,8 @@ def drop_small(
     :func:`nuclei_table`); fragments seen in one or two planes only, smaller
     than the smallest nucleus, go; a nucleus in the first or last plane of its
     time point's detections (which may be cut by the stack's face) needs
-    :data:`FACE_FRACTION` of that volume.  In 2D images (``planar``) a nucleus's
+    :data:`FACE_FRACTION` of that volume, and :data:`FACE_EXTENT` of the z extent
+    unless it reaches a side in y or x too.  In 2D images (``planar``) a nucleus's
     area is compared with a disc of ``min_radius``; the z size plays no part.
 
     Parameters
@@ -319,13 +324,38 @@ def drop_small(
         # many planes as its time point's detections do when the stack is thinner.
         planes = last - first
         depth = high - low + 1
-        needed = np.ceil(EXTENT_FRACTION * float(min_radius) / float(scale[0]) - 1e-9)
+        extent = EXTENT_FRACTION * float(min_radius) / float(scale[0])
+        # ... or half that at the first or last plane, when no side of the stack in y or x
+        # may cut it too (a piece in a corner shows a few planes of a nucleus elsewhere).
+        half = cut & ~_at_a_side(linked)
+        needed = np.ceil(np.where(half, FACE_EXTENT, 1.0) * extent - 1e-9)
         keep &= (planes + 1) >= np.minimum(needed, depth)
     out = linked[keep].reset_index(drop=True)
     if len(out):
         _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
         out["nucleus"] = _numbered(out, component.astype(np.int64))
     return out
+
+
+def _at_a_side(linked: pd.DataFrame) -> np.ndarray:
+    """Whether each row's nucleus reaches as far in y or x as its time point's detections do.
+
+    A detection's reach is its centre plus or minus the radius of its area (pixels).  The
+    stack's sides are not known here: the lowest side is 0, the highest the furthest any
+    detection of the time point reaches, so that a nucleus at a side is always found (and
+    one that merely reaches furthest is taken as at a side too).
+    """
+    radius = np.sqrt(linked["area_px"].to_numpy(float) / np.pi)
+    at = np.zeros(len(linked), bool)
+    for axis in ("y", "x"):
+        centre = linked[axis].to_numpy(float)
+        far = pd.Series(centre + radius).groupby(linked["t"].to_numpy()).transform("max")
+        at |= (centre - radius < SIDE_PX) | (centre + radius > far.to_numpy() - SIDE_PX)
+    return pd.Series(at).groupby(linked["nucleus"].to_numpy()).transform("any").to_numpy()
+
+
+#: :func:`_at_a_side`: a detection within this many pixels of a side reaches it.
+SIDE_PX = 1.0
 
 
 def nuclei_table(
