@@ -11,11 +11,13 @@
    a dim nucleus and a bright one are as far from the background, whatever the offset;
 3. each voxel is foreground when it is above the floor *and* above a fixed fraction of
    the way to the brightest signal within ``local_radius`` µm (in a 2D image: when that
-   brightest signal is above the floor, and the way starts lower, :data:`PLANAR_BASE`)
-   (:func:`bigseg.kernels.filters.local_foreground`), so every nucleus is cut near its
-   own half-maximum whatever its brightness, and touching nuclei of unequal brightness
-   stay apart: the pre-pass (:func:`split_signal`), a neighbourhood operation with
-   its own halo in z, y and x, exact in every block; it hands on the signal there;
+   brightest signal is above the floor, and the way starts lower, :data:`PLANAR_BASE`;
+   in a stack the way starts at 0 where that signal is well above the floor,
+   :data:`BRIGHT_FROM`) (:func:`bigseg.kernels.filters.local_foreground`), so every
+   nucleus is cut near its own half-maximum whatever its brightness, and touching nuclei
+   of unequal brightness stay apart: the pre-pass (:func:`split_signal`), a
+   neighbourhood operation with its own halo in z, y and x, exact in every block; it
+   hands on the signal there;
 4. each plane of the foreground is filled (nucleoli) and split with the distance
    transform, markers apart by the sum of their radii, and watershed
    (:func:`segment_foreground_block`), with the stitching halo of the recipe without its
