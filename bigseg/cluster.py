@@ -327,7 +327,7 @@ def drop_small(
         extent = EXTENT_FRACTION * float(min_radius) / float(scale[0])
         # ... or half that at the first or last plane, when no side of the stack in y or x
         # may cut it too (a piece in a corner shows a few planes of a nucleus elsewhere).
-        half = cut & ~_at_a_side(linked)
+        half = cut & ~_at_a_side(linked, scale)
         needed = np.ceil(np.where(half, FACE_EXTENT, 1.0) * extent - 1e-9)
         keep &= (planes + 1) >= np.minimum(needed, depth)
     out = linked[keep].reset_index(drop=True)
@@ -337,18 +337,19 @@ def drop_small(
     return out
 
 
-def _at_a_side(linked: pd.DataFrame) -> np.ndarray:
+def _at_a_side(linked: pd.DataFrame, scale: Sequence[float]) -> np.ndarray:
     """Whether each row's nucleus reaches as far in y or x as its time point's detections do.
 
-    A detection's reach is its centre plus or minus the radius of its area (pixels).  The
-    stack's sides are not known here: the lowest side is 0, the highest the furthest any
-    detection of the time point reaches, so that a nucleus at a side is always found (and
-    one that merely reaches furthest is taken as at a side too).
+    A detection's reach is its centre plus or minus the radius of its area (in pixels of
+    each axis, ``scale`` the voxel size ``(z, y, x)``).  The stack's sides are not known
+    here: the lowest side is 0, the highest the furthest any detection of the time point
+    reaches, so that a nucleus at a side is always found (and one that merely reaches
+    furthest is taken as at a side too).
     """
-    radius = np.sqrt(linked["area_px"].to_numpy(float) / np.pi)
+    radius_um = np.sqrt(linked["area_um2"].to_numpy(float) / np.pi)
     at = np.zeros(len(linked), bool)
-    for axis in ("y", "x"):
-        centre = linked[axis].to_numpy(float)
+    for axis, size in (("y", scale[1]), ("x", scale[2])):
+        centre, radius = linked[axis].to_numpy(float), radius_um / float(size)
         far = pd.Series(centre + radius).groupby(linked["t"].to_numpy()).transform("max")
         at |= (centre - radius < SIDE_PX) | (centre + radius > far.to_numpy() - SIDE_PX)
     return pd.Series(at).groupby(linked["nucleus"].to_numpy()).transform("any").to_numpy()
