@@ -342,6 +342,21 @@ class Stages:
         return result
 
 
+def _without_compiled(fn, *args, **kwargs):
+    """``fn`` with the compiled kernels turned off (SciPy's filters: the same values)."""
+    from bigseg.kernels import filters
+
+    before = os.environ.get(filters.COMPILED_VARIABLE)
+    os.environ[filters.COMPILED_VARIABLE] = "0"
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if before is None:
+            del os.environ[filters.COMPILED_VARIABLE]
+        else:
+            os.environ[filters.COMPILED_VARIABLE] = before
+
+
 def _smooth_scipy(volume, sigma, margin):
     from scipy import ndimage as ndi
 
@@ -405,7 +420,6 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
     NumPy code they replaced (timed too, marked "before").
     """
     import zarr
-    from scipy import ndimage as ndi
 
     from bigseg import cluster
     from bigseg.kernels import filters, lut, regions, threshold
@@ -495,26 +509,24 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         lo, hi = max(z0 - box, 0), min(z1 + box, nz)
         rest = ((z0 - lo, hi - z1), (0, 0), (0, 0))
         signal = clock("kept signal (read back, grown)", kept.__getitem__, slice(lo, hi))
-        fg = clock(
-            "local maximum (foreground)",
-            filters.local_foreground,
-            signal,
-            floor,
+        options = dict(
             fraction=params.local_fraction,
             size=lp.size,
             margin=rest,
             base=base,
+            bright=(dm.BRIGHT_FROM * floor, dm.BRIGHT_TO * floor),  # as methods.default
         )
-        peak = clock(
+        fg = clock("local maximum (foreground)", filters.local_foreground, signal, floor, **options)
+        plain = clock(
             "local maximum, SciPy filter (before)",
-            ndi.maximum_filter,
+            _without_compiled,
+            filters.local_foreground,
             signal,
-            size=lp.size,
-            mode="nearest",
+            floor,
+            **options,
         )
+        assert np.array_equal(fg, plain), "the compiled local maximum differs"
         inside = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
-        expected = (signal > floor) & (signal > base + params.local_fraction * (peak - base))
-        assert np.array_equal(fg, expected[inside]), "the compiled local maximum differs"
         fg_signal[z0:z1] = np.where(fg, signal[inside], np.float32(0))
     # What the kept signal saves: the pre-pass computed it again from the stack, on blocks
     # merged up to its reach (the signal's and the local box's) and grown by it.

@@ -27,7 +27,9 @@ from .tables import NUCLEUS_COLUMNS, empty_table
 
 __all__ = [
     "NUCLEUS_COLUMNS",
+    "combine_bounds",
     "components",
+    "detection_bounds",
     "drop_small",
     "link",
     "link_components",
@@ -249,15 +251,15 @@ def link_components(
     params: Params,
     scale: Sequence[float],
     planar: bool = False,
-    z_range: pd.DataFrame | None = None,
+    bounds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Finish :func:`link` with ``params`` from connected components found already.
 
     ``component`` gives each row of ``detections`` its component (:func:`components`,
     or components joined across the seams of z-slabs); the method's neck splitting,
-    numbering and fragment dropping follow, as in :func:`link`. ``z_range`` is passed to
-    :func:`drop_small` (the first and last planes of each time point's detections, when
-    ``detections`` hold only some of them).
+    numbering and fragment dropping follow, as in :func:`link`. ``bounds`` is passed to
+    :func:`drop_small` (how far each time point's detections reach, when ``detections``
+    hold only some of them).
     """
     method = methods.get(params.preset)
     out = detections.reset_index(drop=True).copy()
@@ -266,7 +268,7 @@ def link_components(
     )
     if method.drop_fragments:
         out = drop_small(
-            out, scale=scale, min_radius=params.min_radius, planar=planar, z_range=z_range
+            out, scale=scale, min_radius=params.min_radius, planar=planar, bounds=bounds
         )
     return out
 
@@ -327,6 +329,10 @@ EXTENT_FRACTION = 1.2
 #: A nucleus in the first or last plane of its time point's detections may be cut by the
 #: stack's face: it is compared with this fraction of the sphere.
 FACE_FRACTION = 0.5
+#: ... and planes spanning this fraction of the z extent asked, unless it reaches a side of
+#: the stack in y or x too (:func:`_at_a_side`): a nucleus centred at the stack's top or
+#: bottom shows half its extent.
+FACE_EXTENT = 0.5
 
 
 def drop_small(
@@ -335,7 +341,7 @@ def drop_small(
     scale: Sequence[float],
     min_radius: float,
     planar: bool = False,
-    z_range: pd.DataFrame | None = None,
+    bounds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Drop the detections of nuclei smaller than a sphere of ``min_radius`` µm, renumbered.
 
@@ -343,7 +349,8 @@ def drop_small(
     :func:`nuclei_table`); fragments seen in one or two planes only, smaller
     than the smallest nucleus, go; a nucleus in the first or last plane of its
     time point's detections (which may be cut by the stack's face) needs
-    :data:`FACE_FRACTION` of that volume.  In 2D images (``planar``) a nucleus's
+    :data:`FACE_FRACTION` of that volume, and :data:`FACE_EXTENT` of the z extent
+    unless it reaches a side in y or x too.  In 2D images (``planar``) a nucleus's
     area is compared with a disc of ``min_radius``; the z size plays no part.
 
     Parameters
@@ -357,10 +364,9 @@ def drop_small(
     planar : bool
         The detections come from one plane per time point (a 2D image or
         time-lapse).
-    z_range : pandas.DataFrame, optional
-        The first and last planes of each time point's detections (columns ``low`` and
-        ``high``, indexed by ``t``), when ``linked`` holds only some of its planes (a
-        z-slab of a time point); by default those of ``linked``.
+    bounds : pandas.DataFrame, optional
+        Each time point's :func:`detection_bounds`, when ``linked`` holds only some of
+        its detections (a z-slab of a time point); by default those of ``linked``.
 
     Returns
     -------
@@ -380,13 +386,10 @@ def drop_small(
             groups["z"].transform("min").to_numpy(),
             groups["z"].transform("max").to_numpy(),
         )
-        if z_range is None:
-            by_t = linked.groupby("t")["z"]
-            low, high = by_t.transform("min").to_numpy(), by_t.transform("max").to_numpy()
-        else:
-            t = linked["t"]
-            low = t.map(z_range["low"]).to_numpy(float)
-            high = t.map(z_range["high"]).to_numpy(float)
+        if bounds is None:
+            bounds = detection_bounds(linked, scale)
+        per_row = bounds.reindex(linked["t"].to_numpy())
+        low, high = per_row["low"].to_numpy(float), per_row["high"].to_numpy(float)
         sphere = 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(min_radius)) ** 3
         cut = (first == low) | (last == high)
         keep = size * float(scale[0]) >= np.where(cut, FACE_FRACTION, 1.0) * sphere
@@ -394,13 +397,68 @@ def drop_small(
         # many planes as its time point's detections do when the stack is thinner.
         planes = last - first
         depth = high - low + 1
-        needed = np.ceil(EXTENT_FRACTION * float(min_radius) / float(scale[0]) - 1e-9)
+        extent = EXTENT_FRACTION * float(min_radius) / float(scale[0])
+        # ... or half that at the first or last plane, when no side of the stack in y or x
+        # may cut it too (a piece in a corner shows a few planes of a nucleus elsewhere).
+        half = cut & ~_at_a_side(linked, scale, per_row)
+        needed = np.ceil(np.where(half, FACE_EXTENT, 1.0) * extent - 1e-9)
         keep &= (planes + 1) >= np.minimum(needed, depth)
     out = linked[keep].reset_index(drop=True)
     if len(out):
         _, component = np.unique(out["nucleus"].to_numpy(), return_inverse=True)
         out["nucleus"] = number_components(out, component.astype(np.int64))
     return out
+
+
+def detection_bounds(detections: pd.DataFrame, scale: Sequence[float]) -> pd.DataFrame:
+    """Return how far each time point's detections reach: what :func:`drop_small` compares with.
+
+    One row per time point (indexed by ``t``): the first and last planes (``low``,
+    ``high``) and the furthest reach in y and x in pixels (``far_y``, ``far_x``: a
+    detection's centre plus the radius of its area).  The bounds of a time point split
+    into parts are the minimum of their ``low`` and the maximum of the rest
+    (:func:`combine_bounds`).
+    """
+    radius_um = np.sqrt(detections["area_um2"].to_numpy(float) / np.pi)
+    table = pd.DataFrame(
+        {
+            "t": detections["t"].to_numpy(),
+            "low": detections["z"].to_numpy(float),
+            "high": detections["z"].to_numpy(float),
+            "far_y": detections["y"].to_numpy(float) + radius_um / float(scale[1]),
+            "far_x": detections["x"].to_numpy(float) + radius_um / float(scale[2]),
+        }
+    )
+    return combine_bounds(table)
+
+
+def combine_bounds(table: pd.DataFrame) -> pd.DataFrame:
+    """Combine rows of :func:`detection_bounds` (of parts of time points) per time point."""
+    spec = {"low": "min", "high": "max", "far_y": "max", "far_x": "max"}
+    return table.groupby("t", sort=True).agg(spec).astype(np.float64)
+
+
+def _at_a_side(linked: pd.DataFrame, scale: Sequence[float], bounds: pd.DataFrame) -> np.ndarray:
+    """Whether each row's nucleus reaches as far in y or x as its time point's detections do.
+
+    A detection's reach is its centre plus or minus the radius of its area (in pixels of
+    each axis, ``scale`` the voxel size ``(z, y, x)``).  The stack's sides are not known
+    here: the lowest side is 0, the highest the furthest any detection of the time point
+    reaches (``bounds``, one row per row of ``linked``: :func:`detection_bounds`), so that
+    a nucleus at a side is always found (and one that merely reaches furthest is taken as
+    at a side too).
+    """
+    radius_um = np.sqrt(linked["area_um2"].to_numpy(float) / np.pi)
+    at = np.zeros(len(linked), bool)
+    for axis, size in (("y", scale[1]), ("x", scale[2])):
+        centre, radius = linked[axis].to_numpy(float), radius_um / float(size)
+        far = bounds[f"far_{axis}"].to_numpy(float)
+        at |= (centre - radius < SIDE_PX) | (centre + radius > far - SIDE_PX)
+    return pd.Series(at).groupby(linked["nucleus"].to_numpy()).transform("any").to_numpy()
+
+
+#: :func:`_at_a_side`: a detection within this many pixels of a side reaches it.
+SIDE_PX = 1.0
 
 
 def nuclei_table(

@@ -38,6 +38,7 @@ __all__ = [
     "render",
     "synth",
     "synth_kind",
+    "visible_centres",
     "write_ctc_truth",
 ]
 
@@ -570,6 +571,39 @@ def render(
     rng = np.random.default_rng(seed)
     noisy = rng.poisson(out) + rng.normal(0.0, read_noise, out.shape) + offset
     return np.clip(np.rint(noisy), 0, min(max_value, 65535)).astype(np.uint16)
+
+
+def visible_centres(
+    truth: pd.DataFrame, shape: Sequence[int], *, scale: Sequence[float], edge_um: float = 0.6
+) -> pd.DataFrame:
+    """Return ``truth`` with each centre moved to the centroid of what the stack shows of it.
+
+    A nucleus cut by the stack's faces (its top or bottom in z; :func:`make_truth` keeps
+    nuclei whole in y and x) shows only part of itself, and no method can see the true
+    centre of the part it does not show.  The centroid of each nucleus as :func:`render`
+    draws it (its profile, before noise, fields and clipping), summed over the voxels of
+    the ``(z, y, x)`` stack ``shape``, is the centre a segmentation can find; for a
+    nucleus inside the stack it is its centre, to within the sampling.
+    """
+    out = truth.copy()
+    sz, sy, sx = (float(v) for v in scale)
+    axes = [np.arange(int(n)) * s for n, s in zip(shape, (sz, sy, sx))]
+    centres = out[["z_um", "y_um", "x_um"]].to_numpy(float).copy()
+    for i, (centre, r) in enumerate(zip(centres, out["r_um"].to_numpy(float))):
+        reach = r + 4 * edge_um
+        sel = [a[np.abs(a - c) <= reach] for a, c in zip(axes, centre)]
+        if not all(v.size for v in sel):
+            continue
+        zz, yy, xx = np.meshgrid(*sel, indexing="ij")
+        dist = np.sqrt((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2)
+        weight = 1 / (1 + np.exp((dist - r) / edge_um))
+        total = weight.sum()
+        if total > 0:
+            centres[i] = [(v * weight).sum() / total for v in (zz, yy, xx)]
+    out[["z_um", "y_um", "x_um"]] = centres
+    if {"z", "y", "x"} <= set(out.columns):
+        out[["z", "y", "x"]] = centres / np.array([sz, sy, sx])
+    return out
 
 
 def _smooth_field(

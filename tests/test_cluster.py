@@ -160,3 +160,22 @@ def test_drop_small_keeps_nuclei_cut_by_the_stacks_faces():
     assert linked["nucleus"].nunique() == 3
     kept = drop_small(linked, scale=(2.0, 1.0, 1.0), min_radius=3.0)
     assert set(kept["x_um"].round()) == {0.0, 40.0}
+
+
+def test_drop_small_asks_half_the_z_extent_of_nuclei_cut_by_the_top_or_bottom_only():
+    # A nucleus of two planes spans half the z extent asked (4 planes of 1 µm): kept in the
+    # first or last planes of the time point (the stack's faces cut it) but not in the
+    # middle, nor in a first plane at a side of the stack in y or x (a corner's piece).
+    rows = _column(range(0, 10), 60.0, 60.0, r=5.0)  # reaches furthest: the far sides
+    rows += _column(range(0, 2), 30.0, 20.0, r=4.0)  # bottom face
+    rows += _column(range(8, 10), 30.0, 40.0, r=4.0)  # top face
+    rows += _column(range(4, 6), 30.0, 30.0, r=4.0)  # middle
+    rows += _column(range(0, 2), 2.0, 40.0, r=4.0)  # bottom face, at the side y = 0
+    rows += _column(range(0, 2), 30.0, 62.0, r=4.0)  # bottom face, at the far side in x
+    det = _detections(rows)
+    det["area_um2"] = det["area_px"] * 1.0  # 1 µm pixels
+    linked = link(det)
+    assert linked["nucleus"].nunique() == 6
+    kept = drop_small(linked, scale=(1.0, 1.0, 1.0), min_radius=3.0)
+    centres = set(zip(kept["y_um"].round(), kept["x_um"].round()))
+    assert centres == {(60.0, 60.0), (30.0, 20.0), (30.0, 40.0)}

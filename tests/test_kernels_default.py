@@ -163,6 +163,75 @@ def test_local_foreground_by_peak_margin_is_the_whole_result_cropped(strips):
     assert (expected & (smoothed < 3000.0)).any() and not expected.all()
 
 
+def test_local_foreground_bright_peaks_drop_the_base_exactly_in_every_block(strips):
+    # The base falls linearly from its value at peaks <= low to 0 at peaks >= high (3D
+    # stacks): the formula, whole and in a block with margins, in strips or not.
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    shape = (7, 60, 47)
+    volume = rng.normal(0.0, 20.0, shape)
+    for i, value in enumerate((400.0, 700.0, 900.0, 1100.0, 3000.0, 500.0)):
+        volume += _blob(shape, (3, 10 + 9 * i, 12 + 22 * (i % 2)), 4, value)
+    smoothed = filters.smooth_volume(volume, (0.7, 1.2, 1.2))
+    peak = ndi.maximum_filter(smoothed, size=(3, 11, 11), mode="nearest").astype(np.float64)
+    floor, base, low, high = 300.0, 225.0, 600.0, 1200.0
+    b = base * np.clip((high - peak) / (high - low), 0, 1)
+    expected = (smoothed > floor) & (smoothed > b + 0.5 * (peak - b))
+    kw = {"fraction": 0.5, "size": (3, 11, 11), "base": base, "bright": (low, high)}
+    whole = filters.local_foreground(smoothed, floor, **kw)
+    # float32 arithmetic in the kernel: equal but where a voxel sits on its threshold.
+    threshold = b + 0.5 * (peak - b)
+    close = np.abs(smoothed - threshold) < 1e-3 * np.maximum(threshold, 1)
+    np.testing.assert_array_equal(whole[~close], expected[~close])
+    margin = ((1, 2), (5, 7), (6, 4))
+    core = tuple(slice(b_, n - a) for n, (b_, a) in zip(smoothed.shape, margin))
+    got = filters.local_foreground(smoothed, floor, margin=margin, **kw)
+    np.testing.assert_array_equal(got, whole[core])
+    # Both ends of the ramp and its middle occur, and bright peaks gain voxels.
+    assert ((peak <= low) & expected).any() and ((peak >= high) & expected).any()
+    assert ((peak > low) & (peak < high) & expected).any()
+    plain = filters.local_foreground(smoothed, floor, fraction=0.5, size=(3, 11, 11), base=base)
+    assert (plain <= whole).all() and whole.sum() > plain.sum()
+    # A step when low == high.
+    step = filters.local_foreground(smoothed, floor, **{**kw, "bright": (900.0, 900.0)})
+    b = np.where(peak < 900.0, base, 0.0)
+    threshold = b + 0.5 * (peak - b)
+    close = np.abs(smoothed - threshold) < 1e-3 * np.maximum(threshold, 1)
+    np.testing.assert_array_equal(
+        step[~close], ((smoothed > floor) & (smoothed > threshold))[~close]
+    )
+
+
+def test_local_foreground_cuts_a_bright_small_nucleus_at_its_own_half_maximum():
+    # A small nucleus whose peak is well above the floor: cut from the base, it looks
+    # smaller than it is; with the base dropped at bright peaks it is cut at half its peak.
+    shape = (15, 40, 40)
+    smoothed = filters.smooth_volume(_blob(shape, (7, 20, 20), 4, 900.0), (1.0, 1.5, 1.5))
+    top = float(smoothed.max())
+    floor = top / 5  # the peak is five floors
+    kw = {"fraction": 0.5, "size": (3, 9, 9), "base": 0.75 * floor}
+    cut_from_base = filters.local_foreground(smoothed, floor, **kw)
+    own = filters.local_foreground(smoothed, floor, bright=(2 * floor, 4 * floor), **kw)
+    assert (cut_from_base <= own).all() and (smoothed > 0.5 * top)[~own].sum() == 0
+    assert own.sum() > 1.15 * cut_from_base.sum()
+    # A dim one (peak 1.5 floors) is cut as before.
+    dim = filters.local_foreground(
+        smoothed,
+        top / 1.5,
+        bright=(2 * top / 1.5, 4 * top / 1.5),
+        fraction=0.5,
+        size=(3, 9, 9),
+        base=0.75 * top / 1.5,
+    )
+    np.testing.assert_array_equal(
+        dim,
+        filters.local_foreground(
+            smoothed, top / 1.5, fraction=0.5, size=(3, 9, 9), base=0.75 * top / 1.5
+        ),
+    )
+
+
 def test_above_background_removes_offset_and_smooth_background_and_keeps_nuclei():
     zz, yy, xx = np.indices((8, 80, 80))
     ramp = 33000.0 + 2.0 * xx + 150.0 * np.sin(yy / 60.0)  # offset, autofluorescence

@@ -118,3 +118,30 @@ def test_kinds_mimic_the_held_out_data():
     assert truth3d["r_um"].between(4.5 * 0.71, 12.0 * 0.71).all()
     with pytest.raises(InputError, match="Unknown kind"):
         kind_options("confocal")
+
+
+def test_visible_centres_are_the_centroid_of_what_the_stack_shows():
+    from bigseg.synth import visible_centres
+
+    scale = (1.5, 0.71, 0.71)
+    truth = pd.DataFrame(
+        {"t": [0, 0, 0], "z_um": [15.0, -2.0, 28.0], "y_um": [20.0, 20.0, 40.0],
+         "x_um": [20.0, 40.0, 20.0], "r_um": [5.0, 6.0, 6.0], "brightness": [1.0] * 3}
+    )  # fmt: skip
+    shape = (20, 80, 80)  # planes at z = 0 ... 28.5 µm
+    seen = visible_centres(truth, shape, scale=scale)
+    # Inside the stack: its centre.  Cut by the bottom (centre below the first plane) or
+    # the top: the centroid of the planes it shows, inside the stack, y and x unchanged.
+    np.testing.assert_allclose(seen.loc[0, ["z_um", "y_um", "x_um"]], [15.0, 20.0, 20.0], atol=0.02)
+    assert 0.0 < seen.loc[1, "z_um"] < 3.0 and seen.loc[2, "z_um"] < 28.0 - 1.5
+    np.testing.assert_allclose(seen[["y_um", "x_um"]], truth[["y_um", "x_um"]], atol=0.02)
+    # The centroid of the planes the stack shows, each weighted by its integral of the
+    # rendered profile (a sphere with a soft edge of 0.6 µm), integrated over rings.
+    z = np.arange(20) * 1.5
+    rho = np.linspace(0.0, 12.0, 4001)
+    for i, centre in ((1, -2.0), (2, 28.0)):
+        dist = np.sqrt((z[:, None] - centre) ** 2 + rho[None] ** 2)
+        plane = np.trapezoid(2 * np.pi * rho / (1 + np.exp((dist - 6.0) / 0.6)), rho, axis=1)
+        expected = (z * plane).sum() / plane.sum()
+        assert seen.loc[i, "z_um"] == pytest.approx(expected, abs=0.05)
+    assert truth.loc[1, "z_um"] == -2.0  # the input is left as it was

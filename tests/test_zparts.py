@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import zarr
 
+import bigseg
 import bigseg.pipeline.partitions as partitions
 import bigseg.pipeline.zparts as zparts
 from bigseg import Params, run
@@ -30,12 +31,28 @@ def series():
 
 
 @pytest.fixture(scope="module")
-def detections(series, tmp_path_factory):
-    """Per-plane detections of the series (a run by t-chunk), without nucleus ids."""
-    out = run(series, tmp_path_factory.mktemp("z") / "out", params=Params(), track=False)
-    return out.detections.drop(columns="nucleus").sort_values(
-        ["t", "z", "label"], ignore_index=True
+def detections(series):
+    """Per-plane detections of the series, before linking, and fragments in every plane.
+
+    The fragments (copies of 40 detections moved 150 pixels along x, away from every
+    nucleus, at 1/8, 1/2 or all of their area) are what the fragment filter drops or
+    keeps by their size, their planes and whether they touch a face or a side.
+    """
+    labels = bigseg.segment(series, params=Params())
+    table = bigseg.measure(labels, series).compute()
+    rng = np.random.default_rng(4)
+    pieces = table.iloc[rng.choice(len(table), 40, replace=False)].copy()
+    shrink = rng.choice([1 / 8, 1 / 2, 1.0], len(pieces))
+    pieces["x"] += 150
+    pieces["x_um"] += 150 * SCALE[2]
+    pieces["area_px"] = np.maximum(1, np.round(pieces["area_px"] * shrink)).astype(
+        pieces["area_px"].dtype
     )
+    pieces["area_um2"] = pieces["area_px"] * SCALE[1] * SCALE[2]
+    pieces["radius_um"] = np.sqrt(pieces["area_um2"] / np.pi)
+    pieces["label"] += 1000
+    table = pd.concat([table, pieces], ignore_index=True)
+    return table.sort_values(["t", "z", "label"], ignore_index=True)
 
 
 def _reader(table: pd.DataFrame, edges: np.ndarray, i: int, j: int) -> pd.DataFrame:
@@ -75,6 +92,7 @@ def test_linking_by_z_chunk_gives_the_ids_of_linking_each_time_point_at_once(
     linked = linked.sort_values(["t", "z", "label"], ignore_index=True)
     expected = whole.sort_values(["t", "z", "label"], ignore_index=True)
     pd.testing.assert_frame_equal(linked, expected, check_dtype=False)
+    assert len(whole) < len(detections)  # fragments were dropped
     # the pieces the test is about happened: nuclei over several parts, and gathered
     part_of = np.searchsorted(edges, linked["z"].to_numpy(), side="right") - 1
     spans = pd.Series(part_of).groupby(linked["nucleus"].to_numpy()).nunique()

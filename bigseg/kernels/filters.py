@@ -458,6 +458,7 @@ def local_foreground(
     margin: Sequence[tuple[int, int]] | None = None,
     base: float | None = None,
     by_peak: bool = False,
+    bright: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Foreground voxels of a smoothed block: above the floor and near their local peak.
 
@@ -470,7 +471,10 @@ def local_foreground(
     maximum: the result leaves them out.  With ``by_peak``, ``m > floor`` is asked
     instead of ``s > floor``: a nucleus is seen when its peak is above the floor, and
     then cut at its own level however close to the floor that peak is (not at the
-    floor, which makes a dim nucleus smaller than it is).
+    floor, which makes a dim nucleus smaller than it is).  With ``bright = (low,
+    high)``, the base holds where ``m <= low`` and falls linearly to 0 where ``m >=
+    high``: a bright nucleus is cut at ``fraction`` of its own peak, a dim one from the
+    base as above.
     """
     base = floor if base is None else float(base)
     margin = tuple(margin) if margin is not None else ((0, 0),) * smoothed.ndim
@@ -486,7 +490,7 @@ def local_foreground(
             return above
     top = floor if by_peak else None  # the peak must be above the floor
     if smoothed.ndim != 3:
-        return above & _near_peak(smoothed, base, fraction, size, core, top)
+        return above & _near_peak(smoothed, base, fraction, size, core, top, bright)
     # In strips of y rows, each with the rows the maximum reaches (see smooth_volume).
     for y0, y1, lo, hi in _strips(
         smoothed.shape[1], margin[1], size[1] // 2, smoothed.itemsize * smoothed[:, 0].size
@@ -494,21 +498,40 @@ def local_foreground(
         piece = (core[0], slice(y0 - lo, y0 - lo + y1 - y0), core[2])
         y = y0 - margin[1][0]
         above[:, y : y + y1 - y0] &= _near_peak(
-            smoothed[:, lo:hi], base, fraction, size, piece, top
+            smoothed[:, lo:hi], base, fraction, size, piece, top, bright
         )
     return above
 
 
-def _near_peak(smoothed, floor: float, fraction: float, size, core, top=None) -> np.ndarray:
+def _near_peak(
+    smoothed, floor: float, fraction: float, size, core, top=None, bright=None
+) -> np.ndarray:
     """Return ``smoothed > floor + fraction * (peak - floor)`` on ``core`` (float32 operations).
 
-    With ``top``, also ``peak > top``.
+    With ``top``, also ``peak > top``.  With ``bright = (low, high)``, ``floor`` is taken
+    in full where ``peak <= low`` and falls linearly to 0 where ``peak >= high``.
     """
     peak = box_extreme(smoothed, size, maximum=True, keep=_bounds(core, smoothed.shape))
     seen = peak > top if top is not None else None
-    peak -= floor
-    peak *= fraction
-    peak += floor
+    if bright is not None and floor:
+        low, high = (float(v) for v in bright)
+        # The base of each voxel: floor at dim peaks, 0 at bright ones (a step if low == high);
+        # plane by plane, so that no second array of the strip's size is held.
+        for plane in peak if peak.ndim > 1 else peak[None]:  # views: changed in place
+            base = np.subtract(np.float32(high), plane, dtype=np.float32)
+            if high > low:
+                base *= np.float32(1.0 / (high - low))
+            else:
+                np.greater(base, 0, out=base)
+            np.clip(base, 0, 1, out=base)
+            base *= np.float32(floor)
+            plane -= base
+            plane *= np.float32(fraction)
+            plane += base
+    else:
+        peak -= floor
+        peak *= fraction
+        peak += floor
     out = smoothed[core] > peak
     if seen is not None:
         out &= seen

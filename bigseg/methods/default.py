@@ -11,11 +11,13 @@
    a dim nucleus and a bright one are as far from the background, whatever the offset;
 3. each voxel is foreground when it is above the floor *and* above a fixed fraction of
    the way to the brightest signal within ``local_radius`` µm (in a 2D image: when that
-   brightest signal is above the floor, and the way starts lower, :data:`PLANAR_BASE`)
-   (:func:`bigseg.kernels.filters.local_foreground`), so every nucleus is cut near its
-   own half-maximum whatever its brightness, and touching nuclei of unequal brightness
-   stay apart: the pre-pass (:func:`split_signal`), a neighbourhood operation with
-   its own halo in z, y and x, exact in every block; it hands on the signal there;
+   brightest signal is above the floor, and the way starts lower, :data:`PLANAR_BASE`;
+   in a stack the way starts at 0 where that signal is well above the floor,
+   :data:`BRIGHT_FROM`) (:func:`bigseg.kernels.filters.local_foreground`), so every
+   nucleus is cut near its own half-maximum whatever its brightness, and touching nuclei
+   of unequal brightness stay apart: the pre-pass (:func:`split_signal`), a
+   neighbourhood operation with its own halo in z, y and x, exact in every block; it
+   hands on the signal there;
 4. each plane of the foreground is filled (nucleoli) and split with the distance
    transform, markers apart by the sum of their radii, and watershed
    (:func:`segment_foreground_block`), with the stitching halo of the recipe without its
@@ -242,9 +244,11 @@ def _foreground_block(
             signal, rest = block[t], margin
         else:
             signal, rest = signal_volume(block[t], lp, margin, inner=radius)
+        floor_t = float(thresholds[t, 0, 0, 0])
         foreground = filters.local_foreground(
-            signal, float(thresholds[t, 0, 0, 0]), fraction=fraction, size=lp.size, margin=rest,
-            base=base * float(thresholds[t, 0, 0, 0]), by_peak=planar,
+            signal, floor_t, fraction=fraction, size=lp.size, margin=rest, base=base * floor_t,
+            by_peak=planar,
+            bright=None if planar else (BRIGHT_FROM * floor_t, BRIGHT_TO * floor_t),
         )  # fmt: skip
         if signal_out:
             core = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
@@ -351,6 +355,13 @@ LOCAL_BASE = 0.75
 #: there, no light from planes above or below and no neck between nuclei stacked in z has
 #: to be kept out, and a dim nucleus cut at the floor is smaller than the disc it is.
 PLANAR_BASE = 0.5
+#: In a stack, :data:`LOCAL_BASE` holds where the local peak is at most this many floors and
+#: falls linearly to 0 at :data:`BRIGHT_TO` floors: a nucleus well above the floor is cut at
+#: its own half maximum (where a small one's measured size is its size), a dim one, whose
+#: peak is near the floor, from the base (its halo and out-of-focus light stay out).
+BRIGHT_FROM = 2.0
+#: ... see :data:`BRIGHT_FROM`.
+BRIGHT_TO = 4.0
 
 
 def filled_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:

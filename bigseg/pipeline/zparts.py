@@ -19,8 +19,8 @@ and the components that cross a seam between parts:
    its first plane (``zlink/plan.parquet``).
 3. **nuclei**: each part gathers the rows of its chains from the parts above, and
    runs the rest of :func:`bigseg.cluster.link` on whole chains: neck splitting, and
-   fragment dropping with its time point's first and last planes (from the counts of
-   pass 1).  Each nucleus goes to the part of its first row (``zlink/piece.Q.P.parquet``).
+   fragment dropping with how far its time point's detections reach (from pass 1).
+   Each nucleus goes to the part of its first row (``zlink/piece.Q.P.parquet``).
 4. **numbering**: each part numbers the nuclei whose first row it holds, 1..n in the
    order :func:`bigseg.cluster.link` numbers them, and stores them (rows in later parts'
    planes included) as its linked partition.  Ids are made global by the parts'
@@ -46,7 +46,13 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .. import methods
-from ..cluster import components, link_components, number_components
+from ..cluster import (
+    combine_bounds,
+    components,
+    detection_bounds,
+    link_components,
+    number_components,
+)
 from ..params import Params
 from ..tables import empty_detections
 from .layout import LINKED, ZLINK
@@ -104,15 +110,14 @@ def link_pass(
     step = sink.batch_blocks(BATCH_BLOCKS)
     common = {"read": read, "parts": parts, "folder": folder}
 
-    stats = _each(sink, len(parts), step, partial(_components, **common, span=span,
+    stats = _each(sink, len(parts), step, partial(_components, **common, span=span, scale=scale,
                   link_distance=float(options["link_distance"]), max_gap=int(options["max_gap"])),
-                  {"part": "int64", "low": "float64", "high": "float64"}, "link")  # fmt: skip
+                  _BOUNDS, "link")  # fmt: skip
     edges = _each(sink, len(parts), step, partial(_seam_pairs, **common), _EDGES, "link")
     _write_plan(edges, folder)
-    t = stats["part"].to_numpy() // parts.per_t
-    z_range = stats.assign(t=t).groupby("t").agg(low=("low", "min"), high=("high", "max"))
+    bounds = combine_bounds(stats)  # how far each time point's detections reach
     _each(sink, len(parts), step, partial(_nuclei_of, **common, params=params, scale=scale,
-          planar=planar, z_range=z_range), {"pieces": "int64"}, "link")  # fmt: skip
+          planar=planar, bounds=bounds), {"pieces": "int64"}, "link")  # fmt: skip
     counts = _each(sink, len(parts), step, partial(_numbered_part, work=os.fspath(work),
                    folder=folder), {"nuclei": "int64", "reach": "int64"}, "link")  # fmt: skip
     return counts["nuclei"].to_numpy(np.int64), counts["reach"].to_numpy(np.int64)
@@ -163,10 +168,14 @@ def _components(
     parts: Parts,
     folder: str,
     span: int,
+    scale: tuple[float, ...],
     link_distance: float,
     max_gap: int,
 ) -> pd.DataFrame:
-    """Pass 1: part ``p``'s components, over its planes and those just above its seam."""
+    """Pass 1: part ``p``'s components, over its planes and those just above its seam.
+
+    Returns how far its detections reach (:func:`bigseg.cluster.detection_bounds`).
+    """
     own = read(parts.t_chunk(p), p % parts.per_t).reset_index(drop=True)
     z1 = parts.z_range(p)[1]
     head = _above(read, parts, p, z1, z1 + span - 1)
@@ -175,11 +184,10 @@ def _components(
     _write(own.assign(comp=comp[: len(own)]), _file(folder, "comp", p))
     seam = both.iloc[len(own) :][["t", "z", "label"]].assign(comp=comp[len(own) :])
     _write(seam.reset_index(drop=True), _file(folder, "seam", p))
-    z = own["z"].to_numpy(float)
-    low, high = (z.min(), z.max()) if len(z) else (np.nan, np.nan)
-    return pd.DataFrame({"part": [p], "low": [low], "high": [high]})
+    return detection_bounds(own, scale).reset_index()
 
 
+_BOUNDS = {"t": "int64", **dict.fromkeys(("low", "high", "far_y", "far_x"), "float64")}
 _EDGES = {"part": "int64", "comp": "int64", "own": "bool", "above": "int64", "above_comp": "int64"}
 
 
@@ -252,7 +260,7 @@ def _nuclei_of(
     params: Params,
     scale: tuple[float, ...],
     planar: bool,
-    z_range: pd.DataFrame,
+    bounds: pd.DataFrame,
 ) -> pd.DataFrame:
     """Pass 3: link part ``p``'s chains whole; hand each nucleus to the part of its first row."""
     plan = pd.read_parquet(os.path.join(folder, "plan.parquet"))
@@ -276,7 +284,7 @@ def _nuclei_of(
         ids.append(base + above["comp"].map(chains).to_numpy(np.int64))
     rows = pd.concat(tables, ignore_index=True)
     linked = link_components(
-        rows, np.concatenate(ids), params=params, scale=scale, planar=planar, z_range=z_range
+        rows, np.concatenate(ids), params=params, scale=scale, planar=planar, bounds=bounds
     )
     if len(linked) == 0:
         return pd.DataFrame({"pieces": [0]})
