@@ -113,3 +113,17 @@ def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkey
             assert resumed.record["blocks"]["reused"] == 1
             np.testing.assert_array_equal(resumed.thresholds, reference.thresholds)
             assert_same_outputs(tmp_path / "ref", out)
+
+
+def test_the_signal_is_not_kept_where_the_disk_has_no_room_for_it(tmp_path, monkeypatch, series):
+    """A stack whose signal would fill the scratch disk computes it twice instead."""
+    params = bigseg.Params(**PARAMS)
+    calls = _count_signals(monkeypatch)
+    monkeypatch.setattr(passes, "KEEP_DISK_FRACTION", 0.0)
+    seen = []
+    real = passes.keep_signal
+    monkeypatch.setattr(passes, "keep_signal", lambda *a, **k: seen.append(1) or real(*a, **k))
+    with dask.config.set(scheduler="synchronous"):
+        result = run(series, tmp_path / "out", params=params)
+    assert not seen and len(calls) == 2 * 2 * 2  # never kept: the floor's and the pre-pass's
+    assert len(result.nuclei) > 5

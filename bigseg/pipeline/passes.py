@@ -13,6 +13,7 @@ the whole series.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -59,7 +60,7 @@ def threshold_pass(
     the segment pass too (:func:`keep_signal`).
     """
     bad = safety.nonfinite_count(stack)
-    if bad is None and scratch is not None and keeps_signal(stack, params):
+    if bad is None and scratch is not None and keeps_signal(stack, params, scratch.path):
         return kept_thresholds(stack, params, scratch, sink)
     if bad is None and "t" in stack.dims and methods.get(params.preset).statistic_by_t(stack.dtype):
         batches = _scratch.t_batches(stack.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
@@ -82,14 +83,29 @@ def threshold_pass(
     return np.atleast_1d(values[0]).astype(np.float64)
 
 
-def keeps_signal(stack: xr.DataArray, params: Params) -> bool:
-    """Whether a run keeps ``params.preset``'s signal: declared, whole planes on a regular grid."""
+def keeps_signal(stack: xr.DataArray, params: Params, work: Any = None) -> bool:
+    """Whether a run keeps ``params.preset``'s signal: declared, whole planes on a regular grid.
+
+    With the scratch directory ``work``: and only where the signal (float32, 4 bytes per
+    voxel at most) fits in :data:`KEEP_DISK_FRACTION` of its disk's free space, or was
+    kept in full by an earlier attempt; otherwise the signal is computed twice, as the
+    floor pass and the pre-pass need it.
+    """
     data = as_4d(stack).data
-    return (
+    if not (
         methods.get(params.preset).signal is not None
         and not planes_split(data)
         and _scratch.regular(data.chunks)
-    )
+    ):
+        return False
+    if work is None or (work / KEPT_DONE).exists():
+        return True
+    return 4 * data.size <= KEEP_DISK_FRACTION * shutil.disk_usage(work).free
+
+
+#: The signal is kept (:func:`keeps_signal`) only where it takes at most this fraction of
+#: the free space of the scratch directory's disk: the outputs need room too.
+KEEP_DISK_FRACTION = 0.5
 
 
 def keep_signal(
