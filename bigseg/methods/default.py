@@ -272,19 +272,33 @@ def split_foreground(
     """
     lp = local_pixels(params, scale)
     reach = tuple(r + (size - 1) // 2 for r, size in zip(signal_reach(lp), lp.size))
-    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
-    foreground = map_with_halo(
-        data,
+    return _local_foreground(data, reach, thresholds, params, lp, signal=signal), data
+
+
+def _local_foreground(
+    source: da.Array,
+    reach: tuple[int, ...],
+    thresholds: da.Array,
+    params: Params,
+    lp: LocalPixels,
+    *,
+    signal: bool,
+    stored: bool = False,
+) -> da.Array:
+    """Map :func:`_foreground_block` over ``source`` (the stack, or its ``stored`` signal)."""
+    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((source.chunks[0], 1, 1, 1))
+    return map_with_halo(
+        source,
         reach,
         _foreground_block,
         thr,
         lp=lp,
         fraction=params.local_fraction,
         signal_out=signal,
-        planar=data.shape[1] == 1,
+        planar=source.shape[1] == 1,
+        stored=stored,
         dtype=np.float32 if signal else bool,
     )
-    return foreground, data
 
 
 def split_signal(
@@ -308,19 +322,7 @@ def split_stored_signal(
     """
     lp = local_pixels(params, scale)
     radius = tuple((size - 1) // 2 for size in lp.size)
-    thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((signal.chunks[0], 1, 1, 1))
-    foreground = map_with_halo(
-        signal,
-        radius,
-        _foreground_block,
-        thr,
-        lp=lp,
-        fraction=params.local_fraction,
-        signal_out=True,
-        planar=signal.shape[1] == 1,
-        stored=True,
-        dtype=np.float32,
-    )
+    foreground = _local_foreground(signal, radius, thresholds, params, lp, signal=True, stored=True)
     return foreground, data
 
 

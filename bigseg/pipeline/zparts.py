@@ -116,8 +116,8 @@ def link_pass(
     edges = _each(sink, len(parts), step, partial(_seam_pairs, **common), _EDGES, "link")
     _write_plan(edges, folder)
     bounds = combine_bounds(stats)  # how far each time point's detections reach
-    _each(sink, len(parts), step, partial(_nuclei_of, **common, params=params, scale=scale,
-          planar=planar, bounds=bounds), {"pieces": "int64"}, "link")  # fmt: skip
+    _each(sink, len(parts), step, partial(_nuclei_of, parts=parts, folder=folder, params=params,
+          scale=scale, planar=planar, bounds=bounds), {"pieces": "int64"}, "link")  # fmt: skip
     counts = _each(sink, len(parts), step, partial(_numbered_part, work=os.fspath(work),
                    folder=folder), {"nuclei": "int64", "reach": "int64"}, "link")  # fmt: skip
     return counts["nuclei"].to_numpy(np.int64), counts["reach"].to_numpy(np.int64)
@@ -254,7 +254,6 @@ def _write_plan(edges: pd.DataFrame, folder: str) -> None:
 def _nuclei_of(
     p: int,
     *,
-    read: _Reader,
     parts: Parts,
     folder: str,
     params: Params,
@@ -263,7 +262,10 @@ def _nuclei_of(
     bounds: pd.DataFrame,
 ) -> pd.DataFrame:
     """Pass 3: link part ``p``'s chains whole; hand each nucleus to the part of its first row."""
-    plan = pd.read_parquet(os.path.join(folder, "plan.parquet"))
+    # the plan's rows of this part's components and of the chains it owns only
+    plan = pd.read_parquet(
+        os.path.join(folder, "plan.parquet"), filters=[[("part", "==", p)], [("owner", "==", p)]]
+    )
     own = pd.read_parquet(_file(folder, "comp", p))
     mine = plan[plan["part"] == p]
     elsewhere = mine.loc[mine["owner"] != p, "comp"].to_numpy()
