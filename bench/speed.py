@@ -8,7 +8,10 @@ repeated, runs
   its interpreter start and imports are *not* counted: the comparison favours the recipe),
 * the same recipe as a dask user parallelises it first: ``map_blocks`` over planes on the
   threaded scheduler, all cores (timed the same way; its detections must be the serial
-  recipe's; ``--no-dask-recipe`` skips it), and
+  recipe's; ``--no-dask-recipe`` skips it),
+* with ``--vol``, Voronoi-Otsu-Labeling as its users run it (the real package, in the peers'
+  environment of ``make bench-env``; serial, on the whole stack in memory, its sigmas
+  ``--vol-sigmas``, by default its own 2, 2; the call alone timed, as for the recipe), and
 * ``bigseg segment --preset seed`` (and ``--preset default``) as a subprocess, timed from
   process start to outputs written, dask cluster start-up and shutdown included.
 
@@ -155,6 +158,29 @@ def run_recipe(
     wall, _, peak, stdout = run_timed(cmd)
     got = json.loads(stdout.strip().splitlines()[-1])
     return got["seconds"], got["cpu"], wall, peak
+
+
+def run_vol(stack_path: Path, folder: Path, sigmas: tuple[float, float]) -> tuple:
+    """(VOL seconds, VOL CPU seconds, process wall seconds, peak RSS, nuclei) of one VOL run.
+
+    Voronoi-Otsu-Labeling as its users run it: the real package, in the peers' environment
+    (``make bench-env``), on the whole stack in memory, serial, by ``bench/_vol_worker.py``.
+    Its seconds are the ``voronoi_otsu_labeling`` call alone (imports, reading the ``.npy``
+    and writing the labels excluded, as for the recipe); the stack is saved as ``.npy`` once,
+    untimed, since that environment does not read bigseg's Zarr.
+    """
+    from peers import PEERS_PYTHON, WORKER
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "image.npy", _read_stack(stack_path)[None])
+    (folder / "pairs.json").write_text(json.dumps([list(sigmas)]))
+    wall, _, peak, _ = run_timed([str(PEERS_PYTHON), str(WORKER), str(folder)])
+    seconds = json.loads((folder / "seconds.json").read_text())[0]
+    cpu = json.loads((folder / "cpu.json").read_text())[0]
+    labels = np.load(folder / "labels_0.npy", mmap_mode="r")
+    nuclei = len(np.unique(labels)) - 1
+    (folder / "labels_0.npy").unlink()
+    return seconds, cpu, wall, peak, nuclei
 
 
 def run_bigseg(
@@ -666,7 +692,8 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     cpus: dict[str, list[float]] = {"recipe": []}
     peaks: dict[str, int] = {"recipe": 0}
     port = not args.no_dask_recipe and presets != ["seed"]  # not on the large stack
-    runs = (["recipe dask"] if port else []) + list(presets)
+    vol = args.vol and presets != ["seed"]
+    runs = (["recipe dask"] if port else []) + (["VOL"] if vol else []) + list(presets)
     for p in runs:
         times[p], cpus[p], peaks[p] = [], [], 0
     mismatch = port_mismatch = None
@@ -688,6 +715,12 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
                     pd.read_parquet(work / "recipe.parquet"),
                     pd.read_parquet(work / "recipe-dask.parquet"),
                 )
+        if vol:
+            secs, cpu, _, peak, n_vol = run_vol(stack_path, work / "vol", tuple(args.vol_sigmas))
+            times["VOL"].append(secs)
+            cpus["VOL"].append(cpu)
+            peaks["VOL"] = max(peaks["VOL"], peak)
+            line.append(f"VOL {secs:.2f} s (CPU {cpu:.2f} s, {n_vol} nuclei)")
         for p in presets:
             preset, _, ref = p.partition("@")
             source = args.reference if ref else None
@@ -715,10 +748,13 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     )
     print("|---|---:|---:|---:|---:|" + ("---:|" if port else "") + "---:|---:|---:|")
     for name in ["recipe", *runs]:
-        used = 1 if name == "recipe" else cores
+        used = 1 if name in ("recipe", "VOL") else cores
         label = {
             "recipe": "recipe (serial, in memory)",
             "recipe dask": f"recipe, dask port (map_blocks over planes, {cores} threads)",
+            "VOL": "Voronoi-Otsu-Labeling, sigmas {:g}, {:g} (serial, in memory)".format(
+                *args.vol_sigmas
+            ),
         }.get(name, f"bigseg --preset {name}")
         label = label.replace("@ref", " (reference version)")
         rate = voxels / med[name] / 1e6
@@ -746,6 +782,13 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
         )
     if "default" in presets and "seed" in presets:
         print(f"default / seed time: {med['default'] / med['seed']:.2f}")
+    if vol:
+        print(
+            f"default preset's speed / VOL's: {med['VOL'] / med['default']:.2f}x in wall time "
+            f"(bigseg's process start included, VOL's call alone), "
+            f"{cpu_med['VOL'] / cpu_med['default']:.2f}x per CPU second (VOL: {n_vol} nuclei, "
+            f"bigseg: {len(pd.read_parquet(work / 'out-default' / 'nuclei.parquet'))})"
+        )
     for p, ok in same.items():
         ratio = med[f"{p}@ref"] / med[p]
         print(
@@ -793,6 +836,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="skip the dask port of the recipe (map_blocks over planes, all threads)",
     )
+    parser.add_argument(
+        "--vol",
+        action="store_true",
+        help="also time Voronoi-Otsu-Labeling (needs the peers' environment: make bench-env)",
+    )
+    parser.add_argument(
+        "--vol-sigmas",
+        nargs=2,
+        type=float,
+        default=(2.0, 2.0),
+        metavar=("SPOT", "OUTLINE"),
+        help="VOL's spot and outline sigmas in pixels (default: its own, 2 2)",
+    )
     parser.add_argument("--_recipe", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--_recipe-dask", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -804,6 +860,12 @@ def main(argv=None) -> int:
         return 0
 
     import platform
+
+    if args.vol:
+        from peers import PEERS_PYTHON
+
+        if not PEERS_PYTHON.exists():
+            parser.error(f"--vol needs {PEERS_PYTHON}: create it with `make bench-env`.")
 
     print(
         f"# bench/speed.py on {platform.node()}: {len(os.sched_getaffinity(0))} cores, "

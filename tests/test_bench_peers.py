@@ -166,3 +166,14 @@ def test_bigseg_stacks_go_by_their_dims():
     assert peers.as_4d(stack.isel(t=0)).shape == (1, 1, 8, 8)
     assert not peers.is_series(stack.isel(t=0)) and not peers.is_series(series[0])
     assert peers.as_4d(series[0, 0]).shape == (1, 1, 8, 8)
+
+
+def test_speed_bench_times_vol_alone(stand_in_vol, monkeypatch, tmp_path):
+    import speed
+
+    image, _ = _two_blobs()
+    monkeypatch.setattr(speed, "_read_stack", lambda path: image)
+    seconds, cpu, wall, peak, nuclei = speed.run_vol(tmp_path / "stack", tmp_path / "vol", (2, 1))
+    assert nuclei == 1  # the stand-in's sigma 2 finds the bright blob only
+    assert 0 <= seconds <= wall and cpu >= 0 and peak > 0
+    assert not (tmp_path / "vol" / "labels_0.npy").exists()
