@@ -262,9 +262,10 @@ def link(
     """Give every detection the id of the 3D nucleus it belongs to.
 
     With ``params``, the method's linking (``params.preset``) as :func:`bigseg.run` does
-    it: its link distance and gap, neck splitting, and fragment dropping
-    (:func:`drop_small`, which needs ``scale``); ``link_distance``, ``max_gap`` and
-    ``neck_ratio`` are then taken from ``params``.
+    it: its link distance and gap, neck splitting (in a stack also where the centres of
+    a chain's cross-sections move sideways: :func:`split_at_drift`), and fragment
+    dropping (:func:`drop_small`, which needs ``scale``); ``link_distance``, ``max_gap``
+    and ``neck_ratio`` are then taken from ``params``.
 
     Parameters
     ----------
@@ -340,8 +341,9 @@ def link_components(
     """Finish :func:`link` with ``params`` from connected components found already.
 
     ``component`` gives each row of ``detections`` its component (:func:`components`,
-    or components joined across the seams of z-slabs); the method's neck splitting,
-    numbering and fragment dropping follow, as in :func:`link`. ``bounds`` is passed to
+    or components joined across the seams of z-slabs); the method's neck splitting (and,
+    in a stack, :func:`split_at_drift`), numbering and fragment dropping follow, as in
+    :func:`link`. ``bounds`` is passed to
     :func:`drop_small` (how far each time point's detections reach, when ``detections``
     hold only some of them).
     """
