@@ -142,6 +142,13 @@ def test_split_at_drift_cuts_where_the_centres_step_sideways_and_not_a_tilted_nu
     assert len(set(out[:4])) == 1 and len(set(out[4:8])) == 1 and out[0] != out[4]
     assert len(set(out[8:16])) == 1 and out[8] == 1
     assert len(set(out[16:])) == 1 and out[16] == 2
+    # A flat nucleus tilted far out of the planes: its centres move 1.2 µm per plane (the
+    # sides' centres 4.8 µm apart, 1.4 radii), but along a straight line.
+    ramp = 1.2 * z + np.array([0.05, -0.05] * 4)
+    out = split_at_drift(
+        np.zeros(8, int), z, np.zeros(8), ramp, area, ratio=0.8, min_area=3 * area[0]
+    )
+    assert (out == 0).all()
     empty = np.zeros(0)
     assert split_at_drift(np.zeros(0, int), empty, empty, empty, empty, ratio=0.8).size == 0
 
