@@ -180,14 +180,18 @@ def report(table: pd.DataFrame, truth: pd.DataFrame) -> None:
         )
         print(f"{int((v > 1).sum())} against the visible part")
     truth = truth.assign(r_px=truth["r_um"] / SCALE[1])
-    print("recall by true radius (px):")
-    print(recall_by(truth, "r_px", [0, 5, 6, 7, 9, 12, 21]).to_string(float_format="%.3f"))
-    print("recall by brightness (grey levels above the background):")
-    b = [0, 150, 300, 600, 1200, 2400, 1e9]
-    print(recall_by(truth, "brightness", b).to_string(float_format="%.3f"))
-    if "offset" in truth:
-        print("recall by offset:")
-        print(truth.groupby("offset")["found"].mean().to_string(float_format="%.3f"))
+    parts = [("", truth)]
+    if "dims" in truth and truth["dims"].nunique() > 1:
+        parts += [(f" ({dims} cells)", part) for dims, part in truth.groupby("dims")]
+    for label, part in parts:
+        print(f"recall by true radius (px){label}:")
+        print(recall_by(part, "r_px", [0, 5, 6, 7, 9, 12, 21]).to_string(float_format="%.3f"))
+        print(f"recall by brightness (grey levels above the background){label}:")
+        b = [0, 150, 300, 600, 1200, 2400, 1e9]
+        print(recall_by(part, "brightness", b).to_string(float_format="%.3f"))
+        if "offset" in part:
+            print(f"recall by offset{label}:")
+            print(part.groupby("offset")["found"].mean().to_string(float_format="%.3f"))
 
 
 def _seeds(default: tuple[int, ...]) -> tuple[int, ...]:

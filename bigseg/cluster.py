@@ -35,6 +35,7 @@ __all__ = [
     "link_components",
     "nuclei_table",
     "number_components",
+    "split_at_drift",
     "split_at_necks",
 ]
 
@@ -165,6 +166,144 @@ def split_at_necks(
     return comp
 
 
+def split_at_drift(
+    component: np.ndarray,
+    z: np.ndarray,
+    y_um: np.ndarray,
+    x_um: np.ndarray,
+    area_um2: np.ndarray,
+    *,
+    ratio: float,
+    min_planes: int = 2,
+    min_area: float = 0.0,
+) -> np.ndarray:
+    """Split chains of nuclei stacked in z whose cross-sections' centres move sideways.
+
+    One nucleus's cross-sections are centred on one axis; two nuclei that touch along z
+    and are offset sideways are linked into one chain whose centres move from one to the
+    other, even where no neck of area or intensity tells them apart.  For each component
+    and each plane ``k``, the planes up to ``k`` and those above are its two sides; each
+    side's centre is the area-weighted mean of its detections' centres (``y_um``,
+    ``x_um``) and its size the radius of a disc of its largest plane's area.  The
+    component is cut above the plane where the distance between the sides' centres is
+    largest relative to the smaller size, when that is above ``ratio``, each side keeps
+    ``min_planes`` planes and sums ``min_area`` (µm², the summed area of the smallest
+    nucleus kept: both parts must be nuclei), and the centres are a step rather than a
+    ramp (their squared distances from the two sides' centres are under
+    :data:`RAMP_RATIO` times those from the straight line in z that fits them best: a
+    flat nucleus tilted out of the planes is not cut), and again until no such plane is
+    left.  Vectorised over components, as :func:`split_at_necks`.
+
+    Returns
+    -------
+    (n,) int64 array
+        Component ids after splitting (ids of uncut parts are unchanged).
+    """
+    comp = np.asarray(component, np.int64).copy()
+    if comp.size == 0:
+        return comp
+    z = np.asarray(z, float)
+    area = np.asarray(area_um2, float)
+    for _ in range(64):  # each round cuts every component at most once
+        frame = pd.DataFrame(
+            {"c": comp, "z": z, "a": area, "ay": area * np.asarray(y_um, float),
+             "ax": area * np.asarray(x_um, float)}
+        )  # fmt: skip
+        prof = frame.groupby(["c", "z"], sort=True).sum().reset_index()
+        by = prof.groupby("c", sort=False)
+        pos = by.cumcount().to_numpy()
+        count = by["z"].transform("size").to_numpy()
+        if count.max() < 2 * min_planes:
+            break
+        low_a, low_y, low_x = (by[k].cumsum().to_numpy() for k in ("a", "ay", "ax"))
+        all_a, all_y, all_x = (by[k].transform("sum").to_numpy() for k in ("a", "ay", "ax"))
+        up_a = all_a - low_a
+        widest_low = by["a"].cummax().to_numpy()
+        rev = prof.iloc[::-1]
+        widest_up = (
+            rev.groupby("c", sort=False)["a"].cummax().groupby(rev["c"]).shift(1).iloc[::-1]
+        ).to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            apart = np.hypot(
+                low_y / low_a - (all_y - low_y) / up_a, low_x / low_a - (all_x - low_x) / up_a
+            )
+            drift = apart / np.sqrt(np.minimum(widest_low, widest_up) / np.pi)
+        ok = (
+            (pos + 1 >= min_planes)
+            & (count - 1 - pos >= min_planes)
+            & (low_a >= min_area)
+            & (up_a >= min_area)
+            & (drift > ratio)
+        )
+        # A step, not a ramp: a flat nucleus tilted out of the planes has centres that
+        # move far, but along a straight line; two nuclei's stay on two axes.
+        ok &= _step_residual(prof, low_a, low_y, low_x, up_a, all_y, all_x) < (
+            RAMP_RATIO * _line_residual(prof)
+        )
+        if not ok.any():
+            break
+        cuts = (
+            prof.loc[ok, ["c", "z"]]
+            .assign(drift=-drift[ok])
+            .sort_values(["drift", "c", "z"], kind="stable")
+            .drop_duplicates("c")
+        )
+        new_ids = comp.max() + 1 + np.arange(len(cuts))
+        cut_z = pd.Series(cuts["z"].to_numpy(), index=cuts["c"].to_numpy())
+        cut_new = pd.Series(new_ids, index=cuts["c"].to_numpy())
+        at = pd.Series(comp).map(cut_z).to_numpy()
+        upper = np.isfinite(at) & (z > at)
+        comp[upper] = pd.Series(comp[upper]).map(cut_new).to_numpy()
+    return comp
+
+
+def _step_residual(prof, low_a, low_y, low_x, up_a, all_y, all_x) -> np.ndarray:
+    """Per row of ``prof``, the chain's misfit to a step cut above that row's plane.
+
+    The area-weighted squared distances of the chain's centres from its two sides'
+    centres (µm² x µm²).
+    """
+    a = prof["a"].to_numpy()
+    yy = np.where(a > 0, prof["ay"].to_numpy() ** 2 / a, 0.0)
+    xx = np.where(a > 0, prof["ax"].to_numpy() ** 2 / a, 0.0)
+    prof = prof.assign(q=yy + xx)
+    low_q = prof.groupby("c", sort=False)["q"].cumsum().to_numpy()
+    up_q = prof.groupby("c", sort=False)["q"].transform("sum").to_numpy() - low_q
+    up_y, up_x = all_y - low_y, all_x - low_x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = low_q - (low_y**2 + low_x**2) / low_a
+        up = up_q - (up_y**2 + up_x**2) / up_a
+    return low + up
+
+
+def _line_residual(prof) -> np.ndarray:
+    """Per row of ``prof``, its chain's misfit to a ramp.
+
+    The area-weighted squared distances of the chain's centres from the straight line
+    (in z) that fits them best (weighted least squares).
+    """
+    a, z = prof["a"].to_numpy(), prof["z"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.where(a > 0, prof["ay"].to_numpy() / a, 0.0)
+        cx = np.where(a > 0, prof["ax"].to_numpy() / a, 0.0)
+    terms = pd.DataFrame(
+        {"c": prof["c"].to_numpy(), "a": a, "az": a * z, "azz": a * z * z,
+         "ay": a * cy, "ax": a * cx, "azy": a * z * cy, "azx": a * z * cx,
+         "q": a * (cy * cy + cx * cx)}
+    )  # fmt: skip
+    sums = terms.groupby("c", sort=False).transform("sum")
+    sa, sz, szz = sums["a"].to_numpy(), sums["az"].to_numpy(), sums["azz"].to_numpy()
+    out = sums["q"].to_numpy().copy()
+    det = sa * szz - sz * sz
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for s1, szc in (("ay", "azy"), ("ax", "azx")):
+            sc, sxc = sums[s1].to_numpy(), sums[szc].to_numpy()
+            slope = np.where(det > 0, (sa * sxc - sz * sc) / det, 0.0)
+            icpt = (sc - slope * sz) / sa
+            out -= icpt * sc + slope * sxc
+    return out
+
+
 def link(
     detections: pd.DataFrame,
     *,
@@ -178,9 +317,10 @@ def link(
     """Give every detection the id of the 3D nucleus it belongs to.
 
     With ``params``, the method's linking (``params.preset``) as :func:`bigseg.run` does
-    it: its link distance and gap, neck splitting, and fragment dropping
-    (:func:`drop_small`, which needs ``scale``); ``link_distance``, ``max_gap`` and
-    ``neck_ratio`` are then taken from ``params``.
+    it: its link distance and gap, neck splitting (in a stack also where the centres of
+    a chain's cross-sections move sideways: :func:`split_at_drift`), and fragment
+    dropping (:func:`drop_small`, which needs ``scale``); ``link_distance``, ``max_gap``
+    and ``neck_ratio`` are then taken from ``params``.
 
     Parameters
     ----------
@@ -256,16 +396,20 @@ def link_components(
     """Finish :func:`link` with ``params`` from connected components found already.
 
     ``component`` gives each row of ``detections`` its component (:func:`components`,
-    or components joined across the seams of z-slabs); the method's neck splitting,
-    numbering and fragment dropping follow, as in :func:`link`. ``bounds`` is passed to
+    or components joined across the seams of z-slabs); the method's neck splitting (and,
+    in a stack, :func:`split_at_drift`), numbering and fragment dropping follow, as in
+    :func:`link`. ``bounds`` is passed to
     :func:`drop_small` (how far each time point's detections reach, when ``detections``
     hold only some of them).
     """
     method = methods.get(params.preset)
     out = detections.reset_index(drop=True).copy()
-    out["nucleus"] = _nuclei(
-        out, np.asarray(component, np.int64), method.link_options(params)["neck_ratio"]
-    )
+    neck_ratio = method.link_options(params)["neck_ratio"]
+    # Both parts of a chain cut where its centres move sideways must be nuclei that
+    # drop_small keeps: each sums the area of the smallest nucleus over its planes.
+    smallest = 4 / 3 * np.pi * (FRAGMENT_FRACTION * float(params.min_radius)) ** 3
+    drift_area = None if planar or neck_ratio is None else smallest / float(scale[0])
+    out["nucleus"] = _nuclei(out, np.asarray(component, np.int64), neck_ratio, drift_area)
     if method.drop_fragments:
         out = drop_small(
             out, scale=scale, min_radius=params.min_radius, planar=planar, bounds=bounds
@@ -273,8 +417,17 @@ def link_components(
     return out
 
 
-def _nuclei(out: pd.DataFrame, component: np.ndarray, neck_ratio: float | None) -> np.ndarray:
-    """Nucleus ids 1..N of the rows of ``out``: components split at necks, numbered."""
+def _nuclei(
+    out: pd.DataFrame,
+    component: np.ndarray,
+    neck_ratio: float | None,
+    drift_area: float | None = None,
+) -> np.ndarray:
+    """Nucleus ids 1..N of the rows of ``out``: components split at necks, numbered.
+
+    With ``drift_area`` (µm²), also where their centres move sideways
+    (:func:`split_at_drift`, each part summing that area at least).
+    """
     if len(out) == 0:
         return np.empty(0, np.int64)
     if neck_ratio is not None:
@@ -289,6 +442,12 @@ def _nuclei(out: pd.DataFrame, component: np.ndarray, neck_ratio: float | None) 
         component = split_at_necks(
             component, out["z"].to_numpy(float), out["area_px"].to_numpy(float),
             neck_ratio=AREA_NECK_RATIO,
+        )  # fmt: skip
+    if neck_ratio is not None and drift_area is not None:
+        component = split_at_drift(
+            component, out["z"].to_numpy(float), out["y_um"].to_numpy(float),
+            out["x_um"].to_numpy(float), out["area_um2"].to_numpy(float),
+            ratio=DRIFT_RATIO, min_area=drift_area,
         )  # fmt: skip
     return number_components(out, component)
 
@@ -317,6 +476,20 @@ def number_components(out: pd.DataFrame, component: np.ndarray) -> np.ndarray:
 #: falls below this fraction of the smaller side's largest area (one nucleus's area rises
 #: and falls once; two touching in z narrow where they meet, however blurred).
 AREA_NECK_RATIO = 0.85
+#: :func:`link` with ``params`` of a method that splits necks, in a stack, also splits chains
+#: where the centres of the cross-sections below and above a plane are this many times the
+#: radius of the smaller side's widest cross-section apart (:func:`split_at_drift`): two
+#: nuclei touching along z and offset sideways.  One nucleus's sections, tilted or not,
+#: stay within 0.72 of it on the real stacks and 0.71 on the synthetic matrix; pairs
+#: merged into one are 0.78 and more.
+DRIFT_RATIO = 0.8
+#: ... unless a straight line in z fits the chain's centres well: the cut is made only where
+#: the centres' squared distances from the two sides' centres are below this many times
+#: those from the best line (a ramp leaves the line nearly nothing).  Flat nuclei (20 x 14 x
+#: 5 µm) tilted 10-60° out of the planes give 300-1600 and are not cut; merged pairs give up
+#: to about 3-10 (the grid of bench/grid.py is the same as without this rule at 10, one
+#: pair more is merged at 3).
+RAMP_RATIO = 10.0
 #: :func:`drop_small` compares nuclei with a sphere (disc) of this fraction of ``min_radius``:
 #: the half-maximum contour of a nucleus 1.1 times ``min_radius`` encloses about a sphere of
 #: ``min_radius``, and a blurred, thresholded nucleus is smaller than the nucleus.

@@ -8,6 +8,7 @@ from bigseg.cluster import (
     link,
     link_pairs,
     nuclei_table,
+    split_at_drift,
     split_at_necks,
 )
 
@@ -121,6 +122,35 @@ def test_split_at_necks_vectorised_over_components():
     assert len(set(out[:3])) == 1 and len(set(out[4:7])) == 1 and out[0] != out[5]
     assert len(set(out[7:])) == 1 and out[7] == 1
     assert split_at_necks(np.zeros(0, int), np.zeros(0), np.zeros(0), neck_ratio=0.5).size == 0
+
+
+def test_split_at_drift_cuts_where_the_centres_step_sideways_and_not_a_tilted_nucleus():
+    # Component 0: four planes centred at x = 0, four at x = 3.5 (radius 3.5: two nuclei
+    # touching along z, offset sideways).  Component 1: one tilted nucleus whose centres
+    # move 0.25 µm per plane.  Component 2: the step of component 0, but its upper part
+    # sums less than min_area (a cap, not a nucleus).
+    z = np.arange(8.0)
+    area = np.full(8, np.pi * 3.5**2)
+    x0 = np.where(z < 4, 0.0, 3.5)
+    x1 = 0.25 * z
+    x2 = np.where(z < 6, 0.0, 3.5)
+    comp = np.repeat([0, 1, 2], 8)
+    out = split_at_drift(
+        comp, np.tile(z, 3), np.zeros(24), np.concatenate([x0, x1, x2]), np.tile(area, 3),
+        ratio=0.8, min_area=3 * area[0],
+    )  # fmt: skip
+    assert len(set(out[:4])) == 1 and len(set(out[4:8])) == 1 and out[0] != out[4]
+    assert len(set(out[8:16])) == 1 and out[8] == 1
+    assert len(set(out[16:])) == 1 and out[16] == 2
+    # A flat nucleus tilted far out of the planes: its centres move 1.2 µm per plane (the
+    # sides' centres 4.8 µm apart, 1.4 radii), but along a straight line.
+    ramp = 1.2 * z + np.array([0.05, -0.05] * 4)
+    out = split_at_drift(
+        np.zeros(8, int), z, np.zeros(8), ramp, area, ratio=0.8, min_area=3 * area[0]
+    )
+    assert (out == 0).all()
+    empty = np.zeros(0)
+    assert split_at_drift(np.zeros(0, int), empty, empty, empty, empty, ratio=0.8).size == 0
 
 
 def test_drop_small_removes_fragments_and_renumbers():

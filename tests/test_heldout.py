@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 import bigseg
 from bigseg.measure import measure
@@ -172,6 +173,50 @@ def test_touching_nuclei_stacked_in_z_are_split():
     )  # fmt: skip
     s = bigseg.score(_nuclei(image, scale), truth)
     assert s.matched == s.n_true == s.n_found == 18, s
+
+
+def test_small_nuclei_touching_along_z_and_offset_sideways_are_split():
+    # The false nuclei of the matrix's small touching 3D cells: two nuclei of like
+    # brightness, one above the other and offset sideways, touch; the cross-sections of
+    # the two merge plane by plane with no neck of area or intensity, but their centres
+    # move from one nucleus to the other (cluster.split_at_drift).  Before: two pairs merged
+    # (14 of 18 found, 2 false nuclei).
+    rows = []
+    for i, (y, x) in enumerate(itertools.product((18.0, 52.0, 86.0), repeat=2)):
+        r1, r2 = 3.3 + 0.3 * (i % 3), 3.9 - 0.3 * (i % 2)
+        tilt, turn = 0.4 + 0.07 * (i % 4), 0.8 * i  # from the z axis; around it
+        side = (r1 + r2) * 0.97 * np.sin(tilt)
+        rows += [
+            (0, 14.0, y, x, r1, 1000.0),
+            (0, 14.0 + (r1 + r2) * 0.97 * np.cos(tilt), y + side * np.sin(turn),
+             x + side * np.cos(turn), r2, 1000.0 * (0.75 + 0.1 * (i % 5))),
+        ]  # fmt: skip
+    truth = pd.DataFrame(rows, columns=["t", "z_um", "y_um", "x_um", "r_um", "brightness"])
+    image = render(
+        truth, (0, 0, 0, 0), (1, 24, 148, 148), scale=SCALE, noise_seed=3, texture=0.1,
+        read_noise=15.0,
+    )  # fmt: skip
+    s = bigseg.score(_nuclei(image, SCALE), truth)
+    assert s.matched == s.n_true == s.n_found == 18, s
+
+
+@pytest.mark.parametrize("tilt", [0, 30, 60])
+def test_flat_nuclei_tilted_out_of_the_planes_stay_whole(tilt):
+    # An adherent cell's nucleus (20 x 14 x 5 µm) at a CHO-like voxel size, tilted about y:
+    # the centres of its cross-sections move up to 1.9 µm per plane along a straight line,
+    # as far as those of two nuclei stacked offset sideways (cluster.split_at_drift cut it
+    # in two at 30° and more before RAMP_RATIO).
+    scale = (1.0, 0.2, 0.2)
+    shape = (36, 160, 180)
+    z, y, x = np.meshgrid(
+        *[(np.arange(n) - n / 2) * s for n, s in zip(shape, scale)], indexing="ij"
+    )
+    t = np.deg2rad(tilt)
+    along, across = x * np.cos(t) + z * np.sin(t), z * np.cos(t) - x * np.sin(t)
+    inside = (along / 10.0) ** 2 + (y / 7.0) ** 2 + (across / 2.5) ** 2 <= 1
+    blurred = ndimage.gaussian_filter(inside * 1000.0, (0.8, 1.0, 1.0)) + 100
+    image = np.random.default_rng(0).normal(blurred, 10).clip(0).astype(np.uint16)
+    assert len(_nuclei(image[None], scale)) == 1
 
 
 def test_2d_time_lapse_does_not_depend_on_the_z_size():
