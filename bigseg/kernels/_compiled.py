@@ -15,10 +15,13 @@ from numba import njit
 __all__ = [
     "box_extreme_axis",
     "box_extreme_last",
+    "fill_small",
     "gaussian_axis",
+    "label_areas",
     "gaussian_last",
     "linear_counts",
     "plane_peaks",
+    "take",
 ]
 
 #: Columns of the lines filtered together along an axis (a small buffer per block).
@@ -281,3 +284,36 @@ def _gaussian_line(line, w, r, out):  # pragma: no cover - compiled
             acc[i] += (buf[i + r - k] + buf[i + r + k]) * wk
     for i in range(n):
         out[i] = np.float32(acc[i])
+
+
+@njit(nogil=True, cache=True)
+def label_areas(labels, n, counts):  # pragma: no cover - compiled
+    """Count each label of a C-contiguous ``labels`` into ``counts`` (``n + 1`` zeros).
+
+    ``np.bincount(labels.ravel(), minlength=n + 1)`` when every label is in ``0..n``;
+    returns False (``counts`` then undefined) at the first label outside.
+    """
+    flat = labels.ravel()
+    for i in range(flat.size):
+        v = flat[i]
+        if v < 0 or v > n:
+            return False
+        counts[v] += 1
+    return True
+
+
+@njit(nogil=True, cache=True)
+def fill_small(components, counts, max_size, base, out):  # pragma: no cover - compiled
+    """``out = base | (components > 0) & (counts[components] <= max_size)``, C-contiguous."""
+    labels, given, result = components.ravel(), base.ravel(), out.ravel()
+    for i in range(labels.size):
+        v = labels[i]
+        result[i] = given[i] or (v > 0 and counts[v] <= max_size)
+
+
+@njit(nogil=True, cache=True)
+def take(table, labels, out):  # pragma: no cover - compiled
+    """``out = table[labels]`` for C-contiguous ``labels`` all in the table's range."""
+    flat, result = labels.ravel(), out.ravel()
+    for i in range(flat.size):
+        result[i] = table[flat[i]]
