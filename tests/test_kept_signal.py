@@ -110,6 +110,21 @@ def test_the_signal_is_kept_from_blocks_of_its_own(
     np.testing.assert_array_equal(values, bigseg.global_threshold(series, params=params).values)
 
 
+def test_every_chunk_of_the_kept_signal_is_written_zeros_included(tmp_path, series):
+    """Zarr would compare each chunk with the fill value first (slowly, for float zeros)."""
+    import zarr
+
+    flat = series.copy(data=series.data * 0 + 100)  # a flat stack: no signal anywhere
+
+    class Here:
+        path = tmp_path
+
+    kept, _ = passes.keep_signal(flat, bigseg.Params(**PARAMS), Here, passes.Sink())
+    assert not kept.compute().any()
+    stored = zarr.open_array(str(tmp_path / KEPT), mode="r")
+    assert stored.nchunks_initialized == stored.nchunks > 1
+
+
 def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkeypatch, series):
     params = bigseg.Params(**PARAMS)
     with dask.config.set(scheduler="synchronous"):

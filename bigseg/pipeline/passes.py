@@ -149,6 +149,9 @@ def keep_signal(
             compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
             dimension_names=("t", "z", "y", "x"),
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
+            # Every chunk written: Zarr would otherwise compare each with the fill value
+            # (bit patterns of float zeros, slowly) to leave out the empty ones.
+            config={"write_empty_chunks": True},
         )
         batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
         by_t = m.statistic_by_t(stack.dtype)
