@@ -400,3 +400,28 @@ def test_filter_sizes_compiled_is_numpy(monkeypatch, dtype):
     negative = np.array([[1, -1], [2, 2]], np.int32)  # NumPy's error, compiled or not
     with pytest.raises(ValueError):
         filter_sizes(negative, min_radius=0.1, max_radius=5.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_median_at_compiled_is_the_gathered_median(monkeypatch, dtype):
+    # The sliding histogram (kernels._compiled.median_runs) against the windows gathered and
+    # ranked (BIGSEG_COMPILED=0): pixels in row-major runs with gaps, in any order, repeated.
+    rng = np.random.default_rng(13)
+    top = int(np.iinfo(dtype).max)
+    for i in range(150):
+        ny, nx = (int(v) for v in rng.integers(1, 45, 2))
+        high = int(rng.choice([1, 3, 255, 4095, top]))
+        plane = rng.integers(0, min(high, top) + 1, (ny, nx)).astype(dtype)
+        if i % 5 == 0:
+            plane[:, : nx // 2] = top  # the highest value: the padding's, in the NumPy path
+        ys, xs = np.nonzero(rng.random((ny, nx)) < rng.random())
+        if i % 3 == 1:  # any order, some pixels twice
+            pick = rng.integers(0, ys.size, ys.size) if ys.size else np.zeros(0, int)
+            ys, xs = ys[pick], xs[pick]
+        radius = int(rng.integers(0, 8))
+        got = filters._median_at(plane, ys, xs, radius)
+        monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+        want = filters._median_at(plane, ys, xs, radius)
+        monkeypatch.delenv(filters.COMPILED_VARIABLE)
+        assert got.dtype == want.dtype == np.uint16
+        np.testing.assert_array_equal(got, want, err_msg=f"case {i}, radius {radius}")

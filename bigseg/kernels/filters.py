@@ -87,6 +87,16 @@ def _disk_rows(radius: int) -> tuple[tuple[int, int], ...]:
     return tuple((dy - radius, int(fp[dy].sum()) // 2) for dy in range(fp.shape[0]) if fp[dy].any())
 
 
+@functools.lru_cache(maxsize=32)
+def _disk_row_arrays(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_disk_rows` as two int64 arrays: row offsets and half widths (read-only)."""
+    rows = _disk_rows(radius)
+    dys = np.array([dy for dy, _ in rows], np.int64)
+    ws = np.array([w for _, w in rows], np.int64)
+    dys.flags.writeable = ws.flags.writeable = False
+    return dys, ws
+
+
 def disk_count(mask: np.ndarray, radius: int) -> np.ndarray:
     """Count the true pixels in each pixel's disk window (in-image pixels only).
 
@@ -181,9 +191,25 @@ def _median_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -
     the upper median when a window clipped by the image edge holds an even
     number of pixels.  Out-of-image places hold 65535, which sorts after (or
     ties with) every in-image value, so the first ``n`` sorted values are the
-    in-image ones.  Returns uint16.
+    in-image ones.  Returns uint16.  With the compiled kernels, the window slides along
+    each row of pixels instead (:func:`bigseg.kernels._compiled.median_runs`, a histogram
+    of its values): the same medians.
     """
     r = int(radius)
+    if plane.dtype in (np.uint8, np.uint16) and plane.ndim == 2 and compiled_kernels():
+        from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+        dys, ws = _disk_row_arrays(r)
+        out = np.empty(np.size(ys), np.uint16)
+        compiled.median_runs(
+            np.ascontiguousarray(plane),
+            np.ascontiguousarray(ys, np.int64),
+            np.ascontiguousarray(xs, np.int64),
+            dys,
+            ws,
+            out,
+        )
+        return out
     ny, nx = plane.shape
     width = nx + 2 * r
     padded = np.full((ny + 2 * r, width), np.iinfo(np.uint16).max, np.uint16)
