@@ -366,6 +366,9 @@ def test_smooth_volume_compiled_is_scipy(monkeypatch):
 
 
 def test_filled_plane_is_remove_small_holes():
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
     from skimage.morphology import remove_small_holes
 
     from bigseg.kernels.watershed import filled_plane
@@ -384,6 +387,9 @@ def test_filled_plane_is_remove_small_holes():
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16, np.uint8])
 def test_filter_sizes_compiled_is_numpy(monkeypatch, dtype):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
     from bigseg.kernels.watershed import filter_sizes
 
     rng = np.random.default_rng(12)
@@ -404,6 +410,9 @@ def test_filter_sizes_compiled_is_numpy(monkeypatch, dtype):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_median_at_compiled_is_the_gathered_median(monkeypatch, dtype):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
     # The sliding histogram (kernels._compiled.median_runs) against the windows gathered and
     # ranked (BIGSEG_COMPILED=0): pixels in row-major runs with gaps, in any order, repeated.
     rng = np.random.default_rng(13)
@@ -425,3 +434,9 @@ def test_median_at_compiled_is_the_gathered_median(monkeypatch, dtype):
         monkeypatch.delenv(filters.COMPILED_VARIABLE)
         assert got.dtype == want.dtype == np.uint16
         np.testing.assert_array_equal(got, want, err_msg=f"case {i}, radius {radius}")
+
+
+def test_small_calls_load_numba_only_where_it_is_loaded_already(monkeypatch):
+    assert filters.compiled_pays(filters.COMPILED_PAYS)
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+    assert not filters.compiled_pays(filters.COMPILED_PAYS)  # turned off: never

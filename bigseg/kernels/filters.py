@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -191,12 +192,12 @@ def _median_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -
     the upper median when a window clipped by the image edge holds an even
     number of pixels.  Out-of-image places hold 65535, which sorts after (or
     ties with) every in-image value, so the first ``n`` sorted values are the
-    in-image ones.  Returns uint16.  With the compiled kernels, the window slides along
+    in-image ones.  Returns uint16.  Where :func:`compiled_pays`, the window slides along
     each row of pixels instead (:func:`bigseg.kernels._compiled.median_runs`, a histogram
     of its values): the same medians.
     """
     r = int(radius)
-    if plane.dtype in (np.uint8, np.uint16) and plane.ndim == 2 and compiled_kernels():
+    if plane.dtype in (np.uint8, np.uint16) and plane.ndim == 2 and compiled_pays(np.size(ys)):
         from . import _compiled as compiled  # numba: imported (and its cache read) on first use
 
         dys, ws = _disk_row_arrays(r)
@@ -682,6 +683,23 @@ def compiled_kernels() -> bool:
     if os.environ.get(COMPILED_VARIABLE, "1").strip() == "0":
         return False
     return _numba_installed()
+
+
+def compiled_pays(work: int) -> bool:
+    """Whether a kernel whose NumPy code is a fair second runs its compiled loop: ``work`` items.
+
+    Where the compiled kernels are on (:func:`compiled_kernels`) and numba is loaded in this
+    process already (a local cluster's memory budget loads it, and so does the default
+    method's smoothing), or the call has at least :data:`COMPILED_PAYS` items: numba's
+    import and first cached function (about 0.3 s) would cost a small call more than the
+    loop saves (the seed method's disk median, the size filter and the hole filling).  The
+    values are the same either way.
+    """
+    return compiled_kernels() and ("numba" in sys.modules or int(work) >= COMPILED_PAYS)
+
+
+#: Items from which a call loads numba for a loop :func:`compiled_pays` asks about.
+COMPILED_PAYS = 1 << 21
 
 
 @functools.cache

@@ -262,9 +262,9 @@ def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) ->
 
 def _compiled_labels(labels: np.ndarray):
     """Return the compiled loops for an integer label array, or None (NumPy's code then)."""
-    from .filters import compiled_kernels
+    from .filters import compiled_pays
 
-    if labels.dtype.kind not in "iu" or labels.size == 0 or not compiled_kernels():
+    if labels.dtype.kind not in "iu" or labels.size == 0 or not compiled_pays(labels.size):
         return None
     from . import _compiled as compiled  # numba: imported (and its cache read) on first use
 
@@ -371,13 +371,14 @@ def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
     exactly: the background's 4-connected components of at most that many pixels become
     foreground.  For a 2D boolean plane the components are SciPy's labels as there, and
     their sizes and the filling one compiled pass each
-    (:func:`bigseg.kernels._compiled.fill_small`) rather than scikit-image's
-    ``bincount`` and two boolean indexings of the plane.
+    (:func:`bigseg.kernels._compiled.fill_small`, where
+    :func:`bigseg.kernels.filters.compiled_pays`) rather than scikit-image's ``bincount``
+    and two boolean indexings of the plane.
     """
-    from .filters import compiled_kernels
+    from .filters import compiled_pays
 
     max_size = int(np.pi * max_radius**2)
-    if binary.ndim != 2 or binary.dtype != bool or max_size <= 0 or not compiled_kernels():
+    if binary.ndim != 2 or binary.dtype != bool or max_size <= 0 or not compiled_pays(binary.size):
         return remove_small_holes(binary, max_size=max_size)
     from . import _compiled as compiled  # numba: imported (and its cache read) on first use
 
