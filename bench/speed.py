@@ -434,18 +434,46 @@ def _blocks(nz: int, block: int, reach: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> list[tuple]:
+def _signal_blocks(shape, block: int, threads: int):
+    """``(z0, z1, y0, y1)`` of the blocks a run computes the kept signal in, and their chunks.
+
+    As ``pipeline.passes.signal_blocks`` plans them (``chunked.plan.stored_pass_chunks``,
+    the default method's ``floor`` pass) for ``threads`` threads and a budget they fit.
+    """
+    from bigseg.chunked.plan import stored_pass_chunks
+    from bigseg.methods import default as dm
+    from bigseg.params import Params
+
+    (floor,) = [p for p in dm.memory(Params(), SCALE, 0) if p.name == "floor"]
+    nz, ny, nx = shape
+    z_chunks = (block,) * (nz // block) + ((nz % block,) if nz % block else ())
+    chunks = ((1,), z_chunks, (ny,), (nx,))
+    planned = stored_pass_chunks((1, *shape), chunks, floor, 2**34, itemsize=2, threads=threads)
+    zs, ys = (np.cumsum((0, *c)) for c in planned[1:3])
+    blocks = [
+        (int(z0), int(z1), int(y0), int(y1))
+        for z0, z1 in zip(zs[:-1], zs[1:])
+        for y0, y1 in zip(ys[:-1], ys[1:])
+    ]
+    return blocks, planned
+
+
+def default_stages(
+    stack: np.ndarray, *, block: int = 4, gil: bool = True, threads: int = 2
+) -> list[tuple]:
     """Run the default method's kernels on a whole ``(z, y, x)`` stack here, one thread.
 
     Returns rows ``(stage, CPU s, longest GIL hold s)``.  Steps are those of
-    ``methods.default`` on whole-plane blocks of ``block`` planes (merged up to the
-    reach in z, as the pipeline merges them), each grown by its reach; the signal is
-    computed once, kept (compressed in memory, as a run keeps it on disk) and read back by
-    the pre-pass, as in a run (what computing it again cost is timed too); the result is checked
+    ``methods.default`` on whole-plane blocks of ``block`` planes, each grown by its reach;
+    the signal is computed once, in the blocks a run on ``threads`` threads computes it in
+    (:func:`_signal_blocks`: here the whole stack in y parts, each grown by the y reach),
+    kept (compressed in memory, as a run keeps it on disk) and read back by the pre-pass,
+    as in a run (what computing it again cost is timed too); the result is checked
     against ``kernels.watershed.segment_signal``, the compiled kernels against the SciPy /
     NumPy code they replaced (timed too, marked "before").
     """
     import zarr
+    from skimage.morphology import remove_small_holes
 
     from bigseg import cluster
     from bigseg.kernels import filters, lut, regions, threshold
@@ -459,36 +487,43 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
     lp = dm.local_pixels(params, SCALE)
     width = (float(np.iinfo(stack.dtype).max) + 1.0) / threshold.LINEAR_BINS
     nz = stack.shape[0]
-    # z blocks as the pipeline's (chunks merged up to the reach), each grown by the reach of
-    # the smoothing and the map (threshold pass, whose signal a run keeps), then by the
-    # local box's radius (pre-pass, reading the kept signal back).
-    reach = dm.signal_reach(lp)[0]
+    # The signal's blocks as a run's (whole storage chunks merged along z, planes cut in y),
+    # each grown by the reach of the smoothing and the map (threshold pass, whose signal a
+    # run keeps); then z blocks of ``block`` planes grown by the local box's radius (pre-pass,
+    # reading the kept signal back).
+    reach, reach_y = dm.signal_reach(lp)[:2]
     box = (lp.size[0] - 1) // 2
     counts = np.zeros(threshold.LINEAR_BINS, np.int64)
-    kept = zarr.create_array(
-        store=zarr.storage.MemoryStore(),
+    blocks, planned = _signal_blocks(stack.shape, block, threads)
+    kept_options = dict(
         shape=stack.shape,
-        chunks=(block, *stack.shape[1:]),  # the stack's chunks, as a run keeps it
+        chunks=(block, planned[2][0], stack.shape[2]),  # as a run keeps it
         dtype=np.float32,
         compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
     )
+    kept = zarr.create_array(
+        store=zarr.storage.MemoryStore(), config={"write_empty_chunks": True}, **kept_options
+    )
+    compared = zarr.create_array(store=zarr.storage.MemoryStore(), **kept_options)
     fg_signal = np.zeros(stack.shape, np.float32)
-    for z0, z1 in _blocks(nz, block, reach):
-        lo, hi = max(z0 - reach, 0), min(z1 + reach, nz)
-        margin = ((z0 - lo, hi - z1), (0, 0), (0, 0))
+    for z0, z1, y0, y1 in blocks:
+        lo, hi = (max(z0 - reach, 0), min(z1 + reach, nz)) if len(planned[1]) > 1 else (0, nz)
+        ny = stack.shape[1]
+        ylo, yhi = (max(y0 - reach_y, 0), min(y1 + reach_y, ny)) if len(planned[2]) > 1 else (0, ny)
+        margin = ((z0 - lo, hi - z1), (y0 - ylo, yhi - y1), (0, 0))
         # methods.default.signal_volume, step by step.
         smooth_m, map_m, _ = dm.signal_margins(margin, None, lp)
         smoothed = clock(
             "smoothing (3D Gaussian, compiled)",
             filters.smooth_volume,
-            stack[lo:hi],
+            stack[lo:hi, ylo:yhi],
             lp.sigma,
             margin=smooth_m,
         )
         plain = clock(
             "smoothing, SciPy (before)",
             _smooth_scipy,
-            stack[lo:hi],
+            stack[lo:hi, ylo:yhi],
             lp.sigma,
             smooth_m,
         )
@@ -525,10 +560,27 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
             signal, low=0.0, width=width, nbins=threshold.LINEAR_BINS
         )), "the compiled histogram differs"  # fmt: skip
 
-        def keep(signal=signal, z0=z0, z1=z1):
-            kept[z0:z1] = signal
+        def keep(signal=signal, z0=z0, z1=z1, y0=y0, y1=y1, array=kept):
+            array[z0:z1, y0:y1] = signal
 
         clock("kept signal (Blosc-LZ4 write)", keep)
+        clock(
+            "kept signal (write, each chunk compared with zeros first: before)",
+            keep,
+            array=compared,
+        )
+    # The signal as the pipeline computed it before its blocks of their own: the stack's
+    # chunks merged up to the z reach, each grown by it (smoothing and map together).
+    for z0, z1 in _blocks(nz, block, reach):
+        lo, hi = max(z0 - reach, 0), min(z1 + reach, nz)
+        old, _ = clock(
+            "signal in the stack's z blocks merged up to its reach (before)",
+            dm.signal_volume,
+            stack[lo:hi],
+            lp,
+            ((z0 - lo, hi - z1), (0, 0), (0, 0)),
+        )
+        assert np.array_equal(old, kept[z0:z1]), "the signal of the z blocks differs"
     floor = threshold.floor_above_background(counts, low=0.0, width=width)
     base = dm.LOCAL_BASE * floor
     for z0, z1 in _blocks(nz, block, box):
@@ -574,14 +626,20 @@ def default_stages(stack: np.ndarray, *, block: int = 4, gil: bool = True) -> li
         if not plane.any():
             continue
         filled = clock("holes filled", kw.filled_plane, plane > 0, max_radius=px.max_radius)
-        split = _split_apart(filled, dm.MARKER_APART, clock)
-        labels[z] = clock(
-            "size filter",
-            kw.filter_sizes,
-            split,
-            min_radius=dm.PLANE_FRACTION * px.min_radius,
-            max_radius=px.max_radius,
+        before = clock(
+            "holes filled, scikit-image (before)",
+            remove_small_holes,
+            plane > 0,
+            max_size=int(np.pi * px.max_radius**2),
         )
+        assert np.array_equal(filled, before), "the compiled hole filling differs"
+        split = _split_apart(filled, dm.MARKER_APART, clock)
+        sizes = dict(min_radius=dm.PLANE_FRACTION * px.min_radius, max_radius=px.max_radius)
+        labels[z] = clock("size filter", kw.filter_sizes, split, **sizes)
+        before = clock(
+            "size filter, NumPy (before)", _without_compiled, kw.filter_sizes, split, **sizes
+        )
+        assert np.array_equal(labels[z], before), "the compiled size filter differs"
     assert np.array_equal(
         labels,
         kw.segment_signal(

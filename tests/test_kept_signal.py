@@ -53,7 +53,9 @@ def test_the_signal_is_computed_once_and_the_outputs_are_the_same(tmp_path, monk
         once = run(series, tmp_path / "once", params=params)
     blocks = 2 * 2  # t-chunks x z-chunks
     assert n_twice == 2 * blocks  # the floor pass's and the pre-pass's
-    assert len(calls) == blocks  # the threshold pass's only
+    # The threshold pass's only, in blocks of its own (passes.signal_blocks): a whole time
+    # point each here, so that no plane is smoothed for a neighbour's halo.
+    assert calls == [32, 32]
     np.testing.assert_array_equal(once.thresholds, twice.thresholds)
     assert once.record["counts"] == twice.record["counts"]
     assert_same_outputs(tmp_path / "once", tmp_path / "twice")
@@ -80,6 +82,47 @@ def test_kept_signal_is_the_signal_of_the_whole_stack(tmp_path, series):
     np.testing.assert_array_equal(
         passes.kept_thresholds(series, params, Here, passes.Sink()), values
     )
+
+
+@pytest.mark.parametrize(
+    ("budget", "threads", "blocks"),
+    [
+        (2**30, 1, ((1, 1), (32,), (64,), (64,))),  # a whole time point
+        (2**30, 8, ((1, 1), (16, 16), (32, 32), (64,))),  # cut in z and y for 8 threads
+        (19_900_000, 1, ((1, 1), (16, 16), (64,), (64,))),  # a time point is over the budget
+    ],
+)
+def test_the_signal_is_kept_from_blocks_of_its_own(
+    tmp_path, monkeypatch, series, budget, threads, blocks
+):
+    """Blocks deeper than the stack's chunks and cut in y give the same kept signal."""
+    params = bigseg.Params(**PARAMS)
+    monkeypatch.setattr(passes.os, "cpu_count", lambda: threads)
+    assert passes.signal_blocks(series, params, passes.Sink(), budget) == blocks
+    whole = dm.signal_of(series.data.rechunk((1, -1, -1, -1)), params, scale_of(series))
+
+    class Here:
+        path = tmp_path
+
+    kept, values = passes.keep_signal(series, params, Here, passes.Sink(), budget=budget)
+    assert kept.chunks == series.data.chunks  # read back in the stack's chunks
+    np.testing.assert_array_equal(kept.compute(), whole.compute())
+    np.testing.assert_array_equal(values, bigseg.global_threshold(series, params=params).values)
+
+
+def test_every_chunk_of_the_kept_signal_is_written_zeros_included(tmp_path, series):
+    """Zarr would compare each chunk with the fill value first (slowly, for float zeros)."""
+    import zarr
+
+    flat = series.copy(data=series.data * 0 + 100)  # a flat stack: no signal anywhere
+
+    class Here:
+        path = tmp_path
+
+    kept, _ = passes.keep_signal(flat, bigseg.Params(**PARAMS), Here, passes.Sink())
+    assert not kept.compute().any()
+    stored = zarr.open_array(str(tmp_path / KEPT), mode="r")
+    assert stored.nchunks_initialized == stored.nchunks > 1
 
 
 def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkeypatch, series):

@@ -363,3 +363,80 @@ def test_smooth_volume_compiled_is_scipy(monkeypatch):
         filters.smooth_volume(plane, (1.67, 1.67)),
         ndi.gaussian_filter(plane.astype(np.float32), 1.67, mode="nearest", truncate=3.0),
     )
+
+
+def test_filled_plane_is_remove_small_holes():
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from skimage.morphology import remove_small_holes
+
+    from bigseg.kernels.watershed import filled_plane
+
+    rng = np.random.default_rng(11)
+    planes = [rng.random(rng.integers(1, 70, 2)) < rng.random() for _ in range(300)]
+    planes += [np.ones((5, 7), bool), np.zeros((5, 7), bool), np.ones((1, 1), bool)]
+    planes += [np.zeros((1, 1), bool), (rng.random((40, 60)) < 0.6)[::2, ::3]]  # a view
+    for i, plane in enumerate(planes):
+        radius = (0.0, 0.4, 0.6, 1.0, 2.0, 3.5, 20.0)[i % 7]
+        want = remove_small_holes(plane, max_size=int(np.pi * radius**2))
+        got = filled_plane(plane, max_radius=radius)
+        assert got.dtype == bool and got.shape == plane.shape
+        np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, radius {radius}")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16, np.uint8])
+def test_filter_sizes_compiled_is_numpy(monkeypatch, dtype):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from bigseg.kernels.watershed import filter_sizes
+
+    rng = np.random.default_rng(12)
+    blocks = [rng.integers(0, rng.integers(1, 60), rng.integers(1, 50, 2)) for _ in range(200)]
+    blocks += [np.zeros((4, 4), int), rng.integers(0, 9, (30, 40))[1::2, ::3]]  # a view
+    for i, labels in enumerate(blocks):
+        labels = labels.astype(dtype)
+        got = filter_sizes(labels, min_radius=0.6, max_radius=2.5)
+        monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+        want = filter_sizes(labels, min_radius=0.6, max_radius=2.5)
+        monkeypatch.delenv(filters.COMPILED_VARIABLE)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want, err_msg=f"block {i}")
+    negative = np.array([[1, -1], [2, 2]], np.int32)  # NumPy's error, compiled or not
+    with pytest.raises(ValueError):
+        filter_sizes(negative, min_radius=0.1, max_radius=5.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_median_at_compiled_is_the_gathered_median(monkeypatch, dtype):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    # The sliding histogram (kernels._compiled.median_runs) against the windows gathered and
+    # ranked (BIGSEG_COMPILED=0): pixels in row-major runs with gaps, in any order, repeated.
+    rng = np.random.default_rng(13)
+    top = int(np.iinfo(dtype).max)
+    for i in range(150):
+        ny, nx = (int(v) for v in rng.integers(1, 45, 2))
+        high = int(rng.choice([1, 3, 255, 4095, top]))
+        plane = rng.integers(0, min(high, top) + 1, (ny, nx)).astype(dtype)
+        if i % 5 == 0:
+            plane[:, : nx // 2] = top  # the highest value: the padding's, in the NumPy path
+        ys, xs = np.nonzero(rng.random((ny, nx)) < rng.random())
+        if i % 3 == 1:  # any order, some pixels twice
+            pick = rng.integers(0, ys.size, ys.size) if ys.size else np.zeros(0, int)
+            ys, xs = ys[pick], xs[pick]
+        radius = int(rng.integers(0, 8))
+        got = filters._median_at(plane, ys, xs, radius)
+        monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+        want = filters._median_at(plane, ys, xs, radius)
+        monkeypatch.delenv(filters.COMPILED_VARIABLE)
+        assert got.dtype == want.dtype == np.uint16
+        np.testing.assert_array_equal(got, want, err_msg=f"case {i}, radius {radius}")
+
+
+def test_small_calls_load_numba_only_where_it_is_loaded_already(monkeypatch):
+    assert filters.compiled_pays(filters.COMPILED_PAYS)
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+    assert not filters.compiled_pays(filters.COMPILED_PAYS)  # turned off: never

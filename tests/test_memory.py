@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from functools import partial
 
 import dask
 import dask.array
@@ -13,7 +14,13 @@ from dask.callbacks import Callback
 
 import bigseg
 from bigseg import InputError, Params, as_stack, run
-from bigseg.chunked.plan import MERGE_VOXELS, PassMemory, task_peak, work_chunks
+from bigseg.chunked.plan import (
+    MERGE_VOXELS,
+    PassMemory,
+    stored_pass_chunks,
+    task_peak,
+    work_chunks,
+)
 from bigseg.chunked.stitch import _block_record
 from bigseg.cli import cluster_shape
 from bigseg.methods import default, seed
@@ -576,3 +583,61 @@ def test_a_worker_in_the_client_s_process_keeps_half_its_usable_memory_for_tasks
         budget = memory_budget(c)
     assert ballast.sum() > 0
     assert budget == pytest.approx(256 * MiB * WORKER_CEILING / 2 / 2 * WORKER_SHARE, rel=0.01)
+
+
+def test_the_kept_signal_s_own_blocks_stay_inside_the_budget(tmp_path, monkeypatch):
+    # Whole planes in storage chunks of 4 planes, stored as a run stores them; the kept
+    # signal is computed in blocks of its own (a whole time point cut in y parts, here for
+    # 4 threads): every task of the run stays inside the budget, those blocks included.
+    import bigseg.pipeline.passes as passes
+
+    shape = (16, 384, 384)
+    truth = make_truth(shape, 20, scale=SCALE, seed=4, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=4)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk({"z": 4, "y": -1, "x": -1})
+    params = Params()
+    (floor,) = [p for p in memory_model(params, SCALE) if p.name == "floor"]
+    budget = 2 * task_peak((1, *shape), [floor], itemsize=2, shape=(1, *shape),
+                           neighbours=(False, False, False))  # fmt: skip
+    monkeypatch.setattr(passes.os, "cpu_count", lambda: 4)
+    planned = []
+    real = passes.signal_blocks
+    monkeypatch.setattr(passes, "signal_blocks", lambda *a: planned.append(real(*a)) or planned[-1])
+    peaks = _TaskPeaks()
+    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), peaks:
+        tracemalloc.start()
+        try:
+            result = run(stack, tmp_path / "out", params=params)
+        finally:
+            tracemalloc.stop()
+    assert result.record["work_blocks"]["chunks"][-3] == [4, 4, 4, 4]  # whole planes kept
+    (blocks,) = planned
+    assert blocks[1] == (16,) and len(blocks[2]) > 1  # a time point, cut in y
+    assert len(result.nuclei) > 5
+    signal = [k for k in peaks.peaks if "_signal_block" in str(k)]
+    assert len(signal) == len(blocks[2])
+    worst = max(peaks.peaks, key=peaks.peaks.get)
+    assert peaks.peaks[worst] <= budget, (worst, peaks.peaks[worst], budget)
+
+
+def test_a_stored_pass_is_planned_in_deep_blocks_cut_in_y_inside_the_budget():
+    # The default method's signal on 48 planes of 1024 x 1024 in chunks of 4 planes: the
+    # storage chunks merged up to its z reach (20) would compute 88 planes for 48.
+    floor = PassMemory("floor", reach=(20, 45, 45), per_voxel=12.0, fixed=17 * MiB)
+    shape, chunks = (1, 48, 1024, 1024), ((1,), (4,) * 12, (1024,), (1024,))
+    plan = partial(stored_pass_chunks, shape, chunks, floor, itemsize=2)
+    assert plan(2**32, threads=1) == ((1,), (48,), (1024,), (1024,))
+    assert plan(2**32, threads=2) == ((1,), (48,), (512, 512), (1024,))
+    for budget in (2**32, 600 * MiB, 300 * MiB, 200 * MiB):
+        for threads in (1, 2, 4, 16):
+            blocks = plan(budget, threads=threads)
+            bz, by = blocks[1][0], blocks[2][0]
+            assert bz % 4 == 0 and sum(blocks[1]) == 48 and sum(blocks[2]) == 1024
+            assert min(blocks[1]) >= 20 or len(blocks[1]) == 1  # never merged for the halo
+            assert min(blocks[2]) >= 45 or len(blocks[2]) == 1
+            around = (len(blocks[1]) > 1, len(blocks[2]) > 1, False)
+            need = task_peak((1, bz, by, 1024), [floor], itemsize=2, shape=shape,
+                             neighbours=around)  # fmt: skip
+            assert need <= budget, (budget, threads, blocks)
+    assert plan(10 * MiB, threads=2) == chunks  # nothing fits: the stack's own chunks

@@ -35,6 +35,7 @@ __all__ = [
     "memory_budget",
     "per_t",
     "planes_split",
+    "stored_pass_chunks",
     "task_peak",
     "whole_planes",
     "work_chunks",
@@ -254,6 +255,86 @@ def work_chunks(
             "memory limit or give them fewer threads."
         )
     return best[1]
+
+
+def stored_pass_chunks(
+    shape: Sequence[int],
+    chunks: tuple[tuple[int, ...], ...],
+    p: PassMemory,
+    budget: int,
+    *,
+    itemsize: int,
+    threads: int,
+    max_parts: int = 8,
+) -> tuple[tuple[int, ...], ...]:
+    """Blocks of a neighbourhood pass over whole planes whose result is stored, not kept.
+
+    A pass that reads ``p.reach`` voxels per side and whose every block is stored to disk
+    (the default method's signal above its background, counted and kept once) need not
+    compute in the stack's ``chunks``: the blocks here are whole storage chunks merged
+    along z (up to the whole time point) and planes cut into at most ``max_parts``
+    near-equal y parts (every block along an axis at least the reach, so that no block is
+    merged with a neighbour for its halo), chosen so that every task's modelled peak
+    (:func:`task_peak` of ``p``, and the read of part of a storage chunk) fits ``budget``
+    and the halo computed besides the blocks is least: the fewest voxels on
+    ``threads`` threads (the longest of the blocks dealt largest first), then in all.
+    A z reach of 20 planes on 48 planes of storage chunks of 4 (blocks of 20 and 28, each
+    grown by 20: 88 planes for 48) becomes the whole time point in two y parts grown by
+    the y reach.  Returns ``chunks`` when nothing else fits.  Every block starts at a
+    storage chunk along t and z and has every storage chunk's y/x extent or the parts':
+    a Zarr array chunked ``(t, z of chunks, y of the parts, x)`` stores them aligned.
+    """
+    shape = tuple(int(n) for n in shape)
+    chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
+    nt, nz, ny, nx = shape
+    tc, zc = max(chunks[0]), max(chunks[1])
+    rz, ry = (int(r) for r in p.reach[:2])
+    chunk_bytes = int(np.prod([max(axis) for axis in chunks], dtype=np.int64)) * int(itemsize)
+    storage_bytes = decoding_bytes(chunk_bytes)
+    if storage_bytes > budget // 2:
+        storage_bytes = 0
+    reading = PassMemory("read", reach=p.reach)
+
+    def grown(size: int, n: int, r: int) -> list[int]:
+        edges = list(range(0, n, size)) + [n]
+        return [min(b + r, n) - max(a - r, 0) for a, b in zip(edges[:-1], edges[1:])]
+
+    def longest(costs: list[int]) -> int:
+        if len(costs) > 64 * max(threads, 1):
+            return max(max(costs), -(-sum(costs) // max(threads, 1)))
+        loads = [0] * max(threads, 1)
+        for c in sorted(costs, reverse=True):
+            loads[loads.index(min(loads))] += c
+        return max(loads)
+
+    best: tuple | None = None
+    for k in range(1, -(-nz // zc) + 1):
+        bz = min(k * zc, nz)
+        last_z = nz - bz * (-(-nz // bz) - 1)
+        if bz < nz and last_z < rz:
+            continue
+        for parts in range(1, max_parts + 1):
+            by = -(-ny // parts)
+            n_y = -(-ny // by)
+            last_y = ny - by * (n_y - 1)
+            if n_y != parts or (n_y > 1 and last_y < ry):
+                continue
+            n_z = -(-nz // bz)
+            new = (chunks[0], (bz,) * (n_z - 1) + (last_z,), (by,) * (n_y - 1) + (last_y,), (nx,))
+            block = (tc, bz, by, nx)
+            around = (bz < nz, by < ny, False)
+            kernel = task_peak(block, [p], itemsize=itemsize, shape=shape, neighbours=around)
+            read = task_peak(block, [reading], itemsize=itemsize, shape=shape, neighbours=around)
+            need = max(kernel, read // INPUT_COPIES + storage_bytes)
+            if need > budget:
+                continue
+            gz = grown(bz, nz, rz) if bz < nz else [nz]
+            gy = grown(by, ny, ry) if by < ny else [ny]
+            costs = [c * a * b * nx for c in chunks[0] for a in gz for b in gy]
+            key = (longest(costs), sum(costs), len(costs))
+            if best is None or key < best[0]:
+                best = (key, new)
+    return chunks if best is None else best[1]
 
 
 def _z_choices(z: tuple[int, ...], reach: int) -> list[tuple[int, ...]]:

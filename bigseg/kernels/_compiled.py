@@ -15,10 +15,14 @@ from numba import njit
 __all__ = [
     "box_extreme_axis",
     "box_extreme_last",
+    "fill_small",
     "gaussian_axis",
+    "label_areas",
     "gaussian_last",
     "linear_counts",
+    "median_runs",
     "plane_peaks",
+    "take",
 ]
 
 #: Columns of the lines filtered together along an axis (a small buffer per block).
@@ -281,3 +285,124 @@ def _gaussian_line(line, w, r, out):  # pragma: no cover - compiled
             acc[i] += (buf[i + r - k] + buf[i + r + k]) * wk
     for i in range(n):
         out[i] = np.float32(acc[i])
+
+
+@njit(nogil=True, cache=True)
+def label_areas(labels, n, counts):  # pragma: no cover - compiled
+    """Count each label of a C-contiguous ``labels`` into ``counts`` (``n + 1`` zeros).
+
+    ``np.bincount(labels.ravel(), minlength=n + 1)`` when every label is in ``0..n``;
+    returns False (``counts`` then undefined) at the first label outside.
+    """
+    flat = labels.ravel()
+    for i in range(flat.size):
+        v = flat[i]
+        if v < 0 or v > n:
+            return False
+        counts[v] += 1
+    return True
+
+
+@njit(nogil=True, cache=True)
+def fill_small(components, counts, max_size, base, out):  # pragma: no cover - compiled
+    """``out = base | (components > 0) & (counts[components] <= max_size)``, C-contiguous."""
+    labels, given, result = components.ravel(), base.ravel(), out.ravel()
+    for i in range(labels.size):
+        v = labels[i]
+        result[i] = given[i] or (v > 0 and counts[v] <= max_size)
+
+
+@njit(nogil=True, cache=True)
+def take(table, labels, out):  # pragma: no cover - compiled
+    """``out = table[labels]`` for C-contiguous ``labels`` all in the table's range."""
+    flat, result = labels.ravel(), out.ravel()
+    for i in range(flat.size):
+        result[i] = table[flat[i]]
+
+
+#: The median's histogram: fine bins of every value, coarse bins of ``2**_SHIFT`` values.
+_SHIFT = 4
+_LOW = (1 << _SHIFT) - 1
+
+
+@njit(nogil=True, cache=True)
+def median_runs(plane, ys, xs, dys, ws, out):  # pragma: no cover - compiled
+    """Median of each pixel's disk window of an unsigned 8/16-bit plane, at ``(ys, xs)``.
+
+    The ``n // 2``-th smallest (0-based) of the ``n`` in-image values of the window whose
+    rows are ``(dys[k], ws[k])`` (row offset, half width): ``skimage.filters.rank.median``'s
+    choice.  Pixels are taken in the order given (row-major, as ``np.nonzero`` gives them):
+    along a row the window slides (a histogram of the window's values, one row's leaving
+    and entering values a step, and the median's value moved from the last one's), and is
+    built again elsewhere.
+    """
+    ny, nx = plane.shape
+    fine = np.zeros(65536, np.int32)
+    coarse = np.zeros(65536 >> _SHIFT, np.int32)
+    nrows = dys.size
+    m = 0  # the median's value of the window held ...
+    below = 0  # ... and how many of its values are smaller
+    n = 0
+    y_held, x_held = -1, -1
+    for i in range(ys.size):
+        y, x = ys[i], xs[i]
+        if y == y_held and 0 < x - x_held <= 8:
+            for step in range(x_held + 1, x + 1):  # slide right, one column at a time
+                for k in range(nrows):
+                    yy = y + dys[k]
+                    if yy < 0 or yy >= ny:
+                        continue
+                    xo, xi = step - 1 - ws[k], step + ws[k]
+                    if xo >= 0:
+                        v = plane[yy, xo]
+                        fine[v] -= 1
+                        coarse[v >> _SHIFT] -= 1
+                        n -= 1
+                        if v < m:
+                            below -= 1
+                    if xi < nx:
+                        v = plane[yy, xi]
+                        fine[v] += 1
+                        coarse[v >> _SHIFT] += 1
+                        n += 1
+                        if v < m:
+                            below += 1
+        else:
+            if y_held >= 0:  # empty the histogram: the held window's values out
+                for k in range(nrows):
+                    yy = y_held + dys[k]
+                    if yy < 0 or yy >= ny:
+                        continue
+                    for xx in range(max(x_held - ws[k], 0), min(x_held + ws[k] + 1, nx)):
+                        v = plane[yy, xx]
+                        fine[v] -= 1
+                        coarse[v >> _SHIFT] -= 1
+            n = 0
+            for k in range(nrows):
+                yy = y + dys[k]
+                if yy < 0 or yy >= ny:
+                    continue
+                for xx in range(max(x - ws[k], 0), min(x + ws[k] + 1, nx)):
+                    v = plane[yy, xx]
+                    fine[v] += 1
+                    coarse[v >> _SHIFT] += 1
+                    n += 1
+            m, below = 0, 0
+        y_held, x_held = y, x
+        rank = n // 2
+        # Move m until below <= rank < below + fine[m], a coarse bin at a time where it can.
+        while below > rank:
+            if m & _LOW == 0 and m > 0 and below - coarse[(m >> _SHIFT) - 1] > rank:
+                below -= coarse[(m >> _SHIFT) - 1]
+                m -= _LOW + 1
+            else:
+                m -= 1
+                below -= fine[m]
+        while below + fine[m] <= rank:
+            if m & _LOW == 0 and below + coarse[m >> _SHIFT] <= rank:
+                below += coarse[m >> _SHIFT]
+                m += _LOW + 1
+            else:
+                below += fine[m]
+                m += 1
+        out[i] = m

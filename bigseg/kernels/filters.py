@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -85,6 +86,16 @@ def _disk_rows(radius: int) -> tuple[tuple[int, int], ...]:
     """``(dy, half_width)`` of every row of the disk footprint."""
     fp = disk_footprint(radius)
     return tuple((dy - radius, int(fp[dy].sum()) // 2) for dy in range(fp.shape[0]) if fp[dy].any())
+
+
+@functools.lru_cache(maxsize=32)
+def _disk_row_arrays(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_disk_rows` as two int64 arrays: row offsets and half widths (read-only)."""
+    rows = _disk_rows(radius)
+    dys = np.array([dy for dy, _ in rows], np.int64)
+    ws = np.array([w for _, w in rows], np.int64)
+    dys.flags.writeable = ws.flags.writeable = False
+    return dys, ws
 
 
 def disk_count(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -181,9 +192,25 @@ def _median_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -
     the upper median when a window clipped by the image edge holds an even
     number of pixels.  Out-of-image places hold 65535, which sorts after (or
     ties with) every in-image value, so the first ``n`` sorted values are the
-    in-image ones.  Returns uint16.
+    in-image ones.  Returns uint16.  Where :func:`compiled_pays`, the window slides along
+    each row of pixels instead (:func:`bigseg.kernels._compiled.median_runs`, a histogram
+    of its values): the same medians.
     """
     r = int(radius)
+    if plane.dtype in (np.uint8, np.uint16) and plane.ndim == 2 and compiled_pays(np.size(ys)):
+        from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+        dys, ws = _disk_row_arrays(r)
+        out = np.empty(np.size(ys), np.uint16)
+        compiled.median_runs(
+            np.ascontiguousarray(plane),
+            np.ascontiguousarray(ys, np.int64),
+            np.ascontiguousarray(xs, np.int64),
+            dys,
+            ws,
+            out,
+        )
+        return out
     ny, nx = plane.shape
     width = nx + 2 * r
     padded = np.full((ny + 2 * r, width), np.iinfo(np.uint16).max, np.uint16)
@@ -656,6 +683,23 @@ def compiled_kernels() -> bool:
     if os.environ.get(COMPILED_VARIABLE, "1").strip() == "0":
         return False
     return _numba_installed()
+
+
+def compiled_pays(work: int) -> bool:
+    """Whether a kernel whose NumPy code is a fair second runs its compiled loop: ``work`` items.
+
+    Where the compiled kernels are on (:func:`compiled_kernels`) and numba is loaded in this
+    process already (a local cluster's memory budget loads it, and so does the default
+    method's smoothing), or the call has at least :data:`COMPILED_PAYS` items: numba's
+    import and first cached function (about 0.3 s) would cost a small call more than the
+    loop saves (the seed method's disk median, the size filter and the hole filling).  The
+    values are the same either way.
+    """
+    return compiled_kernels() and ("numba" in sys.modules or int(work) >= COMPILED_PAYS)
+
+
+#: Items from which a call loads numba for a loop :func:`compiled_pays` asks about.
+COMPILED_PAYS = 1 << 21
 
 
 @functools.cache

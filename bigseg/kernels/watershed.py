@@ -236,15 +236,39 @@ def filter_sizes(labels: np.ndarray, *, min_radius: float, max_radius: float) ->
 
     Radii are in pixels.  Uses one ``bincount``, no loop over labels.
     """
-    if labels.max(initial=0) == 0:
+    top = int(labels.max(initial=0))
+    if top == 0:
         return np.zeros(labels.shape, LABEL_DTYPE)
-    area = np.bincount(labels.ravel())
+    compiled = _compiled_labels(labels)
+    area = None
+    if compiled is not None:  # one compiled pass counts, one maps (NumPy: copies, indexing)
+        labels = np.ascontiguousarray(labels)
+        area = np.zeros(top + 1, np.intp)
+        if not compiled.label_areas(labels, top, area):
+            area = None  # a negative label: NumPy's error
+    if area is None:
+        area = np.bincount(labels.ravel())
     radius = np.sqrt(area / np.pi)
     keep = (min_radius < radius) & (radius < max_radius)
     keep[0] = False
     lut = np.zeros(area.size, LABEL_DTYPE)
     lut[keep] = np.arange(1, keep.sum() + 1, dtype=LABEL_DTYPE)
-    return lut[labels]
+    if compiled is None or area.size != top + 1:
+        return lut[labels]
+    out = np.empty(labels.shape, LABEL_DTYPE)
+    compiled.take(lut, labels, out)
+    return out
+
+
+def _compiled_labels(labels: np.ndarray):
+    """Return the compiled loops for an integer label array, or None (NumPy's code then)."""
+    from .filters import compiled_pays
+
+    if labels.dtype.kind not in "iu" or labels.size == 0 or not compiled_pays(labels.size):
+        return None
+    from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+    return compiled
 
 
 def segment_plane(
@@ -341,5 +365,27 @@ def segment_signal(
 
 
 def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
-    """Fill the holes of a binary plane smaller than a disc of ``max_radius`` (pixels)."""
-    return remove_small_holes(binary, max_size=int(np.pi * max_radius**2))
+    """Fill the holes of a binary plane smaller than a disc of ``max_radius`` (pixels).
+
+    ``skimage.morphology.remove_small_holes(binary, max_size=int(pi * max_radius**2))``,
+    exactly: the background's 4-connected components of at most that many pixels become
+    foreground.  For a 2D boolean plane the components are SciPy's labels as there, and
+    their sizes and the filling one compiled pass each
+    (:func:`bigseg.kernels._compiled.fill_small`, where
+    :func:`bigseg.kernels.filters.compiled_pays`) rather than scikit-image's ``bincount``
+    and two boolean indexings of the plane.
+    """
+    from .filters import compiled_pays
+
+    max_size = int(np.pi * max_radius**2)
+    if binary.ndim != 2 or binary.dtype != bool or max_size <= 0 or not compiled_pays(binary.size):
+        return remove_small_holes(binary, max_size=max_size)
+    from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+    components = np.zeros(binary.shape, np.int32)  # as scikit-image labels the background
+    n = ndi.label(~binary, ndi.generate_binary_structure(2, 1), output=components)
+    counts = np.zeros(int(n) + 1, np.intp)
+    compiled.label_areas(components, int(n), counts)
+    out = np.empty(binary.shape, bool)
+    compiled.fill_small(components, counts, max_size, np.ascontiguousarray(binary), out)
+    return out

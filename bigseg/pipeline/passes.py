@@ -27,12 +27,12 @@ import xarray as xr
 
 from .. import methods
 from ..chunked import stitch as _stitch
-from ..chunked.plan import planes_split
+from ..chunked.plan import memory_budget, planes_split, stored_pass_chunks
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_labels
 from ..measure import measure_delayed
 from ..params import Params
-from ..reads import is_read, read_region
+from ..reads import in_work_chunks, is_read, read_region
 from ..segment import global_threshold, segment, segment_signal_of, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums
@@ -48,7 +48,13 @@ from .tracking import track_parts
 
 
 def threshold_pass(
-    stack: xr.DataArray, source: str, params: Params, sink: Sink, scratch: Any = None
+    stack: xr.DataArray,
+    source: str,
+    params: Params,
+    sink: Sink,
+    scratch: Any = None,
+    *,
+    budget: int | None = None,
 ) -> np.ndarray:
     """Compute the thresholds and, for float data, count NaN/inf voxels in the same pass.
 
@@ -57,11 +63,12 @@ def threshold_pass(
     batches of whole t-chunks, each from its own time points (the same values).
     With a local ``scratch`` (whole planes), a method that declares its signal
     (:attr:`bigseg.methods.Method.signal`) has it computed once and kept there for
-    the segment pass too (:func:`keep_signal`).
+    the segment pass too (:func:`keep_signal`, in blocks planned for ``budget`` bytes
+    per task).
     """
     bad = safety.nonfinite_count(stack)
     if bad is None and scratch is not None and keeps_signal(stack, params, scratch.path):
-        return kept_thresholds(stack, params, scratch, sink)
+        return kept_thresholds(stack, params, scratch, sink, budget=budget)
     if bad is None and "t" in stack.dims and methods.get(params.preset).statistic_by_t(stack.dtype):
         batches = _scratch.t_batches(stack.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
         if len(batches) > 1:
@@ -109,13 +116,16 @@ KEEP_DISK_FRACTION = 0.5
 
 
 def keep_signal(
-    stack: xr.DataArray, params: Params, scratch: Any, sink: Sink
+    stack: xr.DataArray, params: Params, scratch: Any, sink: Sink, *, budget: int | None = None
 ) -> tuple[da.Array, np.ndarray | None]:
     """Store the method's signal of the whole stack in the scratch directory (once); return it.
 
-    ``kept.zarr`` (float32, the stack's chunks; Blosc-LZ4, the cheapest to write and read
-    back here: about 3.2 bytes per voxel) is written in batches of whole t-chunks, each
-    computed from a graph of its own time points; ``kept.done`` marks it finished, and a
+    ``kept.zarr`` (float32; Blosc-LZ4, the cheapest to write and read back here: about 3.2
+    bytes per voxel) is written in batches of whole t-chunks, each computed from a graph
+    of its own time points, in blocks of their own (:func:`signal_blocks`: deeper than
+    the stack's chunks and cut in y, so that less of the signal's halo is computed) and
+    chunked where those blocks and the stack's chunks meet; it is read back in the
+    stack's chunks; ``kept.done`` marks it finished, and a
     resumed run reads it rather than compute it again.  Returns it read from there (lazy)
     and, when each time point's statistic depends on its own data alone and the signal was
     computed here, the statistics, counted from each batch's signal as it is stored (None
@@ -130,14 +140,18 @@ def keep_signal(
     path, done = scratch.path / KEPT, scratch.path / KEPT_DONE
     values = None
     if not done.exists():
+        blocks = signal_blocks(four, params, sink, budget)
         array = zarr.create_array(
             os.fspath(path),
             shape=four.shape,
-            chunks=tuple(int(c[0]) for c in four.data.chunks),
+            chunks=(*(int(c[0]) for c in four.data.chunks[:2]), int(blocks[2][0]), four.shape[3]),
             dtype=np.float32,
             compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
             dimension_names=("t", "z", "y", "x"),
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
+            # Every chunk written: Zarr would otherwise compare each with the fill value
+            # (bit patterns of float zeros, slowly) to leave out the empty ones.
+            config={"write_empty_chunks": True},
         )
         batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
         by_t = m.statistic_by_t(stack.dtype)
@@ -145,7 +159,8 @@ def keep_signal(
         def graphs() -> Any:
             for _, _, t0, t1 in batches:
                 data = time_points(four, t0, t1).data
-                signal = m.signal(data, params, scale)
+                work = in_work_chunks(data, (data.chunks[0], *blocks[1:]))
+                signal = m.signal(work, params, scale)
                 region = (slice(t0, t1),)
                 store = da.store(signal, array, regions=region, lock=False, compute=False)
                 # One graph: each block's signal is computed once, stored and counted.
@@ -154,10 +169,42 @@ def keep_signal(
         found = [np.atleast_1d(v[1]) for v in sink.batches(graphs(), "threshold") if by_t]
         values = np.concatenate(found).astype(np.float64) if by_t else None
         done.write_text("")
-    return open_stack(path, scale=scale).data, values
+    return read_kept(path, four), values
 
 
-def kept_thresholds(stack: xr.DataArray, params: Params, scratch: Any, sink: Sink) -> np.ndarray:
+def read_kept(path: Any, four: xr.DataArray) -> da.Array:
+    """Read the kept signal at ``path`` in the chunks of the 4D stack ``four`` (lazy)."""
+    signal = open_stack(path, scale=scale_of(four)).data
+    return in_work_chunks(signal, four.data.chunks)
+
+
+def signal_blocks(
+    four: xr.DataArray, params: Params, sink: Sink, budget: int | None = None
+) -> tuple[tuple[int, ...], ...]:
+    """Return the blocks in which :func:`keep_signal` computes the signal of the 4D ``four``.
+
+    Whole storage chunks merged along z and planes cut in y, planned for ``budget`` bytes
+    per task (by default the run's :func:`bigseg.chunked.plan.memory_budget`) and the
+    cluster's threads with the method's ``floor`` pass memory model
+    (:func:`bigseg.chunked.plan.stored_pass_chunks`); the stack's chunks where the method
+    declares no such pass.
+    """
+    m = methods.get(params.preset)
+    passes = [p for p in m.memory(params, scale_of(four), 0) if p.name == "floor"]
+    if not passes:
+        return four.data.chunks
+    if budget is None:
+        budget = memory_budget(sink.client)
+    threads = sum(sink.client.nthreads().values()) if sink.client is not None else None
+    return stored_pass_chunks(
+        four.shape, four.data.chunks, passes[0], int(budget),
+        itemsize=four.dtype.itemsize, threads=int(threads or os.cpu_count() or 1),
+    )  # fmt: skip
+
+
+def kept_thresholds(
+    stack: xr.DataArray, params: Params, scratch: Any, sink: Sink, *, budget: int | None = None
+) -> np.ndarray:
     """Return the thresholds of :func:`threshold_pass` from the signal :func:`keep_signal` kept.
 
     Counted as the signal is stored, or from the kept signal read back (in batches of whole
@@ -166,7 +213,7 @@ def kept_thresholds(stack: xr.DataArray, params: Params, scratch: Any, sink: Sin
     """
     m = methods.get(params.preset)
     four = as_4d(stack)
-    signal, values = keep_signal(stack, params, scratch, sink)
+    signal, values = keep_signal(stack, params, scratch, sink, budget=budget)
     if values is not None:
         return values
     if m.statistic_by_t(stack.dtype):
@@ -238,7 +285,7 @@ def segment_pass(
     # time points, each segmented and measured from its own time points (and from the
     # method's signal where the threshold pass kept it)
     kept = _scratch.kept_signal(scratch)
-    signal = None if kept is None else open_stack(kept, scale=scale_of(stack)).data
+    signal = None if kept is None else read_kept(kept, as_4d(stack))
     build = partial(
         _segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks, signal=signal
     )

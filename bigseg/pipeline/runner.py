@@ -223,7 +223,7 @@ def run(
         thresholds = scratch.thresholds()
         if thresholds is None:
             keep = None if remote or split is not None else scratch  # the method's signal
-            thresholds = threshold_pass(stack, source_name, params, sink, keep)
+            thresholds = threshold_pass(stack, source_name, params, sink, keep, budget=budget)
             scratch.save_thresholds(thresholds)
         timings["threshold"] = time.perf_counter() - t0
 

@@ -432,6 +432,7 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
             dtype=source.dtype,
             dimension_names=("t", "z", "y", "x"),
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
+            config={"write_empty_chunks": True},  # none compared with the fill value first
         )
         stores = (
             (da.store(culled(source[region]), array, regions=region, lock=False, compute=False),)
@@ -570,6 +571,8 @@ def _store_then_mark(
     if not os.path.isdir(os.path.dirname(marker)):
         return False  # the run was abandoned and its scratch directory removed
     array = zarr.open_array(array_path, mode="r+")
+    if hasattr(array, "with_config"):  # scratch: every chunk written, none compared with 0
+        array = array.with_config({"write_empty_chunks": True})
     array[region] = block
     tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
     write(tmp)
