@@ -304,6 +304,17 @@ def _line_residual(prof) -> np.ndarray:
     return out
 
 
+def _in_memory(table: object, function: str, name: str) -> None:
+    """Refuse, in one sentence, a table that is not a pandas DataFrame (a lazy one)."""
+    if not isinstance(table, pd.DataFrame):
+        kind = f"{type(table).__module__.split('.')[0]}.{type(table).__name__}"
+        hint = " (call .compute() on it first)" if hasattr(table, "compute") else ""
+        raise InputError(
+            f"{function}() takes {name} as a pandas DataFrame, not a {kind}{hint}: "
+            "bigseg.measure returns a lazy dask DataFrame, one row per region per plane."
+        )
+
+
 def link(
     detections: pd.DataFrame,
     *,
@@ -349,6 +360,7 @@ def link(
         int64 ``nucleus`` column (1..N, numbered by time, then by first plane, then by
         position).
     """
+    _in_memory(detections, "link", "detections")
     if params is not None:
         method = methods.get(params.preset)
         if method.drop_fragments and scale is None:
@@ -660,6 +672,7 @@ def nuclei_table(
     pandas.DataFrame
         :data:`NUCLEUS_COLUMNS`, one row per nucleus, sorted by id.
     """
+    _in_memory(linked, "nuclei_table", "linked")
     if len(linked) == 0:
         return empty_table(NUCLEUS_COLUMNS)
     d = linked

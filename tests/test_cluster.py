@@ -209,3 +209,18 @@ def test_drop_small_asks_half_the_z_extent_of_nuclei_cut_by_the_top_or_bottom_on
     kept = drop_small(linked, scale=(1.0, 1.0, 1.0), min_radius=3.0)
     centres = set(zip(kept["y_um"].round(), kept["x_um"].round()))
     assert centres == {(60.0, 60.0), (30.0, 20.0), (30.0, 40.0)}
+
+
+def test_link_and_nuclei_table_refuse_a_lazy_table_in_one_sentence():
+    import dask.dataframe as dd
+
+    from bigseg import InputError
+
+    table = _detections(_column(range(0, 3), 0.0, 0.0))
+    lazy = dd.from_pandas(table, npartitions=1)
+    with pytest.raises(InputError, match=r"link\(\) takes detections as a pandas DataFrame, "
+                       r"not a dask.DataFrame \(call .compute\(\) on it first\)"):  # fmt: skip
+        link(lazy)
+    with pytest.raises(InputError, match=r"nuclei_table\(\) takes linked"):
+        nuclei_table(lazy, scale=(1.0, 1.0, 1.0))
+    assert link(lazy.compute())["nucleus"].nunique() == 1
