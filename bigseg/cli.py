@@ -1202,8 +1202,25 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
         f"Outputs in {output}/: nuclei.parquet and nuclei.csv (one row per nucleus), "
         f"detections.parquet (one row per region per plane), {tracks}labels.zarr (OME-Zarr "
         f"labels for napari){by_track} and run.json. Figures: bigseg plot {output}"
+        f"{_split_note(record.get('work_blocks') or {})}"
     )
     return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
+
+
+def _split_note(blocks: dict) -> str:
+    """Return a sentence when bigseg split whole stored planes to fit the budget, else ''."""
+    chunks, storage = blocks.get("chunks"), blocks.get("storage_chunks")
+    if not chunks or not storage or not blocks.get("budget_bytes"):
+        return ""
+    split = len(chunks[-2]) > 1 or len(chunks[-1]) > 1
+    if not split or len(storage[-2]) > 1 or len(storage[-1]) > 1:
+        return ""  # whole planes, or planes stored split: nothing bigseg chose
+    return (
+        f". To fit the memory budget of {_size(float(blocks['budget_bytes']))} per task, "
+        f"planes were split into blocks of {max(chunks[-2])} x {max(chunks[-1])} pixels, "
+        "which recomputes their edges: a larger --memory-limit, or fewer "
+        "--threads-per-worker, gives larger blocks (whole planes run fastest)"
+    )
 
 
 def _synth(args: argparse.Namespace) -> int:

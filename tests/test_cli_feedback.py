@@ -327,3 +327,22 @@ def test_a_signal_that_lands_in_a_weakref_callback_still_interrupts_the_run(
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert err.startswith("bigseg: interrupted by SIGTERM") and err.count("\n") == 1, err
+
+
+def test_summary_says_when_planes_were_split_to_fit_the_memory_budget(series_run):
+    _, _, result = series_run
+    record = json.loads(json.dumps(result.record))
+    whole = " ".join(summary(record, "ts.ome.zarr", "out", 1.0).split())
+    assert "planes were split" not in whole and whole.endswith("bigseg plot out")
+    blocks = record["work_blocks"]
+    blocks["budget_bytes"] = 184_524_226
+    blocks["chunks"] = [[1, 1], [6], [32, 32], [22, 22, 20]]
+    text = " ".join(summary(record, "ts.ome.zarr", "out", 1.0).split())
+    assert text.endswith(
+        "bigseg plot out. To fit the memory budget of 185 MB per task, planes were split "
+        "into blocks of 32 x 22 pixels, which recomputes their edges: a larger "
+        "--memory-limit, or fewer --threads-per-worker, gives larger blocks (whole planes "
+        "run fastest)"
+    )
+    blocks["storage_chunks"] = [[1, 1], [6], [32, 32], [64]]  # stored split: not bigseg's
+    assert "planes were split" not in summary(record, "ts.ome.zarr", "out", 1.0)
