@@ -299,13 +299,7 @@ def test_every_task_of_a_whole_plane_run_stays_inside_the_budget(preset, tmp_pat
     whole = task_peak((1, 4, *shape[1:]), passes, itemsize=2, shape=(1, *shape),
                       neighbours=(True, False, False))  # fmt: skip
     budget = int(whole * 0.6)
-    peaks = _TaskPeaks()
-    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), peaks:
-        tracemalloc.start()
-        try:
-            result = run(stack, tmp_path / "out", params=params)
-        finally:
-            tracemalloc.stop()
+    result, peaks = _traced_run(stack, tmp_path / "out", params, budget)
     planned = result.record["work_blocks"]
     assert planned["budget_bytes"] == budget and whole > budget
     assert len(planned["chunks"][-2]) > 1 and len(planned["chunks"][-1]) > 1  # planes split
@@ -358,6 +352,21 @@ def test_cli_on_whole_plane_chunks_through_small_workers_finds_the_nuclei_of_sma
         tables["whole"].drop(columns="nucleus").reset_index(drop=True),
         tables["small"].drop(columns="nucleus").reset_index(drop=True),
     )
+
+
+def _traced_run(stack, out, params, budget):
+    """``run`` on the synchronous scheduler with ``budget`` bytes per task, traced task by task.
+
+    Returns the run's result and its :class:`_TaskPeaks`.
+    """
+    peaks = _TaskPeaks()
+    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), peaks:
+        tracemalloc.start()
+        try:
+            result = run(stack, out, params=params)
+        finally:
+            tracemalloc.stop()
+    return result, peaks
 
 
 def test_tiff_pages_are_split_into_work_blocks(tmp_path):
@@ -604,13 +613,7 @@ def test_the_kept_signal_s_own_blocks_stay_inside_the_budget(tmp_path, monkeypat
     planned = []
     real = passes.signal_blocks
     monkeypatch.setattr(passes, "signal_blocks", lambda *a: planned.append(real(*a)) or planned[-1])
-    peaks = _TaskPeaks()
-    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}), peaks:
-        tracemalloc.start()
-        try:
-            result = run(stack, tmp_path / "out", params=params)
-        finally:
-            tracemalloc.stop()
+    result, peaks = _traced_run(stack, tmp_path / "out", params, budget)
     assert result.record["work_blocks"]["chunks"][-3] == [4, 4, 4, 4]  # whole planes kept
     (blocks,) = planned
     assert blocks[1] == (16,) and len(blocks[2]) > 1  # a time point, cut in y
