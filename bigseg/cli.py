@@ -639,9 +639,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 141
         except KeyboardInterrupt:
             return _interrupted(args, received)
-        except RuntimeError as exc:
-            # An interrupt that lands while a class is being made (an import's) comes
-            # wrapped: "Error calling __set_name__ ...".
+        except (RuntimeError, ImportError) as exc:
+            # An interrupt that lands while a class is being made (an import's), or while a
+            # compiled module initialises, comes wrapped: "Error calling __set_name__ ...",
+            # "ImportError: initialization failed".
             if not isinstance(exc.__cause__, KeyboardInterrupt):
                 raise
             return _interrupted(args, received)

@@ -263,6 +263,32 @@ def test_ctrl_c_while_an_import_makes_a_class_is_the_one_sentence(
     assert err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def test_ctrl_c_while_a_compiled_module_initialises_is_the_one_sentence(
+    small_stack, tmp_path, monkeypatch, capsys
+):
+    """An interrupt in a C extension's initialisation surfaces as an ImportError from it."""
+    import bigseg.cli as cli
+
+    def interrupted_import(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:  # as scipy.spatial's _distance_pybind was seen to
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(cli, "_segment", interrupted_import)
+    status = main(["segment", str(small_stack), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 130 and err.startswith("bigseg: interrupted by SIGINT"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+    def missing(args):
+        raise ImportError("No module named 'nothing'")
+
+    monkeypatch.setattr(cli, "_segment", missing)
+    with pytest.raises(ImportError, match="nothing"):  # a real import error is not hidden
+        main(["segment", str(small_stack), "-o", str(tmp_path / "out")])
+
+
 def test_an_unquoted_pattern_expanded_by_the_shell_says_to_quote_it(tmp_path, capsys):
     import numpy as np
     import tifffile
