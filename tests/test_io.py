@@ -151,6 +151,32 @@ def test_ome_zarr(tmp_path, version):
     assert stack.attrs["format"] == f"ome-zarr-{version}"
 
 
+def _ngff_04(path, scale, unit):
+    group = zarr.open_group(path, mode="w", zarr_format=2)
+    group.create_array("0", shape=DATA3.shape, dtype="u2")[:] = DATA3
+    axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "zyx"]
+    transforms = [{"type": "scale", "scale": list(scale)}]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": axes,
+            "datasets": [{"path": "0", "coordinateTransformations": transforms}],
+        }
+    ]
+    return path
+
+
+def test_ome_zarr_scale_of_one_without_units_is_no_voxel_size(tmp_path):
+    # ome-zarr's writer puts scale 1 and no unit where the voxel size is unknown.
+    path = _ngff_04(tmp_path / "uncalibrated.ome.zarr", (1, 1, 1), None)
+    with pytest.raises(InputError, match=r"no voxel size; give it as scale=\(z, y, x\)"):
+        open_stack(path)
+    _coords_ok(open_stack(path, scale=(2.0, 0.5, 0.5)), (2.0, 0.5, 0.5))
+    # A unit, or a scale other than 1, is a voxel size.
+    _coords_ok(open_stack(_ngff_04(tmp_path / "um.ome.zarr", (1, 1, 1), "micrometer")), (1, 1, 1))
+    _coords_ok(open_stack(_ngff_04(tmp_path / "bare.ome.zarr", (2, 0.4, 0.4), None)), (2, 0.4, 0.4))
+
+
 def test_plain_zarr_array(tmp_path):
     path = tmp_path / "plain.zarr"
     arr = zarr.create_array(

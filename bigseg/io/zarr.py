@@ -124,6 +124,11 @@ def open_zarr(path: str) -> tuple[da.Array, tuple[str, ...], list | None, tuple,
         tf.get("type") == "scale" for tf in dataset.get("coordinateTransformations", [])
     )
     scale = [by_name.get(n, (1.0, 0.0))[0] for n in SPATIAL] if has_scale else None
+    spatial_units = [u for n, u in zip(axes, units) if n in SPATIAL]
+    if scale is not None and not any(spatial_units) and all(v == 1.0 for v in scale):
+        # Writers put 1 with no unit where they know no voxel size (ome-zarr's default):
+        # read as µm it would size every nucleus in pixels.
+        scale = None
     translation = tuple(by_name.get(n, (1.0, 0.0))[1] for n in SPATIAL)
     if not all(math.isfinite(v) for v in translation):
         raise InputError(
