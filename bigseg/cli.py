@@ -949,7 +949,7 @@ def _local_client(
     from distributed import Client, LocalCluster
 
     from .pipeline import safety  # the workers' preload (its dask_setup)
-    from .pipeline.sink import LOCAL_CLUSTER_CONFIG
+    from .pipeline.sink import LOCAL_CLUSTER_CONFIG, dashboard_text
 
     try:
         # Workers never pause and run no profiler (LOCAL_CLUSTER_CONFIG says why).
@@ -972,8 +972,8 @@ def _local_client(
         _SIGNALS.check()
         if not args.quiet:
             print(
-                f"dask: {workers} worker(s) x {threads} thread(s); dashboard "
-                f"{client.dashboard_link}",
+                f"dask: {workers} worker(s) x {threads} thread(s); "
+                f"{dashboard_text(client.dashboard_link)}",
                 flush=True,
             )
         yield client

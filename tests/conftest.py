@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from pathlib import Path
 
 import dask
@@ -13,6 +14,13 @@ from bigseg.stack import as_stack
 from bigseg.synth import make_truth, render
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: What a run prints about dask's dashboard: its link, or, without bokeh, what it needs.
+DASHBOARD = (
+    "dashboard http://127.0.0.1:"
+    if importlib.util.find_spec("bokeh")
+    else "dask's dashboard needs bokeh (pip install 'bokeh>=3.1')"
+)
 
 
 def data_file(relative: str) -> Path:

@@ -7,7 +7,7 @@ import pytest
 
 from bigseg.cli import main
 
-from .conftest import data_file
+from .conftest import DASHBOARD, data_file
 
 
 def bigseg(*args, check=True):
@@ -43,7 +43,7 @@ def demo(tmp_path_factory):
 
 def test_segment_on_local_cluster(demo):
     root, proc = demo
-    assert "dashboard http://127.0.0.1:" in proc.stdout
+    assert DASHBOARD in proc.stdout
     assert "Found 6 nuclei" in proc.stdout
     assert "Traceback" not in proc.stderr
     record = json.loads((root / "out" / "run.json").read_text())
@@ -199,3 +199,13 @@ def test_two_workers_on_two_cores_get_one_thread_each(monkeypatch):
     )
     with cli.dask_client(args) as client:
         assert sorted(client.nthreads().values()) == [1, 1]
+
+
+def test_dashboard_line_names_bokeh_when_the_page_would_only_ask_for_it(monkeypatch):
+    from bigseg.pipeline import sink
+
+    link = "http://127.0.0.1:8787/status"
+    monkeypatch.setattr(sink.importlib.util, "find_spec", lambda name: None)
+    assert sink.dashboard_text(link) == "dask's dashboard needs bokeh (pip install 'bokeh>=3.1')"
+    monkeypatch.setattr(sink.importlib.util, "find_spec", lambda name: object())
+    assert sink.dashboard_text(link) == f"dashboard {link}"

@@ -43,6 +43,7 @@ from ..colours import label_rgba
 from ..io import MAX_LISTED_LABELS, open_levels, read_table
 from ..params import Params
 from ..pipeline import run
+from ..pipeline.sink import dashboard_text
 from ..segment import global_threshold, segment
 from ..stack import as_stack
 
@@ -247,7 +248,7 @@ class SegmentWidget(Container):
     def _on_event(self, event: tuple) -> None:
         kind, *values = event
         if kind == "dashboard":
-            self._status.value = f"running; dashboard {values[0]}"
+            self._status.value = f"running; {dashboard_text(values[0])}"
         elif kind == "progress":
             done, total, n = values
             self._progress.value = int(100 * done / max(total, 1))

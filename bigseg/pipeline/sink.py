@@ -8,6 +8,7 @@ client nor the scheduler ever holds more than :data:`IN_FLIGHT` batches.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ __all__ = [
     "box_region",
     "compute",
     "culled",
+    "dashboard_text",
 ]
 
 #: Batches submitted to a distributed client at once: the next one is queued while one
@@ -48,6 +50,17 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.memory.pause": False,
     "distributed.worker.profile.enabled": False,
 }
+
+
+def dashboard_text(link: str) -> str:
+    """Say where dask's dashboard is, or, without bokeh, what it needs.
+
+    Without bokeh the scheduler still serves ``link``, but its page only asks for
+    bokeh: a run names the package to install instead of a page with no dashboard.
+    """
+    if importlib.util.find_spec("bokeh") is None:
+        return "dask's dashboard needs bokeh (pip install 'bokeh>=3.1')"
+    return f"dashboard {link}"
 
 
 def compute(collection: Any, client: Any, progress: Any, label: str) -> Any:
