@@ -2,6 +2,9 @@
 
 Run from the repository root:  ``.venv/bin/python bench/grid.py [--kinds] [--quick] [--seeds 0-9]``
 
+``--misses`` classifies every true nucleus missed in the cells of small touching nuclei
+(:func:`misses`: merged, found but unmatched, dropped as a fragment, absent).
+
 ``--seeds`` draws the matrix (default seed 0) or the kinds (default seeds 0 and 1) anew with
 other generator seeds: a change is taken only where seeds it was not tuned on agree.
 
@@ -25,9 +28,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bigseg  # noqa: E402
+from bigseg import cluster, methods  # noqa: E402
 from bigseg.measure import measure  # noqa: E402
+from bigseg.methods.default import signal_of  # noqa: E402
 from bigseg.score import match  # noqa: E402
-from bigseg.stack import as_stack  # noqa: E402
+from bigseg.stack import as_4d, as_stack  # noqa: E402
 from bigseg.synth import make_truth, render, synth_kind, visible_centres  # noqa: E402
 
 SCALE = (1.5, 0.71, 0.71)
@@ -136,6 +141,184 @@ def kinds(seeds=(0, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.concat(truths, ignore_index=True)
 
 
+#: Where the misses of a cell come from (:func:`misses`), in the order they are tried.
+MISS_CLASSES = (
+    "merged",  # mostly inside a found nucleus that matches another true one
+    "merged, matching neither",  # mostly inside a found nucleus that holds another true one too
+    "found, unmatched",  # mostly inside a found nucleus of its own whose centre is too far
+    "dropped as a fragment",  # its largest piece was linked, then dropped by drop_small
+    "partly in a neighbour",  # under half inside a found nucleus that matches another one
+    "absent, under the floor",  # no detection; its peak above the background under the floor
+    "absent, above the floor",  # no detection although its peak is above the floor
+)
+
+
+def _linked_before_and_after(det: pd.DataFrame, params: bigseg.Params, scale, planar: bool):
+    """The linking of :func:`bigseg.link` with ``params``, and the ids before ``drop_small``."""
+    options = methods.get(params.preset).link_options(params)
+    out = det.reset_index(drop=True)
+    component = cluster.components(
+        out, link_distance=options["link_distance"], max_gap=options["max_gap"]
+    )
+    smallest = 4 / 3 * np.pi * (cluster.FRAGMENT_FRACTION * float(params.min_radius)) ** 3
+    drift = None if planar else smallest / float(scale[0])
+    out["nucleus"] = cluster._nuclei(out, component, options["neck_ratio"], drift)
+    out["before"] = out["nucleus"]
+    kept = cluster.drop_small(out, scale=scale, min_radius=params.min_radius, planar=planar)
+    return out, kept
+
+
+def _owners(truth: pd.DataFrame, shape, scale) -> np.ndarray:
+    """Label volume ``(t, z, y, x)`` of the true nuclei (row position + 1), inside ``r_um``.
+
+    A voxel inside two (touching nuclei overlap by up to 5 %) goes to the one it is deeper in.
+    """
+    owner = np.zeros(shape, np.int32)
+    depth = np.full(shape, np.inf)
+    axes = [np.arange(n) * s for n, s in zip(shape[1:], scale)]
+    for i, row in enumerate(truth.itertuples(index=False)):
+        sel = [
+            np.flatnonzero(np.abs(a - c) <= row.r_um)
+            for a, c in zip(axes, (row.z_um, row.y_um, row.x_um))
+        ]
+        if not all(s.size for s in sel):
+            continue
+        zz, yy, xx = np.meshgrid(*(a[s] for a, s in zip(axes, sel)), indexing="ij")
+        rel = np.sqrt((zz - row.z_um) ** 2 + (yy - row.y_um) ** 2 + (xx - row.x_um) ** 2) / row.r_um
+        box = (int(row.t), *(slice(s[0], s[-1] + 1) for s in sel))
+        take = (rel < 1) & (rel < depth[box])
+        owner[box] = np.where(take, i + 1, owner[box])
+        depth[box] = np.where(take, rel, depth[box])
+    return owner
+
+
+def misses(
+    image: np.ndarray, truth: pd.DataFrame, scale, params: bigseg.Params | None = None
+) -> pd.DataFrame:
+    """Every true nucleus the default method misses in ``image``, with where it was lost.
+
+    The run is :func:`default_nuclei`'s, stage by stage: the true nuclei's voxels (inside
+    ``r_um``) are compared with the found nuclei's per-plane regions, before and after
+    the fragment filter.  ``cls`` is one of :data:`MISS_CLASSES`; ``cover`` the fraction of
+    its voxels in the found nucleus holding most of them; ``piece_um3`` the volume of its
+    largest linked piece before the fragment filter; ``peak_floors`` the highest signal
+    above the background (:func:`bigseg.methods.default.signal_of`) in its voxels, in
+    floors; ``peak_ratio`` that peak against the brightest neighbour's within 1.5 times the
+    sum of their radii; ``in_regions`` the fraction of its voxels in any plane's region.
+    """
+    params = params or bigseg.Params()
+    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
+    planar = image.shape[1] == 1
+    thr = bigseg.global_threshold(stack, params=params).compute()
+    labels = bigseg.segment(stack, params=params, threshold=thr.values)
+    det = measure(labels, stack).compute()
+    before, kept = _linked_before_and_after(det, params, scale, planar)
+    found = bigseg.nuclei_table(kept, scale=scale, planar=planar)
+    pairs = match(found, truth)
+    matched_truth = np.zeros(len(truth), bool)
+    matched_truth[pairs["truth"].to_numpy()] = True
+    truth_of_found = dict(
+        zip(found["nucleus"].to_numpy()[pairs["found"].to_numpy()], pairs["truth"])
+    )
+    # Per-plane region ids -> nucleus ids before and after the fragment filter (0: none).
+    regions = np.asarray(labels.compute() if hasattr(labels, "compute") else labels)
+    regions = regions.reshape(image.shape)
+    pre = np.zeros(image.shape, np.int64)
+    post = np.zeros(image.shape, np.int64)
+    after = dict(zip(zip(kept["t"], kept["z"], kept["label"]), kept["nucleus"]))
+    for (t, z), part in before.groupby(["t", "z"]):
+        plane = regions[int(t), int(z)]
+        lut_pre = np.zeros(int(plane.max()) + 1, np.int64)
+        lut_post = np.zeros_like(lut_pre)
+        for label, nucleus in zip(part["label"].to_numpy(), part["before"].to_numpy()):
+            if label < lut_pre.size:
+                lut_pre[label] = nucleus
+                lut_post[label] = after.get((t, z, label), 0)
+        pre[int(t), int(z)], post[int(t), int(z)] = lut_pre[plane], lut_post[plane]
+    owner = _owners(truth, image.shape, scale)
+    signal = np.asarray(signal_of(as_4d(stack).data, params, scale).compute())
+    floors = np.asarray(thr.values, float).reshape(-1)
+    voxel = float(np.prod(scale))
+    volume_pre = before.groupby("before")["area_um2"].sum() * float(scale[0])
+    peaks = np.array([signal[owner == i + 1].max(initial=0.0) for i in range(len(truth))])
+    centres = truth[["z_um", "y_um", "x_um"]].to_numpy(float)
+    rows = []
+    for i in np.flatnonzero(~matched_truth):
+        row = truth.iloc[i]
+        mask = owner == i + 1
+        n = int(mask.sum())
+        ids, counts = np.unique(post[mask], return_counts=True)
+        ids, counts = ids[ids > 0], counts[ids > 0]
+        best = int(ids[np.argmax(counts)]) if ids.size else 0
+        cover = float(counts.max() / max(n, 1)) if ids.size else 0.0
+        p_ids, p_counts = np.unique(pre[mask], return_counts=True)
+        p_ids, p_counts = p_ids[p_ids > 0], p_counts[p_ids > 0]
+        piece = int(p_ids[np.argmax(p_counts)]) if p_ids.size else 0
+        piece_cover = float(p_counts.max() / max(n, 1)) if p_ids.size else 0.0
+        piece_dropped = piece > 0 and not (post[pre == piece] > 0).any()
+        other = truth_of_found.get(best, -1)
+        holds_other = False
+        if best:
+            o_ids, o_counts = np.unique(owner[post == best], return_counts=True)
+            sizes = np.bincount(owner.ravel(), minlength=len(truth) + 1)
+            holds_other = any(
+                c >= 0.25 * sizes[o] for o, c in zip(o_ids, o_counts) if o not in (0, i + 1)
+            )
+        floor_t = floors[min(int(row["t"]), floors.size - 1)]
+        same_t = truth["t"].to_numpy() == row["t"]
+        apart = np.linalg.norm(centres - centres[i], axis=1)
+        near = same_t & (apart < 1.5 * (truth["r_um"].to_numpy() + row["r_um"]))
+        near[i] = False
+        neighbour = peaks[near].max(initial=0.0)
+        if cover >= 0.5 and other >= 0:
+            cls = "merged"
+        elif cover >= 0.5 and holds_other:
+            cls = "merged, matching neither"
+        elif cover >= 0.5:
+            cls = "found, unmatched"
+        elif piece_dropped and piece_cover > cover:
+            cls = "dropped as a fragment"
+        elif cover > 0 and other >= 0:
+            cls = "partly in a neighbour"
+        elif peaks[i] < floor_t:
+            cls = "absent, under the floor"
+        else:
+            cls = "absent, above the floor"
+        rows.append(
+            {"nucleus": int(row["nucleus"]), "t": int(row["t"]), "r_px": row["r_um"] / scale[1],
+             "brightness": row["brightness"], "cls": cls, "cover": cover,
+             "piece_um3": float(volume_pre.get(piece, 0.0)) if piece else 0.0,
+             "true_um3": n * voxel, "peak_floors": peaks[i] / floor_t,
+             "peak_ratio": peaks[i] / neighbour if neighbour > 0 else np.inf,
+             "in_regions": float((pre[mask] > 0).mean()) if n else 0.0}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=[
+        "nucleus", "t", "r_px", "brightness", "cls", "cover", "piece_um3", "true_um3",
+        "peak_floors", "peak_ratio", "in_regions"])  # fmt: skip
+
+
+def miss_grid(seeds=(0,), radii=("small",), touching=(0.25,)) -> pd.DataFrame:
+    """:func:`misses` over the cells of the matrix with these radii and touching fractions."""
+    tables = []
+    for dims, rad, offset, touch, seed in itertools.product(
+        SHAPES, radii, OFFSETS, touching, seeds
+    ):
+        image, truth, scale = case(dims, rad, offset, touch, seed)
+        lost = misses(image, truth, scale)
+        tables.append(lost.assign(dims=dims, radii=rad, offset=offset, touching=touch, seed=seed))
+    return pd.concat(tables, ignore_index=True)
+
+
+def report_misses(lost: pd.DataFrame) -> None:
+    """Print the misses per class (3D and 2D apart) and each miss."""
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(lost.to_string(index=False, float_format="%.2f"))
+        counts = lost.groupby(["dims", "cls"]).size().unstack(0, fill_value=0)
+        print("misses per class:")
+        print(counts.reindex([c for c in MISS_CLASSES if c in counts.index]).to_string())
+        print(f"total: {len(lost)}")
+
+
 def recall_by(truth: pd.DataFrame, column: str, bins) -> pd.Series:
     """Recall of true nuclei binned by ``column``."""
     return truth.groupby(pd.cut(truth[column], bins), observed=True)["found"].mean()
@@ -206,7 +389,9 @@ def _seeds(default: tuple[int, ...]) -> tuple[int, ...]:
 
 
 if __name__ == "__main__":
-    if "--kinds" in sys.argv:
+    if "--misses" in sys.argv:
+        report_misses(miss_grid(seeds=_seeds((0,))))
+    elif "--kinds" in sys.argv:
         report(*kinds(seeds=_seeds((0, 1))))
     else:
         report(*grid(seeds=_seeds((0,)), quick="--quick" in sys.argv))
