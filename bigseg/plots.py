@@ -213,6 +213,10 @@ def orthogonal_projections(
 # --------------------------------------------------------------------------- montage
 
 
+#: Width of a montage of one to three panels, inches (each panel 3 inches wide otherwise).
+MONTAGE_WIDTH = 9.0
+
+
 def plane_montage(
     stack: xr.DataArray,
     labels: xr.DataArray | None = None,
@@ -286,8 +290,10 @@ def plane_montage(
     nrows = -(-len(planes) // ncols)
     if fig is None:
         aspect = (ny * sy) / (nx * sx)
-        height = nrows * (3.0 * aspect + 0.55) + 0.4  # room for each panel's title and ticks
-        fig = plt.figure(figsize=(3.0 * ncols, min(max(height, 2.0), 20.0)), layout="constrained")
+        # A few panels (one, of a 2D image) share the width of three: outlines stay readable.
+        panel = max(3.0, MONTAGE_WIDTH / ncols)
+        height = nrows * (panel * aspect + 0.55) + 0.4  # room for each panel's title and ticks
+        fig = plt.figure(figsize=(panel * ncols, min(max(height, 2.0), 20.0)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     lo, hi = _contrast(image)
     for k, ax in enumerate(axes.ravel()):
@@ -308,7 +314,11 @@ def plane_montage(
             overlay = np.zeros((*lab.shape, 4), np.float32)
             overlay[edges] = _float_rgba(lab[edges])
             ax.imshow(overlay, extent=(*xlim, ylim[1], ylim[0]), interpolation="nearest")
-        title = "the one plane" if nz == 1 else f"z = {planes[k]} ({z0 + planes[k] * sz:.1f} µm)"
+        title = (
+            ("nuclei outlined" if labels is not None else "")
+            if nz == 1
+            else f"z = {planes[k]} ({z0 + planes[k] * sz:.1f} µm)"
+        )
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(4))  # tick labels never overlap
@@ -317,7 +327,9 @@ def plane_montage(
         ax.set_xlabel("x (µm)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("y (µm)", fontsize=8)
-    fig.suptitle(f"Planes of time point {_t_value(four, t)}", fontsize=10)
+    fig.suptitle(
+        f"{'Plane' if nz == 1 else 'Planes'} of time point {_t_value(four, t)}", fontsize=10
+    )
     return fig
 
 

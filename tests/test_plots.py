@@ -105,6 +105,17 @@ def test_montage_default_planes_and_bad_planes(small_stack):
         plots.plane_montage(stack, z=[12])
 
 
+def test_montage_of_a_2d_image_is_as_wide_as_three_panels():
+    # One plane drawn 3 inches wide made a 700 x 1100 px frame of 170 nuclei unreadable.
+    image = bigseg.as_stack(np.zeros((70, 110), np.uint16), scale=(0.5, 0.5))
+    fig = plots.plane_montage(image)
+    assert len([ax for ax in fig.axes if ax.images]) == 1
+    assert fig.get_size_inches()[0] == pytest.approx(plots.MONTAGE_WIDTH)
+    stack = bigseg.as_stack(np.zeros((9, 70, 110), np.uint16), scale=(1.0, 0.5, 0.5))
+    assert plots.plane_montage(stack, n=6).get_size_inches()[0] == pytest.approx(9.0)
+    assert plots.plane_montage(stack, n=8, ncols=4).get_size_inches()[0] == pytest.approx(12.0)
+
+
 def test_histogram_counts_every_grey_level_lazily(series):
     stack, _, _ = series
     values = stack.values
