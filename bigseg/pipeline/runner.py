@@ -46,6 +46,7 @@ from .layout import BLOCKS, LINKED, scratch_path
 from .partitions import SMALL_DETECTIONS, Parts, lazy_parts, read_parts
 from .passes import (
     keeps_signal,
+    kept_blocks,
     link_pass,
     part_times_of,
     relabel_pass,
@@ -319,6 +320,11 @@ def run(
             "chunks": [list(c) for c in stack.data.chunks],
             "parts_per_t": parts.per_t,  # detections by t-chunk (1), or by its z-chunks
             "kept_signal": keep,  # the method's signal computed once, in blocks of its own
+            "signal_blocks": (
+                [list(c) for c in kept_blocks(as_4d(stack), params, budget, _threads(client))]
+                if keep
+                else None
+            ),
         }
         record["tracking"] = tracking_record(tracking, tracked, interval)
         if record["tracking"] is not None:
