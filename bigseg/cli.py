@@ -1234,9 +1234,9 @@ def _split_note(blocks: dict) -> str:
     signal = blocks.get("signal_blocks")
     if signal and len(signal[-1]) > 1:
         return (
-            f". To fit the memory budget of {budget} per task, the signal was computed in "
-            f"blocks of {max(signal[-2])} x {max(signal[-1])} pixels, which recomputes "
-            f"their edges: {how}"
+            f". To fit the memory budget of {budget} per task, the signal above the background "
+            f"was computed in blocks of {max(signal[-2])} x {max(signal[-1])} pixels, which "
+            f"recomputes their edges: {how}"
         )
     return ""
 
