@@ -863,6 +863,85 @@ def bench_stack(args, work: Path, n_planes: int, presets: list[str], repeats: in
     return {"median": med, "mismatch": mismatch or port_mismatch}
 
 
+def _same_up_to_ids(out: Path, ref: Path) -> str:
+    """How two runs' outputs compare: identical, the same up to ids, or what differs."""
+    import zarr
+
+    a, b = (pd.read_parquet(p / "nuclei.parquet") for p in (out, ref))
+    la = zarr.open_group(str(out / "labels.zarr"), mode="r")["0"][...]
+    lb = zarr.open_group(str(ref / "labels.zarr"), mode="r")["0"][...]
+    if a.equals(b) and np.array_equal(la, lb):
+        return "identical"
+    cols = ["t", "z", "y", "x"]
+    a, b = (t.drop(columns="nucleus").sort_values(cols, ignore_index=True) for t in (a, b))
+    if len(a) != len(b) or not np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9):
+        return f"nuclei differ ({len(a)} against {len(b)})"
+    pairs = np.unique(np.stack([la.ravel(), lb.ravel()]), axis=1)
+    one_to_one = len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+    return "same up to ids" if one_to_one else "labels differ"
+
+
+def bench_memory_limits(args, work: Path) -> int:
+    """``bigseg segment`` on the stack with each ``--memory-limit``: wall, CPU, peak, blocks.
+
+    Each limit (``none``: the command's default, no limit) runs ``--repeats`` times,
+    alternating, with this version and, given ``--reference``, that one; ratios are to the
+    same version's run without a limit, in the same bench run; outputs are compared with
+    that run's.
+    """
+    from bigseg.synth import synth
+
+    shape = (args.planes, args.size, args.size)
+    nuclei = max(1, round(NUCLEI_PER_MVOXEL * np.prod(shape) / 1e6))
+    stack_path = work / f"stack{args.planes}.ome.zarr"
+    synth(stack_path, shape=shape, nuclei=nuclei, scale=SCALE, seed=args.seed,
+          overwrite=True, brightness=tuple(args.brightness))  # fmt: skip
+    versions = ["this"] + (["reference"] if args.reference else [])
+    runs = [(v, limit) for limit in args.memory_limits for v in versions]
+    print(
+        f"\n## --memory-limit on {args.planes} x {args.size} x {args.size} uint16 (storage "
+        f"chunks of 4 planes), default preset, {args.repeats} repeats, alternating",
+        flush=True,
+    )
+    times: dict = {r: [] for r in runs}
+    cpus: dict = {r: [] for r in runs}
+    peaks: dict = dict.fromkeys(runs, 0)
+    for v in versions:  # numba compiles each version's loops once (untimed)
+        run_bigseg(stack_path, work / f"warm-{v}", "default", [],
+                   args.reference if v == "reference" else None)  # fmt: skip
+    for _ in range(args.repeats):
+        for v, limit in runs:
+            extra = [] if limit == "none" else ["--memory-limit", limit]
+            out = work / f"out-{v}-{limit}"
+            wall, cpu, peak = run_bigseg(stack_path, out, "default", extra,
+                                         args.reference if v == "reference" else None)  # fmt: skip
+            times[(v, limit)].append(wall)
+            cpus[(v, limit)].append(cpu)
+            peaks[(v, limit)] = max(peaks[(v, limit)], peak)
+            print(f"{v} {limit}: {wall:.2f} s (CPU {cpu:.2f} s, peak {peak / 2**20:.0f} MiB)",
+                  flush=True)  # fmt: skip
+    print(
+        "\n| version | --memory-limit | budget per task | work blocks (z x y x x) | signal "
+        "kept | wall s | ratio to no limit | CPU s | peak RSS | outputs vs no limit |"
+    )
+    print("|---|---|---:|---|---|---:|---:|---:|---:|---|")
+    for v, limit in runs:
+        out = work / f"out-{v}-{limit}"
+        record = json.loads((out / "run.json").read_text())["work_blocks"]
+        block = " x ".join(str(max(c)) for c in record["chunks"][-3:])
+        kept = {True: "yes", False: "no"}.get(record.get("kept_signal"), "(not recorded)")
+        wall = statistics.median(times[(v, limit)])
+        base = statistics.median(times[(v, "none")]) if (v, "none") in times else float("nan")
+        same = _same_up_to_ids(out, work / f"out-{v}-none") if limit != "none" else ""
+        print(
+            f"| {v} | {limit} | {record['budget_bytes'] / 2**20:.0f} MiB | {block} | {kept} | "
+            f"{wall:.2f} | {wall / base:.2f}x | {statistics.median(cpus[(v, limit)]):.2f} | "
+            f"{peaks[(v, limit)] / 2**20:.0f} MiB | {same} |"
+        )
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--planes", type=int, default=8)
@@ -914,6 +993,13 @@ def main(argv=None) -> int:
         metavar=("SPOT", "OUTLINE"),
         help="VOL's spot and outline sigmas in pixels (default: its own, 2 2)",
     )
+    parser.add_argument(
+        "--memory-limits",
+        nargs="+",
+        metavar="LIMIT",
+        help="only time `bigseg segment --memory-limit LIMIT` on the stack for each LIMIT "
+        "(`none`: no limit, the reference for the ratios), e.g. none 1GiB 600MiB 400MiB",
+    )
     parser.add_argument("--_recipe", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--_recipe-dask", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -939,6 +1025,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bigseg-speed-") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
+        if args.memory_limits:
+            limits = list(dict.fromkeys(["none", *args.memory_limits]))
+            return bench_memory_limits(
+                argparse.Namespace(**{**vars(args), "memory_limits": limits}), work
+            )
         presets = ["seed", "default"]
         if args.reference:
             presets += [f"{p}@ref" for p in presets]

@@ -1209,19 +1209,36 @@ def summary(record: dict, source: str, output: Any, seconds: float) -> str:
 
 
 def _split_note(blocks: dict) -> str:
-    """Return a sentence when bigseg split whole stored planes to fit the budget, else ''."""
+    """Return a sentence when bigseg split whole stored planes to fit the budget, else ''.
+
+    The work blocks' planes, or, where those stayed whole, the planes of the blocks the
+    kept signal was computed in when cut along x too (only a budget that no block of
+    whole rows fits cuts them so; y parts alone are for the threads).
+    """
     chunks, storage = blocks.get("chunks"), blocks.get("storage_chunks")
     if not chunks or not storage or not blocks.get("budget_bytes"):
         return ""
-    split = len(chunks[-2]) > 1 or len(chunks[-1]) > 1
-    if not split or len(storage[-2]) > 1 or len(storage[-1]) > 1:
-        return ""  # whole planes, or planes stored split: nothing bigseg chose
-    return (
-        f". To fit the memory budget of {_size(float(blocks['budget_bytes']))} per task, "
-        f"planes were split into blocks of {max(chunks[-2])} x {max(chunks[-1])} pixels, "
-        "which recomputes their edges: a larger --memory-limit, or fewer "
-        "--threads-per-worker, gives larger blocks (whole planes run fastest)"
+    if len(storage[-2]) > 1 or len(storage[-1]) > 1:
+        return ""  # planes stored split: nothing bigseg chose
+    budget = _size(float(blocks["budget_bytes"]))
+    how = (
+        "a larger --memory-limit, or fewer --threads-per-worker, gives larger blocks "
+        "(whole planes run fastest)"
     )
+    if len(chunks[-2]) > 1 or len(chunks[-1]) > 1:
+        return (
+            f". To fit the memory budget of {budget} per task, planes were split into blocks "
+            f"of {max(chunks[-2])} x {max(chunks[-1])} pixels, which recomputes their edges: "
+            f"{how}"
+        )
+    signal = blocks.get("signal_blocks")
+    if signal and len(signal[-1]) > 1:
+        return (
+            f". To fit the memory budget of {budget} per task, the signal above the background "
+            f"was computed in blocks of {max(signal[-2])} x {max(signal[-1])} pixels, which "
+            f"recomputes their edges: {how}"
+        )
+    return ""
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -65,11 +65,18 @@ def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr
     return methods.get(params.preset).statistic(stack, params)
 
 
-def memory_model(params: Params, scale) -> tuple[PassMemory, ...]:
-    """Return the memory model of every pass of ``params.preset``, relabelling included."""
+def memory_model(params: Params, scale, *, kept: bool = False) -> tuple[PassMemory, ...]:
+    """Return the memory model of every pass of ``params.preset``, relabelling included.
+
+    ``kept``: the passes of a run that keeps the method's signal (computed once, in
+    blocks of its own, and read back by the work blocks: no ``floor`` pass over them,
+    and a pre-pass that reads the kept signal), rather than of one that computes it in
+    every work block.
+    """
     m = methods.get(params.preset)
     px = params.in_pixels(scale)
-    return (*m.memory(params, scale, halo_px(px, params.preset)), RELABEL)
+    passes = m.memory(params, scale, halo_px(px, params.preset))
+    return (*(p for p in passes if p.kept is None or p.kept == bool(kept)), RELABEL)
 
 
 def work_blocks(
@@ -79,6 +86,7 @@ def work_blocks(
     budget: int | None = None,
     stitch: bool | None = None,
     merge: bool = False,
+    kept: bool = False,
 ) -> xr.DataArray:
     """Return ``stack`` rechunked into work blocks whose every task fits ``budget`` (lazy).
 
@@ -89,7 +97,8 @@ def work_blocks(
     (:func:`bigseg.chunked.plan.work_chunks`).  ``budget`` defaults to
     :func:`bigseg.chunked.plan.memory_budget` (the current client's workers'
     limit per thread, or dask's ``array.chunk-size``).  ``stitch=False``, or a
-    method that cannot segment split planes, keeps planes whole.
+    method that cannot segment split planes, keeps planes whole.  ``kept``: planned
+    for a run that keeps the method's signal (``memory_model(kept=True)``).
     """
     m = methods.get(params.preset)
     scale = scale_of(stack)
@@ -98,7 +107,7 @@ def work_blocks(
     chunks = work_chunks(
         four.shape,
         four.data.chunks,
-        memory_model(params, scale),
+        memory_model(params, scale, kept=kept),
         memory_budget() if budget is None else int(budget),
         itemsize=four.dtype.itemsize,
         min_side=halo_px(px, params.preset),
@@ -147,15 +156,22 @@ def stitched_blocks(
     scale,
     *,
     keep: Callable[[da.Array], da.Array] | None = None,
+    signal: da.Array | None = None,
 ) -> da.Array:
     """One :class:`bigseg.chunked.stitch.Block` per y/x block of ``data`` (lazy object array).
 
     ``data`` as :func:`plan_blocks` returns it; the method's pre-pass, kernel and halo.
     ``keep(source)``, when given, stores the pre-pass's output and returns it read
     back (a run's scratch store): the blocks then read their halo from there.
+    ``signal``, when given, is the method's signal (:attr:`bigseg.methods.Method.signal`)
+    of ``data``, in its chunks, computed before (a run keeps it): the pre-pass reads it
+    (:attr:`~bigseg.methods.Method.prepass_of_signal`) instead of computing it again.
     """
     m = methods.get(params.preset)
-    source, image = m.prepass(data, thresholds, params, scale)
+    if signal is not None:
+        source, image = m.prepass_of_signal(signal, data, thresholds, params, scale)
+    else:
+        source, image = m.prepass(data, thresholds, params, scale)
     if keep is not None and source is not data:
         source = keep(source)
     halo = halo_px(px, params.preset)

@@ -177,3 +177,19 @@ def test_speed_bench_times_vol_alone(stand_in_vol, monkeypatch, tmp_path):
     assert nuclei == 1  # the stand-in's sigma 2 finds the bright blob only
     assert 0 <= seconds <= wall and cpu >= 0 and peak > 0
     assert not (tmp_path / "vol" / "labels_0.npy").exists()
+
+
+def test_speed_bench_times_memory_limits_against_no_limit(tmp_path, capsys):
+    # bench/speed.py --memory-limits: bigseg segment without a limit and with each one, the
+    # blocks and budget from run.json, the outputs compared with the run without a limit.
+    import speed
+
+    args = ["--planes", "4", "--size", "128", "--repeats", "1", "--memory-limits", "1GiB",
+            "--workdir", str(tmp_path)]  # fmt: skip
+    assert speed.main(args) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| this")]
+    assert len(rows) == 2
+    none, limited = ([c.strip() for c in row.strip("|").split("|")] for row in rows)
+    assert none[1] == "none" and none[6] == "1.00x" and limited[1] == "1GiB"
+    assert limited[2].endswith("MiB")  # the worker's budget per task, measured
+    assert limited[4] == "yes" and limited[-1] == "identical"

@@ -374,3 +374,15 @@ def test_summary_says_when_planes_were_split_to_fit_the_memory_budget(series_run
     )
     blocks["storage_chunks"] = [[1, 1], [6], [32, 32], [64]]  # stored split: not bigseg's
     assert "planes were split" not in summary(record, "ts.ome.zarr", "out", 1.0)
+    # Whole planes, the kept signal computed in y/x blocks to fit the budget: said too.
+    blocks["storage_chunks"] = blocks["chunks"] = [[1, 1], [6], [64], [64]]
+    blocks["kept_signal"], blocks["signal_blocks"] = True, [[1, 1], [6], [32, 32], [64]]
+    assert "the signal above" not in summary(record, "ts.ome.zarr", "out", 1.0)  # y: threads
+    blocks["signal_blocks"] = [[1, 1], [6], [32, 32], [22, 22, 20]]
+    text = " ".join(summary(record, "ts.ome.zarr", "out", 1.0).split())
+    assert text.endswith(
+        "bigseg plot out. To fit the memory budget of 185 MB per task, the signal above the "
+        "background was computed in blocks of 32 x 22 pixels, which recomputes their "
+        "edges: a larger --memory-limit, or fewer --threads-per-worker, gives larger blocks "
+        "(whole planes run fastest)"
+    )

@@ -8,13 +8,14 @@ import pytest
 
 import bigseg
 import bigseg.pipeline.passes as passes
+import bigseg.pipeline.runner as runner
 import bigseg.pipeline.scratch as scratch
 from bigseg import run
 from bigseg.methods import default as dm
 from bigseg.pipeline.layout import KEPT, KEPT_DONE, scratch_path
 from bigseg.stack import scale_of
 
-from .conftest import synthetic
+from .conftest import assert_same_labels, synthetic
 from .test_reliability import assert_same_outputs
 
 PARAMS = {"min_radius": 2.84, "max_radius": 9.0, "smooth_radius": 1.42}
@@ -45,7 +46,8 @@ def test_the_signal_is_computed_once_and_the_outputs_are_the_same(tmp_path, monk
     params = bigseg.Params(**PARAMS)
     calls = _count_signals(monkeypatch)
     with dask.config.set(scheduler="synchronous"):
-        monkeypatch.setattr(passes, "keeps_signal", lambda *a: False)  # as before: twice
+        # as before: twice (the run decides before planning its work blocks)
+        monkeypatch.setattr(runner, "keeps_signal", lambda *a, **k: False)
         twice = run(series, tmp_path / "twice", params=params)
         n_twice = len(calls)
         monkeypatch.undo()
@@ -89,7 +91,6 @@ def test_kept_signal_is_the_signal_of_the_whole_stack(tmp_path, series):
     [
         (2**30, 1, ((1, 1), (32,), (64,), (64,))),  # a whole time point
         (2**30, 8, ((1, 1), (16, 16), (32, 32), (64,))),  # cut in z and y for 8 threads
-        (19_900_000, 1, ((1, 1), (16, 16), (64,), (64,))),  # a time point is over the budget
     ],
 )
 def test_the_signal_is_kept_from_blocks_of_its_own(
@@ -108,6 +109,19 @@ def test_the_signal_is_kept_from_blocks_of_its_own(
     assert kept.chunks == series.data.chunks  # read back in the stack's chunks
     np.testing.assert_array_equal(kept.compute(), whole.compute())
     np.testing.assert_array_equal(values, bigseg.global_threshold(series, params=params).values)
+
+
+def test_the_signal_is_not_kept_where_no_block_of_it_fits_the_budget(tmp_path, series):
+    # A time point of 32 x 64 x 64 is over the budget (its strips alone are 17 MiB), and no
+    # cut helps (the reach spans the halves): no blocks, and the run does not keep it
+    # (it used to compute it in the stack's chunks, over the budget, all the same).
+    params = bigseg.Params(**PARAMS)
+    four = series
+    assert passes.kept_blocks(four, params, 19_900_000, 1) is None
+    assert not passes.keeps_signal(series, params, budget=19_900_000, threads=1)
+    assert passes.keeps_signal(series, params, budget=2**30, threads=1)
+    with pytest.raises(RuntimeError, match="should not have kept it"):
+        passes.signal_blocks(series, params, passes.Sink(), 19_900_000)
 
 
 def test_every_chunk_of_the_kept_signal_is_written_zeros_included(tmp_path, series):
@@ -170,3 +184,112 @@ def test_the_signal_is_not_kept_where_the_disk_has_no_room_for_it(tmp_path, monk
         result = run(series, tmp_path / "out", params=params)
     assert not seen and len(calls) == 2 * 2 * 2  # never kept: the floor's and the pre-pass's
     assert len(result.nuclei) > 5
+
+
+@pytest.fixture(scope="module")
+def unlimited(tmp_path_factory):
+    """A small stack and the outputs of its run without a memory budget (whole planes)."""
+    stack = synthetic((16, 256, 256), 20, seed=3, radius_um=(3.0, 5.0))[0]
+    out = tmp_path_factory.mktemp("unlimited") / "out"
+    with dask.config.set({"array.chunk-size": 1 << 40, "scheduler": "synchronous"}):
+        result = run(stack.chunk({"z": -1, "y": -1, "x": -1}), out, params=bigseg.Params())
+    assert result.record["work_blocks"]["chunks"][-3:] == [[16], [256], [256]]
+    assert len(result.nuclei) > 10
+    return stack, out
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        {"z": -1, "y": -1, "x": -1},  # whole planes, one chunk
+        {"z": 1, "y": -1, "x": -1},  # chunks of one plane
+        {"z": 4, "y": -1, "x": -1},  # chunks of 4 planes
+        {"z": 4, "y": 128, "x": 128},  # chunks split in y/x
+    ],
+    ids=["whole", "z1", "z4", "yx"],
+)
+@pytest.mark.parametrize("budget", [64, 32, 24], ids=["large", "medium", "small"])
+def test_a_budget_keeps_the_signal_and_the_outputs_of_an_unlimited_run(
+    tmp_path, unlimited, chunks, budget
+):
+    # Work blocks planned for a run that keeps the signal (its own blocks: y, or y and x
+    # parts of the time point), whole planes or split: the same tables and labels as
+    # the run without a budget.
+    stack, reference = unlimited
+    with dask.config.set({"array.chunk-size": budget << 20, "scheduler": "synchronous"}):
+        result = run(stack.chunk(chunks), tmp_path / "out", params=bigseg.Params())
+    assert result.record["work_blocks"]["kept_signal"] is True
+    if len(result.record["work_blocks"]["chunks"][-1]) == 1:  # whole planes: to the bit
+        assert_same_outputs(reference, tmp_path / "out")
+    else:  # split planes, stitched: the same rows and voxels, in another order and ids
+        _assert_same_up_to_ids(reference, tmp_path / "out")
+
+
+def _assert_same_up_to_ids(a, b):
+    """Two output directories hold the same nuclei, detections and labels but for ids."""
+    import pandas as pd
+    import zarr
+
+    tables = (("nuclei.parquet", ["nucleus"]), ("detections.parquet", ["nucleus", "label"]))
+    for name, ids in tables:
+        ta, tb = (pd.read_parquet(p / name) for p in (a, b))
+        assert list(ta.columns) == list(tb.columns) and len(ta) == len(tb) > 10
+        ta, tb = (
+            t.drop(columns=ids).sort_values(["t", "z", "y", "x"], ignore_index=True)
+            for t in (ta, tb)
+        )
+        pd.testing.assert_frame_equal(ta, tb, check_exact=False, rtol=1e-9)
+    la, lb = (zarr.open_array(p / "labels.zarr" / "0", mode="r")[...] for p in (a, b))
+    assert_same_labels(la, lb)
+    assert len(np.unique(la)) == len(pd.read_parquet(a / "nuclei.parquet")) + 1
+
+
+@pytest.mark.parametrize("kept_first", [True, False])
+def test_a_resumed_run_keeps_the_signal_as_the_interrupted_run_decided(
+    tmp_path, monkeypatch, unlimited, kept_first
+):
+    # The decision to keep the signal changes the work blocks (here whole planes when kept,
+    # planes split when not), so it is part of the fingerprint, and a resumed run makes it
+    # as the interrupted one did, whatever the scratch disk's free space says now (the kept
+    # signal and the outputs take some of it).
+    stack, reference = unlimited
+    stack = stack.chunk({"z": 4, "y": -1, "x": -1})
+    out = tmp_path / "out"
+    fraction = passes.KEEP_DISK_FRACTION
+    done = []
+    real_finish, real_link = scratch._finish_block, runner.link_pass
+
+    def finish_one(*args, **kwargs):
+        if done:  # interrupted in the segment pass, one block done
+            raise KeyboardInterrupt
+        done.append(1)
+        return real_finish(*args, **kwargs)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with dask.config.set({"array.chunk-size": 32 << 20, "scheduler": "synchronous"}):
+        monkeypatch.setattr(passes, "KEEP_DISK_FRACTION", fraction if kept_first else 0.0)
+        if kept_first:  # whole planes: one block of the segment pass done
+            monkeypatch.setattr(scratch, "_finish_block", finish_one)
+        else:  # split planes, stitched: after the segment pass
+            monkeypatch.setattr(runner, "link_pass", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(stack, out, resume=True, params=bigseg.Params())
+        assert (scratch_path(out) / KEPT_DONE).exists() is kept_first
+        # Now the disk says the opposite.
+        monkeypatch.setattr(passes, "KEEP_DISK_FRACTION", 0.0 if kept_first else fraction)
+        monkeypatch.setattr(scratch, "_finish_block", real_finish)
+        monkeypatch.setattr(runner, "link_pass", real_link)
+        calls = _count_signals(monkeypatch)
+        resumed = run(stack, out, resume=True, params=bigseg.Params())
+    planned = resumed.record["work_blocks"]
+    assert planned["kept_signal"] is kept_first
+    assert (planned["chunks"][-1] == [256]) is kept_first  # planes split when not kept
+    assert resumed.record["blocks"]["reused"] >= 1
+    # The blocks left read the signal kept before the interruption.
+    assert len(calls) == 0
+    if kept_first:
+        assert_same_outputs(reference, out)
+    else:
+        _assert_same_up_to_ids(reference, out)

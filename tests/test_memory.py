@@ -94,6 +94,15 @@ def test_default_kernels_peak_within_their_model(shape):
         model = _model(passes, name, full)
         assert peak <= model, (name, peak, model)
         assert model <= 2 * peak, (name, peak, model)  # and not absurdly loose
+    # A run that keeps the signal: the pre-pass reads it (float32) grown by the local box.
+    signal = default._signal_block(block, lp=lp, margin=none)
+    fraction = params.local_fraction
+    peak = _peak(default._foreground_block, signal, thr, lp=lp, fraction=fraction,
+                 margin=none, signal_out=True, stored=True)  # fmt: skip
+    kept = memory_model(params, SCALE, kept=True)
+    assert [p.name for p in kept] == ["foreground", "kernel", "relabel"]  # no floor pass
+    model = _model(kept, "foreground", full)
+    assert peak <= model <= 2 * peak, (peak, model)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -466,11 +475,13 @@ def test_work_blocks_of_a_file_are_read_as_blocks_not_split_after_reading(kind, 
     assert outputs.largest <= block, (outputs.largest, block)
 
 
-def test_a_run_on_whole_plane_chunks_holds_a_few_blocks_at_a_time(tmp_path):
+def test_a_run_on_whole_plane_chunks_holds_a_few_blocks_at_a_time(tmp_path, monkeypatch):
     # 48 planes in Zarr chunks of 4 whole 384² planes, a budget that splits them into y/x
     # blocks and a z reach of many chunks: the results the finished tasks hold at once
     # stay within one and a half budgets (split after reading, they held twice that:
-    # every whole plane a grown block's pieces came from).
+    # every whole plane a grown block's pieces came from).  The signal computed in every
+    # block (a run that keeps it plans whole planes here).
+    monkeypatch.setattr("bigseg.pipeline.runner.keeps_signal", lambda *a, **k: False)
     shape = (48, 384, 384)
     _zarr_of_whole_planes(tmp_path / "planes.zarr", shape)
     stack = bigseg.open_stack(tmp_path / "planes.zarr", scale=SCALE)
@@ -484,15 +495,20 @@ def test_a_run_on_whole_plane_chunks_holds_a_few_blocks_at_a_time(tmp_path):
     assert outputs.held <= 1.5 * budget, (outputs.held / MiB, budget / MiB)
 
 
-def test_split_planes_read_their_halo_from_the_stored_pre_pass(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("kept", "budget"), [(False, 48 * MiB), (True, 26 * MiB)])
+def test_split_planes_read_their_halo_from_the_stored_pre_pass(tmp_path, monkeypatch, kept, budget):
     # Whole-plane chunks split into y/x blocks: the default method's pre-pass (the signal
     # above the background) is stored in the scratch directory first, and every block
     # reads it back from there grown by the halo, each in a task of its own (a halo
     # exchange in memory held a wavefront of blocks across the plane). The same nuclei
-    # as whole planes; nothing of it is left in the output.
+    # as whole planes; nothing of it is left in the output.  The pre-pass computes the
+    # signal itself, or (``kept``, a smaller budget: planes split all the same) reads the
+    # signal the threshold pass kept.
     from bigseg.pipeline import scratch
     from bigseg.reads import is_read
 
+    if not kept:  # a run that keeps the signal plans whole planes for this budget
+        monkeypatch.setattr("bigseg.pipeline.runner.keeps_signal", lambda *a, **k: False)
     shape = (16, 384, 384)
     _zarr_of_whole_planes(tmp_path / "planes.zarr", shape)
     stack = bigseg.open_stack(tmp_path / "planes.zarr", scale=SCALE)
@@ -504,11 +520,12 @@ def test_split_planes_read_their_halo_from_the_stored_pre_pass(tmp_path, monkeyp
 
     monkeypatch.setattr("bigseg.pipeline.passes._scratch", _With(scratch, stored_signal=spy))
     params = Params.from_preset("default")
-    with dask.config.set({"array.chunk-size": 48 * MiB, "scheduler": "synchronous"}):
+    with dask.config.set({"array.chunk-size": budget, "scheduler": "synchronous"}):
         split = run(stack, tmp_path / "split", params=params)
     with dask.config.set({"scheduler": "synchronous"}):
         whole = run(stack, tmp_path / "whole", params=params, stitch=False)
     assert len(split.record["work_blocks"]["chunks"][2]) > 1  # planes split in y/x
+    assert split.record["work_blocks"]["kept_signal"] is kept
     assert len(stored) == 1 and is_read(stored[0])
     work = split.record["work_blocks"]["chunks"]  # stored in the work blocks, one per chunk
     assert [list(c) for c in stored[0].chunks[1:]] == [list(c) for c in work[-3:]]
@@ -519,6 +536,7 @@ def test_split_planes_read_their_halo_from_the_stored_pre_pass(tmp_path, monkeyp
     np.testing.assert_allclose(pd_split.to_numpy(float), pd_whole.to_numpy(float))
     assert not (tmp_path / "split" / "signal.zarr").exists()
     assert not (tmp_path / "split" / "signal.done").exists()
+    assert not (tmp_path / "split" / "kept.zarr").exists()
 
 
 class _With:
@@ -632,15 +650,65 @@ def test_a_stored_pass_is_planned_in_deep_blocks_cut_in_y_inside_the_budget():
     plan = partial(stored_pass_chunks, shape, chunks, floor, itemsize=2)
     assert plan(2**32, threads=1) == ((1,), (48,), (1024,), (1024,))
     assert plan(2**32, threads=2) == ((1,), (48,), (512, 512), (1024,))
-    for budget in (2**32, 600 * MiB, 300 * MiB, 200 * MiB):
+    for budget in (2**32, 600 * MiB, 300 * MiB, 200 * MiB, 100 * MiB, 48 * MiB):
         for threads in (1, 2, 4, 16):
             blocks = plan(budget, threads=threads)
-            bz, by = blocks[1][0], blocks[2][0]
-            assert bz % 4 == 0 and sum(blocks[1]) == 48 and sum(blocks[2]) == 1024
+            bz, by, bx = blocks[1][0], blocks[2][0], blocks[3][0]
+            assert bz % 4 == 0 and sum(blocks[1]) == 48
+            assert sum(blocks[2]) == 1024 and sum(blocks[3]) == 1024
             assert min(blocks[1]) >= 20 or len(blocks[1]) == 1  # never merged for the halo
             assert min(blocks[2]) >= 45 or len(blocks[2]) == 1
-            around = (len(blocks[1]) > 1, len(blocks[2]) > 1, False)
-            need = task_peak((1, bz, by, 1024), [floor], itemsize=2, shape=shape,
+            assert min(blocks[3]) >= 45 or len(blocks[3]) == 1
+            # x is cut only where no block of whole rows fits
+            assert len(blocks[3]) == 1 or budget < 200 * MiB, (budget, blocks)
+            around = (len(blocks[1]) > 1, len(blocks[2]) > 1, len(blocks[3]) > 1)
+            need = task_peak((1, bz, by, bx), [floor], itemsize=2, shape=shape,
                              neighbours=around)  # fmt: skip
             assert need <= budget, (budget, threads, blocks)
-    assert plan(10 * MiB, threads=2) == chunks  # nothing fits: the stack's own chunks
+    # Under ~200 MiB no block of whole rows fits: y and x parts alike.
+    assert len(plan(48 * MiB, threads=2)[3]) > 1
+    # Nothing fits: None, never the stack's own chunks over the budget.
+    assert plan(10 * MiB, threads=2) is None
+
+
+@pytest.mark.parametrize(
+    ("chunks", "budget"),
+    [
+        ({"z": 4, "y": -1, "x": -1}, 32),  # whole planes; the signal in y parts
+        ({"z": -1, "y": -1, "x": -1}, 24),  # planes split; the signal in y and x parts
+        ({"z": 1, "y": -1, "x": -1}, 24),  # planes of one; the signal in y and x parts
+        ({"z": 4, "y": 128, "x": 128}, 24),  # stored split in y/x
+    ],
+)
+def test_every_task_of_a_run_that_keeps_the_signal_stays_inside_the_budget(
+    tmp_path, chunks, budget
+):
+    # Work blocks planned for a run that keeps the default method's signal (no floor pass
+    # over them, a pre-pass that reads the kept signal grown by the local box only), the
+    # signal in blocks of its own: every task of every pass stays inside the budget.
+    shape = (16, 256, 256)
+    truth = make_truth(shape, 20, scale=SCALE, seed=3, radius_um=(3.0, 5.0))
+    data = render(truth, (0, 0, 0, 0), (1, *shape), scale=SCALE, background=100,
+                  max_value=4095, noise_seed=3)[0]  # fmt: skip
+    stack = as_stack(data, scale=SCALE).chunk(chunks)
+    params = Params()
+    # Load the compiled loops first: the budget is of the data, not of the code.
+    lp = default.local_pixels(params, SCALE)
+    small = data[None, :4, :64, :64]
+    none = ((0, 0),) * 3
+    signal = default._signal_block(small, lp=lp, margin=none)
+    default._foreground_block(signal, np.full((1, 1, 1, 1), 300.0), lp=lp, fraction=0.5,
+                              margin=none, signal_out=True, stored=True)  # fmt: skip
+    # The plan computing the signal in every block would split planes more.
+    full = work_blocks(stack, params, budget=budget * MiB)
+    result, peaks = _traced_run(stack, tmp_path / "out", params, budget * MiB)
+    planned = result.record["work_blocks"]
+    assert planned["kept_signal"] is True
+    if budget == 32:  # whole planes, where computing the signal in every block splits them
+        assert planned["chunks"][-1] == [256] and len(full.data.chunks[-1]) > 1
+    assert len(result.nuclei) > 10
+    signal = [k for k in peaks.peaks if "_signal_block" in str(k)]
+    assert len(signal) > 1  # computed once, in blocks of its own
+    worst = max(peaks.peaks, key=peaks.peaks.get)
+    assert len(peaks.peaks) > 20
+    assert peaks.peaks[worst] <= budget * MiB, (worst, peaks.peaks[worst], budget * MiB)

@@ -11,6 +11,7 @@ declare their passes (:attr:`bigseg.methods.Method.memory`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,10 @@ class PassMemory:
     split_only : bool
         The pass runs only on planes split into y/x blocks (the stitched block's
         exactness check): it does not count for whole planes.
+    kept : bool or None
+        For a method that can keep its signal (:attr:`bigseg.methods.Method.signal`):
+        the pass runs only where the signal is computed in every work block (False),
+        or only where the work blocks read the signal a run kept (True); None, always.
     """
 
     name: str
@@ -102,6 +107,7 @@ class PassMemory:
     per_plane: float = 0.0
     fixed: int = 0
     split_only: bool = False
+    kept: bool | None = None
 
 
 #: Tiny storage chunks are merged (``work_chunks(merge=True)``) into blocks of at most this
@@ -266,75 +272,100 @@ def stored_pass_chunks(
     itemsize: int,
     threads: int,
     max_parts: int = 8,
-) -> tuple[tuple[int, ...], ...]:
+) -> tuple[tuple[int, ...], ...] | None:
     """Blocks of a neighbourhood pass over whole planes whose result is stored, not kept.
 
     A pass that reads ``p.reach`` voxels per side and whose every block is stored to disk
     (the default method's signal above its background, counted and kept once) need not
     compute in the stack's ``chunks``: the blocks here are whole storage chunks merged
-    along z (up to the whole time point) and planes cut into at most ``max_parts``
-    near-equal y parts (every block along an axis at least the reach, so that no block is
-    merged with a neighbour for its halo), chosen so that every task's modelled peak
-    (:func:`task_peak` of ``p``, and the read of part of a storage chunk) fits ``budget``
-    and the halo computed besides the blocks is least: the fewest voxels on
-    ``threads`` threads (the longest of the blocks dealt largest first), then in all.
-    A z reach of 20 planes on 48 planes of storage chunks of 4 (blocks of 20 and 28, each
-    grown by 20: 88 planes for 48) becomes the whole time point in two y parts grown by
-    the y reach.  Returns ``chunks`` when nothing else fits.  Every block starts at a
-    storage chunk along t and z and has every storage chunk's y/x extent or the parts':
-    a Zarr array chunked ``(t, z of chunks, y of the parts, x)`` stores them aligned.
+    along z (up to the whole time point) and planes cut into near-equal y parts (at
+    most ``max_parts`` of whole rows, or, where no such block fits the budget, into y
+    and x parts as many as it takes; every block along an axis at least the reach, so
+    that no block is merged with a neighbour for its halo), chosen so that every task's
+    modelled peak (:func:`task_peak` of ``p``, and the read of part of a storage chunk)
+    fits ``budget`` and the halo computed besides the blocks is least: the fewest
+    voxels on ``threads`` threads (the longest of the blocks dealt largest first), then
+    in all.  A z reach of 20 planes on 48 planes of storage chunks of 4 (blocks of 20
+    and 28, each grown by 20: 88 planes for 48) becomes the whole time point in two y
+    parts grown by the y reach.  Returns None when no block fits the budget.  Every
+    block starts at a storage chunk along t and z and its y/x extent is the parts': a
+    Zarr array chunked ``(t, z of chunks, y of the parts, x of the parts)`` stores them
+    aligned.
     """
     shape = tuple(int(n) for n in shape)
     chunks = tuple(tuple(int(c) for c in axis) for axis in chunks)
     nt, nz, ny, nx = shape
     tc, zc = max(chunks[0]), max(chunks[1])
-    rz, ry = (int(r) for r in p.reach[:2])
+    rz, ry, rx = (int(r) for r in p.reach)
     chunk_bytes = int(np.prod([max(axis) for axis in chunks], dtype=np.int64)) * int(itemsize)
     storage_bytes = decoding_bytes(chunk_bytes)
     if storage_bytes > budget // 2:
         storage_bytes = 0
     reading = PassMemory("read", reach=p.reach)
+    workers = max(int(threads), 1)
 
     def grown(size: int, n: int, r: int) -> list[int]:
+        if size >= n:
+            return [n]
         edges = list(range(0, n, size)) + [n]
         return [min(b + r, n) - max(a - r, 0) for a, b in zip(edges[:-1], edges[1:])]
 
-    def longest(costs: list[int]) -> int:
-        if len(costs) > 64 * max(threads, 1):
-            return max(max(costs), -(-sum(costs) // max(threads, 1)))
-        loads = [0] * max(threads, 1)
+    def longest(axes: list[list[int]]) -> tuple[int, int, int]:
+        count = int(np.prod([len(a) for a in axes], dtype=np.int64))
+        total = int(np.prod([sum(a) for a in axes], dtype=np.int64))
+        if count > 64 * workers:
+            top = int(np.prod([max(a) for a in axes], dtype=np.int64))
+            return max(top, -(-total // workers)), total, count
+        costs = [int(np.prod(c, dtype=np.int64)) for c in itertools.product(*axes)]
+        loads = [0] * workers
         for c in sorted(costs, reverse=True):
             loads[loads.index(min(loads))] += c
-        return max(loads)
+        return max(loads), total, count
 
+    def parts_of(n: int, parts: int, r: int) -> tuple[int, ...] | None:
+        size = -(-n // parts)
+        count = -(-n // size)
+        last = n - size * (count - 1)
+        if count != parts or (count > 1 and last < r):
+            return None
+        return (size,) * (count - 1) + (last,)
+
+    def fits(block: tuple[int, int, int, int], around: tuple[bool, bool, bool]) -> bool:
+        kernel = task_peak(block, [p], itemsize=itemsize, shape=shape, neighbours=around)
+        read = task_peak(block, [reading], itemsize=itemsize, shape=shape, neighbours=around)
+        return max(kernel, read // INPUT_COPIES + storage_bytes) <= budget
+
+    # y parts of whole rows first (the blocks the threads share); then y and x parts
+    # alike, only where none of those fits the budget.
+    rows = [(parts, 1) for parts in range(1, max_parts + 1)]
+    most = max(1, min(ny // max(ry, 1), nx // max(rx, 1), 256))
+    tiles = [(n, n) for n in range(2, most + 1)]
     best: tuple | None = None
-    for k in range(1, -(-nz // zc) + 1):
-        bz = min(k * zc, nz)
-        last_z = nz - bz * (-(-nz // bz) - 1)
-        if bz < nz and last_z < rz:
-            continue
-        for parts in range(1, max_parts + 1):
-            by = -(-ny // parts)
-            n_y = -(-ny // by)
-            last_y = ny - by * (n_y - 1)
-            if n_y != parts or (n_y > 1 and last_y < ry):
+    for shapes in (rows, tiles):
+        for k in range(1, -(-nz // zc) + 1):
+            bz = min(k * zc, nz)
+            last_z = nz - bz * (-(-nz // bz) - 1)
+            if bz < nz and last_z < rz:
                 continue
             n_z = -(-nz // bz)
-            new = (chunks[0], (bz,) * (n_z - 1) + (last_z,), (by,) * (n_y - 1) + (last_y,), (nx,))
-            block = (tc, bz, by, nx)
-            around = (bz < nz, by < ny, False)
-            kernel = task_peak(block, [p], itemsize=itemsize, shape=shape, neighbours=around)
-            read = task_peak(block, [reading], itemsize=itemsize, shape=shape, neighbours=around)
-            need = max(kernel, read // INPUT_COPIES + storage_bytes)
-            if need > budget:
-                continue
-            gz = grown(bz, nz, rz) if bz < nz else [nz]
-            gy = grown(by, ny, ry) if by < ny else [ny]
-            costs = [c * a * b * nx for c in chunks[0] for a in gz for b in gy]
-            key = (longest(costs), sum(costs), len(costs))
-            if best is None or key < best[0]:
-                best = (key, new)
-    return chunks if best is None else best[1]
+            for py, px in shapes:
+                ys, xs = parts_of(ny, py, ry), parts_of(nx, px, rx)
+                if ys is None or xs is None:
+                    continue
+                block = (tc, bz, ys[0], xs[0])
+                if not fits(block, (bz < nz, ys[0] < ny, xs[0] < nx)):
+                    continue
+                new = (chunks[0], (bz,) * (n_z - 1) + (last_z,), ys, xs)
+                axes = [list(chunks[0]), grown(bz, nz, rz), grown(ys[0], ny, ry),
+                        grown(xs[0], nx, rx)]  # fmt: skip
+                key = longest(axes)
+                if best is None or key < best[0]:
+                    best = (key, new)
+                if shapes is tiles:  # more tiles only add halo
+                    break
+        if best is not None:
+            break
+    return None if best is None else best[1]
 
 
 def _z_choices(z: tuple[int, ...], reach: int) -> list[tuple[int, ...]]:

@@ -27,7 +27,7 @@ import xarray as xr
 
 from .. import methods
 from ..chunked import stitch as _stitch
-from ..chunked.plan import memory_budget, planes_split, stored_pass_chunks
+from ..chunked.plan import memory_budget, stored_pass_chunks
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_labels
 from ..measure import measure_delayed
@@ -61,13 +61,14 @@ def threshold_pass(
     When each time point's statistic depends on that time point alone
     (:attr:`bigseg.methods.Method.statistic_by_t`), long series are computed in
     batches of whole t-chunks, each from its own time points (the same values).
-    With a local ``scratch`` (whole planes), a method that declares its signal
+    With a local ``scratch`` (given only where the run keeps the signal:
+    :func:`keeps_signal`), a method that declares its signal
     (:attr:`bigseg.methods.Method.signal`) has it computed once and kept there for
     the segment pass too (:func:`keep_signal`, in blocks planned for ``budget`` bytes
     per task).
     """
     bad = safety.nonfinite_count(stack)
-    if bad is None and scratch is not None and keeps_signal(stack, params, scratch.path):
+    if bad is None and scratch is not None:
         return kept_thresholds(stack, params, scratch, sink, budget=budget)
     if bad is None and "t" in stack.dims and methods.get(params.preset).statistic_by_t(stack.dtype):
         batches = _scratch.t_batches(stack.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
@@ -90,24 +91,54 @@ def threshold_pass(
     return np.atleast_1d(values[0]).astype(np.float64)
 
 
-def keeps_signal(stack: xr.DataArray, params: Params, work: Any = None) -> bool:
-    """Whether a run keeps ``params.preset``'s signal: declared, whole planes on a regular grid.
+def keeps_signal(
+    stack: xr.DataArray,
+    params: Params,
+    work: Any = None,
+    *,
+    budget: int | None = None,
+    threads: int | None = None,
+    earlier: bool | None = None,
+) -> bool:
+    """Whether a run keeps ``params.preset``'s signal (:func:`keep_signal`).
 
-    With the scratch directory ``work``: and only where the signal (float32, 4 bytes per
-    voxel at most) fits in :data:`KEEP_DISK_FRACTION` of its disk's free space, or was
-    kept in full by an earlier attempt; otherwise the signal is computed twice, as the
-    floor pass and the pre-pass need it.
+    Where the method declares it, the stack holds integers (float stacks have their
+    NaN/inf counted in the threshold pass instead), its work blocks (planned for a run
+    that keeps it: :func:`bigseg.segment.work_blocks` with ``kept=True``) lie on a
+    regular grid, and, with a ``budget`` per task, blocks of its own fit that budget
+    (:func:`signal_blocks` on ``threads`` threads).  With the scratch directory
+    ``work`` (or the directory it will be made in): and only where the signal (float32,
+    4 bytes per voxel at most) fits in :data:`KEEP_DISK_FRACTION` of its disk's free
+    space; ``earlier``, the decision of an interrupted run this one resumes, stands for
+    that check (``kept.zarr`` itself takes disk space, and so do the outputs: a resumed
+    run must make the plan it fingerprinted).  Otherwise the signal is computed twice,
+    as the floor pass and the pre-pass need it.
     """
-    data = as_4d(stack).data
+    four = as_4d(stack)
+    data = four.data
     if not (
         methods.get(params.preset).signal is not None
-        and not planes_split(data)
+        and safety.nonfinite_count(stack) is None
         and _scratch.regular(data.chunks)
     ):
         return False
-    if work is None or (work / KEPT_DONE).exists():
+    if budget is not None and kept_blocks(four, params, int(budget), threads) is None:
+        return False
+    if earlier is not None:
+        return bool(earlier)
+    if work is None:
         return True
-    return 4 * data.size <= KEEP_DISK_FRACTION * shutil.disk_usage(work).free
+    return 4 * data.size <= KEEP_DISK_FRACTION * shutil.disk_usage(_existing(work)).free
+
+
+def _existing(path: Any) -> Any:
+    """Return ``path``, or the nearest of its parents that exists."""
+    from pathlib import Path
+
+    path = Path(path).absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 #: The signal is kept (:func:`keeps_signal`) only where it takes at most this fraction of
@@ -144,7 +175,7 @@ def keep_signal(
         array = zarr.create_array(
             os.fspath(path),
             shape=four.shape,
-            chunks=(*(int(c[0]) for c in four.data.chunks[:2]), int(blocks[2][0]), four.shape[3]),
+            chunks=(*(int(c[0]) for c in four.data.chunks[:2]), *(int(c[0]) for c in blocks[2:])),
             dtype=np.float32,
             compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
             dimension_names=("t", "z", "y", "x"),
@@ -172,10 +203,10 @@ def keep_signal(
     return read_kept(path, four), values
 
 
-def read_kept(path: Any, four: xr.DataArray) -> da.Array:
-    """Read the kept signal at ``path`` in the chunks of the 4D stack ``four`` (lazy)."""
+def read_kept(path: Any, four: xr.DataArray, chunks: tuple | None = None) -> da.Array:
+    """Read the kept signal at ``path`` in ``chunks``, by default the 4D ``four``'s (lazy)."""
     signal = open_stack(path, scale=scale_of(four)).data
-    return in_work_chunks(signal, four.data.chunks)
+    return in_work_chunks(signal, four.data.chunks if chunks is None else chunks)
 
 
 def signal_blocks(
@@ -183,19 +214,36 @@ def signal_blocks(
 ) -> tuple[tuple[int, ...], ...]:
     """Return the blocks in which :func:`keep_signal` computes the signal of the 4D ``four``.
 
-    Whole storage chunks merged along z and planes cut in y, planned for ``budget`` bytes
-    per task (by default the run's :func:`bigseg.chunked.plan.memory_budget`) and the
-    cluster's threads with the method's ``floor`` pass memory model
-    (:func:`bigseg.chunked.plan.stored_pass_chunks`); the stack's chunks where the method
-    declares no such pass.
+    Whole storage chunks merged along z and planes cut in y (or y and x), planned for
+    ``budget`` bytes per task (by default the run's
+    :func:`bigseg.chunked.plan.memory_budget`) and the cluster's threads
+    (:func:`kept_blocks`).
+    """
+    if budget is None:
+        budget = memory_budget(sink.client)
+    threads = sum(sink.client.nthreads().values()) if sink.client is not None else None
+    blocks = kept_blocks(four, params, int(budget), threads)
+    if blocks is None:  # keeps_signal() plans the same blocks first: never a silent overrun
+        raise RuntimeError(
+            f"No blocks of the signal fit the memory budget of {int(budget)} bytes per task; "
+            "the run should not have kept it (keeps_signal)."
+        )
+    return blocks
+
+
+def kept_blocks(
+    four: xr.DataArray, params: Params, budget: int, threads: int | None = None
+) -> tuple[tuple[int, ...], ...] | None:
+    """Blocks of the method's signal of the 4D ``four`` that fit ``budget`` (None: none do).
+
+    With the method's ``floor`` pass memory model
+    (:func:`bigseg.chunked.plan.stored_pass_chunks`) on ``threads`` threads (by default
+    the machine's cores); the stack's chunks where the method declares no such pass.
     """
     m = methods.get(params.preset)
     passes = [p for p in m.memory(params, scale_of(four), 0) if p.name == "floor"]
     if not passes:
         return four.data.chunks
-    if budget is None:
-        budget = memory_budget(sink.client)
-    threads = sum(sink.client.nthreads().values()) if sink.client is not None else None
     return stored_pass_chunks(
         four.shape, four.data.chunks, passes[0], int(budget),
         itemsize=four.dtype.itemsize, threads=int(threads or os.cpu_count() or 1),
@@ -253,9 +301,14 @@ def segment_pass(
     """
     planes_path = scratch.path / _scratch.PLANES
     if split is not None:  # planes split into y/x chunks: halo, stitch, exact sums
+        kept = None if remote else _scratch.kept_signal(scratch)
+        signal = None if kept is None else read_kept(kept, as_4d(stack), split.chunks)
         detections, stitched = stitched_pass(
-            stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params
-        )
+            stack, split, thresholds, px, None if remote else scratch, planes_path, sink, params,
+            signal=signal,
+        )  # fmt: skip
+        if not remote:
+            _scratch.drop_kept_signal(scratch)
         read = (
             _slabs.slab_reader(scratch.path)
             if not remote and not isinstance(stitched, _stitch.Stitched)
@@ -285,7 +338,10 @@ def segment_pass(
     # time points, each segmented and measured from its own time points (and from the
     # method's signal where the threshold pass kept it)
     kept = _scratch.kept_signal(scratch)
-    signal = None if kept is None else read_kept(kept, as_4d(stack))
+    four = as_4d(stack)
+    # whole planes, as the labels are (y/x chunks smaller than the halo are not stitched)
+    whole = (*four.data.chunks[:2], (four.shape[2],), (four.shape[3],))
+    signal = None if kept is None else read_kept(kept, four, whole)
     build = partial(
         _segment_batch, as_4d(stack), thresholds, params, plane_labels.data.chunks, signal=signal
     )
@@ -579,6 +635,8 @@ def stitched_pass(
     planes_path: Any,
     sink: Sink,
     params: Params,
+    *,
+    signal: da.Array | None = None,
 ) -> tuple[Callable[[int, int], dd.DataFrame], _stitch.Stitched | _stitch.StitchCounts]:
     """Segment + measure pass for split planes; returns the detections as :func:`segment_pass`.
 
@@ -589,14 +647,16 @@ def stitched_pass(
     ``resume=True`` skips it; the workers then stitch slab by slab
     (:mod:`bigseg.pipeline.slabs`) and only the counts come back.  Otherwise (object
     stores, blocks of several sizes) the per-block sums and the per-face pair tables
-    come back, and are stitched in memory.
+    come back, and are stitched in memory.  ``signal``: the method's signal the
+    threshold pass kept (:func:`keep_signal`), in ``data``'s chunks; the pre-pass reads
+    it instead of computing it again.
     """
     thr = da.from_array(np.asarray(thresholds, np.float64), chunks=-1)
     on_disk = scratch is not None and _scratch.regular(data.chunks)
     keep = None
     if on_disk:  # the pre-pass, stored first
         keep = partial(_scratch.stored_signal, scratch=scratch, sink=sink, scale=scale_of(stack))
-    blocks = stitched_blocks(data, thr, params, px, scale_of(stack), keep=keep)
+    blocks = stitched_blocks(data, thr, params, px, scale_of(stack), keep=keep, signal=signal)
     raw = xr.DataArray(
         _stitch.core_labels(blocks, data.chunks), dims=("t", "z", "y", "x"), attrs=dict(stack.attrs)
     )

@@ -42,9 +42,11 @@ from ..segment import plan_blocks, work_blocks
 from ..stack import as_4d, scale_of
 from ..track import TrackParams
 from . import zparts
-from .layout import BLOCKS, LINKED
+from .layout import BLOCKS, LINKED, scratch_path
 from .partitions import SMALL_DETECTIONS, Parts, lazy_parts, read_parts
 from .passes import (
+    keeps_signal,
+    kept_blocks,
     link_pass,
     part_times_of,
     relabel_pass,
@@ -57,7 +59,14 @@ from .passes import (
 from .preflight import check_output, check_resume, open_input
 from .record import cluster_settings, run_record, stitching_record, throughput, write_record
 from .safety import output_errors
-from .scratch import PLANES, finalise, fingerprint, open_scratch, remote_scratch
+from .scratch import (
+    PLANES,
+    earlier_keep,
+    finalise,
+    fingerprint,
+    open_scratch,
+    remote_scratch,
+)
 from .sink import Sink
 from .track_labels import TRACK_LABELS, write_track_labels
 
@@ -203,18 +212,28 @@ def run(
 
     # Work blocks are bigseg's choice: storage chunks split to fit the workers' memory
     # per thread, or, read from a file as they are stored, tiny ones merged.
+    # A run that keeps the method's signal (computed once, in blocks of its own) plans its
+    # work blocks without the signal's reach and passes: decided here, before the
+    # fingerprint, and as the interrupted run decided when resuming one.
     budget = memory_budget(client)
     storage_chunks = [list(c) for c in stack.data.chunks]
     merge = is_read(stack.data) and stack.attrs.get("chunks_source") == "storage"
-    stack = work_blocks(stack, params, budget=budget, stitch=stitch, merge=merge)
+    planned = work_blocks(stack, params, budget=budget, stitch=stitch, merge=merge, kept=True)
+    keep = not remote and keeps_signal(
+        planned, params, scratch_path(out), budget=budget, threads=_threads(client),
+        earlier=earlier_keep(out) if resume else None,
+    )  # fmt: skip
+    if not keep:
+        planned = work_blocks(stack, params, budget=budget, stitch=stitch, merge=merge)
+    stack = planned
     split = plan_blocks(as_4d(stack).data, px, stitch, params.preset)
     check_resume(resume, remote=remote, split=split)
     if remote:
         scratch_ctx: Any = remote_scratch(out, overwrite)
     else:
-        scratch_ctx = open_scratch(
-            out, fingerprint(stack, source_name, params.to_dict()), resume=resume
-        )
+        fp = fingerprint(stack, source_name, params.to_dict())
+        fp["keep_signal"] = keep
+        scratch_ctx = open_scratch(out, fp, resume=resume)
 
     sink = Sink(client, progress)
     with output_errors(out, source_name), scratch_ctx as scratch:
@@ -222,8 +241,8 @@ def run(
         t0 = time.perf_counter()
         thresholds = scratch.thresholds()
         if thresholds is None:
-            keep = None if remote or split is not None else scratch  # the method's signal
-            thresholds = threshold_pass(stack, source_name, params, sink, keep, budget=budget)
+            kept = scratch if keep else None  # the method's signal, kept there
+            thresholds = threshold_pass(stack, source_name, params, sink, kept, budget=budget)
             scratch.save_thresholds(thresholds)
         timings["threshold"] = time.perf_counter() - t0
 
@@ -300,6 +319,12 @@ def run(
             "storage_chunks": storage_chunks,
             "chunks": [list(c) for c in stack.data.chunks],
             "parts_per_t": parts.per_t,  # detections by t-chunk (1), or by its z-chunks
+            "kept_signal": keep,  # the method's signal computed once, in blocks of its own
+            "signal_blocks": (
+                [list(c) for c in kept_blocks(as_4d(stack), params, budget, _threads(client))]
+                if keep
+                else None
+            ),
         }
         record["tracking"] = tracking_record(tracking, tracked, interval)
         if record["tracking"] is not None:
@@ -320,6 +345,14 @@ def run(
         record=record,
         tracks=None if tracking is None else _tracks_of(out, nuclei is not None),
     )
+
+
+def _threads(client: Any) -> int | None:
+    """Return ``client``'s threads in all (None without one: the machine's cores).
+
+    As :func:`bigseg.pipeline.passes.signal_blocks` counts them from the run's sink.
+    """
+    return None if client is None else int(sum(client.nthreads().values())) or None
 
 
 def _tracking(track: bool | TrackParams | None, n_times: int) -> TrackParams | None:

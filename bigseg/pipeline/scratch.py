@@ -112,6 +112,19 @@ def fingerprint(stack: Any, source: str, params: Mapping[str, Any]) -> dict:
     return json.loads(json.dumps(fp, default=str))
 
 
+def earlier_keep(out: Path) -> bool | None:
+    """Whether the interrupted run that left ``out``'s scratch directory kept its signal.
+
+    None when there is no such directory, or its state does not say.
+    """
+    try:
+        state = json.loads((scratch_path(out) / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    value = state.get("fingerprint", {}).get("keep_signal") if isinstance(state, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(value, indent=1, default=str))
