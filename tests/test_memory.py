@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 from functools import partial
 
@@ -233,6 +234,16 @@ def test_a_budget_below_the_smallest_block_is_refused():
     storage = ((1,), (4,), (2048,), (2048,))
     with pytest.raises(InputError, match="memory budget of .* raise the workers' memory limit"):
         work_chunks((1, 4, 2048, 2048), storage, passes, 1 * MiB, itemsize=2, min_side=50)
+    # The size named is what the smallest block tried needs, its reading included: above
+    # the budget (it was counted without the reading, and said 17.36 MiB to a 20 MiB budget).
+    from dask.utils import parse_bytes
+
+    for budget in range(1 * MiB, 40 * MiB, 1 * MiB):
+        try:
+            work_chunks((1, 4, 2048, 2048), storage, passes, budget, itemsize=2, min_side=50)
+        except InputError as exc:
+            named = re.search(r"below the (.+?) the smallest", str(exc)).group(1)
+            assert parse_bytes(named.replace(" ", "")) > budget, (budget, str(exc))
 
 
 def test_planes_stay_whole_without_stitching():

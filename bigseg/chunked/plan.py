@@ -234,6 +234,7 @@ def work_chunks(
         return one_t
     zmax, ymax, xmax = (max(axis) for axis in chunks[1:])
     best: tuple[int, tuple[tuple[int, ...], ...]] | None = None
+    smallest = None  # the least any plan tried needs (reading included), when none fits
     z_reach = min(max((int(p.reach[0]) for p in passes), default=0), shape[1])
     for z_chunks in _z_choices(chunks[1], z_reach):
         bz = max(z_chunks)
@@ -242,23 +243,20 @@ def work_chunks(
             if n > 1 and (not split_planes or min(by, bx) < min_side):
                 break
             new = (one_t[0], z_chunks, _split(chunks[2], by), _split(chunks[3], bx))
-            if peak(new) <= budget:
+            need = peak(new)
+            if need <= budget:
                 core = bz * by * bx
                 if best is None or core > best[0]:
                     best = (core, new)
                 break
+            smallest = need if smallest is None else min(smallest, need)
     if best is None and not split_planes:  # whole planes asked for: the smallest there is
         return (one_t[0], _split(chunks[1], 1), chunks[2], chunks[3])
     if best is None:
-        side = min(min_side, ymax, xmax)
-        smallest = task_peak(
-            (1, 1, side, side), passes, itemsize=itemsize, shape=shape,
-            neighbours=(zmax < shape[1], True, True),
-        )  # fmt: skip
         raise InputError(
             f"The memory budget of {format_bytes(int(budget))} per task is below the "
-            f"{format_bytes(smallest)} the smallest work block needs; raise the workers' "
-            "memory limit or give them fewer threads."
+            f"{format_bytes(int(smallest or 0))} the smallest work block needs; raise the "
+            "workers' memory limit or give them fewer threads."
         )
     return best[1]
 
