@@ -34,9 +34,8 @@ import _datasets  # noqa: E402
 import grid  # noqa: E402
 
 import bigseg  # noqa: E402
-from bigseg.measure import measure  # noqa: E402
 from bigseg.methods.default import signal_of  # noqa: E402
-from bigseg.stack import as_4d, as_stack  # noqa: E402
+from bigseg.stack import as_4d  # noqa: E402
 
 #: ``(X, V)``: peak against the median kept nucleus's, and the smallest volume in spheres.
 RULES = ((0.4, 0.6), (0.5, 0.7))
@@ -45,11 +44,8 @@ RULES = ((0.4, 0.6), (0.5, 0.7))
 def nuclei(image: np.ndarray, scale, rule: tuple[float, float] | None) -> pd.DataFrame:
     """The default method's nuclei of a ``(t, z, y, x)`` array, with bright pieces kept."""
     params = bigseg.Params()
-    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
     planar = image.shape[1] == 1
-    floors = bigseg.global_threshold(stack, params=params).compute()
-    labels = bigseg.segment(stack, params=params, threshold=floors.values)
-    det = measure(labels, stack).compute()
+    stack, _, labels, det = grid.detections(image, scale, params)
     before, kept = grid._linked_before_and_after(det, params, scale, planar)
     if planar or rule is None:
         return bigseg.nuclei_table(kept, scale=scale, planar=planar)

@@ -48,14 +48,24 @@ OFFSETS = (0.0, 30000.0)
 TOUCHING = (0.0, 0.25)
 
 
+def detections(image: np.ndarray, scale, params: bigseg.Params | None = None):
+    """bigseg in memory on a ``(t, z, y, x)`` array up to its per-plane detections.
+
+    Returns the stack, its floors (one per time point), the plane labels (lazy) and
+    the detections table: threshold, segment and measure.
+    """
+    params = params or bigseg.Params()
+    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
+    thr = bigseg.global_threshold(stack, params=params).compute()
+    labels = bigseg.segment(stack, params=params, threshold=thr.values)
+    return stack, thr, labels, measure(labels, stack).compute()
+
+
 def default_nuclei(image: np.ndarray, scale, params: bigseg.Params | None = None) -> pd.DataFrame:
     """bigseg in memory on a ``(t, z, y, x)`` array: threshold, segment, measure, link."""
     params = params or bigseg.Params()
-    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
     planar = image.shape[1] == 1
-    thr = bigseg.global_threshold(stack, params=params).compute()
-    labels = bigseg.segment(stack, params=params, threshold=thr.values)
-    det = measure(labels, stack).compute()
+    det = detections(image, scale, params)[3]
     linked = bigseg.link(det, params=params, scale=scale, planar=planar)
     return bigseg.nuclei_table(linked, scale=scale, planar=planar)
 
@@ -207,11 +217,8 @@ def misses(
     sum of their radii; ``in_regions`` the fraction of its voxels in any plane's region.
     """
     params = params or bigseg.Params()
-    stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
     planar = image.shape[1] == 1
-    thr = bigseg.global_threshold(stack, params=params).compute()
-    labels = bigseg.segment(stack, params=params, threshold=thr.values)
-    det = measure(labels, stack).compute()
+    stack, thr, labels, det = detections(image, scale, params)
     before, kept = _linked_before_and_after(det, params, scale, planar)
     found = bigseg.nuclei_table(kept, scale=scale, planar=planar)
     pairs = match(found, truth)
