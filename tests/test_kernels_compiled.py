@@ -440,3 +440,104 @@ def test_small_calls_load_numba_only_where_it_is_loaded_already(monkeypatch):
     assert filters.compiled_pays(filters.COMPILED_PAYS)
     monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
     assert not filters.compiled_pays(filters.COMPILED_PAYS)  # turned off: never
+
+
+# --- distance and flooding of planes --------------------------------------------------------
+
+
+def _planes(rng, count):
+    """Boolean planes of every kind: sizes 1-70 px, densities, discs, one row, one column."""
+    for i in range(count):
+        ny, nx = (int(v) for v in rng.integers(1, 70, 2))
+        if i % 4 == 3:  # discs, touching and not: what the kernels split
+            yy, xx = np.mgrid[:ny, :nx]
+            plane = np.zeros((ny, nx), bool)
+            for _ in range(int(rng.integers(1, 6))):
+                cy, cx, r = rng.uniform(0, ny), rng.uniform(0, nx), rng.uniform(1, 12)
+                plane |= (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+            yield plane
+        else:
+            yield rng.random((ny, nx)) < rng.uniform(0.2, 0.99)
+
+
+def test_distance_to_background_compiled_is_scipy_edt():
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from bigseg.kernels import _compiled
+    from bigseg.kernels.watershed import distance_to_background
+
+    rng = np.random.default_rng(21)
+    planes = list(_planes(rng, 300))
+    planes += [np.zeros((6, 9), bool), np.ones((1, 30), bool) | (np.arange(30) == 7)[None]]
+    planes += [~(np.arange(40) == 39)[:, None], (rng.random((50, 60)) < 0.9)[1::2, ::3]]  # a view
+    for i, plane in enumerate(planes):
+        want = ndi.distance_transform_edt(plane)
+        got = distance_to_background(plane)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want, err_msg=f"plane {i}")
+    # A plane without background: the compiled pass declines, the box transform answers.
+    full = np.ones((5, 8), bool)
+    assert not _compiled.plane_distance(full, np.empty(full.shape))
+    np.testing.assert_array_equal(distance_to_background(full), ndi.distance_transform_edt(full))
+
+
+def test_flood_is_skimage_watershed_where_marker_levels_differ():
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from skimage.segmentation import watershed
+
+    from bigseg.kernels.watershed import flood, flood_levels, markers_apart
+
+    rng = np.random.default_rng(22)
+    for i, plane in enumerate(_planes(rng, 300)):
+        if i % 2:  # what the kernels flood: flood_levels of the distance from split markers
+            distance = ndi.distance_transform_edt(plane)
+            components = ndi.label(plane)[0]
+            peaks = markers_apart(distance, components, apart=0.8)
+            seeds = np.zeros(plane.shape, bool)
+            seeds[tuple(peaks.T)] = True
+            markers = ndi.label(seeds)[0]
+            levels = flood_levels(distance, peaks)
+        else:  # any whole-number levels, many ties; markers of distinct levels, some outside
+            levels = rng.integers(-5, int(rng.integers(1, 30)), plane.shape).astype(np.float64)
+            where = rng.choice(plane.size, min(plane.size, int(rng.integers(1, 9))), replace=False)
+            markers = np.zeros(plane.size, np.int32)
+            markers[where] = rng.integers(1, 5, where.size)
+            markers = markers.reshape(plane.shape)
+            flat = levels.reshape(-1)
+            flat[where] = rng.choice(60, where.size, replace=False) - 30
+        want = watershed(levels, markers, mask=plane)
+        got = flood(levels, markers, plane)
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, want, err_msg=f"plane {i}")
+
+
+def test_flood_hands_other_levels_to_skimage(monkeypatch):
+    from skimage.segmentation import watershed
+
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+    from bigseg.kernels import _compiled
+    from bigseg.kernels import watershed as kw
+
+    rng = np.random.default_rng(23)
+    mask = rng.random((30, 40)) < 0.8
+    markers = np.zeros(mask.shape, np.int32)
+    markers[[3, 20, 25], [5, 30, 8]] = [1, 2, 3]
+    fractions = rng.random(mask.shape)  # levels that are not whole numbers
+    out = np.empty(mask.shape, np.int32)
+    assert not _compiled.flood(fractions, markers, mask, out, 10**6)
+    np.testing.assert_array_equal(
+        kw.flood(fractions, markers, mask), watershed(fractions, markers, mask=mask)
+    )
+    wide = np.round(fractions * 1e7)  # levels spanning more than FLOOD_LEVELS per pixel
+    assert not _compiled.flood(wide, markers, mask, out, kw.FLOOD_LEVELS * mask.size)
+    np.testing.assert_array_equal(
+        kw.flood(wide, markers, mask), watershed(wide, markers, mask=mask)
+    )
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")  # turned off: scikit-image's own
+    levels = np.round(fractions * 10)
+    np.testing.assert_array_equal(
+        kw.flood(levels, markers, mask), watershed(levels, markers, mask=mask)
+    )

@@ -1,7 +1,7 @@
 """Compiled loops of the kernels (numba, ``nogil``, cached on disk).
 
 Imported on first use by the kernels that need them (:func:`bigseg.kernels.filters.box_extreme`,
-:func:`bigseg.kernels.threshold.linear_histogram`),
+:func:`bigseg.kernels.threshold.linear_histogram`, :func:`bigseg.kernels.watershed.flood`, ...),
 so that a run which never calls them never loads numba (about 0.5 s and 100 MiB per process,
 and 0.5 s more to read the first cached function).  Each loop gives the values of the NumPy /
 SciPy code it replaces, bit for bit (``tests/test_kernels_compiled.py``).
@@ -16,11 +16,13 @@ __all__ = [
     "box_extreme_axis",
     "box_extreme_last",
     "fill_small",
+    "flood",
     "gaussian_axis",
     "label_areas",
     "gaussian_last",
     "linear_counts",
     "median_runs",
+    "plane_distance",
     "plane_peaks",
     "take",
 ]
@@ -406,3 +408,165 @@ def median_runs(plane, ys, xs, dys, ws, out):  # pragma: no cover - compiled
                 below += fine[m]
                 m += 1
         out[i] = m
+
+
+@njit(nogil=True, cache=True)
+def plane_distance(binary, out):  # pragma: no cover - compiled
+    """Euclidean distance of each pixel of a 2D boolean plane to the nearest ``False`` one.
+
+    ``scipy.ndimage.distance_transform_edt(binary)`` into float64 ``out``, bit for bit:
+    the squared distance is found in integers (Meijster, Roerdink and Hesselink's two
+    passes: to the nearest background pixel of each column, then the lower envelope of
+    those columns' parabolas along each row), and its square root taken once, as SciPy
+    does from its nearest feature.  Along a row only a run of foreground pixels and the
+    background pixel at each of its ends are looked at: no column beyond that pixel can
+    be nearer.  Returns False (``out`` undefined) for a plane without background.
+    """
+    ny, nx = binary.shape
+    far = ny + nx  # farther than any pixel of the plane
+    g = np.empty((ny, nx), np.int32)  # rows to the nearest background pixel of the column
+    for x in range(nx):
+        g[0, x] = 0 if not binary[0, x] else far
+    for y in range(1, ny):
+        above, here, mine = g[y - 1], g[y], binary[y]
+        for x in range(nx):
+            here[x] = 0 if not mine[x] else min(above[x] + 1, far)
+    background = False
+    for x in range(nx):
+        background |= g[ny - 1, x] < far
+    if not background:
+        return False
+    for y in range(ny - 2, -1, -1):
+        below, here = g[y + 1], g[y]
+        for x in range(nx):
+            here[x] = min(here[x], below[x] + 1)
+    s = np.empty(nx, np.int64)  # the envelope's columns ...
+    t = np.empty(nx, np.int64)  # ... and where each starts to be the lowest
+    for y in range(ny):
+        row, mine, dist = g[y], binary[y], out[y]
+        x = 0
+        while x < nx:
+            if not mine[x]:
+                dist[x] = 0.0
+                x += 1
+                continue
+            a = x
+            while x < nx and mine[x]:
+                x += 1
+            c0, c1 = max(a - 1, 0), min(x, nx - 1)  # the run [a, x) and its two ends
+            q = -1
+            for u in range(c0, c1 + 1):
+                fu = np.int64(row[u])
+                if fu >= far:
+                    continue
+                fu *= fu
+                while q >= 0:
+                    i, at = s[q], t[q]
+                    fi = np.int64(row[i]) * row[i]
+                    if (at - i) * (at - i) + fi > (at - u) * (at - u) + fu:
+                        q -= 1
+                    else:
+                        break
+                if q < 0:
+                    q = 0
+                    s[0], t[0] = u, c0
+                else:
+                    i = s[q]
+                    fi = np.int64(row[i]) * row[i]
+                    w = 1 + (u * u - i * i + fu - fi) // (2 * (u - i))
+                    if w <= c1:
+                        q += 1
+                        s[q], t[q] = u, w
+            for xx in range(x - 1, a - 1, -1):
+                while q > 0 and xx < t[q]:
+                    q -= 1
+                i = s[q]
+                d2 = (xx - i) * (xx - i) + np.int64(row[i]) * row[i]
+                dist[xx] = np.sqrt(np.float64(d2))
+    return True
+
+
+@njit(nogil=True, cache=True)
+def flood(levels, markers, mask, out, most):  # pragma: no cover - compiled
+    """Flood a 2D plane of whole-number ``levels`` from ``markers`` (labels) within ``mask``.
+
+    ``skimage.segmentation.watershed(levels, markers, mask=mask)`` (connectivity 1, no
+    compactness, no lines) into int32 ``out``, label for label, when no two marker
+    pixels have the same level (:func:`bigseg.kernels.watershed.flood_levels`); between
+    marker pixels of one level, position decides here (scikit-image: its heap).  A
+    pixel is labelled when first reached and queued at its level, raised to the level
+    it was reached from; pixels leave the queue lowest level first, of one level in the
+    order they came.  Levels being whole numbers, the queue is a list per level (a
+    bucket queue) rather than a heap.  Returns False (``out`` undefined) when a level
+    is not a whole number or the levels span more than ``most`` values.
+    """
+    ny, nx = levels.shape
+    n = ny * nx
+    flat, inside, seeds, result = levels.ravel(), mask.ravel(), markers.ravel(), out.ravel()
+    low, high = np.inf, -np.inf
+    for i in range(n):
+        result[i] = seeds[i] if inside[i] else 0  # markers outside the mask are dropped
+        if inside[i]:
+            v = flat[i]
+            if not v == np.floor(v):  # NaN, an infinity or a fraction
+                return False
+            low, high = min(low, v), max(high, v)
+    if low > high:
+        return True
+    span = high - low + 1
+    if span > most:
+        return False
+    nkeys = int(span)
+    head = np.full(nkeys, -1, np.int64)
+    tail = np.full(nkeys, -1, np.int64)
+    after = np.empty(n, np.int64)  # the pixel queued after each one at its level
+    level = nkeys
+    for i in range(n):
+        if result[i] != 0:
+            k = int(flat[i] - low)
+            after[i] = -1
+            if tail[k] < 0:
+                head[k] = i
+            else:
+                after[tail[k]] = i
+            tail[k] = i
+            level = min(level, k)
+    while level < nkeys:
+        i = head[level]
+        if i < 0:
+            level += 1
+            continue
+        head[level] = after[i]
+        if head[level] < 0:
+            tail[level] = -1
+        y = i // nx
+        x = i - y * nx
+        label = result[i]
+        for d in range(4):  # scikit-image's order: above, left, right, below
+            if d == 0:
+                if y == 0:
+                    continue
+                j = i - nx
+            elif d == 1:
+                if x == 0:
+                    continue
+                j = i - 1
+            elif d == 2:
+                if x == nx - 1:
+                    continue
+                j = i + 1
+            else:
+                if y == ny - 1:
+                    continue
+                j = i + nx
+            if not inside[j] or result[j] != 0:
+                continue
+            result[j] = label
+            k = max(int(flat[j] - low), level)
+            after[j] = -1
+            if tail[k] < 0:
+                head[k] = j
+            else:
+                after[tail[k]] = j
+            tail[k] = j
+    return True

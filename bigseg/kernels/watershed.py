@@ -13,6 +13,7 @@ from .filters import smoothed_above
 
 __all__ = [
     "distance_to_background",
+    "flood",
     "flood_levels",
     "segment_signal",
     "label_peaks",
@@ -38,9 +39,16 @@ def distance_to_background(
     has background before it), so each component's distances come from a
     transform of that small box.  Falls back to one whole-plane transform when
     the boxes would cost more.  ``components``: ``scipy.ndimage.label(binary)[0]``, when
-    the caller has it already.
+    the caller has it already.  Where the compiled kernels pay
+    (:func:`bigseg.kernels.filters.compiled_pays`), one compiled transform of the plane
+    (:func:`bigseg.kernels._compiled.plane_distance`) gives the same values.
     """
     binary = np.asarray(binary, bool)
+    compiled = _compiled_plane(binary)
+    if compiled is not None:  # one compiled pass over the plane, no per-box overhead
+        out = np.empty(binary.shape, np.float64)
+        if compiled.plane_distance(np.ascontiguousarray(binary), out):
+            return out
     out = np.zeros(binary.shape, np.float64)
     if binary.ndim != 2 or not binary.any():
         return ndi.distance_transform_edt(binary) if binary.ndim != 2 else out
@@ -83,8 +91,7 @@ def split_plane(
     markers_mask[tuple(peaks.T)] = True
     markers, _ = ndi.label(markers_mask)
     levels = flood_levels(distance.copy(), peaks)
-    regions = watershed(levels, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
-    return regions, distance, markers_mask
+    return flood(levels, markers, binary), distance, markers_mask
 
 
 def flood_levels(distance: np.ndarray, peaks: np.ndarray) -> np.ndarray:
@@ -119,6 +126,47 @@ def flood_levels(distance: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return levels
 
 
+def flood(levels: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``skimage.segmentation.watershed(levels, markers, mask=mask)`` for :func:`flood_levels`.
+
+    Labels (int32) of a plane flooded from ``markers`` within ``mask``.  Where the
+    compiled kernels pay (:func:`bigseg.kernels.filters.compiled_pays`), whole-number
+    levels go through a compiled bucket queue
+    (:func:`bigseg.kernels._compiled.flood`): the same labels as scikit-image's heap
+    wherever no two marker pixels share a level, which :func:`flood_levels` sees to;
+    anything else goes to scikit-image.
+    """
+    compiled = _compiled_plane(levels)
+    if compiled is not None and markers.shape == mask.shape == levels.shape:
+        out = np.empty(levels.shape, LABEL_DTYPE)
+        if compiled.flood(
+            np.ascontiguousarray(levels, np.float64),
+            np.ascontiguousarray(markers, LABEL_DTYPE),
+            np.ascontiguousarray(mask, bool),
+            out,
+            FLOOD_LEVELS * levels.size,
+        ):
+            return out
+    return watershed(levels, markers, mask=mask).astype(LABEL_DTYPE, copy=False)
+
+
+#: The compiled flood keeps a list per level: it takes planes whose levels span at most
+#: this many times their pixels (:func:`flood_levels` spans about the squared largest
+#: distance times the markers), and leaves wider spans to scikit-image's heap.
+FLOOD_LEVELS = 4
+
+
+def _compiled_plane(plane: np.ndarray):
+    """Return the compiled loops for a 2D plane where they pay, or None (NumPy/SciPy then)."""
+    from .filters import compiled_pays
+
+    if plane.ndim != 2 or plane.size == 0 or not compiled_pays(plane.size):
+        return None
+    from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+    return compiled
+
+
 def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
     """Split a binary plane into regions: EDT, distance peaks as markers, watershed."""
     return split_plane(binary, min_distance=min_distance)[0]
@@ -144,8 +192,7 @@ def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
     marker_mask = np.zeros(binary.shape, bool)
     marker_mask[tuple(chosen.T)] = True
     markers, _ = ndi.label(marker_mask)
-    levels = flood_levels(distance, chosen)
-    return watershed(levels, markers, mask=binary).astype(LABEL_DTYPE, copy=False)
+    return flood(flood_levels(distance, chosen), markers, binary)
 
 
 def markers_apart(distance: np.ndarray, components: np.ndarray, *, apart: float) -> np.ndarray:
