@@ -541,3 +541,23 @@ def test_flood_hands_other_levels_to_skimage(monkeypatch):
     np.testing.assert_array_equal(
         kw.flood(levels, markers, mask), watershed(levels, markers, mask=mask)
     )
+
+
+def test_label_plane_compiled_is_scipy_label():
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from bigseg.kernels.watershed import label_plane
+
+    rng = np.random.default_rng(24)
+    planes = list(_planes(rng, 300))
+    comb = np.zeros((40, 41), bool)  # a comb joined at the bottom: many provisional labels
+    comb[:, ::2], comb[-1] = True, True
+    planes += [comb, ~comb, np.ones((1, 1), bool), np.zeros((3, 1), bool), ~comb[::3, 1::2]]
+    for i, plane in enumerate(planes):
+        for value in (True, False):
+            want, n = ndi.label(plane if value else ~plane)
+            got, counts = label_plane(plane, value)
+            assert got.dtype == np.int32 and counts.size == n + 1
+            np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, {value}")
+            np.testing.assert_array_equal(counts, np.bincount(want.ravel(), minlength=n + 1))

@@ -19,6 +19,7 @@ __all__ = [
     "flood",
     "gaussian_axis",
     "label_areas",
+    "label_plane",
     "gaussian_last",
     "linear_counts",
     "median_runs",
@@ -297,11 +298,17 @@ def label_areas(labels, n, counts):  # pragma: no cover - compiled
     returns False (``counts`` then undefined) at the first label outside.
     """
     flat = labels.ravel()
+    run, length = 0, 0  # counted along runs of one label: one count per run, not per pixel
     for i in range(flat.size):
         v = flat[i]
+        if v == run:
+            length += 1
+            continue
         if v < 0 or v > n:
             return False
-        counts[v] += 1
+        counts[run] += length
+        run, length = v, 1
+    counts[run] += length
     return True
 
 
@@ -570,3 +577,66 @@ def flood(levels, markers, mask, out, most):  # pragma: no cover - compiled
                 after[tail[k]] = j
             tail[k] = j
     return True
+
+
+@njit(nogil=True, cache=True)
+def label_plane(plane, value, out):  # pragma: no cover - compiled
+    """Label the 4-connected components of the pixels of a 2D boolean plane equal to ``value``.
+
+    ``scipy.ndimage.label(plane == value)`` into int32 ``out``, number for number
+    (components numbered in the raster order of their first pixel), in two passes with
+    a union-find of provisional labels.  Returns each label's pixel count, index 0 the
+    pixels left unlabelled (``np.bincount(out.ravel())``).
+    """
+    ny, nx = plane.shape
+    parent = np.empty(ny * ((nx + 1) // 2) + 2, np.int32)  # no more first pixels than this
+    count = 0
+    for y in range(ny):
+        row, here = plane[y], out[y]
+        for x in range(nx):
+            if row[x] != value:
+                here[x] = 0
+                continue
+            up = out[y - 1, x] if y > 0 else 0
+            left = here[x - 1] if x > 0 else 0
+            if up == 0 and left == 0:
+                count += 1
+                parent[count] = count
+                here[x] = count
+            elif up == 0 or left == 0 or up == left:
+                here[x] = max(up, left)
+            else:  # two provisional labels meet: the smaller root stays
+                a = up
+                while parent[a] != a:  # halving the path on the way (parents stay smaller)
+                    parent[a] = parent[parent[a]]
+                    a = parent[a]
+                b = left
+                while parent[b] != b:
+                    parent[b] = parent[parent[b]]
+                    b = parent[b]
+                parent[max(a, b)] = min(a, b)
+                here[x] = min(a, b)
+    final = np.zeros(count + 1, np.int32)
+    n = 0
+    for i in range(1, count + 1):  # roots come before the labels they hold
+        root = parent[i]
+        if root == i:
+            n += 1
+            final[i] = n
+        else:
+            final[i] = final[root]
+    counts = np.zeros(n + 1, np.intp)
+    # Renumber; counted along runs of one label (one count per run, not per pixel).
+    run, length = 0, 0
+    for y in range(ny):
+        here = out[y]
+        for x in range(nx):
+            v = final[here[x]]
+            here[x] = v
+            if v == run:
+                length += 1
+            else:
+                counts[run] += length
+                run, length = v, 1
+    counts[run] += length
+    return counts

@@ -17,6 +17,7 @@ __all__ = [
     "flood_levels",
     "segment_signal",
     "label_peaks",
+    "label_plane",
     "markers_apart",
     "split_plane_apart",
     "filled_plane",
@@ -52,7 +53,7 @@ def distance_to_background(
     out = np.zeros(binary.shape, np.float64)
     if binary.ndim != 2 or not binary.any():
         return ndi.distance_transform_edt(binary) if binary.ndim != 2 else out
-    labels = ndi.label(binary)[0] if components is None else components
+    labels = label_plane(binary)[0] if components is None else components
     boxes = ndi.find_objects(labels)
     n = len(boxes)
     ny, nx = binary.shape
@@ -89,7 +90,7 @@ def split_plane(
     distance = distance_to_background(binary)
     peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
     markers_mask[tuple(peaks.T)] = True
-    markers, _ = ndi.label(markers_mask)
+    markers = label_plane(markers_mask)[0]
     levels = flood_levels(distance.copy(), peaks)
     return flood(levels, markers, binary), distance, markers_mask
 
@@ -124,6 +125,24 @@ def flood_levels(distance: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     levels += k - 1
     levels[tuple(peaks.T)] = -height * k + rank
     return levels
+
+
+def label_plane(plane: np.ndarray, value: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``scipy.ndimage.label(plane == value)[0]`` (int32) and each label's pixel count.
+
+    4-connected components of a 2D boolean plane, numbered in the raster order of their
+    first pixel, as SciPy numbers them; the counts are ``np.bincount`` of the labels
+    (index 0: the other pixels).  One compiled two-pass labelling
+    (:func:`bigseg.kernels._compiled.label_plane`) where the compiled kernels pay.
+    """
+    plane = np.asarray(plane, bool)
+    compiled = _compiled_plane(plane)
+    if compiled is not None:
+        labels = np.empty(plane.shape, LABEL_DTYPE)
+        return labels, compiled.label_plane(np.ascontiguousarray(plane), bool(value), labels)
+    labels = np.zeros(plane.shape, LABEL_DTYPE)
+    ndi.label(plane if value else ~plane, output=labels)
+    return labels, np.bincount(labels.ravel())
 
 
 def flood(levels: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -186,12 +205,12 @@ def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
     """
     if not binary.any():
         return np.zeros(binary.shape, LABEL_DTYPE)
-    components = ndi.label(binary)[0]
+    components = label_plane(binary)[0]
     distance = distance_to_background(binary, components=components)
     chosen = markers_apart(distance, components, apart=apart)
     marker_mask = np.zeros(binary.shape, bool)
     marker_mask[tuple(chosen.T)] = True
-    markers, _ = ndi.label(marker_mask)
+    markers = label_plane(marker_mask)[0]
     return flood(flood_levels(distance, chosen), markers, binary)
 
 
@@ -416,8 +435,8 @@ def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
 
     ``skimage.morphology.remove_small_holes(binary, max_size=int(pi * max_radius**2))``,
     exactly: the background's 4-connected components of at most that many pixels become
-    foreground.  For a 2D boolean plane the components are SciPy's labels as there, and
-    their sizes and the filling one compiled pass each
+    foreground.  For a 2D boolean plane the components and their sizes are
+    :func:`label_plane`'s, and the filling one compiled pass
     (:func:`bigseg.kernels._compiled.fill_small`, where
     :func:`bigseg.kernels.filters.compiled_pays`) rather than scikit-image's ``bincount``
     and two boolean indexings of the plane.
@@ -429,10 +448,7 @@ def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
         return remove_small_holes(binary, max_size=max_size)
     from . import _compiled as compiled  # numba: imported (and its cache read) on first use
 
-    components = np.zeros(binary.shape, np.int32)  # as scikit-image labels the background
-    n = ndi.label(~binary, ndi.generate_binary_structure(2, 1), output=components)
-    counts = np.zeros(int(n) + 1, np.intp)
-    compiled.label_areas(components, int(n), counts)
+    components, counts = label_plane(binary, value=False)  # as scikit-image labels holes
     out = np.empty(binary.shape, bool)
     compiled.fill_small(components, counts, max_size, np.ascontiguousarray(binary), out)
     return out
