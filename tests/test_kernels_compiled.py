@@ -561,3 +561,28 @@ def test_label_plane_compiled_is_scipy_label():
             assert got.dtype == np.int32 and counts.size == n + 1
             np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, {value}")
             np.testing.assert_array_equal(counts, np.bincount(want.ravel(), minlength=n + 1))
+
+
+def test_spaced_peaks_compiled_is_peak_local_max(monkeypatch):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from skimage.feature import peak_local_max
+
+    from bigseg.kernels import watershed as kw
+    from bigseg.kernels.watershed import spaced_peaks
+
+    handed = []  # the calls handed to scikit-image (its special cases)
+    monkeypatch.setattr(
+        kw, "peak_local_max", lambda *a, **k: handed.append(1) or peak_local_max(*a, **k)
+    )
+    rng = np.random.default_rng(25)
+    planes = list(_planes(rng, 300))
+    planes += [np.ones((30, 30), bool), np.zeros((20, 20), bool), np.eye(25, dtype=bool)]
+    for i, plane in enumerate(planes):
+        for image in (ndi.distance_transform_edt(plane), rng.random(plane.shape).round(1)):
+            for md in (1, 2, 4, 8):
+                want = peak_local_max(image, min_distance=md, labels=plane)
+                got = spaced_peaks(image, plane, min_distance=md)
+                np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, {md}")
+    assert len(handed) < 0.05 * len(planes) * 2 * 4  # the compiled loops answered the rest

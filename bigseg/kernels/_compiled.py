@@ -25,7 +25,9 @@ __all__ = [
     "median_runs",
     "plane_distance",
     "plane_peaks",
+    "spaced",
     "take",
+    "window_maxima",
 ]
 
 #: Columns of the lines filtered together along an axis (a small buffer per block).
@@ -640,3 +642,77 @@ def label_plane(plane, value, out):  # pragma: no cover - compiled
                 run, length = v, 1
     counts[run] += length
     return counts
+
+
+@njit(nogil=True, cache=True)
+def _not_below(values, inside, y, x, v, reach):  # pragma: no cover - compiled
+    """Whether no ``inside`` pixel within ``reach`` rows and columns of ``(y, x)`` exceeds ``v``."""
+    ny, nx = values.shape
+    for yy in range(max(y - reach, 0), min(y + reach + 1, ny)):
+        for xx in range(max(x - reach, 0), min(x + reach + 1, nx)):
+            if inside[yy, xx] and values[yy, xx] > v:
+                return False
+    return True
+
+
+@njit(nogil=True, cache=True)
+def window_maxima(values, inside, low, r):  # pragma: no cover - compiled
+    """Pixels of a 2D plane not below any ``inside`` pixel of their square of ``2r + 1``.
+
+    Of the ``inside`` pixels above ``low``, those no ``inside`` pixel within ``r`` rows
+    and columns (the plane's edges clip the square) exceeds, as ``(rows, cols)``,
+    row-major: ``values == maximum_filter(where(inside, values, lowest), 2r + 1,
+    mode="nearest")``.  A pixel below a neighbour of the 3 x 3 square is no maximum of
+    the larger one, so the large square is looked at around those few pixels only.
+    Also returns whether every ``inside`` pixel is such a maximum (``low`` aside).
+    """
+    ny, nx = values.shape
+    top = np.zeros((ny, nx), np.bool_)
+    count = 0
+    trivial = True
+    for y in range(ny):
+        for x in range(nx):
+            if not inside[y, x]:
+                continue
+            v = values[y, x]
+            # The 3 x 3 square first: most pixels end there.
+            peak = _not_below(values, inside, y, x, v, 1)
+            if peak and r > 1:
+                peak = _not_below(values, inside, y, x, v, r)
+            if not peak:
+                trivial = False
+            elif v > low:
+                top[y, x] = True
+                count += 1
+    rows = np.empty(count, np.intp)
+    cols = np.empty(count, np.intp)
+    k = 0
+    for y in range(ny):
+        for x in range(nx):
+            if top[y, x]:
+                rows[k] = y
+                cols[k] = x
+                k += 1
+    return rows, cols, trivial
+
+
+@njit(nogil=True, cache=True)
+def spaced(rows, cols, spacing):  # pragma: no cover - compiled
+    """Keep points in order unless closer than ``spacing`` (Chebyshev) to one kept before."""
+    n = rows.size
+    keep = np.zeros(n, np.bool_)
+    kept_r = np.empty(n, np.intp)
+    kept_c = np.empty(n, np.intp)
+    m = 0
+    for i in range(n):
+        near = False
+        for j in range(m):
+            if max(abs(rows[i] - kept_r[j]), abs(cols[i] - kept_c[j])) < spacing:
+                near = True
+                break
+        if not near:
+            keep[i] = True
+            kept_r[m] = rows[i]
+            kept_c[m] = cols[i]
+            m += 1
+    return keep

@@ -16,6 +16,7 @@ __all__ = [
     "flood",
     "flood_levels",
     "segment_signal",
+    "spaced_peaks",
     "label_peaks",
     "label_plane",
     "markers_apart",
@@ -88,11 +89,57 @@ def split_plane(
     if not binary.any():
         return np.zeros(binary.shape, LABEL_DTYPE), np.zeros(binary.shape), markers_mask
     distance = distance_to_background(binary)
-    peaks = peak_local_max(distance, min_distance=min_distance, labels=binary)
+    peaks = spaced_peaks(distance, binary, min_distance=min_distance)
     markers_mask[tuple(peaks.T)] = True
     markers = label_plane(markers_mask)[0]
     levels = flood_levels(distance.copy(), peaks)
     return flood(levels, markers, binary), distance, markers_mask
+
+
+def spaced_peaks(image: np.ndarray, binary: np.ndarray, *, min_distance: int) -> np.ndarray:
+    """``peak_local_max(image, min_distance=min_distance, labels=binary)``, exactly.
+
+    The same rows in the same order for a 2D float ``image`` and boolean ``binary``:
+    within the bounding box of ``binary`` less a border of ``min_distance`` pixels, the
+    pixels of ``binary`` not below any pixel of ``binary`` in their ``2 * min_distance +
+    1`` square (clipped by the box: SciPy's ``nearest``) and above the image's minimum,
+    highest first (ties in row-major order), each kept unless closer than
+    ``min_distance`` (Chebyshev) to one kept before: two compiled loops
+    (:func:`bigseg.kernels._compiled.window_maxima`, :func:`~bigseg.kernels._compiled.spaced`)
+    where the compiled kernels pay; scikit-image's own code otherwise, and for its
+    special cases (a box of one pixel, every pixel a maximum).
+    """
+    compiled = _compiled_plane(image)
+    md = int(min_distance)
+    if (
+        compiled is None
+        or image.shape != binary.shape
+        or image.dtype not in (np.float32, np.float64)
+        or binary.dtype != bool
+        or md < 1
+        or np.isnan(image).any()
+    ):
+        return peak_local_max(image, min_distance=min_distance, labels=binary)
+    ny, nx = binary.shape
+    inner = binary[md : ny - md, md : nx - md]  # the border excluded
+    rows = np.flatnonzero(inner.any(axis=1))
+    if rows.size == 0:
+        return np.empty((0, 2), np.intp)
+    cols = np.flatnonzero(inner.any(axis=0))
+    roi = (slice(md + rows[0], md + rows[-1] + 1), slice(md + cols[0], md + cols[-1] + 1))
+    mine = np.ascontiguousarray(binary[roi])
+    values = np.ascontiguousarray(image[roi])
+    if values.size == 1:
+        return peak_local_max(image, min_distance=min_distance, labels=binary)
+    ys, xs, trivial = compiled.window_maxima(values, mine, image.min(), md)
+    if trivial:
+        return peak_local_max(image, min_distance=min_distance, labels=binary)
+    order = np.argsort(-values[ys, xs], kind="stable")
+    ys, xs = ys[order], xs[order]
+    if md > 1:
+        keep = compiled.spaced(ys, xs, md)
+        ys, xs = ys[keep], xs[keep]
+    return np.stack([ys + roi[0].start, xs + roi[1].start], axis=1)
 
 
 def flood_levels(distance: np.ndarray, peaks: np.ndarray) -> np.ndarray:
