@@ -20,7 +20,6 @@ from .chunked.stitch import partial_sums
 from .kernels.regions import region_stats
 from .stack import as_4d, scale_of, translation_of
 from .tables import (
-    DETECTION_COLUMNS,
     detections_from_sums,
     detections_table,
     empty_detections,
@@ -63,7 +62,9 @@ def measure_planes(
         One row per region per plane with :data:`DETECTION_COLUMNS`; positions
         are intensity-weighted centroids in stack index units and µm.
     """
-    frames = []
+    columns: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("t", "z", "y", "x", "label", "area", "intensity_sum")
+    }
     for ti in range(labels.shape[0]):
         for zi in range(labels.shape[1]):
             lab = labels[ti, zi]
@@ -78,22 +79,22 @@ def measure_planes(
             cx = np.where(np.isfinite(cx), cx, props["centroid-1"]) + origin[3]
             area = props["area"].astype(np.int64)
             mean = props["intensity_mean"].astype(np.float64)
-            frames.append(
-                detections_table(
-                    t=float(origin[0] + ti),
-                    z=float(origin[1] + zi),
-                    y=cy,
-                    x=cx,
-                    label=props["label"],
-                    area=area,
-                    intensity_sum=mean * area,  # the recipe's mean x area
-                    scale=scale,
-                    translation=translation,
-                )
-            )
-    if not frames:
+            for key, values in (
+                ("t", np.full(area.shape, float(origin[0] + ti))),
+                ("z", np.full(area.shape, float(origin[1] + zi))),
+                ("y", cy),
+                ("x", cx),
+                ("label", props["label"]),
+                ("area", area),
+                ("intensity_sum", mean * area),  # the recipe's mean x area
+            ):
+                columns[key].append(values)
+    if not columns["area"]:
         return empty_detections()
-    return pd.concat(frames, ignore_index=True).astype(DETECTION_COLUMNS)
+    # One table for the block: a table per plane, typed and concatenated, cost more than
+    # measuring.
+    joined = {k: np.concatenate(v) for k, v in columns.items()}
+    return detections_table(**joined, scale=scale, translation=translation)
 
 
 def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
