@@ -406,23 +406,35 @@ def _opening_scipy(smoothed, size):
 
 
 def _split_apart(filled, apart, clock):
-    """``kernels.watershed.split_plane_apart``, step by step (the bench checks it is the same)."""
-    from scipy import ndimage as ndi
+    """``kernels.watershed.split_plane_apart``, step by step (the bench checks it is the same).
+
+    The compiled distance and flood against SciPy's per-box transform and scikit-image's
+    watershed ("before"), which must give the same values.
+    """
     from skimage.segmentation import watershed
 
     from bigseg.kernels import watershed as kw
 
     distance = clock("distance", kw.distance_to_background, filled)
+    before = clock(
+        "distance, SciPy per box (before)", _without_compiled, kw.distance_to_background, filled
+    )
+    assert np.array_equal(distance, before), "the compiled distance differs"
 
     def markers():
-        chosen = kw.markers_apart(distance, ndi.label(filled)[0], apart=apart)
+        chosen = kw.markers_apart(distance, kw.label_plane(filled)[0], apart=apart)
         mask = np.zeros(filled.shape, bool)
         mask[tuple(chosen.T)] = True
-        return ndi.label(mask)[0], chosen
+        return kw.label_plane(mask)[0], chosen
 
     marks, chosen = clock("markers", markers)
-    levels = clock("watershed", kw.flood_levels, distance, chosen)
-    return clock("watershed", watershed, levels, marks, mask=filled).astype(np.int32)
+    # flood_levels consumes its distance, and the clock runs a stage three times: a copy
+    # each time (about 0.5 ms of the row).
+    levels = clock("flooding levels", lambda d, c: kw.flood_levels(d.copy(), c), distance, chosen)
+    labels = clock("watershed", kw.flood, levels, marks, filled)
+    before = clock("watershed, scikit-image (before)", watershed, levels, marks, mask=filled)
+    assert np.array_equal(labels, before), "the compiled flood differs"
+    return labels
 
 
 def _blocks(nz: int, block: int, reach: int) -> list[tuple[int, int]]:
@@ -460,6 +472,25 @@ def _signal_blocks(shape, block: int, threads: int):
     return blocks, planned
 
 
+def _warm_compiled(stack: np.ndarray, lp) -> None:
+    """Load every compiled kernel from numba's cache once, untimed, on a corner of ``stack``.
+
+    A run pays each load once per process (0.1-0.3 s, in its first task of each pass);
+    the table gives the steady cost per plane, which the first plane would otherwise carry.
+    """
+    from bigseg.kernels import filters, threshold
+    from bigseg.kernels import watershed as kw
+    from bigseg.methods import default as dm
+
+    corner = stack[:8, :128, :128]
+    signal = dm.signal_volume(corner, lp, ((0, 0),) * 3)[0]
+    threshold.linear_histogram(signal, low=0.0, width=1.0, nbins=threshold.LINEAR_BINS)
+    filters.local_foreground(signal, float(signal.mean()), fraction=0.5, size=lp.size)
+    yy, xx = np.mgrid[:64, :64]
+    discs = ((yy - 20) ** 2 + (xx - 20) ** 2 < 100) | ((yy - 36) ** 2 + (xx - 38) ** 2 < 120)
+    kw.segment_signal(discs[None].astype(np.float32), apart=0.8, min_radius=1.0, max_radius=20.0)
+
+
 def default_stages(
     stack: np.ndarray, *, block: int = 4, gil: bool = True, threads: int = 2
 ) -> list[tuple]:
@@ -487,6 +518,7 @@ def default_stages(
     clock = Stages(gil)
     params = Params()
     lp = dm.local_pixels(params, SCALE)
+    _warm_compiled(stack, lp)
     width = (float(np.iinfo(stack.dtype).max) + 1.0) / threshold.LINEAR_BINS
     nz = stack.shape[0]
     # The signal's blocks as a run's (whole storage chunks merged along z, planes cut in y),
