@@ -586,3 +586,21 @@ def test_spaced_peaks_compiled_is_peak_local_max(monkeypatch):
                 got = spaced_peaks(image, plane, min_distance=md)
                 np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, {md}")
     assert len(handed) < 0.05 * len(planes) * 2 * 4  # the compiled loops answered the rest
+
+
+def test_markers_apart_compiled_is_the_loop(monkeypatch):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    from bigseg.kernels.watershed import markers_apart
+
+    rng = np.random.default_rng(26)
+    for i, plane in enumerate(_planes(rng, 300)):
+        distance = ndi.distance_transform_edt(plane)
+        components = ndi.label(plane)[0]
+        for apart in (0.5, 0.8, 1.3):
+            got = markers_apart(distance, components, apart=apart)
+            monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+            want = markers_apart(distance, components, apart=apart)
+            monkeypatch.delenv(filters.COMPILED_VARIABLE)
+            np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, apart {apart}")

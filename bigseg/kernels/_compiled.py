@@ -15,6 +15,7 @@ from numba import njit
 __all__ = [
     "box_extreme_axis",
     "box_extreme_last",
+    "apart_markers",
     "fill_small",
     "flood",
     "gaussian_axis",
@@ -178,13 +179,6 @@ def plane_peaks(values, labels, nlabels):  # pragma: no cover - compiled
     """
     ny, nx = values.shape
     low = np.inf
-    for y in range(ny):
-        for x in range(nx):
-            v = values[y, x]
-            if v != v:
-                empty = np.zeros(0, np.intp)
-                return empty, empty, empty, empty, np.zeros((0, 4), np.intp), True
-            low = min(low, v)
     area = np.zeros(nlabels + 1, np.intp)
     maxima = np.zeros(nlabels + 1, np.intp)
     boxes = np.empty((nlabels + 1, 4), np.intp)
@@ -192,10 +186,19 @@ def plane_peaks(values, labels, nlabels):  # pragma: no cover - compiled
     boxes[:, 1] = 0
     boxes[:, 2] = nx
     boxes[:, 3] = 0
-    above = np.zeros((ny, nx), np.bool_)
+    # One pass: every pixel's value for the minimum, the maxima collected in row-major
+    # order (few), those at or below the minimum left out at the end.
+    size = 64
+    found_r = np.empty(size, np.intp)
+    found_c = np.empty(size, np.intp)
     count = 0
     for y in range(ny):
         for x in range(nx):
+            v = values[y, x]
+            if v != v:
+                empty = np.zeros(0, np.intp)
+                return empty, empty, empty, empty, np.zeros((0, 4), np.intp), True
+            low = min(low, v)
             own = labels[y, x]
             if own <= 0:
                 continue
@@ -205,7 +208,6 @@ def plane_peaks(values, labels, nlabels):  # pragma: no cover - compiled
             b[1] = max(b[1], y + 1)
             b[2] = min(b[2], x)
             b[3] = max(b[3], x + 1)
-            v = values[y, x]
             peak = True
             for yy in range(max(y - 1, 0), min(y + 2, ny)):
                 for xx in range(max(x - 1, 0), min(x + 2, nx)):
@@ -213,18 +215,28 @@ def plane_peaks(values, labels, nlabels):  # pragma: no cover - compiled
                         peak = False
             if peak:
                 maxima[own] += 1
-                if v > low:
-                    above[y, x] = True
-                    count += 1
-    rows = np.empty(count, np.intp)
-    cols = np.empty(count, np.intp)
+                if count == size:  # grow the lists
+                    size *= 2
+                    grown_r = np.empty(size, np.intp)
+                    grown_c = np.empty(size, np.intp)
+                    grown_r[:count] = found_r[:count]
+                    grown_c[:count] = found_c[:count]
+                    found_r, found_c = grown_r, grown_c
+                found_r[count] = y
+                found_c[count] = x
+                count += 1
     k = 0
-    for y in range(ny):
-        for x in range(nx):
-            if above[y, x]:
-                rows[k] = y
-                cols[k] = x
-                k += 1
+    for i in range(count):
+        if values[found_r[i], found_c[i]] > low:
+            k += 1
+    rows = np.empty(k, np.intp)
+    cols = np.empty(k, np.intp)
+    k = 0
+    for i in range(count):
+        if values[found_r[i], found_c[i]] > low:
+            rows[k] = found_r[i]
+            cols[k] = found_c[i]
+            k += 1
     return rows, cols, area, maxima, boxes, False
 
 
@@ -715,4 +727,33 @@ def spaced(rows, cols, spacing):  # pragma: no cover - compiled
             kept_r[m] = rows[i]
             kept_c[m] = cols[i]
             m += 1
+    return keep
+
+
+@njit(nogil=True, cache=True)
+def apart_markers(rows, cols, heights, owner, order, apart, owners):  # pragma: no cover
+    """Keep peaks taken in ``order`` far enough from the kept peaks of their own component.
+
+    Peak ``i`` is kept unless ``hypot(dy, dx) < apart * (heights[j] + heights[i])`` for a
+    kept peak ``j`` with ``owner[j] == owner[i]`` (``owner`` in ``0..owners``): the loop of
+    :func:`bigseg.kernels.watershed.markers_apart`, with a list of kept peaks per component.
+    Returns a boolean mask over the peaks.
+    """
+    n = rows.size
+    keep = np.zeros(n, np.bool_)
+    head = np.full(owners + 1, -1, np.int64)  # the last peak kept in each component
+    below = np.full(n, -1, np.int64)  # the peak kept before it there
+    for i in order:
+        j = head[owner[i]]
+        near = False
+        while j >= 0:
+            gap = np.hypot(np.float64(rows[j] - rows[i]), np.float64(cols[j] - cols[i]))
+            if gap < apart * (heights[j] + heights[i]):
+                near = True
+                break
+            j = below[j]
+        if not near:
+            keep[i] = True
+            below[i] = head[owner[i]]
+            head[owner[i]] = i
     return keep

@@ -266,14 +266,28 @@ def markers_apart(distance: np.ndarray, components: np.ndarray, *, apart: float)
 
     Peaks are taken deepest first (ties by position); one is kept when it lies at least
     ``apart`` times the sum of its distance and each kept marker's from every kept
-    marker of its own component.
+    marker of its own component (a compiled loop,
+    :func:`bigseg.kernels._compiled.apart_markers`, where the compiled kernels pay).
     """
     peaks = label_peaks(distance, components)
     heights = distance[tuple(peaks.T)]
     owner = components[tuple(peaks.T)]
+    order = np.lexsort((peaks[:, 1], peaks[:, 0], -heights))
+    compiled = _compiled_plane(distance)
+    if compiled is not None and len(peaks) and owner.min() >= 0:
+        keep = compiled.apart_markers(
+            np.ascontiguousarray(peaks[:, 0], np.int64),
+            np.ascontiguousarray(peaks[:, 1], np.int64),
+            np.ascontiguousarray(heights, np.float64),
+            np.ascontiguousarray(owner, np.int64),
+            order.astype(np.int64),
+            float(apart),
+            int(owner.max()),
+        )
+        return peaks[keep]
     kept: list[int] = []
     by_owner: dict[int, list[int]] = {}  # the kept markers of each component
-    for i in np.lexsort((peaks[:, 1], peaks[:, 0], -heights)):
+    for i in order:
         mine = by_owner.setdefault(int(owner[i]), [])
         if mine:
             gap = np.hypot(*(peaks[mine] - peaks[i]).T)
