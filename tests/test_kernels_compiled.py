@@ -604,3 +604,28 @@ def test_markers_apart_compiled_is_the_loop(monkeypatch):
             want = markers_apart(distance, components, apart=apart)
             monkeypatch.delenv(filters.COMPILED_VARIABLE)
             np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, apart {apart}")
+
+
+def test_smoothed_above_disk_extremes_compiled_are_the_filters(monkeypatch):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    rng = np.random.default_rng(27)
+    masks = list(_planes(rng, 200)) + [np.zeros((9, 7), bool), np.ones((9, 7), bool)]
+    for i, mask in enumerate(masks):
+        radius = int(rng.integers(0, 9))
+        plane = rng.integers(0, 4000, mask.shape).astype(np.uint16)
+        ys, xs = np.nonzero(mask)
+        hi, lo = filters._disk_extremes_at(plane, ys, xs, radius)
+        np.testing.assert_array_equal(hi, filters.disk_max(plane, radius)[ys, xs], f"{i}")
+        np.testing.assert_array_equal(lo, filters.disk_min(plane, radius)[ys, xs], f"{i}")
+    # The whole kernel, compiled or not.
+    for i in range(40):
+        plane = (rng.random((60, 70)) * 3000).astype(np.uint16)
+        plane[20:40, 10:50] += 1500
+        got = filters.smoothed_above(plane, 1800.0, 4)
+        monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+        want = filters.smoothed_above(plane, 1800.0, 4)
+        monkeypatch.delenv(filters.COMPILED_VARIABLE)
+        np.testing.assert_array_equal(got, want, err_msg=f"plane {i}")
+        np.testing.assert_array_equal(got, filters.smooth_plane(plane, 4) > 1800.0)

@@ -15,6 +15,7 @@ from numba import njit
 __all__ = [
     "box_extreme_axis",
     "box_extreme_last",
+    "disk_extremes_at",
     "apart_markers",
     "fill_small",
     "flood",
@@ -757,3 +758,28 @@ def apart_markers(rows, cols, heights, owner, order, apart, owners):  # pragma: 
             below[i] = head[owner[i]]
             head[owner[i]] = i
     return keep
+
+
+@njit(nogil=True, cache=True)
+def disk_extremes_at(plane, ys, xs, dys, ws, high, low):  # pragma: no cover - compiled
+    """Maximum and minimum of ``plane`` over the disk window of each pixel ``(ys, xs)``.
+
+    The disk is given by its rows (``dys``, half widths ``ws``); only in-image pixels count
+    (:func:`bigseg.kernels.filters.disk_max` and ``disk_min`` at those pixels).
+    """
+    ny, nx = plane.shape
+    for i in range(ys.size):
+        y, x = ys[i], xs[i]
+        top = plane[y, x]
+        bottom = top
+        for k in range(dys.size):
+            yy = y + dys[k]
+            if yy < 0 or yy >= ny:
+                continue
+            row = plane[yy]
+            for xx in range(max(x - ws[k], 0), min(x + ws[k] + 1, nx)):
+                v = row[xx]
+                top = max(top, v)
+                bottom = min(bottom, v)
+        high[i] = top
+        low[i] = bottom

@@ -274,6 +274,29 @@ def _window_sizes_cached(ny: int, nx: int, radius: int) -> np.ndarray:
     return sizes
 
 
+def _disk_extremes_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int):
+    """:func:`disk_max` and :func:`disk_min` of ``plane`` at pixels ``(ys, xs)`` (int64)."""
+    compiled = compiled_plane(plane)
+    if compiled is None:
+        return (
+            disk_max(plane, radius)[ys, xs].astype(np.int64),
+            disk_min(plane, radius)[ys, xs].astype(np.int64),
+        )
+    dys, ws = _disk_row_arrays(int(radius))
+    high = np.empty(np.size(ys), plane.dtype)
+    low = np.empty(np.size(ys), plane.dtype)
+    compiled.disk_extremes_at(
+        np.ascontiguousarray(plane),
+        np.ascontiguousarray(ys, np.int64),
+        np.ascontiguousarray(xs, np.int64),
+        dys,
+        ws,
+        high,
+        low,
+    )
+    return high.astype(np.int64), low.astype(np.int64)
+
+
 def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarray:
     """Foreground of the smoothed plane: exactly ``smooth_plane(plane, radius) > threshold``.
 
@@ -324,8 +347,7 @@ def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarr
     oy, ox = np.nonzero(open_case)
     medians = np.zeros(plane.shape, np.uint16)
     medians[ys, xs] = med
-    hi = disk_max(medians, r)[oy, ox].astype(np.int64)
-    lo = disk_min(medians, r)[oy, ox].astype(np.int64)
+    hi, lo = _disk_extremes_at(medians, oy, ox, r)
     mid = medians[oy, ox].astype(np.int64)
     smoothed = np.where((hi - mid) < (mid - lo), hi, lo)
     out[oy, ox] = smoothed > threshold
@@ -696,6 +718,15 @@ def compiled_pays(work: int) -> bool:
     values are the same either way.
     """
     return compiled_kernels() and ("numba" in sys.modules or int(work) >= COMPILED_PAYS)
+
+
+def compiled_plane(plane: np.ndarray):
+    """Return the compiled loops for a 2D plane where they pay, or None (NumPy/SciPy then)."""
+    if plane.ndim != 2 or plane.size == 0 or not compiled_pays(plane.size):
+        return None
+    from . import _compiled as compiled  # numba: imported (and its cache read) on first use
+
+    return compiled
 
 
 #: Items from which a call loads numba for a loop :func:`compiled_pays` asks about.

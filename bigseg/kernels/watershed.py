@@ -9,7 +9,7 @@ from skimage.morphology import remove_small_holes
 from skimage.segmentation import watershed
 
 from . import LABEL_DTYPE
-from .filters import smoothed_above
+from .filters import compiled_plane, smoothed_above
 
 __all__ = [
     "distance_to_background",
@@ -46,7 +46,7 @@ def distance_to_background(
     (:func:`bigseg.kernels._compiled.plane_distance`) gives the same values.
     """
     binary = np.asarray(binary, bool)
-    compiled = _compiled_plane(binary)
+    compiled = compiled_plane(binary)
     if compiled is not None:  # one compiled pass over the plane, no per-box overhead
         out = np.empty(binary.shape, np.float64)
         if compiled.plane_distance(np.ascontiguousarray(binary), out):
@@ -109,7 +109,7 @@ def spaced_peaks(image: np.ndarray, binary: np.ndarray, *, min_distance: int) ->
     where the compiled kernels pay; scikit-image's own code otherwise, and for its
     special cases (a box of one pixel, every pixel a maximum).
     """
-    compiled = _compiled_plane(image)
+    compiled = compiled_plane(image)
     md = int(min_distance)
     if (
         compiled is None
@@ -183,7 +183,7 @@ def label_plane(plane: np.ndarray, value: bool = True) -> tuple[np.ndarray, np.n
     (:func:`bigseg.kernels._compiled.label_plane`) where the compiled kernels pay.
     """
     plane = np.asarray(plane, bool)
-    compiled = _compiled_plane(plane)
+    compiled = compiled_plane(plane)
     if compiled is not None:
         labels = np.empty(plane.shape, LABEL_DTYPE)
         return labels, compiled.label_plane(np.ascontiguousarray(plane), bool(value), labels)
@@ -202,7 +202,7 @@ def flood(levels: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarr
     wherever no two marker pixels share a level, which :func:`flood_levels` sees to;
     anything else goes to scikit-image.
     """
-    compiled = _compiled_plane(levels)
+    compiled = compiled_plane(levels)
     if compiled is not None and markers.shape == mask.shape == levels.shape:
         out = np.empty(levels.shape, LABEL_DTYPE)
         if compiled.flood(
@@ -220,17 +220,6 @@ def flood(levels: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarr
 #: this many times their pixels (:func:`flood_levels` spans about the squared largest
 #: distance times the markers), and leaves wider spans to scikit-image's heap.
 FLOOD_LEVELS = 4
-
-
-def _compiled_plane(plane: np.ndarray):
-    """Return the compiled loops for a 2D plane where they pay, or None (NumPy/SciPy then)."""
-    from .filters import compiled_pays
-
-    if plane.ndim != 2 or plane.size == 0 or not compiled_pays(plane.size):
-        return None
-    from . import _compiled as compiled  # numba: imported (and its cache read) on first use
-
-    return compiled
 
 
 def watershed_plane(binary: np.ndarray, *, min_distance: int) -> np.ndarray:
@@ -273,7 +262,7 @@ def markers_apart(distance: np.ndarray, components: np.ndarray, *, apart: float)
     heights = distance[tuple(peaks.T)]
     owner = components[tuple(peaks.T)]
     order = np.lexsort((peaks[:, 1], peaks[:, 0], -heights))
-    compiled = _compiled_plane(distance)
+    compiled = compiled_plane(distance)
     if compiled is not None and len(peaks) and owner.min() >= 0:
         keep = compiled.apart_markers(
             np.ascontiguousarray(peaks[:, 0], np.int64),
