@@ -781,10 +781,16 @@ class _SignalState:
 
         A signal that lands in a weakref callback or a ``__del__`` raises there, and
         Python prints the exception and goes on ("Exception ignored in ..."). The
-        interrupt is delivered again, in the main thread, where it unwinds the run.
+        interrupt is delivered again, in the main thread, where it unwinds the run.  Once
+        an interrupt has arrived, a finalizer's own error is dropped too: it comes from an
+        object the interrupt left half-built.
         """
         if not isinstance(unraisable.exc_value, _Interrupted):
-            return False
+            # An interrupt that lands in an object's constructor (an event loop's, say,
+            # created while the input is opened) leaves it half-built, and its finalizer
+            # then fails on the attributes it never got: noise of the interrupt itself.
+            finalizer = getattr(unraisable.object, "__qualname__", "").endswith(".__del__")
+            return bool(self.received) and finalizer
         import _thread
 
         self.again = True
@@ -838,6 +844,10 @@ def _signals_as_interrupt() -> Iterator[list[str]]:
     try:
         yield state.received
     finally:
+        if state.received:  # what the interrupt left half-built goes while the hook is here
+            import gc
+
+            gc.collect()
         sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -291,6 +291,50 @@ def test_ctrl_c_while_a_compiled_module_initialises_is_the_one_sentence(
         main(["segment", str(small_stack), "-o", str(tmp_path / "out")])
 
 
+def test_ctrl_c_while_an_event_loop_is_made_is_the_one_sentence(
+    small_stack, tmp_path, monkeypatch, capsys
+):
+    """An interrupt in an event loop's constructor (Zarr makes one as the input is opened)."""
+    import asyncio
+    import gc
+    import signal
+
+    import bigseg.cli as cli
+
+    def interrupted_loop(args):
+        class Loop(asyncio.SelectorEventLoop):
+            def __init__(self):
+                signal.raise_signal(signal.SIGINT)  # before BaseEventLoop sets ``_closed``
+
+        Loop()
+
+    monkeypatch.setattr(cli, "_segment", interrupted_loop)
+    status = main(["segment", str(small_stack), "-o", str(tmp_path / "out")])
+    gc.collect()  # the half-built loop's __del__ fails on ``_closed``
+    err = capsys.readouterr().err
+    assert status == 130 and err.startswith("bigseg: interrupted by SIGINT"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_failing_finalizer_without_an_interrupt_is_not_hidden():
+    import types
+
+    import bigseg.cli as cli
+
+    state = cli._SignalState()
+
+    class Thing:
+        def __del__(self):
+            pass
+
+    failed = types.SimpleNamespace(exc_value=AttributeError("_closed"), object=Thing.__del__)
+    assert not state.swallowed(failed)  # no interrupt: Python reports it
+    state.received.append("SIGINT")
+    assert state.swallowed(failed)  # after one: the interrupt's own noise
+    other = types.SimpleNamespace(exc_value=AttributeError("x"), object=print)
+    assert not state.swallowed(other)  # not a finalizer
+
+
 def test_an_unquoted_pattern_expanded_by_the_shell_says_to_quote_it(tmp_path, capsys):
     import numpy as np
     import tifffile
