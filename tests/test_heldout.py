@@ -156,6 +156,26 @@ def test_touching_nuclei_of_unequal_brightness_are_split():
     assert s.matched == s.n_true == s.n_found == 10, s
 
 
+@pytest.mark.xfail(
+    reason="not built: the fragment filter drops small nuclei cut to two or three planes "
+    "(65 of 80 found); keeping dropped pieces inside the stack that peak at 0.4 of the time "
+    "point's median nucleus and fill a sphere of 0.75 min_radius finds 73 with 2 false "
+    "(bench/fragments.py, docs/accuracy.md seventh round), but needs a signal-peak column",
+    strict=True,
+)
+def test_small_nuclei_of_3d_stacks_cut_to_a_few_planes_are_kept():
+    # The matrix's worst 3D cell (bench/grid.py: small, offset 30 000, a quarter touching,
+    # seed 3): nuclei of 1.1-1.6 x min_radius whose pieces span two or three planes.
+    min_r = bigseg.Params().min_radius
+    image, truth = _case(
+        (32, 192, 192), 80, seed=3, radius_um=(1.1 * min_r, 1.6 * min_r), touching=0.25,
+        texture=0.1, read_noise=15.0, offset=30000.0, max_value=65535, autofluorescence=150.0,
+        illumination=0.3,
+    )  # fmt: skip
+    s = bigseg.score(_nuclei(image, SCALE), truth)
+    assert s.recall >= 0.9 and s.precision >= 0.95, s
+
+
 def test_touching_nuclei_stacked_in_z_are_split():
     # StarDist's synthetic stack: nuclei of even brightness stacked in z, whose contact the
     # blur fills with light, so the integrated intensity has no neck; their area has one.
