@@ -45,6 +45,7 @@ from bigseg.methods.default import signal_of  # noqa: E402
 from bigseg.score import match  # noqa: E402
 from bigseg.stack import as_4d  # noqa: E402
 from bigseg.synth import synth_kind  # noqa: E402
+from bigseg.tables import PEAK  # noqa: E402
 
 MIN_R = float(bigseg.Params().min_radius)
 
@@ -83,6 +84,9 @@ def pieces(image: np.ndarray, scale) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     """
     params = bigseg.Params()
     stack, floors, labels, det = grid.detections(image, scale, params)
+    # the fragment filter without its own rule for bright pieces (built since): the rules
+    # here are scored against the filter as it was
+    det = det.drop(columns=PEAK)
     before, kept = grid._linked_before_and_after(det, params, scale, False)
     regions = np.asarray(labels.compute()).reshape(image.shape)
     signal = np.asarray(signal_of(as_4d(stack).data, params, scale).compute())

@@ -15,6 +15,7 @@ from scipy import ndimage
 import bigseg
 from bigseg.measure import measure
 from bigseg.score import match
+from bigseg.segment import segment_planes
 from bigseg.stack import as_stack
 from bigseg.synth import make_truth, render, synth_kind, visible_centres
 
@@ -28,9 +29,9 @@ def _nuclei(image: np.ndarray, scale, params: bigseg.Params | None = None) -> pd
     stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
     planar = image.shape[1] == 1
     thresholds = bigseg.global_threshold(stack, params=params).compute().values
-    labels = bigseg.segment(stack, params=params, threshold=thresholds)
+    labels, peak = segment_planes(stack, params=params, threshold=thresholds)
     linked = bigseg.link(
-        measure(labels, stack).compute(), params=params, scale=scale, planar=planar
+        measure(labels, stack, peak).compute(), params=params, scale=scale, planar=planar
     )
     return bigseg.nuclei_table(linked, scale=scale, planar=planar)
 
@@ -156,13 +157,6 @@ def test_touching_nuclei_of_unequal_brightness_are_split():
     assert s.matched == s.n_true == s.n_found == 10, s
 
 
-@pytest.mark.xfail(
-    reason="not built: the fragment filter drops small nuclei cut to two or three planes "
-    "(65 of 80 found); keeping dropped pieces inside the stack that peak at 0.4 of the time "
-    "point's median nucleus and fill a sphere of 0.75 min_radius finds 73 with 2 false "
-    "(bench/fragments.py, docs/accuracy.md seventh round), but needs a signal-peak column",
-    strict=True,
-)
 def test_small_nuclei_of_3d_stacks_cut_to_a_few_planes_are_kept():
     # The matrix's worst 3D cell (bench/grid.py: small, offset 30 000, a quarter touching,
     # seed 3): nuclei of 1.1-1.6 x min_radius whose pieces span two or three planes.
