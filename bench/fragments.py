@@ -19,10 +19,10 @@ the dropped pieces of the 3D cells that are missed true nuclei, and how near the
 kept nucleus.  2D images
 are left as they are.
 
-A measurement, not a method: the pipeline would need each detection's signal peak, a
-column the tables do not have (the pre-pass's output measured beside the stack, stitched
-across split planes), and the median of each time point's kept nuclei, which a z-slab of a
-time point does not see, before its fragment filter could use them.
+A measurement, not a method.  The rule chosen here (0.4 of the median, 0.75 ``min_radius``,
+inside) is built into the fragment filter since (:func:`bigseg.cluster.bright_pieces`, with
+the detections' private peak column :data:`bigseg.tables.PEAK`); the rules here are scored
+against the filter without it (the column is dropped before linking).
 """
 
 from __future__ import annotations
