@@ -8,7 +8,7 @@ blocks while the graph is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,10 @@ import xarray as xr
 from .chunked.maps import block_objects, frame_of_blocks
 from .chunked.plan import planes_split
 from .chunked.stitch import partial_sums
-from .kernels.regions import region_stats
+from .kernels.regions import region_peaks, region_stats
 from .stack import as_4d, scale_of, translation_of
 from .tables import (
+    PEAK,
     detections_from_sums,
     detections_table,
     empty_detections,
@@ -40,6 +41,7 @@ __all__ = [
 def measure_planes(
     labels: np.ndarray,
     image: np.ndarray,
+    peak: np.ndarray | None = None,
     *,
     origin: tuple[int, int, int, int] = (0, 0, 0, 0),
     scale: tuple[float, float, float] = (1.0, 1.0, 1.0),
@@ -51,6 +53,9 @@ def measure_planes(
     ----------
     labels, image : (T, Z, Y, X) ndarray
         Plane-local labels and the raw intensities of the same block.
+    peak : (T, Z, Y, X) ndarray, optional
+        The method's signal of the block: each region's largest value of it is added as
+        :data:`bigseg.tables.PEAK` (a private column of a run's detections).
     origin : tuple of 4 ints
         Index of the block's first voxel in the whole stack, ``(t, z, y, x)``.
     scale, translation : tuple of 3 floats
@@ -65,6 +70,7 @@ def measure_planes(
     columns: dict[str, list[np.ndarray]] = {
         k: [] for k in ("t", "z", "y", "x", "label", "area", "intensity_sum")
     }
+    peaks: list[np.ndarray] = []
     for ti in range(labels.shape[0]):
         for zi in range(labels.shape[1]):
             lab = labels[ti, zi]
@@ -89,15 +95,21 @@ def measure_planes(
                 ("intensity_sum", mean * area),  # the recipe's mean x area
             ):
                 columns[key].append(values)
+            if peak is not None:
+                peaks.append(region_peaks(lab, peak[ti, zi]))
     if not columns["area"]:
-        return empty_detections()
+        empty = empty_detections()
+        return empty if peak is None else empty.assign(**{PEAK: pd.Series(dtype="float64")})
     # One table for the block: a table per plane, typed and concatenated, cost more than
     # measuring.
     joined = {k: np.concatenate(v) for k, v in columns.items()}
-    return detections_table(**joined, scale=scale, translation=translation)
+    table = detections_table(**joined, scale=scale, translation=translation)
+    if peak is not None:
+        table[PEAK] = np.concatenate(peaks)
+    return table
 
 
-def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
+def measure(labels: xr.DataArray, stack: xr.DataArray, peak: Any = None) -> dd.DataFrame:
     """Measure the regions of every plane, one partition per label chunk (lazy).
 
     Parameters
@@ -106,6 +118,11 @@ def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
         Plane-local labels from :func:`bigseg.segment`.
     stack : xarray.DataArray
         The image they were segmented from.
+    peak : dask array, optional
+        Labels of whole planes only: the method's signal they were cut from (4D, as
+        :func:`bigseg.segment.segment_planes` returns it); each region's largest value
+        of it is measured too, as :data:`bigseg.tables.PEAK`, which the default
+        method's fragment filter weighs (:func:`bigseg.cluster.bright_pieces`).
 
     Returns
     -------
@@ -114,6 +131,10 @@ def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
         When planes are split into y/x chunks, regions that span blocks are
         measured exactly from per-block partial sums, combined by a groupby.
     """
+    if peak is not None:
+        tables = measure_delayed(labels, stack, peak)
+        meta = empty_detections().assign(**{PEAK: pd.Series(dtype="float64")})
+        return _from_delayed(tables, meta)
     lab, img, scale, translation = _inputs(labels, stack)
     if planes_split(lab):  # regions may span blocks: exact partial sums
         sums = frame_of_blocks(block_objects(partial_sums, lab, img), empty_sums())
@@ -124,17 +145,33 @@ def measure(labels: xr.DataArray, stack: xr.DataArray) -> dd.DataFrame:
     return frame_of_blocks(_tables(lab, img, scale, translation), empty_detections())
 
 
-def measure_delayed(labels: xr.DataArray, stack: xr.DataArray) -> list:
+def measure_delayed(labels: xr.DataArray, stack: xr.DataArray, peak: Any = None) -> list:
     """Return the tables of :func:`measure` as delayed objects (one per chunk of whole planes).
 
     Useful to compute the tables in the same pass as other array work, e.g.
-    storing the labels.
+    storing the labels.  ``peak`` (whole planes only): the method's signal the labels
+    were cut from (4D, lazy): each region's largest value of it is measured too
+    (:data:`bigseg.tables.PEAK`).
     """
     lab, img, scale, translation = _inputs(labels, stack)
     if planes_split(lab):
+        if peak is not None:
+            raise ValueError("measure_delayed(peak=...) takes labels of whole planes.")
         return measure(labels, stack).to_delayed()
+    if peak is not None:
+        tables = block_objects(
+            measure_planes, lab, img, peak.rechunk(lab.chunks), scale=scale,
+            translation=translation,
+        )  # fmt: skip
+        return tables.to_delayed(optimize_graph=False).ravel().tolist()
     tables = _tables(lab, img, scale, translation)
     return tables.to_delayed(optimize_graph=False).ravel().tolist()
+
+
+def _from_delayed(tables: list, meta: pd.DataFrame) -> dd.DataFrame:
+    import dask.dataframe as dd  # on first use: a CLI run never needs it
+
+    return dd.from_delayed(tables, meta=meta, verify_meta=False)
 
 
 def _inputs(labels: xr.DataArray, stack: xr.DataArray):

@@ -184,6 +184,7 @@ def stitched_blocks(
         image=image,
         foreground=m.foreground,
         components=m.components,
+        peaks=m.peaks,
     )
 
 
@@ -276,6 +277,35 @@ def segment_signal_of(
     return _labels_like(
         _plane_labels(source, thresholds, m.pixels(px), m.kernel), four, stack, params
     )
+
+
+def segment_planes(
+    stack: xr.DataArray,
+    *,
+    params: Params,
+    threshold: np.ndarray,
+    signal: da.Array | None = None,
+) -> tuple[xr.DataArray, da.Array | None]:
+    """:func:`segment` of whole planes (``stitch=False``) as 4D labels, and what to take peaks of.
+
+    With ``signal``, :func:`segment_signal_of`.  The second value is the method's pre-pass
+    output the labels are cut from (chunked like them), where the method measures each
+    region's peak of it (:attr:`bigseg.methods.Method.peaks`); None otherwise.  One graph:
+    the pre-pass is computed once for both.
+    """
+    m = methods.get(params.preset)
+    if signal is None:
+        stack = work_blocks(stack, params, stitch=False)
+    scale = scale_of(stack)
+    px = params.in_pixels(scale, scale_source=stack.attrs.get("scale_source", "array"))
+    four = as_4d(stack)
+    thresholds = _threshold_array(four, stack, threshold, params)
+    if signal is None:
+        source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)
+    else:
+        source, _ = m.prepass_of_signal(signal, four.data, thresholds, params, scale)
+    labels = _plane_labels(source, thresholds, m.pixels(px), m.kernel)
+    return _labels_like(labels, four, stack, params), source if m.peaks else None
 
 
 def _plane_labels(source: da.Array, thresholds: da.Array, px: PixelParams, kernel) -> da.Array:

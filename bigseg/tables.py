@@ -9,6 +9,7 @@ __all__ = [
     "empty_table",
     "NUCLEUS_COLUMNS",
     "DETECTION_COLUMNS",
+    "PEAK",
     "SUM_DTYPES",
     "detections_from_sums",
     "detections_table",
@@ -33,6 +34,13 @@ DETECTION_COLUMNS: dict[str, str] = {
     "intensity_sum": "float64",
     "intensity_mean": "float64",
 }
+
+
+#: Private column of the detections a run links (never in the tables it writes): each
+#: region's largest value of the method's signal above the background where foreground
+#: (the default method's pre-pass, :func:`bigseg.methods.default.split_signal`), which the
+#: fragment filter (:func:`bigseg.cluster.drop_small`) compares across a time point.
+PEAK = "signal_peak"
 
 
 #: Columns of the nuclei table, in order.
@@ -86,10 +94,16 @@ def empty_sums() -> pd.DataFrame:
 
 
 def sums_frame(sums: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Partial-sums table (:data:`SUM_DTYPES`) of :func:`bigseg.kernels.regions.block_sums`."""
-    if len(sums["label"]) == 0:
-        return empty_sums()
-    return pd.DataFrame({c: sums[c] for c in SUM_DTYPES})
+    """Partial-sums table (:data:`SUM_DTYPES`) of :func:`bigseg.kernels.regions.block_sums`.
+
+    With the blocks' peaks (``peak``), a :data:`PEAK` column too (the stitching takes their
+    largest, where the sums are added).
+    """
+    empty = len(sums["label"]) == 0
+    frame = empty_sums() if empty else pd.DataFrame({c: sums[c] for c in SUM_DTYPES})
+    if "peak" in sums:
+        frame[PEAK] = np.asarray(sums["peak"], np.float64)
+    return frame
 
 
 def detections_table(
@@ -141,13 +155,14 @@ def detections_from_sums(
 ) -> pd.DataFrame:
     """Turn summed partial sums (one row per region) into the detections table."""
     if len(sums) == 0:
-        return empty_detections()
+        empty = empty_detections()
+        return empty.assign(**{PEAK: pd.Series(dtype="float64")}) if PEAK in sums.columns else empty
     area = sums["area_px"].to_numpy(np.int64)
     s_i = sums["sum_i"].to_numpy(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         cy = np.where(s_i > 0, sums["sum_yi"] / s_i, sums["sum_y"] / area)
         cx = np.where(s_i > 0, sums["sum_xi"] / s_i, sums["sum_x"] / area)
-    return detections_table(
+    table = detections_table(
         t=sums["t"].to_numpy(np.float64),
         z=sums["z"].to_numpy(np.float64),
         y=cy,
@@ -158,3 +173,6 @@ def detections_from_sums(
         scale=scale,
         translation=translation,
     )
+    if PEAK in sums.columns:
+        table[PEAK] = sums[PEAK].to_numpy(np.float64)
+    return table

@@ -224,3 +224,58 @@ def test_link_and_nuclei_table_refuse_a_lazy_table_in_one_sentence():
     with pytest.raises(InputError, match=r"nuclei_table\(\) takes linked"):
         nuclei_table(lazy, scale=(1.0, 1.0, 1.0))
     assert link(lazy.compute())["nucleus"].nunique() == 1
+
+
+def test_drop_small_keeps_small_bright_pieces_inside_the_stack():
+    # Three nuclei (planes 0-9, peak 100: the median) and pieces drop_small drops by their
+    # size or z extent (1 µm voxels, min_radius 3 µm: a sphere of 0.95 x 3 µm is 97 µm³,
+    # one of BRIGHT_FRACTION x 3 µm 48 µm³).
+    from bigseg.cluster import BRIGHT_FRACTION, BRIGHT_PEAK, kept_peaks, peak_medians, take_bright
+    from bigseg.tables import PEAK
+
+    assert (BRIGHT_PEAK, BRIGHT_FRACTION) == (0.4, 0.75)
+    pieces = {  # name: (planes, x, radius, peak)
+        "inside, bright": (range(4, 7), 100.0, 2.5, 50.0),  # 3 x 20 µm²: 60 µm³
+        "inside, dim": (range(4, 7), 130.0, 2.5, 30.0),
+        "inside, bright, too small": (range(4, 7), 160.0, 1.9, 50.0),  # 33 µm³
+        "one plane inside, bright": (range(5, 6), 190.0, 4.0, 50.0),  # 50 µm³
+        "one plane at the face, bright": (range(0, 1), 220.0, 4.0, 50.0),
+    }
+    rows, peaks = [], []
+    for x in (0.0, 30.0, 60.0):
+        rows += _column(range(0, 10), 30.0, x, r=5.0)
+        peaks += [100.0] * 10
+    for planes, x, r, peak in pieces.values():
+        rows += _column(planes, 30.0, x, r=r)
+        peaks += [peak] * len(planes)
+    det = _detections(rows)
+    det["area_um2"] = det["area_px"] * 1.0
+    # the largest of a nucleus's planes is its peak: the others lower
+    det[PEAK] = np.asarray(peaks) * np.where(det["z"] % 2 == 0, 1.0, 0.9)
+    linked = link(det)
+    assert linked["nucleus"].nunique() == 8
+    scale = (1.0, 1.0, 1.0)
+    kept = drop_small(linked, scale=scale, min_radius=3.0)
+    assert set(kept["x_um"].round()) == {0.0, 30.0, 60.0, 100.0, 190.0}
+    assert kept["nucleus"].max() == 5
+    # without the column (a seed run, bigseg.measure's table): as before
+    plain = drop_small(linked.drop(columns=PEAK), scale=scale, min_radius=3.0)
+    assert set(plain["x_um"].round()) == {0.0, 30.0, 60.0}
+    # in 2D nothing changes: an area against a disc, no peak
+    flat = linked[linked["z"] == 5].assign(z=0.0)
+    pd.testing.assert_frame_equal(
+        drop_small(flat, scale=scale, min_radius=3.0, planar=True).drop(columns=PEAK),
+        drop_small(flat.drop(columns=PEAK), scale=scale, min_radius=3.0, planar=True),
+    )
+    # a part of a time point passes the pieces on, and the median of every part's kept
+    # nuclei decides: the same rows
+    marked = drop_small(linked, scale=scale, min_radius=3.0, candidates=True)
+    assert set(marked.loc[marked["_candidate"], "x_um"].round()) == {100.0, 130.0, 190.0}
+    medians = peak_medians(kept_peaks(marked))
+    assert medians.to_dict() == {0.0: 100.0}
+    taken = take_bright(marked, medians)
+    cols = ["t", "z", "x_um", "area_px"]
+    pd.testing.assert_frame_equal(
+        taken[cols].sort_values(cols, ignore_index=True),
+        kept[cols].sort_values(cols, ignore_index=True),
+    )

@@ -164,3 +164,63 @@ def test_a_run_by_z_chunk_writes_the_outputs_of_a_run_by_t_chunk(
     assert a[3]["tracking"]["counts"]["tracks"] > 0
     # nothing of the link's scratch is left in the output
     assert not (tmp_path / "by_z" / "zlink").exists()
+
+
+@pytest.fixture(scope="module")
+def small_nuclei():
+    """Small nuclei (1.1-1.6 x min_radius) cut to two or three planes: the fragment filter
+    drops some, and keeps back those as bright as 0.4 of the median (cluster.bright_pieces).
+    """
+    from bigseg.stack import as_stack
+    from bigseg.synth import make_truth, render
+
+    scale, min_r = (1.5, 0.71, 0.71), Params().min_radius
+    truth = make_truth(
+        (32, 192, 192), 80, scale=scale, seed=3, radius_um=(1.1 * min_r, 1.6 * min_r),
+        touching=0.25, brightness=(300.0, 3000.0), brightness_spread=10.0,
+    )  # fmt: skip
+    image = render(
+        truth, (0, 0, 0, 0), (1, 32, 192, 192), scale=scale, noise_seed=3, texture=0.1,
+        read_noise=15.0, offset=30000.0, max_value=65535, autofluorescence=150.0,
+        illumination=0.3,
+    )  # fmt: skip
+    return as_stack(image[0], scale=scale)
+
+
+@pytest.mark.filterwarnings(UNPROVEN)
+def test_small_bright_pieces_are_kept_alike_by_every_path_of_a_run(
+    small_nuclei, tmp_path, monkeypatch
+):
+    """Whole planes, planes split in y/x (stitched slab by slab, or in memory), z-parts."""
+    import bigseg.cluster as cluster
+    import bigseg.pipeline.passes as passes
+    from bigseg.tables import PEAK
+
+    def nuclei(name, chunks):
+        out = run(small_nuclei.chunk(chunks), tmp_path / name)
+        table = read_parts(tmp_path / name / "nuclei.parquet")
+        assert PEAK not in read_parts(tmp_path / name / "detections.parquet").columns
+        assert PEAK not in table.columns and PEAK not in out.nuclei.columns
+        return table.sort_values("nucleus", ignore_index=True)
+
+    whole = nuclei("whole", {"z": 8, "y": -1, "x": -1})
+    slabs = nuclei("slabs", {"z": 8, "y": 96, "x": 96})
+    in_memory = []
+    stitched = passes.detections_from_sums
+    with monkeypatch.context() as m:  # blocks taken as of several sizes: stitched in memory
+        m.setattr(passes._scratch, "regular", lambda chunks: False)
+        m.setattr(
+            passes, "detections_from_sums", lambda *a, **k: in_memory.append(1) or stitched(*a, **k)
+        )
+        memory = nuclei("memory", {"z": 8, "y": 96, "x": 96})
+    assert in_memory
+    monkeypatch.setattr(zparts, "Z_PARTS_VOXELS", 1)
+    by_z = nuclei("by_z", {"z": 8, "y": -1, "x": -1})
+    by_z_split = nuclei("by_z_split", {"z": 8, "y": 96, "x": 96})
+    for name in ("by_z", "by_z_split"):
+        record = json.loads((tmp_path / name / "run.json").read_text())
+        assert record["work_blocks"]["parts_per_t"] == 4
+    for other in (slabs, memory, by_z, by_z_split):
+        pd.testing.assert_frame_equal(whole, other)
+    monkeypatch.setattr(cluster, "BRIGHT_PEAK", np.inf)  # the rule off: fewer nuclei
+    assert len(nuclei("off", {"z": 8, "y": -1, "x": -1})) < len(whole)

@@ -111,7 +111,7 @@ from ..kernels import LABEL_DTYPE
 from ..kernels.regions import SUM_COLUMNS, block_sums
 from ..kernels.watershed import filter_sizes, split_plane
 from ..params import PixelParams
-from ..tables import empty_sums, sums_frame
+from ..tables import PEAK, empty_sums, sums_frame
 from .exact import unproven_components, unproven_local
 from .maps import map_with_halo
 from .plan import block_starts
@@ -170,6 +170,7 @@ def segment_blocks(
     image: da.Array | None = None,
     foreground: Callable[[np.ndarray, np.ndarray, PixelParams], np.ndarray] | None = None,
     components: Callable[[np.ndarray, np.ndarray, PixelParams], np.ndarray] | None = None,
+    peaks: bool = False,
 ) -> da.Array:
     """Segment every block of a ``(t, z, y, x)`` array with its halo (lazy).
 
@@ -184,6 +185,8 @@ def segment_blocks(
     "Exactness" above); with ``components(block, thresholds, px)`` (the mask a
     component-local kernel splits), component by component with
     :func:`bigseg.chunked.exact.unproven_local`; with neither, by the conservative proxy.
+    With ``peaks``, each region's partial sums hold its largest value of ``data`` too
+    (:data:`bigseg.tables.PEAK`).
     """
     thr = thresholds.reshape((-1, 1, 1, 1)).rechunk((data.chunks[0], 1, 1, 1))
     margin = 2 * px.smooth_radius + px.min_distance
@@ -203,6 +206,7 @@ def segment_blocks(
         components=components,
         band=margin,
         chunks_all=data.chunks,
+        peaks=peaks,
     )
 
 
@@ -220,6 +224,7 @@ def _block_record(
     components: Callable | None,
     band: int,
     chunks_all: tuple[tuple[int, ...], ...],
+    peaks: bool = False,
 ) -> Block:
     """Segment one block grown by its halo; keep its core, face rows and partial sums."""
     by, bx = index[2], index[3]
@@ -246,7 +251,8 @@ def _block_record(
     origin = tuple(int(s[i]) for s, i in zip(block_starts(chunks_all), index))
     image = ext[:, :, top : top + cy, left : left + cx] if core_image is None else core_image
     flat = int(np.ravel_multi_index(index, numblocks))
-    sums = partial_sums(core, image, origin)
+    peak = ext[:, :, top : top + cy, left : left + cx] if peaks else None
+    sums = partial_sums(core, image, origin, peak)
     sums.insert(0, "block", flat)
     return Block(
         index,  # type: ignore[arg-type]
@@ -319,13 +325,18 @@ def _clusters_beyond(
 
 
 def partial_sums(
-    labels: np.ndarray, image: np.ndarray, origin: tuple[int, int, int, int]
+    labels: np.ndarray,
+    image: np.ndarray,
+    origin: tuple[int, int, int, int],
+    peak: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per ``(t, z, label)`` sums over a ``(t, z, y, x)`` block (:data:`bigseg.tables.SUM_DTYPES`).
 
-    ``y`` and ``x`` sums are in stack index units, so blocks add up.
+    ``y`` and ``x`` sums are in stack index units, so blocks add up.  With ``peak`` (the
+    method's signal of the block), each region's largest value of it too
+    (:data:`bigseg.tables.PEAK`: blocks combine by their maximum).
     """
-    return sums_frame(block_sums(labels, image, origin))
+    return sums_frame(block_sums(labels, image, origin, peak))
 
 
 # --------------------------------------------------------------------------- faces
@@ -517,7 +528,10 @@ def stitch(side: np.ndarray, pairs: list[np.ndarray]) -> Stitched:
     node_df["region"] = first.set_index("component")["region"].reindex(component).to_numpy()
     # Combine the partial sums per region.
     sums = sums.assign(region=node_df["region"].to_numpy()[inverse[:n_sums]])
-    combined = sums.groupby(["t", "z", "region"], sort=True)[list(SUM_COLUMNS)].sum().reset_index()
+    spec = dict.fromkeys(SUM_COLUMNS, "sum")
+    if PEAK in sums.columns:  # the method's signal peak: the largest of the blocks'
+        spec[PEAK] = "max"
+    combined = sums.groupby(["t", "z", "region"], sort=True).agg(spec).reset_index()
     combined = combined.rename(columns={"region": "label"})
     return Stitched(
         nodes=node_df.drop(columns="component"),

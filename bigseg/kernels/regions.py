@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SUM_COLUMNS", "block_sums", "region_stats", "region_sums"]
+__all__ = ["SUM_COLUMNS", "block_sums", "region_peaks", "region_stats", "region_sums"]
 
 #: The sums per region (besides its ``label``), in order.
 SUM_COLUMNS = ("area_px", "sum_i", "sum_y", "sum_x", "sum_yi", "sum_xi")
@@ -58,6 +58,21 @@ def region_sums(
     }
 
 
+def region_peaks(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return the largest of ``values`` in each region of one ``(Y, X)`` plane, by label.
+
+    The regions present, as :func:`region_sums` lists them (float64).
+    """
+    flat = labels.ravel()
+    where = np.flatnonzero(flat)
+    ids_of = flat[where].astype(np.intp)
+    n = int(ids_of.max()) + 1 if where.size else 1
+    peak = np.full(n, -np.inf)
+    np.maximum.at(peak, ids_of, values.ravel()[where].astype(np.float64))
+    ids = np.flatnonzero(np.bincount(ids_of, minlength=n))
+    return peak[ids[ids > 0]]
+
+
 def region_stats(labels: np.ndarray, image: np.ndarray) -> dict[str, np.ndarray]:
     """Label, area, centroid, weighted centroid and mean intensity of each region of a plane.
 
@@ -96,7 +111,10 @@ def region_stats(labels: np.ndarray, image: np.ndarray) -> dict[str, np.ndarray]
 
 
 def block_sums(
-    labels: np.ndarray, image: np.ndarray, origin: tuple[int, int, int, int]
+    labels: np.ndarray,
+    image: np.ndarray,
+    origin: tuple[int, int, int, int],
+    peak: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`region_sums` of every plane of a ``(t, z, y, x)`` block, concatenated.
 
@@ -106,12 +124,16 @@ def block_sums(
         Labels and intensities of one block.
     origin : tuple of 4 ints
         Index of the block's first voxel in the whole stack.
+    peak : (T, Z, Y, X) ndarray, optional
+        Values whose largest in each region is returned too, as ``peak``
+        (:func:`region_peaks`).
 
     Returns
     -------
     dict of str to 1D ndarray
-        ``t``, ``z``, ``label`` (int64, stack indices) and :data:`SUM_COLUMNS`, one entry
-        per region per plane; empty arrays of the same dtypes for an empty block.
+        ``t``, ``z``, ``label`` (int64, stack indices) and :data:`SUM_COLUMNS` (and
+        ``peak`` with ``peak``), one entry per region per plane; empty arrays of the same
+        dtypes for an empty block.
     """
     parts = []
     for ti in range(labels.shape[0]):
@@ -120,6 +142,8 @@ def block_sums(
             if not lab.any():
                 continue
             sums = region_sums(lab, image[ti, zi], (origin[2], origin[3]))
+            if peak is not None:
+                sums["peak"] = region_peaks(lab, peak[ti, zi])
             n = sums["label"].size
             parts.append(
                 {
@@ -129,7 +153,7 @@ def block_sums(
                 }
             )
     dtypes = {"t": np.int64, "z": np.int64, "label": np.int64, "area_px": np.int64}
-    names = ("t", "z", "label", *SUM_COLUMNS)
+    names = ("t", "z", "label", *SUM_COLUMNS, *(("peak",) if peak is not None else ()))
     return {
         c: np.concatenate([np.empty(0, dtypes.get(c, np.float64))] + [p[c] for p in parts])
         for c in names

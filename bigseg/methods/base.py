@@ -129,6 +129,10 @@ class Method:
     prepass_of_signal : callable, optional
         ``prepass_of_signal(signal, data, thresholds, params, scale) -> (source, image)``:
         :attr:`prepass`'s result from :attr:`signal`'s.
+    peaks : bool
+        :attr:`prepass`'s ``source`` is a signal above the background whose largest value
+        in each region a run measures (:data:`bigseg.tables.PEAK`), for the fragment filter
+        to weigh small pieces by it (:func:`bigseg.cluster.bright_pieces`).
     """
 
     name: str
@@ -148,6 +152,7 @@ class Method:
     signal: Callable[..., da.Array] | None = None
     statistic_of_signal: Callable[..., da.Array] | None = None
     prepass_of_signal: Callable[..., tuple[da.Array, da.Array | None]] | None = None
+    peaks: bool = False
 
     def link_options(self, params: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`bigseg.cluster.link_pairs` and neck splitting."""

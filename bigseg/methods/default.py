@@ -434,4 +434,5 @@ METHOD = Method(
     signal=signal_of,
     statistic_of_signal=floor_of_signal,
     prepass_of_signal=split_stored_signal,
+    peaks=True,
 )

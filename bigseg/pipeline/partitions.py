@@ -30,7 +30,7 @@ import pandas as pd
 from ..cluster import link, nuclei_table
 from ..io import objstore
 from ..params import Params
-from ..tables import empty_detections
+from ..tables import PEAK, empty_detections
 from .layout import BLOCKS, LINKED
 
 __all__ = [
@@ -341,6 +341,7 @@ def _write_part(
 ) -> pd.DataFrame:
     linked = pd.read_parquet(_join(_join(work, LINKED), part_name(i)))
     linked["nucleus"] = linked["nucleus"].to_numpy(np.int64) + offset
+    linked = linked.drop(columns=[PEAK], errors="ignore")  # private to the linking
     nuclei = nuclei_table(linked, scale=scale, planar=planar)
     linked, nuclei = (integer_columns(table, t_values, start) for table in (linked, nuclei))
     _write(linked, _join(_join(work, "detections.parquet"), part_name(i)))

@@ -20,8 +20,13 @@ and the components that cross a seam between parts:
 3. **nuclei**: each part gathers the rows of its chains from the parts above, and
    runs the rest of :func:`bigseg.cluster.link` on whole chains: neck splitting, and
    fragment dropping with how far its time point's detections reach (from pass 1).
-   Each nucleus goes to the part of its first row (``zlink/piece.Q.P.parquet``).
-4. **numbering**: each part numbers the nuclei whose first row it holds, 1..n in the
+   Each nucleus goes to the part of its first row (``zlink/piece.Q.P.parquet``); the
+   pieces the filter drops but may keep as small bright nuclei go too, marked, and each
+   part returns its kept nuclei's peaks, of which the client takes each time point's
+   median (:func:`bigseg.cluster.bright_pieces`).
+4. **numbering**: each part keeps the marked pieces bright enough against their time
+   point's median (:func:`bigseg.cluster.take_bright`), numbers the nuclei whose first
+   row it holds, 1..n in the
    order :func:`bigseg.cluster.link` numbers them, and stores them (rows in later parts'
    planes included) as its linked partition.  Ids are made global by the parts'
    counts, in order: the same ids as linking each time point at once.
@@ -50,8 +55,11 @@ from ..cluster import (
     combine_bounds,
     components,
     detection_bounds,
+    kept_peaks,
     link_components,
     number_components,
+    peak_medians,
+    take_bright,
 )
 from ..params import Params
 from ..tables import empty_detections
@@ -116,10 +124,15 @@ def link_pass(
     edges = _each(sink, len(parts), step, partial(_seam_pairs, **common), _EDGES, "link")
     _write_plan(edges, folder)
     bounds = combine_bounds(stats)  # how far each time point's detections reach
-    _each(sink, len(parts), step, partial(_nuclei_of, parts=parts, folder=folder, params=params,
-          scale=scale, planar=planar, bounds=bounds), {"pieces": "int64"}, "link")  # fmt: skip
+    # Each part's kept nuclei's peaks (one row each): their time point's median decides
+    # which of the pieces the parts dropped are kept (cluster.bright_pieces).
+    peaks = _each(sink, len(parts), step, partial(_nuclei_of, parts=parts, folder=folder,
+                  params=params, scale=scale, planar=planar, bounds=bounds),
+                  {"t": "float64", "peak": "float64"}, "link")  # fmt: skip
+    medians = peak_medians(peaks)
     counts = _each(sink, len(parts), step, partial(_numbered_part, work=os.fspath(work),
-                   folder=folder), {"nuclei": "int64", "reach": "int64"}, "link")  # fmt: skip
+                   folder=folder, medians=medians), {"nuclei": "int64", "reach": "int64"},
+                   "link")  # fmt: skip
     return counts["nuclei"].to_numpy(np.int64), counts["reach"].to_numpy(np.int64)
 
 
@@ -286,22 +299,28 @@ def _nuclei_of(
         ids.append(base + above["comp"].map(chains).to_numpy(np.int64))
     rows = pd.concat(tables, ignore_index=True)
     linked = link_components(
-        rows, np.concatenate(ids), params=params, scale=scale, planar=planar, bounds=bounds
-    )
+        rows, np.concatenate(ids), params=params, scale=scale, planar=planar, bounds=bounds,
+        candidates=True,
+    )  # fmt: skip
     if len(linked) == 0:
-        return pd.DataFrame({"pieces": [0]})
+        return kept_peaks(linked)
     first = linked.groupby("nucleus")["z"].transform("min").to_numpy(np.int64)
     edges = np.cumsum((0, *parts.z_chunks))  # type: ignore[arg-type]
     to = parts.t_chunk(p) * parts.per_t + np.searchsorted(edges, first, side="right") - 1
     for q in np.unique(to):
         _write(linked[to == q].reset_index(drop=True), _file(folder, "piece", int(q), p))
-    return pd.DataFrame({"pieces": [len(np.unique(to))]})
+    return kept_peaks(linked)
 
 
-def _numbered_part(p: int, *, work: str, folder: str) -> pd.DataFrame:
-    """Pass 4: number the nuclei whose first row part ``p`` holds; store its linked partition."""
+def _numbered_part(p: int, *, work: str, folder: str, medians: pd.Series) -> pd.DataFrame:
+    """Pass 4: number the nuclei whose first row part ``p`` holds; store its linked partition.
+
+    The dropped pieces passed on as candidates are kept where bright enough against their
+    time point's ``medians`` (:func:`bigseg.cluster.take_bright`).
+    """
     paths = sorted(glob.glob(_file(folder, "piece", p).replace(".parquet", ".*.parquet")))
-    pieces = [pd.read_parquet(path) for path in paths]
+    pieces = [take_bright(pd.read_parquet(path), medians) for path in paths]
+    pieces = [piece for piece in pieces if len(piece)]
     if not pieces:
         linked = empty_detections().assign(nucleus=pd.Series(dtype="int64"))
     else:
