@@ -32,7 +32,7 @@ from bigseg import cluster, methods  # noqa: E402
 from bigseg.measure import measure  # noqa: E402
 from bigseg.methods.default import signal_of  # noqa: E402
 from bigseg.score import match  # noqa: E402
-from bigseg.segment import segment_planes  # noqa: E402
+from bigseg.segment import segment_whole_planes  # noqa: E402
 from bigseg.stack import as_4d, as_stack  # noqa: E402
 from bigseg.synth import make_truth, render, synth_kind, visible_centres  # noqa: E402
 
@@ -59,7 +59,7 @@ def detections(image: np.ndarray, scale, params: bigseg.Params | None = None):
     stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
     thr = bigseg.global_threshold(stack, params=params).compute()
     # whole planes, as a run segments and measures them, with each region's signal peak
-    labels, peak = segment_planes(stack, params=params, threshold=thr.values)
+    labels, peak = segment_whole_planes(stack, params=params, threshold=thr.values)
     return stack, thr, labels, measure(labels, stack, peak).compute()
 
 

@@ -120,7 +120,7 @@ def measure(labels: xr.DataArray, stack: xr.DataArray, peak: Any = None) -> dd.D
         The image they were segmented from.
     peak : dask array, optional
         Labels of whole planes only: the method's signal they were cut from (4D, as
-        :func:`bigseg.segment.segment_planes` returns it); each region's largest value
+        :func:`bigseg.segment.segment_whole_planes` returns it); each region's largest value
         of it is measured too, as :data:`bigseg.tables.PEAK`, which the default
         method's fragment filter weighs (:func:`bigseg.cluster.bright_pieces`).
 

@@ -35,6 +35,7 @@ __all__ = [
     "memory_model",
     "plan_blocks",
     "segment",
+    "segment_whole_planes",
     "stitched_blocks",
     "work_blocks",
 ]
@@ -254,32 +255,7 @@ def segment(
     return out if "t" in stack.dims else out.isel(t=0)
 
 
-def segment_signal_of(
-    stack: xr.DataArray,
-    signal: da.Array,
-    *,
-    params: Params,
-    threshold: np.ndarray,
-) -> xr.DataArray:
-    """:func:`segment` of a stack of whole planes from its method's signal computed before.
-
-    ``signal`` is :attr:`bigseg.methods.Method.signal` of ``stack`` as 4D ``(t, z, y,
-    x)``, chunked like it (a run keeps it from its threshold pass); the method's pre-pass
-    reads it (:attr:`~bigseg.methods.Method.prepass_of_signal`) instead of computing it
-    again: the same labels, as 4D ``(t, z, y, x)``.  ``threshold``: one per time point.
-    """
-    m = methods.get(params.preset)
-    scale = scale_of(stack)
-    px = params.in_pixels(scale, scale_source=stack.attrs.get("scale_source", "array"))
-    four = as_4d(stack)
-    thresholds = _threshold_array(four, stack, threshold, params)
-    source, _ = m.prepass_of_signal(signal, four.data, thresholds, params, scale)
-    return _labels_like(
-        _plane_labels(source, thresholds, m.pixels(px), m.kernel), four, stack, params
-    )
-
-
-def segment_planes(
+def segment_whole_planes(
     stack: xr.DataArray,
     *,
     params: Params,
@@ -288,10 +264,13 @@ def segment_planes(
 ) -> tuple[xr.DataArray, da.Array | None]:
     """:func:`segment` of whole planes (``stitch=False``) as 4D labels, and what to take peaks of.
 
-    With ``signal``, :func:`segment_signal_of`.  The second value is the method's pre-pass
-    output the labels are cut from (chunked like them), where the method measures each
-    region's peak of it (:attr:`bigseg.methods.Method.peaks`); None otherwise.  One graph:
-    the pre-pass is computed once for both.
+    With ``signal`` (:attr:`bigseg.methods.Method.signal` of ``stack`` as 4D, chunked like
+    it: a run keeps it from its threshold pass), the method's pre-pass reads it
+    (:attr:`~bigseg.methods.Method.prepass_of_signal`) instead of computing it again: the
+    same labels.  ``threshold``: one per time point.  The second value is the method's
+    pre-pass output the labels are cut from (chunked like them), where the method measures
+    each region's peak of it (:attr:`bigseg.methods.Method.peaks`); None otherwise.  One
+    graph: the pre-pass is computed once for both.
     """
     m = methods.get(params.preset)
     if signal is None:

@@ -15,7 +15,7 @@ from scipy import ndimage
 import bigseg
 from bigseg.measure import measure
 from bigseg.score import match
-from bigseg.segment import segment_planes
+from bigseg.segment import segment_whole_planes
 from bigseg.stack import as_stack
 from bigseg.synth import make_truth, render, synth_kind, visible_centres
 
@@ -29,7 +29,7 @@ def _nuclei(image: np.ndarray, scale, params: bigseg.Params | None = None) -> pd
     stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1, "z": 8})
     planar = image.shape[1] == 1
     thresholds = bigseg.global_threshold(stack, params=params).compute().values
-    labels, peak = segment_planes(stack, params=params, threshold=thresholds)
+    labels, peak = segment_whole_planes(stack, params=params, threshold=thresholds)
     linked = bigseg.link(
         measure(labels, stack, peak).compute(), params=params, scale=scale, planar=planar
     )

@@ -33,7 +33,7 @@ from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_lab
 from ..measure import measure_delayed
 from ..params import Params
 from ..reads import in_work_chunks, is_read, read_region
-from ..segment import global_threshold, segment, segment_planes, stitched_blocks
+from ..segment import global_threshold, segment, segment_whole_planes, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums
 from ..track import TrackParams
@@ -316,7 +316,7 @@ def segment_pass(
         )
         return detections, split.chunks[:2], stitched, read
     if remote:  # no completion markers on object stores: one pass
-        plane_labels, peak = segment_planes(stack, params=params, threshold=thresholds)
+        plane_labels, peak = segment_whole_planes(stack, params=params, threshold=thresholds)
     else:  # built in batches: only the shape, chunks and metadata are needed here
         plane_labels = planes_like(as_4d(stack), thresholds, params)
     plane_labels = plane_labels.copy(data=regular_chunks(plane_labels.data))
@@ -395,7 +395,9 @@ def _segment_batch(
     """
     part = time_points(four, t0, t1)
     kept = None if signal is None else read_region(signal, (slice(t0, t1),))
-    labels, peak = segment_planes(part, params=params, threshold=thresholds[t0:t1], signal=kept)
+    labels, peak = segment_whole_planes(
+        part, params=params, threshold=thresholds[t0:t1], signal=kept
+    )
     edges = np.cumsum((0, *chunks[0]))
     first, end = np.searchsorted(edges, (t0, t1))
     target = (tuple(chunks[0][first:end]), *chunks[1:])
