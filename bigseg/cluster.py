@@ -677,14 +677,15 @@ def bright_pieces(
     :data:`BRIGHT_FRACTION` of ``min_radius`` at least, and a signal peak of
     :data:`BRIGHT_PEAK` times the median peak of its time point's kept nuclei at least.
     """
-    peak = _nucleus_peaks(linked)
-    t = linked["t"].to_numpy(float)
-    kept = pd.DataFrame({"t": t, "nucleus": linked["nucleus"].to_numpy(), "peak": peak})
-    kept = kept[keep].drop_duplicates("nucleus")
-    median = peak_medians(kept).reindex(linked["t"].to_numpy(float)).to_numpy(float)
+    medians = peak_medians(kept_peaks(linked[keep]))
+    return ~keep & ~cut & (volume >= _bright_sphere(min_radius)) & _bright(linked, medians)
+
+
+def _bright(linked: pd.DataFrame, medians: pd.Series) -> np.ndarray:
+    """Rows whose nucleus peaks at :data:`BRIGHT_PEAK` of its time point's ``medians`` at least."""
+    median = medians.reindex(linked["t"].to_numpy(float)).to_numpy(float)
     with np.errstate(invalid="ignore"):
-        bright = peak >= BRIGHT_PEAK * median  # NaN (no kept nucleus): False
-    return ~keep & ~cut & (volume >= _bright_sphere(min_radius)) & bright
+        return _nucleus_peaks(linked) >= BRIGHT_PEAK * median  # NaN (no kept nucleus): False
 
 
 def take_bright(linked: pd.DataFrame, medians: pd.Series) -> pd.DataFrame:
@@ -697,9 +698,7 @@ def take_bright(linked: pd.DataFrame, medians: pd.Series) -> pd.DataFrame:
     if CANDIDATE not in linked.columns:
         return linked
     candidate = linked[CANDIDATE].to_numpy(bool)
-    median = medians.reindex(linked["t"].to_numpy(float)).to_numpy(float)
-    with np.errstate(invalid="ignore"):
-        bright = _nucleus_peaks(linked) >= BRIGHT_PEAK * median
+    bright = _bright(linked, medians)
     return linked[~candidate | bright].drop(columns=CANDIDATE).reset_index(drop=True)
 
 
