@@ -321,7 +321,7 @@ def miss_grid(seeds=(0,), radii=("small",), touching=(0.25,)) -> pd.DataFrame:
 def report_misses(lost: pd.DataFrame) -> None:
     """Print the misses per class (3D and 2D apart) and each miss."""
     with pd.option_context("display.width", 200, "display.max_rows", 500):
-        print(lost.to_string(index=False, float_format="%.2f"))
+        print(lost.to_string(index=False, float_format="{:.2f}".format))
         counts = lost.groupby(["dims", "cls"]).size().unstack(0, fill_value=0)
         print("misses per class:")
         print(counts.reindex([c for c in MISS_CLASSES if c in counts.index]).to_string())
