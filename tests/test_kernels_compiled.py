@@ -629,3 +629,34 @@ def test_smoothed_above_disk_extremes_compiled_are_the_filters(monkeypatch):
         monkeypatch.delenv(filters.COMPILED_VARIABLE)
         np.testing.assert_array_equal(got, want, err_msg=f"plane {i}")
         np.testing.assert_array_equal(got, filters.smooth_plane(plane, 4) > 1800.0)
+
+
+def test_region_box_max_compiled_is_a_maximum_filter_per_region(monkeypatch):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
+    rng = np.random.default_rng(21)
+    for i in range(200):
+        shape = tuple(int(n) for n in rng.integers(1, 60, 2))
+        values = rng.random(shape).astype(np.float32)
+        regions, _ = ndi.label(ndi.gaussian_filter(rng.random(shape), 1.5) > 0.5)
+        regions = regions.astype(np.int32)
+        size = tuple(int(s) for s in rng.choice([1, 3, 5, 9], 2))
+        got = filters.region_box_max(values, regions, size)
+        monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+        want = filters.region_box_max(values, regions, size)
+        monkeypatch.delenv(filters.COMPILED_VARIABLE)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w, err_msg=f"plane {i}")
+        inside = regions > 0
+        box = filters.box_extreme(values, size, maximum=True)
+        np.testing.assert_array_equal(got[1], np.where(inside, box, 0))
+        # A region's peak never comes from another region: each region alone gives it.
+        for label in np.unique(regions[inside])[:3]:
+            alone = np.where(regions == label, regions, 0)
+            mine = regions == label
+            np.testing.assert_array_equal(
+                filters.region_box_max(values, alone, size)[0][mine], got[0][mine]
+            )
+    empty = filters.region_box_max(values, np.zeros(shape, np.int32), (3, 3))
+    assert not any(a.any() for a in empty)

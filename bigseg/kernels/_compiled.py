@@ -27,6 +27,7 @@ __all__ = [
     "median_runs",
     "plane_distance",
     "plane_peaks",
+    "region_box_max",
     "spaced",
     "take",
     "window_maxima",
@@ -783,3 +784,28 @@ def disk_extremes_at(plane, ys, xs, dys, ws, high, low):  # pragma: no cover - c
                 bottom = min(bottom, v)
         high[i] = top
         low[i] = bottom
+
+
+@njit(nogil=True, cache=True)
+def region_box_max(values, regions, hy, hx, own, peak):  # pragma: no cover - compiled
+    """Each labelled pixel's largest value in its box, and among its own region's pixels.
+
+    The box reaches ``hy`` rows and ``hx`` columns from the pixel (inside the plane);
+    ``own`` and ``peak`` are left alone where ``regions`` is 0.
+    """
+    ny, nx = values.shape
+    for y in range(ny):
+        for x in range(nx):
+            mine = regions[y, x]
+            if mine <= 0:
+                continue
+            best = values[y, x]
+            top = best
+            for yy in range(max(y - hy, 0), min(y + hy + 1, ny)):
+                for xx in range(max(x - hx, 0), min(x + hx + 1, nx)):
+                    v = values[yy, xx]
+                    top = max(top, v)
+                    if regions[yy, xx] == mine and v > best:
+                        best = v
+            own[y, x] = best
+            peak[y, x] = top

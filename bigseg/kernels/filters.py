@@ -29,6 +29,7 @@ __all__ = [
     "gaussian_reach",
     "local_foreground",
     "median_disk",
+    "region_box_max",
     "smooth_plane",
     "smooth_volume",
     "smoothed_above",
@@ -585,6 +586,44 @@ def _near_peak(
     if seen is not None:
         out &= seen
     return out
+
+
+def region_box_max(
+    values: np.ndarray, regions: np.ndarray, size: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return each labelled pixel's largest value in its box: in its own region, and in all.
+
+    ``values`` and ``regions`` are 2D (float, and labels 1..n with 0 outside); the box is
+    ``size`` pixels (odd) along y and x, cut by the plane's edges.  Returns ``(own,
+    peak)``, float32, 0 where ``regions`` is 0; ``peak`` is :func:`box_extreme`'s maximum
+    there.  A compiled loop over the labelled pixels where the compiled kernels pay, else
+    a maximum filter per region (the same values for finite ``values``).
+    """
+    values = np.asarray(values, np.float32)
+    hy, hx = (int(s) // 2 for s in size)
+    own = np.zeros(values.shape, np.float32)
+    peak = np.zeros(values.shape, np.float32)
+    compiled = compiled_plane(values)
+    if compiled is not None:
+        compiled.region_box_max(
+            np.ascontiguousarray(values), np.ascontiguousarray(regions), hy, hx, own, peak
+        )
+        return own, peak
+    window = (2 * hy + 1, 2 * hx + 1)
+    inside = regions > 0
+    peak[inside] = ndi.maximum_filter(values, size=window, mode="nearest")[inside]
+    for label, box in enumerate(ndi.find_objects(regions), start=1):
+        if box is None:
+            continue
+        grown = tuple(
+            slice(max(b.start - h, 0), min(b.stop + h, n))
+            for b, h, n in zip(box, (hy, hx), values.shape)
+        )
+        mine = regions[grown] == label
+        part = np.where(mine, values[grown], np.float32(-np.inf))
+        top = ndi.maximum_filter(part, size=window, mode="constant", cval=-np.inf)
+        own[grown][mine] = top[mine]
+    return own, peak
 
 
 def above_background(
