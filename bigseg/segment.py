@@ -180,7 +180,7 @@ def stitched_blocks(
         source,
         thresholds,
         m.pixels(px),
-        m.kernel,
+        m.kernel_for(params, scale, data.shape[1]),
         halo=halo,
         image=image,
         foreground=m.foreground,
@@ -242,7 +242,7 @@ def segment(
             source,
             thresholds,
             m.pixels(px),
-            m.kernel,
+            m.kernel_for(params, scale, four.sizes["z"]),
             halo=halo_px(px, params.preset),
             image=image,
             foreground=m.foreground,
@@ -250,7 +250,8 @@ def segment(
         )
     else:
         source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)
-        labels = _plane_labels(source, thresholds, m.pixels(px), m.kernel)
+        kernel = m.kernel_for(params, scale, four.sizes["z"])
+        labels = _plane_labels(source, thresholds, m.pixels(px), kernel)
     out = _labels_like(labels, four, stack, params)
     return out if "t" in stack.dims else out.isel(t=0)
 
@@ -283,7 +284,8 @@ def segment_whole_planes(
         source, _ = m.prepass(whole_planes(four.data), thresholds, params, scale)
     else:
         source, _ = m.prepass_of_signal(signal, four.data, thresholds, params, scale)
-    labels = _plane_labels(source, thresholds, m.pixels(px), m.kernel)
+    kernel = m.kernel_for(params, scale, four.sizes["z"])
+    labels = _plane_labels(source, thresholds, m.pixels(px), kernel)
     return _labels_like(labels, four, stack, params), source if m.peaks else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,9 @@ class Method:
         ``kernel(block, thresholds, px) -> labels``: plane labels (int32, 1..n per
         plane) of a ``(t, z, y, x)`` NumPy block of whole planes, or of a block grown by
         :attr:`halo` pixels; ``thresholds`` has shape ``(t, 1, 1, 1)``.
+    planar_kernel : callable, optional
+        ``planar_kernel(params, scale) -> kernel``: the kernel to use instead of
+        :attr:`kernel` on a 2D image (one plane per time point), same signature.
     pixels : callable
         ``pixels(px) -> PixelParams``: the sizes the kernel sees, from the parameters'
         (:meth:`bigseg.Params.in_pixels`).
@@ -138,6 +141,7 @@ class Method:
     name: str
     statistic: Callable[..., Any]
     kernel: Callable[..., Any]
+    planar_kernel: Callable[..., Callable[..., Any]] | None = None
     pixels: Callable[[PixelParams], PixelParams] = same_pixels
     prepass: Callable[..., tuple[da.Array, da.Array | None]] = no_prepass
     halo: Callable[[PixelParams], int] = halo_of
@@ -153,6 +157,12 @@ class Method:
     statistic_of_signal: Callable[..., da.Array] | None = None
     prepass_of_signal: Callable[..., tuple[da.Array, da.Array | None]] | None = None
     peaks: bool = False
+
+    def kernel_for(self, params: Any, scale: Sequence[float], planes: int) -> Callable[..., Any]:
+        """Return the plane kernel for a stack of ``planes`` planes per time point (1: 2D)."""
+        if planes == 1 and self.planar_kernel is not None:
+            return self.planar_kernel(params, scale)
+        return self.kernel
 
     def link_options(self, params: Any) -> dict[str, Any]:
         """Keyword arguments of :func:`bigseg.cluster.link_pairs` and neck splitting."""
