@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/fragments.py [--seeds 0-9] [--real] [--kinds] [--pieces] [--lost]
+    .venv/bin/python bench/fragments.py --planar [--kinds] [--seeds 0-9]
 
 The largest class of misses left in the 3D cells of the matrix (``bench/grid.py --misses``)
 is a small or dim nucleus whose piece the fragment filter (:func:`bigseg.cluster.drop_small`)
@@ -16,8 +17,9 @@ the matrix (``--seeds``), the named 3D kinds (``--kinds``: heldout3d and series)
 real stacks (``--real``).  ``--pieces`` prints the real stacks' dropped pieces, to read a
 rule's margin off: how far the nearest false positive is from its thresholds; ``--lost``
 the dropped pieces of the 3D cells that are missed true nuclei, and how near they lie to a
-kept nucleus.  2D images
-are left as they are.
+kept nucleus.  ``--planar`` scores :data:`PLANAR_RULES` on the 2D cells of the matrix (with
+``--kinds``: the HeLa-like time-lapses, ``bigseg synth --kind hela2d``); none is built (the
+rules that gain on the matrix lose on the HeLa-like kind: docs/accuracy.md, ninth round).
 
 A measurement, not a method.  The rule chosen here (0.4 of the median, 0.75 ``min_radius``,
 inside) is built into the fragment filter since (:func:`bigseg.cluster.bright_pieces`, with
@@ -183,9 +185,9 @@ def scores(cases) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
+def summary(table: pd.DataFrame, rules=RULES) -> pd.DataFrame:
     """Mean F1, cells under 0.95, worst, and cells higher and lower than the default."""
-    cols = ["default", *RULES]
+    cols = ["default", *rules]
     base = table["default"]
     return pd.DataFrame(
         {
@@ -196,6 +198,57 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             "lower": [(table[c] < base - 1e-9).sum() for c in cols],
         }
     )
+
+
+#: ``name: (X, A)`` for 2D images (``--planar``): a dropped piece is kept when its peak is
+#: at least ``X`` times the median peak of its time point's kept nuclei and its area at
+#: least a disc of ``A`` times ``min_radius``.  Pieces under :data:`bigseg.kernels.
+#: watershed`'s per-plane size (half ``min_radius``) never reach the filter.
+PLANAR_RULES = {
+    f"median {x:g} / {a:g}": (x, a) for x in (0.3, 0.4, 0.5, 0.6, 0.8) for a in (0.55, 0.65)
+}
+
+
+def planar_scores(cases) -> pd.DataFrame:
+    """F1 per 2D case for the default and each of :data:`PLANAR_RULES`."""
+    params = bigseg.Params()
+    rows = []
+    for name, image, truth, scale in cases:
+        det = grid.detections(image, scale, params)[3]
+        before, kept = grid._linked_before_and_after(det, params, scale, True)
+        by = before.groupby("before")
+        table = pd.DataFrame({"t": by["t"].first(), "peak": by[PEAK].max()})
+        table["kept"] = table.index.isin(set(kept["before"]))
+        table["radius"] = np.sqrt(by["area_um2"].sum() / np.pi) / MIN_R
+        table["ratio"] = table["peak"] / table["t"].map(
+            table[table["kept"]].groupby("t")["peak"].median()
+        )
+        row = {"case": name}
+        for rule_name, (x, a) in {"default": (np.inf, 0.0), **PLANAR_RULES}.items():
+            dropped = table[~table["kept"]]
+            taken = dropped.index[(dropped["ratio"] >= x) & (dropped["radius"] >= a)]
+            extra = before[before["before"].isin(taken)]
+            extra = extra.assign(nucleus=extra["before"] + 10**9)
+            found = bigseg.nuclei_table(
+                pd.concat([kept, extra], ignore_index=True), scale=scale, planar=True
+            )
+            row[rule_name] = grid.scored(found, truth)[0].f1
+        rows.append(row)
+        print(name, f"{row['default']:.3f}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def planar_cases(seeds, kinds: bool):
+    """The 2D cells of the matrix for ``seeds``, or (``kinds``) the HeLa-like time-lapses."""
+    if kinds:
+        for seed in seeds:
+            yield (f"hela2d {seed}", *synth_kind("hela2d", seed=seed))
+        return
+    for size, offset, touching, seed in itertools.product(
+        grid.RADII, grid.OFFSETS, grid.TOUCHING, seeds
+    ):
+        image, truth, scale = grid.case("2d", size, offset, touching, seed)
+        yield f"{size} {offset:g} {touching:g} {seed}", image, truth, scale
 
 
 def matrix_cases(seeds):
@@ -268,6 +321,9 @@ if __name__ == "__main__":
     pd.set_option("display.width", 200)
     if "--lost" in sys.argv:
         lost(grid._seeds((0, 1)))
+    elif "--planar" in sys.argv:
+        table = planar_scores(planar_cases(grid._seeds((0, 1)), "--kinds" in sys.argv))
+        print(summary(table, PLANAR_RULES).round(4).to_string())
     elif "--real" in sys.argv or "--pieces" in sys.argv:
         real("--pieces" in sys.argv)
     else:
