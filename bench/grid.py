@@ -8,6 +8,9 @@ Run from the repository root:  ``.venv/bin/python bench/grid.py [--kinds] [--qui
 ``--seeds`` draws the matrix (default seed 0) or the kinds (default seeds 0 and 1) anew with
 other generator seeds: a change is taken only where seeds it was not tuned on agree.
 
+``--save CSV`` keeps the per-cell table; ``--against CSV`` (a table another version saved,
+e.g. run from a ``git archive`` of it) prints in how many cells F1 rose and fell, and which fell.
+
 Every case is drawn by :func:`bigseg.synth.make_truth` and :func:`bigseg.synth.render`: radii
 from 1.1x ``min_radius`` to ``max_radius`` (three ranges), brightness log-normal over tenfold,
 dark offsets 0 and 30 000 (the latter with autofluorescence and uneven illumination), none or a
@@ -397,10 +400,34 @@ def _seeds(default: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
+def against(table: pd.DataFrame, path: str) -> None:
+    """Print how each cell's F1 moved from a table saved by ``--save`` (another version's run)."""
+    keys = [c for c in ("dims", "radii", "offset", "touching", "kind", "seed") if c in table]
+    before = pd.read_csv(path).set_index(keys)["f1"]
+    now = table.set_index(keys)["f1"]
+    moved = (now - before.reindex(now.index)).dropna()
+    print(
+        f"against {path}: {len(moved)} cells; F1 higher in {int((moved > 1e-9).sum())}, "
+        f"lower in {int((moved < -1e-9).sum())}; mean {before.mean():.4f} -> {now.mean():.4f}"
+    )
+    for index, change in moved[moved < -1e-9].items():
+        print(f"  lower: {index} {change:+.3f}")
+
+
+def _option(name: str) -> str | None:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
 if __name__ == "__main__":
     if "--misses" in sys.argv:
         report_misses(miss_grid(seeds=_seeds((0,))))
-    elif "--kinds" in sys.argv:
-        report(*kinds(seeds=_seeds((0, 1))))
     else:
-        report(*grid(seeds=_seeds((0,)), quick="--quick" in sys.argv))
+        if "--kinds" in sys.argv:
+            table, truth = kinds(seeds=_seeds((0, 1)))
+        else:
+            table, truth = grid(seeds=_seeds((0,)), quick="--quick" in sys.argv)
+        report(table, truth)
+        if _option("--save"):
+            table.to_csv(_option("--save"), index=False)
+        if _option("--against"):
+            against(table, _option("--against"))
