@@ -36,6 +36,18 @@ def _nuclei(image: np.ndarray, scale, params: bigseg.Params | None = None) -> pd
     return bigseg.nuclei_table(linked, scale=scale, planar=planar)
 
 
+def _small_touching_cell(shape, *, t):
+    """Return bench/grid.py's cell of small nuclei, a quarter touching, offset 30 000, seed 3.
+
+    Radii 1.1-1.6 x min_radius, with autofluorescence, uneven light and texture.
+    """
+    return _case(
+        shape, 80, t=t, seed=3, radius_um=(1.1 * MIN_R, 1.6 * MIN_R), touching=0.25,
+        texture=0.1, read_noise=15.0, offset=30000.0, max_value=65535, autofluorescence=150.0,
+        illumination=0.3,
+    )  # fmt: skip
+
+
 def _case(shape, nuclei, *, t=1, seed=0, radius_um=(4.0, 7.0), touching=0.0, **render_options):
     truth = make_truth(
         shape, nuclei, scale=SCALE, t=t, seed=seed, radius_um=radius_um, touching=touching,
@@ -158,12 +170,7 @@ def test_touching_nuclei_of_unequal_brightness_are_split():
 def test_small_nuclei_of_3d_stacks_cut_to_a_few_planes_are_kept():
     # The matrix's worst 3D cell (bench/grid.py: small, offset 30 000, a quarter touching,
     # seed 3): nuclei of 1.1-1.6 x min_radius whose pieces span two or three planes.
-    min_r = bigseg.Params().min_radius
-    image, truth = _case(
-        (32, 192, 192), 80, seed=3, radius_um=(1.1 * min_r, 1.6 * min_r), touching=0.25,
-        texture=0.1, read_noise=15.0, offset=30000.0, max_value=65535, autofluorescence=150.0,
-        illumination=0.3,
-    )  # fmt: skip
+    image, truth = _small_touching_cell((32, 192, 192), t=1)
     s = bigseg.score(_nuclei(image, SCALE), truth)
     assert s.recall >= 0.9 and s.precision >= 0.95, s
 
@@ -173,11 +180,7 @@ def test_dim_nuclei_on_a_bright_neighbours_flank_in_2d_are_found():
     # seed 3): most misses are nuclei dimmer than a touching neighbour, without a peak of
     # their own once smoothed.  Before a 2D image's regions were cut at their own peak
     # (methods.default.segment_planar_block): 144 of 160 found, 2 false (F1 0.941).
-    image, truth = _case(
-        (1, 256, 256), 80, t=2, seed=3, radius_um=(1.1 * MIN_R, 1.6 * MIN_R), touching=0.25,
-        texture=0.1, read_noise=15.0, offset=30000.0, max_value=65535, autofluorescence=150.0,
-        illumination=0.3,
-    )  # fmt: skip
+    image, truth = _small_touching_cell((1, 256, 256), t=2)
     s = bigseg.score(_nuclei(image, SCALE), truth)
     assert s.recall >= 0.92 and s.precision >= 0.98, s
 
