@@ -201,16 +201,8 @@ def _median_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -
     if plane.dtype in (np.uint8, np.uint16) and plane.ndim == 2 and compiled_pays(np.size(ys)):
         from . import _compiled as compiled  # numba: imported (and its cache read) on first use
 
-        dys, ws = _disk_row_arrays(r)
         out = np.empty(np.size(ys), np.uint16)
-        compiled.median_runs(
-            np.ascontiguousarray(plane),
-            np.ascontiguousarray(ys, np.int64),
-            np.ascontiguousarray(xs, np.int64),
-            dys,
-            ws,
-            out,
-        )
+        _over_disks(compiled.median_runs, plane, ys, xs, r, out)
         return out
     ny, nx = plane.shape
     width = nx + 2 * r
@@ -283,19 +275,27 @@ def _disk_extremes_at(plane: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius:
             disk_max(plane, radius)[ys, xs].astype(np.int64),
             disk_min(plane, radius)[ys, xs].astype(np.int64),
         )
-    dys, ws = _disk_row_arrays(int(radius))
     high = np.empty(np.size(ys), plane.dtype)
     low = np.empty(np.size(ys), plane.dtype)
-    compiled.disk_extremes_at(
+    _over_disks(compiled.disk_extremes_at, plane, ys, xs, int(radius), high, low)
+    return high.astype(np.int64), low.astype(np.int64)
+
+
+def _over_disks(loop, plane: np.ndarray, ys, xs, radius: int, *out: np.ndarray) -> None:
+    """Run a compiled loop over the disk windows of pixels ``(ys, xs)``, filling ``out``.
+
+    ``loop(plane, ys, xs, dys, ws, *out)`` takes the disk as its rows (``dys``, half
+    widths ``ws``: :func:`_disk_row_arrays`).
+    """
+    dys, ws = _disk_row_arrays(radius)
+    loop(
         np.ascontiguousarray(plane),
         np.ascontiguousarray(ys, np.int64),
         np.ascontiguousarray(xs, np.int64),
         dys,
         ws,
-        high,
-        low,
+        *out,
     )
-    return high.astype(np.int64), low.astype(np.int64)
 
 
 def smoothed_above(plane: np.ndarray, threshold: float, radius: int) -> np.ndarray:
