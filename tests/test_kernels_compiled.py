@@ -606,6 +606,24 @@ def test_markers_apart_compiled_is_the_loop(monkeypatch):
             np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, apart {apart}")
 
 
+def test_markers_numbered_by_rank_are_their_masks_labels():
+    # Markers apart by more than the diagonal are numbered in raster order without
+    # labelling the plane: label_plane's numbers, whatever ``apart``.
+    from bigseg.kernels.watershed import _numbered, label_plane, markers_apart
+
+    rng = np.random.default_rng(28)
+    for i, plane in enumerate(_planes(rng, 200)):
+        distance = ndi.distance_transform_edt(plane)
+        components = ndi.label(plane)[0]
+        for apart in (0.5, 0.8, 1.3):
+            chosen = markers_apart(distance, components, apart=apart)
+            mask = np.zeros(plane.shape, bool)
+            mask[tuple(chosen.T)] = True
+            np.testing.assert_array_equal(
+                _numbered(chosen, plane.shape, apart), label_plane(mask)[0], err_msg=f"plane {i}"
+            )
+
+
 def test_smoothed_above_disk_extremes_compiled_are_the_filters(monkeypatch):
     import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
 

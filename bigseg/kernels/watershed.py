@@ -244,10 +244,24 @@ def split_plane_apart(binary: np.ndarray, *, apart: float) -> np.ndarray:
     components = label_plane(binary)[0]
     distance = distance_to_background(binary, components=components)
     chosen = markers_apart(distance, components, apart=apart)
-    marker_mask = np.zeros(binary.shape, bool)
-    marker_mask[tuple(chosen.T)] = True
-    markers = label_plane(marker_mask)[0]
-    return flood(flood_levels(distance, chosen), markers, binary)
+    return flood(flood_levels(distance, chosen), _numbered(chosen, binary.shape, apart), binary)
+
+
+def _numbered(chosen: np.ndarray, shape: tuple[int, ...], apart: float) -> np.ndarray:
+    """Label the marker pixels ``chosen`` as :func:`label_plane` labels their mask.
+
+    Two markers are at least ``2 * apart`` pixels apart (each lies at a distance of one
+    pixel or more from the background); beyond the diagonal no two touch, and each is its
+    own component, numbered in raster order without labelling the plane.
+    """
+    if 2 * apart <= np.sqrt(2.0):
+        mask = np.zeros(shape, bool)
+        mask[tuple(chosen.T)] = True
+        return label_plane(mask)[0]
+    markers = np.zeros(shape, LABEL_DTYPE)
+    at = np.sort(np.ravel_multi_index(tuple(chosen.T), shape))
+    markers.flat[at] = np.arange(1, at.size + 1, dtype=LABEL_DTYPE)
+    return markers
 
 
 def markers_apart(distance: np.ndarray, components: np.ndarray, *, apart: float) -> np.ndarray:
