@@ -142,7 +142,7 @@ def grid(seeds=(0,), quick: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
 def kinds(seeds=(0, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scores on the named kinds (``bigseg synth --kind``) at full size."""
     rows, truths = [], []
-    for kind, seed in itertools.product(("hela2d", "heldout3d", "series"), seeds):
+    for kind, seed in itertools.product(("hela2d", "ovals2d", "heldout3d", "series"), seeds):
         image, truth, scale = synth_kind(kind, seed=seed)
         t0 = time.perf_counter()
         found = default_nuclei(image, scale)

@@ -471,7 +471,7 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
     syn.add_argument(
         "--kind",
         default=None,
-        choices=("hela2d", "heldout3d", "series"),
+        choices=("hela2d", "ovals2d", "heldout3d", "series"),
         help="a named kind of data (shape, count, time points, voxel size and options; "
         "see bigseg.synth.KINDS); the options below still apply (default: none)",
     )
@@ -499,6 +499,14 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
     )
     syn.add_argument(
         "--mitotic", type=_float, help="fraction of small bright (mitotic) nuclei (default: 0)"
+    )
+    syn.add_argument(
+        "--elongation",
+        nargs=2,
+        type=_float,
+        metavar=("LO", "HI"),
+        help="oval nuclei: aspect ratios in the y/x plane drawn from LO to HI, e.g. 1 2 "
+        "(default: round, or the kind's)",
     )
     syn.add_argument(
         "--offset", type=_float, help="camera offset in grey levels, 16-bit output (default: 0)"
@@ -1267,7 +1275,9 @@ def _synth(args: argparse.Namespace) -> int:
         render_options=_given(args, "offset", "autofluorescence", "illumination", "texture")
         | ({"max_value": 65535} if args.offset is not None else {}),
         frame_interval_s=args.frame_interval,
-        **_given(args, "radius_um", "radius_px", "brightness_spread", "touching", "mitotic"),
+        **_given(
+            args, "radius_um", "radius_px", "brightness_spread", "touching", "mitotic", "elongation"
+        ),
         **({"motion_um": args.motion} if args.motion is not None else {}),
         **_given(args, "divisions"),
     )

@@ -1,7 +1,7 @@
 """Synthetic nuclei stacks with known truth, generated chunk by chunk.
 
-Nuclei are ellipsoids (spheres in µm) with soft edges, on a dim background
-with shot and read noise, in 12-bit range.  Every chunk is rendered from the
+Nuclei are ellipsoids (spheres in µm, or ovals in the y/x plane) with soft edges, on a dim
+background with shot and read noise, in 12-bit range.  Every chunk is rendered from the
 truth table alone, so the whole stack is never in memory and the result does
 not depend on how it is chunked for writing, except for the noise, which is
 seeded per chunk.
@@ -12,14 +12,15 @@ levels on 16 bits), a smooth autofluorescence over it, an uneven illumination
 nuclei, radius ranges in pixels; the smooth fields are sums of a few cosines
 of the physical position, so they too are the same however the stack is
 chunked.  :data:`KINDS` names sets of them that mimic data bigseg was not
-tuned on (a dense 2D HeLa-like time-lapse, held-out 3D stacks, a time series);
+tuned on (a dense 2D HeLa-like time-lapse, round or oval, held-out 3D stacks, a time series);
 :func:`synth_kind` renders one in memory.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dask.array as da
@@ -67,6 +68,7 @@ DIFFICULTY: dict[str, dict[str, dict[str, float]]] = {
 #:
 #: ``hela2d``: a dense 16-bit 2D time-lapse of HeLa-like nuclei over a camera offset of 33 000,
 #: 70-1 500 grey levels above it, many touching, a tenth small bright mitotic ones, uneven light.
+#: ``ovals2d``: the same with oval nuclei, aspect ratios 1-2 in the plane, as most HeLa nuclei are.
 #: ``heldout3d``: 3D stacks of nuclei of radius 4.5-12 px, brightness log-normal over tenfold,
 #: 15 % touching, autofluorescence over a dark offset.  ``series``: the same kind, 4 time points.
 KINDS: dict[str, dict] = {
@@ -81,6 +83,28 @@ KINDS: dict[str, dict] = {
             "brightness_spread": 13.0,
             "touching": 0.25,
             "mitotic": 0.1,
+        },
+        "render": {
+            "background": 60.0,
+            "offset": 33000.0,
+            "max_value": 65535,
+            "autofluorescence": 40.0,
+            "illumination": 0.2,
+            "texture": 0.15,
+        },
+    },
+    "ovals2d": {
+        "shape": (1, 700, 1100),
+        "nuclei": (120, 200),
+        "t": 2,
+        "scale": (1.0, 0.71, 0.71),
+        "truth": {
+            "radius_um": (4.5, 8.5),
+            "brightness": (90.0, 1200.0),
+            "brightness_spread": 13.0,
+            "touching": 0.25,
+            "mitotic": 0.1,
+            "elongation": (1.0, 2.0),
         },
         "render": {
             "background": 60.0,
@@ -199,6 +223,7 @@ def make_truth(
     mitotic_brightness: float = 3.0,
     motion_um: float | None = None,
     divisions: float = 0.0,
+    elongation: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Draw nucleus centres, radii and brightness: the truth table.
 
@@ -244,13 +269,21 @@ def make_truth(
     divisions : float
         With ``motion_um``: the chance per nucleus and time point that it divides into
         two daughters of half its volume.
+    elongation : (float, float), optional
+        Oval nuclei: each an ellipsoid of the sphere's volume whose axes in the y/x plane
+        are ``r_um * sqrt(a)`` and ``r_um / sqrt(a)`` (``a``, its aspect ratio, drawn
+        uniformly from this range; the long axis at a random angle) and ``r_um`` in z.
+        Nuclei are placed, kept inside and spaced by the circle around each (its long
+        semi-axis); a touching one is placed where the two surfaces meet on the line of
+        their centres (they may overlap a little beside it).  The table gains
+        ``aspect`` and ``angle`` (radians from the x axis towards y).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``nucleus, t, z, y, x`` (px), ``z_um, y_um, x_um``, ``r_um``,
         ``brightness``; with ``motion_um`` also ``track_id`` and ``parent_track_id``
-        (0: none).
+        (0: none); with ``elongation`` also ``aspect`` and ``angle``.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:
@@ -262,6 +295,10 @@ def make_truth(
         radius_um = (float(radius_px[0]) * pixel, float(radius_px[1]) * pixel)
     if not 0 <= mitotic <= 1:
         raise InputError(f"mitotic={mitotic} must be a fraction from 0 to 1.")
+    if elongation is not None and not 1.0 <= float(elongation[0]) <= float(elongation[1]):
+        raise InputError(f"elongation={elongation} must be two aspect ratios 1 <= low <= high.")
+    if elongation is not None and motion_um is not None and t > 1:
+        raise InputError("elongation and motion_um cannot be combined; give one of them.")
     if motion_um is not None and t > 1:
         first = make_truth(
             shape, nuclei, scale=scale, t=1, radius_um=radius_um, brightness=brightness,
@@ -274,11 +311,14 @@ def make_truth(
             seed=seed, min_separation=min_separation,
         )  # fmt: skip
     rng = np.random.default_rng(seed)
+    # The ovals' draws come from a generator of their own: without them the table is the same.
+    oval_rng = np.random.default_rng([seed, 17]) if elongation is not None else None
     extent = np.array(shape) * np.asarray(scale, float)
     rows = []
     hard = touching > 0 or stacked > 0
     for ti in range(t):
-        placed: list[tuple[np.ndarray, float, float]] = []
+        placed: list[tuple[np.ndarray, float, float]] = []  # centre, outer radius, brightness
+        ovals: list[tuple[float, float, float]] = []  # radius, aspect, angle
         for _ in range(nuclei * 200):
             if len(placed) == nuclei:
                 break
@@ -286,31 +326,43 @@ def make_truth(
             bright = 1.0
             if mitotic > 0 and rng.uniform() < mitotic:
                 r, bright = radius_um[0] * rng.uniform(1.0, 1.15), mitotic_brightness
-            lo = np.array([0.0, r, r])
-            hi = np.maximum(extent - np.array([scale[0], r, r]), lo)
+            aspect, angle = 1.0, 0.0
+            if oval_rng is not None:
+                aspect, angle = oval_rng.uniform(*elongation), oval_rng.uniform(0.0, np.pi)
+            outer = r * np.sqrt(aspect)
+            lo = np.array([0.0, outer, outer])
+            hi = np.maximum(extent - np.array([scale[0], outer, outer]), lo)
             partner = -1
             if hard and placed and rng.uniform() < touching + stacked:
+                contact = None
+                if oval_rng is not None:  # the two ovals' surfaces along the line of centres
+                    contact = functools.partial(_ovals_contact, (r, aspect, angle), ovals)
                 c, partner = _touching_centre(
-                    rng, placed, r, stacked / (touching + stacked), planar=shape[0] == 1
-                )
+                    rng, placed, outer, stacked / (touching + stacked), planar=shape[0] == 1,
+                    contact=contact,
+                )  # fmt: skip
                 if np.any(c < lo) or np.any(c > hi):
                     continue
             else:
                 c = rng.uniform(lo, hi)
             if all(
-                np.linalg.norm(c - pc) >= min_separation * (r + pr)
+                np.linalg.norm(c - pc) >= min_separation * (outer + pr)
                 for k, (pc, pr, _) in enumerate(placed)
                 if k != partner
             ):
-                placed.append((c, r, bright))
-        for c, r, bright in placed:
+                placed.append((c, outer, bright))
+                ovals.append((r, aspect, angle))
+        for (c, _, bright), (r, aspect, angle) in zip(placed, ovals):
             value = _brightness(rng, brightness, brightness_spread, saturated)
-            rows.append((ti, *c, r, value * bright if value < 5.0 * MAX_VALUE else value))
-    df = pd.DataFrame(rows, columns=["t", "z_um", "y_um", "x_um", "r_um", "brightness"])
+            value = value * bright if value < 5.0 * MAX_VALUE else value
+            rows.append((ti, *c, r, value, aspect, angle))
+    names = ["t", "z_um", "y_um", "x_um", "r_um", "brightness", "aspect", "angle"]
+    df = pd.DataFrame(rows, columns=names)
     for name, step in zip(SPATIAL, scale):
         df[name] = df[f"{name}_um"] / step
     df.insert(0, "nucleus", np.arange(1, len(df) + 1))
-    return df[["nucleus", "t", "z", "y", "x", "z_um", "y_um", "x_um", "r_um", "brightness"]]
+    columns = ["nucleus", "t", "z", "y", "x", "z_um", "y_um", "x_um", "r_um", "brightness"]
+    return df[columns + (["aspect", "angle"] if elongation is not None else [])]
 
 
 #: Daughters of a division are placed this many times the sum of their radii apart.
@@ -473,10 +525,12 @@ def _touching_centre(
     p_stacked: float,
     *,
     planar: bool = False,
+    contact: Callable[[np.ndarray, int], float] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Return a centre touching a random earlier nucleus, and that nucleus's index.
 
-    With ``planar`` the direction lies in the y/x plane (2D images).
+    With ``planar`` the direction lies in the y/x plane (2D images).  The centres are
+    0.95-1.0 times ``contact(direction, k)`` apart, by default the sum of the radii.
     """
     k = int(rng.integers(len(placed)))
     pc, pr, _ = placed[k]
@@ -495,7 +549,25 @@ def _touching_centre(
     else:
         direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
-    return pc + direction * rng.uniform(0.95, 1.0) * (r + pr), k
+    apart = r + pr if contact is None else contact(direction, k)
+    return pc + direction * rng.uniform(0.95, 1.0) * apart, k
+
+
+def _ovals_contact(new: tuple, ovals: list, direction: np.ndarray, k: int) -> float:
+    """Centre distance at which oval ``new`` along ``direction`` meets oval ``ovals[k]``."""
+    return _oval_reach(direction, *new) + _oval_reach(-direction, *ovals[k])
+
+
+def _oval_reach(direction: np.ndarray, r: float, aspect: float, angle: float) -> float:
+    """Distance from an oval nucleus's centre to its surface along the unit ``direction``.
+
+    The ellipsoid of :func:`make_truth`'s ``elongation``: semi-axes ``r * sqrt(aspect)``
+    along ``angle`` in the y/x plane, ``r / sqrt(aspect)`` across it, ``r`` in z.
+    """
+    dz, dy, dx = (float(v) for v in direction)
+    along = dx * np.cos(angle) + dy * np.sin(angle)
+    across = dy * np.cos(angle) - dx * np.sin(angle)
+    return r / float(np.sqrt(dz**2 + along**2 / aspect + across**2 * aspect))
 
 
 def render(
@@ -549,17 +621,21 @@ def render(
         ti = int(row.t) - t0
         if not 0 <= ti < nt:
             continue
-        reach = row.r_um + 4 * edge_um
-        zs = np.flatnonzero(np.abs(zz - row.z_um) <= reach)
+        aspect = float(getattr(row, "aspect", 1.0))
+        reach = row.r_um * np.sqrt(aspect) + 4 * edge_um
+        zs = np.flatnonzero(np.abs(zz - row.z_um) <= row.r_um + 4 * edge_um)
         ys = np.flatnonzero(np.abs(yy - row.y_um) <= reach)
         xs = np.flatnonzero(np.abs(xx - row.x_um) <= reach)
         if not (zs.size and ys.size and xs.size):
             continue
-        dist = np.sqrt(
-            (zz[zs, None, None] - row.z_um) ** 2
-            + (yy[None, ys, None] - row.y_um) ** 2
-            + (xx[None, None, xs] - row.x_um) ** 2
-        )
+        dy, dx = yy[None, ys, None] - row.y_um, xx[None, None, xs] - row.x_um
+        if aspect != 1.0:  # along and across the long axis, scaled to the sphere's radius
+            cos, sin = np.cos(row.angle), np.sin(row.angle)
+            dx, dy = (
+                (dx * cos + dy * sin) / np.sqrt(aspect),
+                (dy * cos - dx * sin) * np.sqrt(aspect),
+            )
+        dist = np.sqrt((zz[zs, None, None] - row.z_um) ** 2 + dy**2 + dx**2)
         profile = row.brightness / (1 + np.exp((dist - row.r_um) / edge_um))
         region = (ti, slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
         out[region] += profile

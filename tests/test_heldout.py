@@ -274,6 +274,34 @@ def test_flat_nuclei_tilted_out_of_the_planes_stay_whole(tilt):
     assert len(_nuclei(image[None], scale)) == 1
 
 
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "hela2d",
+        pytest.param(
+            "ovals2d",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="oval nuclei: touching ones side by side merge (their union's distance "
+                "map peaks on the contact) and textured ones leave a piece at an end "
+                "(docs/accuracy.md, eleventh round)",
+            ),
+        ),
+    ],
+)
+def test_dense_2d_time_lapse_of_round_and_oval_nuclei(kind):
+    # The HeLa-like kind, round (bigseg synth --kind hela2d) and oval (aspect 1-2, as most
+    # HeLa nuclei are: --kind ovals2d), on frames of 350 x 550 px.  Pooled over four seeds,
+    # round: F1 0.984; oval: 0.963 (P 0.983, R 0.943).
+    counts = np.zeros(3)
+    for seed in range(4):
+        image, truth, scale = synth_kind(kind, seed=seed, shape=(1, 350, 550), nuclei=70)
+        s = bigseg.score(_nuclei(image, scale), truth)
+        counts += (s.n_true, s.n_found, s.matched)
+    f1 = 2 * counts[2] / (counts[0] + counts[1])
+    assert f1 >= 0.975, f1
+
+
 def test_2d_time_lapse_does_not_depend_on_the_z_size():
     image, _, scale = synth_kind("hela2d", seed=2, shape=(1, 200, 260), nuclei=20, t=2)
     tables = [_nuclei(image, (z, *scale[1:])) for z in (0.3, 1.0, 4.0)]

@@ -85,6 +85,27 @@ def test_cli_difficulty_hard(tmp_path):
     assert open_stack(image).shape == (20, 96, 96)
 
 
+def test_cli_elongation_and_the_oval_kind(tmp_path):
+    from bigseg.cli import main
+
+    image = tmp_path / "o.ome.zarr"
+    args = ["synth", str(image), "--shape", "1", "96", "96", "--nuclei", "6", "--seed", "3"]
+    assert main([*args, "--elongation", "1.5", "2"]) == 0
+    truth = pd.read_csv(tmp_path / "o_truth.csv")
+    expected = make_truth((1, 96, 96), 6, seed=3, elongation=(1.5, 2.0))
+    pd.testing.assert_frame_equal(truth, expected, check_dtype=False)
+    assert main(["synth", str(tmp_path / "k.ome.zarr"), "--kind", "ovals2d", "--shape", "1",
+                 "120", "160", "--nuclei", "8"]) == 0  # fmt: skip
+    assert pd.read_csv(tmp_path / "k_truth.csv")["aspect"].between(1.0, 2.0).all()
+    # The command line names every kind (without importing the generator to list them).
+    from bigseg.cli import build_parser
+    from bigseg.synth import KINDS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    kind = next(a for a in sub.choices["synth"]._actions if a.dest == "kind")
+    assert tuple(kind.choices) == tuple(KINDS)
+
+
 def test_fields_and_offset_do_not_depend_on_the_block():
     truth = make_truth((6, 60, 60), 4, seed=2, radius_um=(4, 5))
     options = dict(
@@ -105,7 +126,7 @@ def test_fields_and_offset_do_not_depend_on_the_block():
 def test_kinds_mimic_the_held_out_data():
     from bigseg.synth import KINDS, kind_options, synth_kind
 
-    assert set(KINDS) == {"hela2d", "heldout3d", "series"}
+    assert set(KINDS) == {"hela2d", "ovals2d", "heldout3d", "series"}
     for seed in range(3):
         spec = kind_options("hela2d", seed)
         assert 120 <= spec["nuclei"] <= 200 and spec["shape"] == (1, 700, 1100)
@@ -118,6 +139,48 @@ def test_kinds_mimic_the_held_out_data():
     assert truth3d["r_um"].between(4.5 * 0.71, 12.0 * 0.71).all()
     with pytest.raises(InputError, match="Unknown kind"):
         kind_options("confocal")
+
+
+def test_oval_nuclei_have_the_spheres_area_their_aspect_and_angle():
+    truth = make_truth((1, 200, 200), 6, scale=(1.0, 1.0, 1.0), seed=2, radius_um=(8, 12),
+                       elongation=(1.5, 2.5), brightness=(1000, 1000))  # fmt: skip
+    assert truth["aspect"].between(1.5, 2.5).all() and truth["angle"].between(0, np.pi).all()
+    image = render(truth, (0, 0, 0, 0), (1, 1, 200, 200), scale=(1.0, 1.0, 1.0), read_noise=0.0,
+                   background=0.0)[0, 0]  # fmt: skip
+    yy, xx = np.mgrid[:200, :200]
+    for row in truth.itertuples():
+        near = np.hypot(yy - row.y_um, xx - row.x_um) < row.r_um * np.sqrt(row.aspect) + 2
+        mask = near & (image > 500)  # inside the half-maximum contour
+        assert mask.sum() == pytest.approx(np.pi * row.r_um**2, rel=0.05)
+        ys, xs = np.nonzero(mask)
+        values, vectors = np.linalg.eigh(np.cov(np.vstack([xs, ys])))
+        assert np.sqrt(values[1] / values[0]) == pytest.approx(row.aspect, rel=0.08)
+        along = np.arctan2(vectors[1, 1], vectors[0, 1]) % np.pi
+        gap = abs(along - row.angle)
+        assert min(gap, np.pi - gap) < 0.1
+    # Round nuclei without the option: the same table as ever, and no oval columns.
+    plain = make_truth((1, 200, 200), 6, scale=(1.0, 1.0, 1.0), seed=2, radius_um=(8, 12))
+    assert "aspect" not in plain and len(plain) == 6
+    with pytest.raises(InputError, match="elongation"):
+        make_truth((1, 50, 50), 2, elongation=(0.5, 2.0))
+
+
+def test_touching_oval_nuclei_meet_on_the_line_of_their_centres():
+    from bigseg.synth import _oval_reach
+
+    truth = make_truth((1, 400, 400), 40, scale=(1.0, 1.0, 1.0), seed=4, radius_um=(6, 9),
+                       touching=0.5, elongation=(1.5, 2.0))  # fmt: skip
+    pts = truth[["z_um", "y_um", "x_um"]].to_numpy()
+    met = 0
+    for i in range(len(truth)):
+        for j in range(i):
+            gap = pts[i] - pts[j]
+            d = float(np.linalg.norm(gap))
+            a, b = truth.iloc[i], truth.iloc[j]
+            reach = _oval_reach(gap / d, a.r_um, a.aspect, a.angle)
+            reach += _oval_reach(-gap / d, b.r_um, b.aspect, b.angle)
+            met += 0.95 - 1e-9 <= d / reach <= 1.0 + 1e-9
+    assert met >= 10  # touching pairs: 0.95-1.0 times the sum of their reaches apart
 
 
 def test_visible_centres_are_the_centroid_of_what_the_stack_shows():
