@@ -62,6 +62,28 @@ DIFFICULTY: dict[str, dict[str, dict[str, float]]] = {
     },
 }
 
+#: The HeLa-like kinds' options (:data:`KINDS`), round nuclei.
+_HELA2D: dict = {
+    "shape": (1, 700, 1100),
+    "nuclei": (120, 200),
+    "t": 2,
+    "scale": (1.0, 0.71, 0.71),
+    "truth": {
+        "radius_um": (4.5, 8.5),
+        "brightness": (90.0, 1200.0),
+        "brightness_spread": 13.0,
+        "touching": 0.25,
+        "mitotic": 0.1,
+    },
+    "render": {
+        "background": 60.0,
+        "offset": 33000.0,
+        "max_value": 65535,
+        "autofluorescence": 40.0,
+        "illumination": 0.2,
+        "texture": 0.15,
+    },
+}
 #: Named kinds of data bigseg was not tuned on (``bigseg synth --kind``): the shape of one time
 #: point, nuclei per time point (a range: each seed draws its count), time points, voxel size,
 #: and the options of :func:`make_truth` and :func:`render`.
@@ -72,49 +94,8 @@ DIFFICULTY: dict[str, dict[str, dict[str, float]]] = {
 #: ``heldout3d``: 3D stacks of nuclei of radius 4.5-12 px, brightness log-normal over tenfold,
 #: 15 % touching, autofluorescence over a dark offset.  ``series``: the same kind, 4 time points.
 KINDS: dict[str, dict] = {
-    "hela2d": {
-        "shape": (1, 700, 1100),
-        "nuclei": (120, 200),
-        "t": 2,
-        "scale": (1.0, 0.71, 0.71),
-        "truth": {
-            "radius_um": (4.5, 8.5),
-            "brightness": (90.0, 1200.0),
-            "brightness_spread": 13.0,
-            "touching": 0.25,
-            "mitotic": 0.1,
-        },
-        "render": {
-            "background": 60.0,
-            "offset": 33000.0,
-            "max_value": 65535,
-            "autofluorescence": 40.0,
-            "illumination": 0.2,
-            "texture": 0.15,
-        },
-    },
-    "ovals2d": {
-        "shape": (1, 700, 1100),
-        "nuclei": (120, 200),
-        "t": 2,
-        "scale": (1.0, 0.71, 0.71),
-        "truth": {
-            "radius_um": (4.5, 8.5),
-            "brightness": (90.0, 1200.0),
-            "brightness_spread": 13.0,
-            "touching": 0.25,
-            "mitotic": 0.1,
-            "elongation": (1.0, 2.0),
-        },
-        "render": {
-            "background": 60.0,
-            "offset": 33000.0,
-            "max_value": 65535,
-            "autofluorescence": 40.0,
-            "illumination": 0.2,
-            "texture": 0.15,
-        },
-    },
+    "hela2d": _HELA2D,
+    "ovals2d": {**_HELA2D, "truth": {**_HELA2D["truth"], "elongation": (1.0, 2.0)}},
     "heldout3d": {
         "shape": (40, 384, 384),
         "nuclei": (120, 220),

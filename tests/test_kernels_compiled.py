@@ -588,11 +588,11 @@ def test_spaced_peaks_compiled_is_peak_local_max(monkeypatch):
     assert len(handed) < 0.05 * len(planes) * 2 * 4  # the compiled loops answered the rest
 
 
-def test_markers_apart_compiled_is_the_loop(monkeypatch):
+def test_markers_apart_compiled_is_the_loop_and_numbered_as_labelled(monkeypatch):
     import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
 
     assert filters.compiled_pays(1)
-    from bigseg.kernels.watershed import markers_apart
+    from bigseg.kernels.watershed import _numbered, label_plane, markers_apart
 
     rng = np.random.default_rng(26)
     for i, plane in enumerate(_planes(rng, 300)):
@@ -604,24 +604,10 @@ def test_markers_apart_compiled_is_the_loop(monkeypatch):
             want = markers_apart(distance, components, apart=apart)
             monkeypatch.delenv(filters.COMPILED_VARIABLE)
             np.testing.assert_array_equal(got, want, err_msg=f"plane {i}, apart {apart}")
-
-
-def test_markers_numbered_by_rank_are_their_masks_labels():
-    # Markers apart by more than the diagonal are numbered in raster order without
-    # labelling the plane: label_plane's numbers, whatever ``apart``.
-    from bigseg.kernels.watershed import _numbered, label_plane, markers_apart
-
-    rng = np.random.default_rng(28)
-    for i, plane in enumerate(_planes(rng, 200)):
-        distance = ndi.distance_transform_edt(plane)
-        components = ndi.label(plane)[0]
-        for apart in (0.5, 0.8, 1.3):
-            chosen = markers_apart(distance, components, apart=apart)
+            # Numbered in raster order without labelling the plane: label_plane's numbers.
             mask = np.zeros(plane.shape, bool)
-            mask[tuple(chosen.T)] = True
-            np.testing.assert_array_equal(
-                _numbered(chosen, plane.shape, apart), label_plane(mask)[0], err_msg=f"plane {i}"
-            )
+            mask[tuple(got.T)] = True
+            np.testing.assert_array_equal(_numbered(got, plane.shape, apart), label_plane(mask)[0])
 
 
 def test_smoothed_above_disk_extremes_compiled_are_the_filters(monkeypatch):
