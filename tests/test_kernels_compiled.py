@@ -16,6 +16,7 @@ BOX_CASES = [
     ((1, 1, 1), (3, 3, 3)),  # one voxel
     ((3, 300), (1, 21)),  # 2D, more columns than one buffer holds
     ((700,), (9,)),  # 1D
+    ((2, 37, 90), (1, 1, 41)),  # lines along x in tiles of 16, the last one part full
 ]
 
 

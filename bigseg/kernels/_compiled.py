@@ -103,48 +103,70 @@ def box_extreme_axis(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - 
     return True
 
 
+#: Lines :func:`box_extreme_last` takes at once (a tile transposed in cache).
+_ROWS = 16
+
+
 @njit(nogil=True, cache=True)
 def box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - compiled
-    """:func:`box_extreme_axis` along the last (contiguous) axis of ``src`` (pre, n)."""
+    """:func:`box_extreme_axis` along the last (contiguous) axis of ``src`` (pre, n).
+
+    A running extreme along one line does not vectorise: :data:`_ROWS` lines at a time
+    are copied across into a small buffer (each line a column of it) and run as
+    :func:`box_extreme_axis` runs columns (1 024² float32, box of 9 or 41: 2.2 and 2.1 ms
+    against 2.4 and 3.8 one line at a time).
+    """
     pre, n = src.shape
     w = 2 * r + 1
     length = hi - lo + 2 * r
-    g = np.empty(length, src.dtype)
-    h = np.empty(length, src.dtype)
-    first = lo - r  # the source index of g[0]
-    q0, q1 = max(0, -first), min(length, n - first)  # g[q0:q1] holds source values
-    for p in range(pre):
-        line = src[p]
-        g[:q0] = fill
-        g[q1:] = fill
+    g = np.empty((length, _ROWS), src.dtype)
+    h = np.empty((length, _ROWS), src.dtype)
+    first = lo - r
+    q0, q1 = max(0, -first), min(length, n - first)
+    for p0 in range(0, pre, _ROWS):
+        nr = min(_ROWS, pre - p0)
         nan = False
-        for q in range(q0, q1):
-            v = line[first + q]
-            nan |= v != v
-            g[q] = v
+        for q in range(length):
+            gq = g[q]
+            if q0 <= q < q1:
+                j = first + q
+                for t in range(nr):
+                    v = src[p0 + t, j]
+                    nan |= v != v
+                    gq[t] = v
+            else:
+                gq[:nr] = fill
         if nan:
             return False
-        h[:] = g
-        o = out[p]
-        # Blocks of w, no modulo per value: prefix extremes forwards, suffix backwards.
+        h[:, :nr] = g[:, :nr]
         for b in range(0, length, w):
             e = min(b + w, length)
             if maximum:
                 for q in range(b + 1, e):
-                    g[q] = max(g[q - 1], g[q])
+                    g0, g1 = g[q - 1], g[q]
+                    for t in range(nr):
+                        g1[t] = max(g0[t], g1[t])
                 for q in range(e - 2, b - 1, -1):
-                    h[q] = max(h[q + 1], h[q])
+                    h0, h1 = h[q + 1], h[q]
+                    for t in range(nr):
+                        h1[t] = max(h0[t], h1[t])
             else:
                 for q in range(b + 1, e):
-                    g[q] = min(g[q - 1], g[q])
+                    g0, g1 = g[q - 1], g[q]
+                    for t in range(nr):
+                        g1[t] = min(g0[t], g1[t])
                 for q in range(e - 2, b - 1, -1):
-                    h[q] = min(h[q + 1], h[q])
-        if maximum:
-            for i in range(hi - lo):
-                o[i] = max(h[i], g[i + w - 1])
-        else:
-            for i in range(hi - lo):
-                o[i] = min(h[i], g[i + w - 1])
+                    h0, h1 = h[q + 1], h[q]
+                    for t in range(nr):
+                        h1[t] = min(h0[t], h1[t])
+        for t in range(nr):
+            o = out[p0 + t]
+            if maximum:
+                for i in range(hi - lo):
+                    o[i] = max(h[i, t], g[i + w - 1, t])
+            else:
+                for i in range(hi - lo):
+                    o[i] = min(h[i, t], g[i + w - 1, t])
     return True
 
 
