@@ -938,6 +938,7 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     # paused above it would wait forever.  TCP on 127.0.0.1 for both, so that nothing (the
     # worker's HTTP server included) listens anywhere else.
     processes = workers > 1 or args.memory_limit != "auto"
+    _check_worker_memory(args.memory_limit)
     small = processes and _small_workers(args.memory_limit)
     with _environment({COMPILED_VARIABLE: "0"} if small else {}):
         yield from _local_client(args, workers, threads, processes)
@@ -1003,12 +1004,39 @@ def _local_client(
 COMPILED_MIN_WORKER = 768 * 2**20
 
 
+#: The smallest memory limit a local worker gets: a worker process holds about 200 MiB once
+#: Python, dask and the passes' libraries are loaded (156 MiB at its start), and its nanny
+#: restarts it above 95 % of its limit, so below about 210 MiB it restarts for ever without
+#: running a task; 300 MB leaves it room for small blocks.
+MIN_WORKER = 300 * 10**6
+
+
 def _small_workers(memory_limit: str) -> bool:
     """Whether a worker memory limit is below :data:`COMPILED_MIN_WORKER`."""
+    limit = _worker_bytes(memory_limit)
+    return limit is not None and limit < COMPILED_MIN_WORKER
+
+
+def _check_worker_memory(memory_limit: str) -> None:
+    """Refuse a memory limit per worker below :data:`MIN_WORKER`, in one sentence."""
+    limit = _worker_bytes(memory_limit)
+    if limit is not None and 0 < limit < MIN_WORKER:
+        raise InputError(
+            f"--memory-limit {memory_limit} is less than a dask worker needs: about 200 MiB "
+            "for Python and bigseg's libraries before any data, and room for a block; give "
+            "at least 300MB (or leave it out for an equal share of the machine's memory)."
+        )
+
+
+def _worker_bytes(memory_limit: str) -> int | None:
+    """Bytes of a ``--memory-limit`` (a size, or a fraction of the machine's memory).
+
+    None for ``auto`` and for values LocalCluster refuses itself, in one sentence.
+    """
     from dask.utils import parse_bytes
 
     if memory_limit == "auto":
-        return False
+        return None
     try:
         fraction = float(memory_limit)  # of the machine's memory, as LocalCluster reads it
     except ValueError:
@@ -1017,10 +1045,10 @@ def _small_workers(memory_limit: str) -> bool:
         if fraction is not None and 0 < fraction <= 1:
             import psutil
 
-            return fraction * psutil.virtual_memory().total < COMPILED_MIN_WORKER
-        return parse_bytes(memory_limit) < COMPILED_MIN_WORKER
+            return int(fraction * psutil.virtual_memory().total)
+        return int(parse_bytes(memory_limit))
     except ValueError:
-        return False  # a value LocalCluster will refuse, in one sentence
+        return None
 
 
 def _segment(args: argparse.Namespace) -> int:

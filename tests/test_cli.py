@@ -163,6 +163,20 @@ def test_workers_dying_is_one_sentence(monkeypatch, capsys):
     assert "workers kept dying" in err and "--memory-limit" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("limit", ["100MB", "200MiB", "0.000001"])
+def test_a_memory_limit_too_small_for_a_worker_is_one_sentence(tmp_path, capsys, limit):
+    # Below what a worker process holds once its libraries are loaded, its nanny restarts it
+    # for ever, without a word: refused before any cluster starts or output is written.
+    from bigseg.synth import synth
+
+    image, _ = synth(tmp_path / "in.ome.zarr", shape=(4, 32, 32), nuclei=1)
+    out = tmp_path / "out"
+    assert main(["segment", str(image), "-o", str(out), "--memory-limit", limit, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-limit" in err and "at least 300MB" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("cores", "workers", "threads", "expected"),
     [
