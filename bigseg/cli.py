@@ -1379,7 +1379,7 @@ def _plot(args: argparse.Namespace) -> int:
     nuclei = read_table(out / "nuclei.parquet")
     labels_path = out / "labels.zarr"
     labels = open_stack(labels_path) if labels_path.exists() else None
-    thresholds = record.get("thresholds") or False
+    thresholds = out if record.get("thresholds") else False  # the run's, on the method's scale
     # One set of figures per time point of a series: projections_t003.png ...
     tag = f"_t{t:0{max(3, len(str(times[-1])))}d}" if "t" in stack.dims else ""
     figures = {

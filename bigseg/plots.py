@@ -379,6 +379,12 @@ def intensity_histogram(
     bins between their minimum and maximum.  Counts are summed from one
     histogram per chunk: the stack is read once and never held in memory.
 
+    A method whose statistic is taken on its signal above the background (the
+    ``default`` preset's floor: :attr:`bigseg.methods.Method.signal`) has its
+    threshold drawn over the histogram of that signal (512 bins, even on a log
+    scale for integer data), computed lazily in the same pass, not over grey
+    levels where it would mean nothing: with ``threshold=None`` or a run's.
+
     Parameters
     ----------
     stack : xarray.DataArray
@@ -406,19 +412,39 @@ def intensity_histogram(
     """
     import matplotlib.pyplot as plt
 
+    from . import methods
+    from .params import Params
+
     four = as_4d(stack)
     data = four.data
     if t is not None:
         t = _check_t(four, t)
         data = data[t : t + 1]
-    threshold = _run_thresholds(threshold, four)
+    record = _run_record(threshold)
+    if record is not None:
+        threshold = _run_thresholds(record, four)
+        params = _record_params(record)
+    params = params or Params()
     lazy: list[Any] = []
     if threshold is None:
-        from .params import Params
-
         part = four if t is None else four.isel(t=slice(t, t + 1))
-        lazy.append(global_threshold(part, params=params or Params()).data)
-    counts, edges = _lazy_histogram(data)
+        lazy.append(global_threshold(part, params=params).data)
+    # A threshold the method takes on its signal above the background (the default
+    # preset's floor) is drawn over the histogram of that signal, not of grey levels.
+    method = methods.get(params.preset)
+    on_signal = method.signal is not None and (threshold is None or record is not None)
+    if on_signal and data.dtype.kind == "u":
+        # Never negative nor above the stack's range: bins spaced evenly on a log scale, as
+        # the floor is taken, known before the data are read (one pass).
+        top = float(np.iinfo(data.dtype).max) + 1.0
+        edges = np.concatenate([[0.0], np.geomspace(0.5, top, 512)])
+        signal = method.signal(data, params, scale_of(stack))
+        counts, edges = da.histogram(signal, bins=edges)[0], edges
+    elif on_signal:
+        data = method.signal(data, params, scale_of(stack))
+        counts, edges = _lazy_histogram(data)
+    else:
+        counts, edges = _lazy_histogram(data)
     if counts is None:  # float or wide integer data: range first, then 512 bins
         lo, hi = (float(v) for v in dask.compute(*edges))
         edges = np.linspace(lo, hi if hi > lo else lo + 1, 513)
@@ -444,7 +470,17 @@ def intensity_histogram(
     nonzero = np.flatnonzero(counts)
     top = float(edges[nonzero[-1] + 1]) if nonzero.size else float(edges[-1])
     bottom = float(edges[nonzero[0]]) if nonzero.size else 0.0
-    if data.dtype in (np.uint8, np.uint16):
+    if on_signal:
+        if data.dtype.kind == "u":
+            ax.set_xscale("log")
+            ax.set_xlim(0.5, max(top, 1.0) * 1.5)
+        else:
+            ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel(
+            f"smoothed signal above the background (512 bins; what the {params.preset} "
+            "preset's floor is taken on)"
+        )
+    elif data.dtype in (np.uint8, np.uint16):
         bits = max(8, int(np.ceil(np.log2(max(top, 2.0)))))
         if bottom > 2**bits / 4 and top - bottom < 2**bits / 4:
             # A camera offset: every voxel sits in a narrow band high in the range.
@@ -465,7 +501,8 @@ def intensity_histogram(
     if len(thresholds) == 1:
         centres = (edges[:-1] + edges[1:]) / 2
         above = counts[centres > thresholds[0]].sum() / total if total else 0.0
-        label = f"threshold {thresholds[0]:g} ({above:.1%} of voxels above)"
+        name = "floor" if on_signal else "threshold"
+        label = f"{name} {thresholds[0]:g} ({above:.1%} of voxels above)"
     else:
         label = (
             f"thresholds of {len(thresholds)} time points: "
@@ -476,18 +513,30 @@ def intensity_histogram(
     if len(thresholds):
         ax.legend(loc="upper right", fontsize=8, frameon=False)
     when = "all time points" if t is None else f"time point {_t_value(four, t)}"
-    ax.set_title(f"Intensity histogram, {when}: {total:,} voxels", loc="left", fontsize=10)
+    what = "Signal above the background" if on_signal else "Intensity histogram"
+    ax.set_title(f"{what}, {when}: {total:,} voxels", loc="left", fontsize=10)
     return fig
 
 
-def _run_thresholds(threshold: Any, four: xr.DataArray) -> Any:
-    """Return the thresholds a run used (``run.json``) for each time point of ``four``."""
+def _run_record(threshold: Any) -> dict | None:
+    """Return the ``run.json`` record of a run's output directory or Result; None for values."""
     if isinstance(threshold, (str, os.PathLike)):
-        record = _read_record(Path(threshold))
-    elif hasattr(threshold, "record") and hasattr(threshold, "thresholds"):
-        record = threshold.record
-    else:
-        return threshold
+        return _read_record(Path(threshold))
+    if hasattr(threshold, "record") and hasattr(threshold, "thresholds"):
+        return threshold.record
+    return None
+
+
+def _record_params(record: dict) -> Any:
+    """Return the :class:`bigseg.Params` a run recorded (``run.json``'s ``parameters``)."""
+    from .params import Params
+
+    fields = {f for f in Params.__dataclass_fields__}
+    return Params(**{k: v for k, v in record.get("parameters", {}).items() if k in fields})
+
+
+def _run_thresholds(record: dict, four: xr.DataArray) -> list[float]:
+    """Return the thresholds a run used (``run.json``) for each time point of ``four``."""
     values = [float(v) for v in record["thresholds"]]
     times = record["input"].get("t_selected") or list(range(len(values)))
     by_t = dict(zip(times, values))

@@ -7,7 +7,7 @@ import pytest
 
 import bigseg
 from bigseg import plots
-from bigseg.stack import as_stack
+from bigseg.stack import as_4d, as_stack
 
 from .conftest import SCALE, raise_if_dask_computes, synthetic
 
@@ -119,8 +119,9 @@ def test_montage_of_a_2d_image_is_as_wide_as_three_panels():
 def test_histogram_counts_every_grey_level_lazily(series):
     stack, _, _ = series
     values = stack.values
+    seed = bigseg.Params(preset="seed")  # the recipe's Otsu threshold: on grey levels
     with raise_if_dask_computes(max_computes=1):  # histogram and thresholds in one pass
-        fig = plots.intensity_histogram(stack.chunk({"t": 1, "z": 2}))
+        fig = plots.intensity_histogram(stack.chunk({"t": 1, "z": 2}), params=seed)
     ax = fig.axes[0]
     counts, edges, _ = ax.patches[0].get_data()
     assert len(counts) == 65536
@@ -128,9 +129,28 @@ def test_histogram_counts_every_grey_level_lazily(series):
     assert ax.get_yscale() == "log"
     assert ax.get_xlim() == (-0.5, 4095.5)  # 12-bit data in 16-bit pixels
     drawn = sorted(line.get_xdata()[0] for line in ax.lines)
-    # The statistic bigseg.run uses by default (the default preset's), not the recipe's Otsu.
+    np.testing.assert_allclose(drawn, sorted(bigseg.global_threshold(stack, params=seed).values))
+
+
+def test_histogram_of_the_default_floor_is_of_the_signal_it_is_taken_on(series):
+    # The default preset's floor is a level of the smoothed signal above the background
+    # map, not a grey level (over a camera offset it fell below every voxel): drawn over
+    # the histogram of that signal, computed in the same single pass.
+    from bigseg.methods import default
+
+    stack, _, _ = series
+    chunked = stack.chunk({"t": 1, "z": 2})
+    with raise_if_dask_computes(max_computes=1):
+        fig = plots.intensity_histogram(chunked)
+    ax = fig.axes[0]
+    counts, edges, _ = ax.patches[0].get_data()
+    signal = default.signal_of(as_4d(chunked).data, bigseg.Params(), SCALE).compute()
+    np.testing.assert_array_equal(counts, np.histogram(signal, bins=edges)[0])
+    assert ax.get_xscale() == "log" and "signal above the background" in ax.get_xlabel()
+    drawn = sorted(line.get_xdata()[0] for line in ax.lines)
     expected = sorted(bigseg.global_threshold(stack, params=bigseg.Params()).values)
     np.testing.assert_allclose(drawn, expected)
+    assert all(0 < v < signal.max() for v in drawn)
 
 
 def test_histogram_of_one_time_point_reads_only_it():
