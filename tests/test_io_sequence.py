@@ -87,9 +87,15 @@ def test_glob_of_planes_makes_z_or_t(tmp_path):
     assert z.dims == ("z", "y", "x") and z.shape == (12, 10, 11)
     np.testing.assert_array_equal(z.values, FRAMES[:, 0])
     assert z.attrs["source"] == pattern and z.attrs["files_axis"] == "z"
-    t = open_stack(pattern, scale=(1.5, 0.7, 0.7))  # files make t by default
+    t = open_stack(pattern, scale=(0.7, 0.7))  # files make t by default
     assert t.dims == ("t", "z", "y", "x") and t.shape == (12, 1, 10, 11)
     np.testing.assert_array_equal(t.values[:, 0], FRAMES[:, 0])
+    # A z step for planes read as time points would be lost: the choice is asked for.
+    with pytest.raises(InputError, match=r"12 files of one plane.*files_axis='z'") as info:
+        open_stack(pattern, scale=(1.5, 0.7, 0.7))
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match=r"no pixel size.*scale=\(y, x\).*files_axis='z'"):
+        open_stack(pattern)
 
 
 def test_scale_from_the_first_file_and_argument_wins(tmp_path):

@@ -117,7 +117,10 @@ def open_stack(
             f"Input {path_str!r} has an empty axis (shape {dict(zip(dims, data.shape))}); "
             "it holds no image to segment."
         )
-    resolved = resolve_scale(scale, meta_scale, path_str, data.shape[dims.index("z")])
+    n_z = data.shape[dims.index("z")]
+    if files is not None and files_axis is None and n_z == 1 and len(files) > 1:
+        _check_planes_as_time(scale, meta_scale, path_str, len(files))
+    resolved = resolve_scale(scale, meta_scale, path_str, n_z)
     if chunks is not None:  # a file's read stays one: each block is read from the file
         data = in_work_chunks(data, data.rechunk(chunks_for(chunks, dims)).chunks)
     stack = labelled(data, dims, resolved, translation, path_str, fmt)
@@ -154,3 +157,25 @@ def open_levels(path: str | os.PathLike) -> list:
     attrs = dict(group.attrs)
     datasets = attrs.get("ome", attrs)["multiscales"][0]["datasets"]
     return [first] + [da.from_zarr(group[d["path"]]) for d in datasets[1:]]
+
+
+def _check_planes_as_time(scale, meta_scale, path: str, n_files: int) -> None:
+    """Refuse single-plane files read as time points when a z size says they are a stack.
+
+    Files of one plane each make the ``t`` axis by default; a ``scale`` with a z size, or
+    none at all, may mean the planes of one stack, and a stack read as a time-lapse would
+    silently lose its z step.
+    """
+    if scale is not None and len(tuple(scale)) == 3:
+        raise InputError(
+            f"Input {path!r} is {n_files} files of one plane each, read as time points by "
+            f"default, and scale= gives a z step ({float(tuple(scale)[0]):g} µm): give "
+            "files_axis='z' to read them as the planes of one stack, or scale=(y, x) for a "
+            "2D time-lapse."
+        )
+    if scale is None and meta_scale is None:
+        raise InputError(
+            f"Input {path!r} is {n_files} files of one plane each and carries no pixel size; "
+            "give scale=(y, x) in µm for a 2D time-lapse (e.g. scale=(0.71, 0.71)), or "
+            "files_axis='z' and scale=(z, y, x) for the planes of one stack."
+        )
