@@ -174,6 +174,8 @@ def convert(
             compute=False,
             pyramid="mean" if pyramid else None,
             inner_chunks=settings["shards"] or None,
+            # The time between frames, read from the input's metadata, kept as the t scale.
+            frame_interval_s=stack.attrs.get("frame_interval_s") if "t" in dims else None,
         )
         state = {**settings, "slabs_done": 0, "levels_done": 0, "complete": False}
         _record(out, state)
