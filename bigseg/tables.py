@@ -46,7 +46,7 @@ PEAK = "signal_peak"
 #: Columns of the nuclei table, in order.
 NUCLEUS_COLUMNS: dict[str, str] = {
     "nucleus": "int64",
-    "t": "float64",
+    "t": "int64",
     "z": "float64",
     "y": "float64",
     "x": "float64",
@@ -58,8 +58,8 @@ NUCLEUS_COLUMNS: dict[str, str] = {
     "intensity_sum": "float64",
     "intensity_mean": "float64",
     "n_planes": "int64",
-    "z_first": "float64",
-    "z_last": "float64",
+    "z_first": "int64",
+    "z_last": "int64",
 }
 
 

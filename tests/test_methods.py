@@ -84,6 +84,10 @@ def test_step_by_step_api_finds_what_run_finds(preset, chunks, tmp_path):
     np.testing.assert_allclose(
         np.sort(nuclei["intensity_sum"]), np.sort(result.nuclei["intensity_sum"]), rtol=1e-9
     )
+    # The same columns of the same types: time points and planes are integers in both.
+    common = [c for c in result.nuclei.columns if c in nuclei.columns]
+    assert dict(nuclei[common].dtypes) == dict(result.nuclei[common].dtypes)
+    assert all(nuclei[c].dtype == np.int64 for c in ("t", "z_first", "z_last"))
 
 
 def test_link_with_a_fragment_dropping_method_needs_the_scale():
