@@ -731,13 +731,14 @@ def _one_line_warnings() -> Iterator[None]:
     import warnings
 
     previous = warnings.showwarning
+    shown: set[str] = set()  # the input is opened more than once in a run: each said once
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         if filename.startswith(os.path.dirname(__file__)):
-            print(
-                f"bigseg: warning: {as_flags(str(message))}",
-                file=sys.stderr if file is None else file,
-            )
+            text = f"bigseg: warning: {as_flags(str(message))}"
+            if text not in shown:
+                shown.add(text)
+                print(text, file=sys.stderr if file is None else file)
         else:
             previous(message, category, filename, lineno, file, line)
 

@@ -170,26 +170,37 @@ def fmt_tuple(values: Sequence[float | None]) -> str:
     return "(" + ", ".join("?" if v is None else f"{float(v):g}" for v in values) + ")"
 
 
-def warn_implausible(values: Sequence[float], what: str, *, planar: bool, stacklevel: int) -> None:
-    """Warn when a voxel size is far outside light microscopy's range (nm or mm given as µm)."""
+def warn_implausible(values: Sequence[float], what: str, *, planar: bool, stacklevel: int) -> bool:
+    """Warn when a voxel size is far outside light microscopy's range (nm or mm given as µm).
+
+    Returns whether it warned.  The size suggested is converted to µm, and given in Z Y X
+    order where the values look given as X Y Z (z equal to y, x far from both).
+    """
     used = values[1:] if planar else values
     lo, hi = PLAUSIBLE_UM
     if max(used) > hi:
-        warnings.warn(
-            f"{what} means voxels of {fmt_values(used)} µm, more than {hi:g} µm: bigseg takes µm, "
-            f"and in nm that is {fmt_values([v / 1000 for v in used])} µm; "
-            "give the voxel size in µm (scale=(z, y, x)).",
-            ScaleWarning,
-            stacklevel=stacklevel,
-        )
+        factor, unit, bound = 1 / 1000, "nm", f"more than {hi:g} µm"
     elif min(used) < lo:
-        warnings.warn(
-            f"{what} means voxels of {fmt_values(used)} µm, less than {lo * 1000:g} nm: bigseg "
-            f"takes µm, and in mm that is {fmt_values([v * 1000 for v in used])} µm; "
-            "give the voxel size in µm (scale=(z, y, x)).",
-            ScaleWarning,
-            stacklevel=stacklevel,
-        )
+        factor, unit, bound = 1000.0, "mm", f"less than {lo * 1000:g} nm"
+    else:
+        return False
+    converted = [v * factor for v in used]
+    if not planar and looks_xyz(converted):
+        converted = converted[::-1]
+    warnings.warn(
+        f"{what} means voxels of {fmt_values(used)} µm, {bound}: bigseg takes µm in "
+        f"{'Y X' if planar else 'Z Y X'} order; in {unit} that is "
+        f"scale={fmt_tuple(converted)}.",
+        ScaleWarning,
+        stacklevel=stacklevel,
+    )
+    return True
+
+
+def looks_xyz(values: Sequence[float]) -> bool:
+    """Whether a ``(z, y, x)`` size looks given as X Y Z: z equal to y, x more than 2x off."""
+    z, y, x = (float(v) for v in values)
+    return math.isclose(z, y, rel_tol=0.02) and not 0.5 <= x / y <= 2
 
 
 def translation_of(stack: xr.DataArray) -> tuple[float, float, float]:

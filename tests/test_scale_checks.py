@@ -66,13 +66,31 @@ def test_x_y_z_order_without_metadata_is_warned(plain):
         open_stack(plain, scale=(4.0, 0.83, 0.83))
 
 
+def test_the_command_line_says_each_warning_once(plain, tmp_path, capsys):
+    # A run opens its input more than once (checks, then the run): one line each.
+    from bigseg.cli import main
+
+    args = ["segment", str(plain), "-o", str(tmp_path / "out"), "-q", "--scale", "0.5", "0.5", "2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every time it is raised: the lines are deduplicated
+        assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("bigseg: warning:") == 1 and "X Y Z order" in err, err
+
+
 @pytest.mark.parametrize(
     ("scale", "match"),
-    [((1500, 710, 710), r"in nm that is 1.5 0.71 0.71 µm"), ((0.0015, 0.0007, 0.0007), "in mm")],
+    [
+        ((1500, 710, 710), r"in nm that is scale=\(1.5, 0.71, 0.71\)"),
+        ((0.0015, 0.0007, 0.0007), r"in mm that is scale=\(1.5, 0.7, 0.7\)"),
+        # In nm and in X Y Z order: one warning, whose suggestion is right on both counts.
+        ((710, 710, 1500), r"in nm that is scale=\(1.5, 0.71, 0.71\)"),
+    ],
 )
 def test_a_scale_in_nm_or_mm_is_warned(plain, scale, match):
-    with pytest.warns(ScaleWarning, match=match):
+    with pytest.warns(ScaleWarning, match=match) as caught:
         open_stack(plain, scale=scale)
+    assert len(caught) == 1, [str(w.message) for w in caught]
     with pytest.warns(ScaleWarning, match=match):
         as_stack(DATA, scale=scale)
 

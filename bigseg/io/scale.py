@@ -11,7 +11,15 @@ import warnings
 from collections.abc import Sequence
 
 from .._errors import InputError, ScaleWarning
-from ..stack import PLANAR_Z, SPATIAL, fmt_tuple, fmt_values, validated_scale, warn_implausible
+from ..stack import (
+    PLANAR_Z,
+    SPATIAL,
+    fmt_tuple,
+    fmt_values,
+    looks_xyz,
+    validated_scale,
+    warn_implausible,
+)
 
 UNIT_TO_UM = {
     "micrometer": 1.0,
@@ -56,7 +64,7 @@ def resolve_scale(
         meta = [PLANAR_Z, *meta[1:]]
     if scale is not None:
         values = validated_scale(scale, "scale=", n_z)
-        warn_implausible(values, f"scale={fmt_tuple(scale)}", planar=planar, stacklevel=4)
+        unit = warn_implausible(values, f"scale={fmt_tuple(scale)}", planar=planar, stacklevel=4)
         if meta is not None:
             try:
                 file_values = validated_scale(meta, from_file, n_z)
@@ -64,7 +72,7 @@ def resolve_scale(
                 file_values = None  # unusable metadata: scale= replaces it
             if file_values is not None:
                 _warn_contradiction(tuple(scale), values, file_values, path, planar)
-        elif not planar:
+        elif not planar and not unit:  # a wrong unit's warning suggests the order too
             _warn_xyz_order(values)
         return values
     if meta is None:
@@ -85,7 +93,7 @@ def resolve_scale(
 def _warn_xyz_order(values: Sequence[float]) -> None:
     """Warn when a ``(z, y, x)`` scale looks given as X Y Z: z equal to y, x far from both."""
     z, y, x = values
-    if math.isclose(z, y, rel_tol=0.02) and not 0.5 <= x / y <= 2:
+    if looks_xyz(values):
         warnings.warn(
             f"scale={fmt_tuple(values)} is read as z {z:g}, y {y:g}, x {x:g} µm: x differs from "
             f"y by more than 2x, which looks like X Y Z order; bigseg reads Z Y X (e.g. "
