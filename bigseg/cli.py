@@ -354,6 +354,7 @@ def _track_parser(sub: Any) -> argparse.ArgumentParser:
     trk.add_argument("result", help="output directory of 'bigseg segment'")
     _tracking_options(trk)
     trk.add_argument("--no-progress", action="store_true", help="no progress bars")
+    trk.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return trk
 
 
@@ -610,6 +611,7 @@ def _plot_parser(sub: Any) -> argparse.ArgumentParser:
     plo.add_argument(
         "--channel", type=int, help="another channel of the input to draw (default: the run's)"
     )
+    plo.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return plo
 
 
@@ -1135,11 +1137,12 @@ def _track(args: argparse.Namespace) -> int:
         args.result,
         params=_track_params(args),
         frame_interval=args.frame_interval,
-        progress=not args.no_progress and sys.stdout.isatty(),
+        progress=not (args.no_progress or args.quiet) and sys.stdout.isatty(),
         command=getattr(args, "command_line", None),
         track_labels=True if args.track_labels else None,
     )
-    print(tracking_summary(entry, args.result))
+    if not args.quiet:
+        print(tracking_summary(entry, args.result))
     return 0
 
 
@@ -1395,7 +1398,8 @@ def _plot(args: argparse.Namespace) -> int:
         fig = draw()
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
-    print(f"Wrote {', '.join(figures)} in {out}/.")
+    if not args.quiet:
+        print(f"Wrote {', '.join(figures)} in {out}/.")
     return 0
 
 

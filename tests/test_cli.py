@@ -56,6 +56,7 @@ def test_score_and_plot(demo):
     assert json.loads(proc.stdout)["f1"] == 1.0
     bigseg("plot", root / "out")
     assert (root / "out" / "projections.png").stat().st_size > 10_000
+    assert bigseg("plot", root / "out", "-q").stdout == ""  # -q as segment takes it
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,9 @@ def test_track_again_replaces_the_tables_and_leaves_no_scratch(series, tmp_path,
     assert record["tracking"]["retracked"]["command"][:2] == ["bigseg", "track"]
     assert len(read_parts(out / "tracks.parquet")) == after["track_id"].nunique()
     assert sorted(os.listdir(tmp_path)) == ["out"]  # the scratch directory is gone
-    assert main(["track", str(out), "--no-progress"]) == 0  # and back
+    capsys.readouterr()
+    assert main(["track", str(out), "-q"]) == 0  # and back, printing nothing
+    assert capsys.readouterr().out == ""
     pd.testing.assert_frame_equal(read_parts(out / "nuclei.parquet"), before)
 
 
