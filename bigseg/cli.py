@@ -1336,9 +1336,17 @@ def _score(args: argparse.Namespace) -> int:
     from .score import score
 
     found, truth = read_table(args.nuclei), read_table(args.truth)
+    times = _run_time_points(Path(args.nuclei))
+    note = None
+    if times is not None and "t" in truth and not set(truth["t"].astype(int)) <= set(times):
+        truth = _truth_at(truth, times)
+        note = f"the truth of the run's time points only ({_span(times)})"
     result = score(found, truth, tolerance_um=args.tolerance)
     scores = result.as_dict()
     lines = [str(result)]
+    if note:
+        scores["truth_time_points"] = times
+        lines.insert(0, f"Scored against {note}.")
     if "track_id" in found and "track_id" in truth:  # both tracked: links and divisions
         from .score import track_scores
 
@@ -1353,6 +1361,32 @@ def _score(args: argparse.Namespace) -> int:
         lines.append("CTC: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items() if v is not None))
     print(json.dumps(scores) if args.json else "\n".join(lines))
     return 0
+
+
+def _run_time_points(nuclei: Path) -> list[int] | None:
+    """Return the time points a run segmented, when ``nuclei`` is its output or in it."""
+    for folder in (nuclei, nuclei.parent):
+        record = folder / "run.json"
+        if record.is_file():
+            selected = json.loads(record.read_text()).get("input", {}).get("t_selected")
+            return [int(v) for v in selected] if selected else None
+    return None
+
+
+def _truth_at(truth: Any, times: list[int]) -> Any:
+    """Return the rows of ``truth`` at ``times``, without mothers outside them."""
+    kept = truth[truth["t"].astype(int).isin(times)].reset_index(drop=True)
+    if "parent_track_id" in kept and "track_id" in kept:
+        present = set(kept["track_id"])
+        kept.loc[~kept["parent_track_id"].isin(present), "parent_track_id"] = 0
+    return kept
+
+
+def _span(times: list[int]) -> str:
+    """``1 to 3`` for consecutive time points, else the list."""
+    if times == list(range(times[0], times[-1] + 1)):
+        return f"{times[0]} to {times[-1]}" if len(times) > 1 else str(times[0])
+    return ", ".join(str(v) for v in times)
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -76,6 +76,20 @@ def test_score_gives_link_division_and_ctc_scores(series, tmp_path):
     assert scores["ctc"]["LNK"] == pytest.approx(scores["tracking"]["link_recall"], abs=0.05)
 
 
+def test_score_of_a_run_on_some_time_points_takes_their_truth(series, tmp_path, capsys):
+    # A run with --t 1:4 is scored against the truth of t 1-3, its links and divisions too
+    # (a daughter's mother at t 0 is outside): found by a new-user trial.
+    out = tmp_path / "part"
+    assert main(["segment", str(series / "s.ome.zarr"), "-o", str(out), "--t", "1:4", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["score", str(out), str(series / "s_truth.csv"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    truth = pd.read_csv(series / "s_truth.csv")
+    assert scores["truth_time_points"] == [1, 2, 3]
+    assert scores["n_true"] == int(truth["t"].between(1, 3).sum())
+    assert scores["f1"] >= 0.95 and scores["tracking"]["link_f1"] >= 0.95
+
+
 def test_export_ctc_refuses_a_folder_that_holds_something(series, tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep")
     assert main(["export-ctc", str(series / "out"), str(tmp_path)]) == 2
