@@ -1279,14 +1279,14 @@ def _split_note(blocks: dict) -> str:
         return (
             f". To fit the memory budget of {budget} per task, planes were split into blocks "
             f"of {max(chunks[-2])} x {max(chunks[-1])} pixels, which recomputes their edges: "
-            f"{how}"
+            f"{how}."
         )
     signal = blocks.get("signal_blocks")
     if signal and len(signal[-1]) > 1:
         return (
             f". To fit the memory budget of {budget} per task, the signal above the background "
             f"was computed in blocks of {max(signal[-2])} x {max(signal[-1])} pixels, which "
-            f"recomputes their edges: {how}"
+            f"recomputes their edges: {how}."
         )
     return ""
 

@@ -414,7 +414,7 @@ def test_summary_says_when_planes_were_split_to_fit_the_memory_budget(series_run
         "bigseg plot out. To fit the memory budget of 185 MB per task, planes were split "
         "into blocks of 32 x 22 pixels, which recomputes their edges: a larger "
         "--memory-limit, or fewer --threads-per-worker, gives larger blocks (whole planes "
-        "run fastest)"
+        "run fastest)."
     )
     blocks["storage_chunks"] = [[1, 1], [6], [32, 32], [64]]  # stored split: not bigseg's
     assert "planes were split" not in summary(record, "ts.ome.zarr", "out", 1.0)
@@ -428,5 +428,5 @@ def test_summary_says_when_planes_were_split_to_fit_the_memory_budget(series_run
         "bigseg plot out. To fit the memory budget of 185 MB per task, the signal above the "
         "background was computed in blocks of 32 x 22 pixels, which recomputes their "
         "edges: a larger --memory-limit, or fewer --threads-per-worker, gives larger blocks "
-        "(whole planes run fastest)"
+        "(whole planes run fastest)."
     )
