@@ -652,7 +652,8 @@ def time_summary(
     t = table.index.to_numpy()
     axes[0].plot(t, table["nuclei"], "o-", color="k", ms=4)
     axes[0].set_ylabel("nuclei")
-    axes[0].set_ylim(bottom=0)
+    # From 0, with room above the largest count (its points would sit on the frame).
+    axes[0].set_ylim(0, max(float(table["nuclei"].to_numpy().max(initial=0)), 1.0) * 1.12)
     size = (
         ("volume_um3", "mean volume (µm³)")
         if table["mean_volume_um3"].notna().any() or not table["mean_radius_um"].notna().any()
