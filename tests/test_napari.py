@@ -160,7 +160,7 @@ def test_the_voxel_size_comes_from_the_layer_s_units_or_is_said(make_napari_view
         viewer.reset_view()
         viewer.dims.set_point(range(4), layer.data_to_world((1, 2, 0, 0)))
         if not units:  # the numbers in nm taken as µm: bigseg refuses them in one sentence
-            with pytest.warns(ScaleWarning, match="in nm that is 0.71 0.71 µm"):
+            with pytest.warns(ScaleWarning, match=r"in nm that is scale=\(0.71, 0.71\)"):
                 assert widget.preview() is None
             assert widget._status.value.startswith("preview: The pixel size 710 µm")
             assert "taken as µm: voxels of 1500 x 710 x 710 µm" in widget._voxel.value
