@@ -1405,10 +1405,7 @@ def _plot(args: argparse.Namespace) -> int:
     times = inp.get("t_selected") or list(range(n_t))  # as numbered in the tables
     t = times[0] if args.t is None else args.t
     if t not in times:
-        span = (
-            f"{times[0]} to {times[-1]}" if times == list(range(times[0], times[-1] + 1)) else times
-        )
-        raise InputError(f"--t {t} is out of range: this run has time points {span}.")
+        raise InputError(f"--t {t} is out of range: this run has time points {_span(times)}.")
     position = times.index(t)
     ran = inp.get("channel")
     if args.channel is not None and "channel" in inp and args.channel != ran:

@@ -57,6 +57,8 @@ def test_score_and_plot(demo):
     bigseg("plot", root / "out")
     assert (root / "out" / "projections.png").stat().st_size > 10_000
     assert bigseg("plot", root / "out", "-q").stdout == ""  # -q as segment takes it
+    proc = bigseg("plot", root / "out", "--t", 5, check=False)
+    assert proc.returncode == 2 and "this run has time points 0." in proc.stderr
 
 
 @pytest.mark.parametrize(
