@@ -266,6 +266,56 @@ def test_label_levels_are_level_0_downsampled_by_nearest_neighbour(tmp_path, mon
     assert open_stack(tmp_path / "l.zarr").shape == values.shape  # readers take level 0
 
 
+@pytest.mark.parametrize("inner", [None, (1, 1, 8, 8)])
+def test_levels_from_level_0_s_blocks_are_the_levels_built_from_the_stored_ones(
+    tmp_path, monkeypatch, inner
+):
+    """nearest_levels (one graph with level 0's store) against pyramid_levels (read back)."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    from bigseg.io import ngff
+
+    monkeypatch.setattr(ngff, "PYRAMID_TILE", 8)
+    values = np.random.default_rng(1).integers(0, 9, size=(2, 5, 67, 45), dtype=np.uint32)
+    data = da.from_array(values, chunks=(1, 2, 32, 16))
+    paths = {}
+    for name in ("stored", "fused"):
+        paths[name] = tmp_path / f"{name}.zarr"
+        store = ngff.write_ngff_image(
+            data, paths[name], dims=("t", "z", "y", "x"), scale={"z": 1.5, "y": 0.71, "x": 0.71},
+            compute=False, pyramid="nearest", inner_chunks=inner,
+        )  # fmt: skip
+        if name == "stored":
+            store.compute()
+            for level in ngff.pyramid_levels(paths[name]):
+                level.compute()
+        else:
+            levels = ngff.nearest_levels(data, paths[name])
+            graph = {k for d in (store, *levels) for k in dict(d.__dask_graph__())}
+            assert not any("zarr" in dask.utils.key_split(k) for k in graph)  # nothing read back
+            dask.compute(store, *levels)
+    stored, fused = (zarr.open_group(paths[n], mode="r") for n in ("stored", "fused"))
+    assert len(list(stored.array_keys())) == 5  # 67 x 45 px: 34, 17, 9 and 5 rows
+    for key in stored.array_keys():
+        np.testing.assert_array_equal(fused[key][...], stored[key][...])
+
+
+def test_an_image_s_mean_pyramid_is_not_taken_from_level_0_in_one_step(tmp_path):
+    import dask.array as da
+
+    from bigseg.io import ngff
+
+    data = da.zeros((1, 1, 8, 1100), np.uint16, chunks=(1, 1, 8, 550))
+    ngff.write_ngff_image(
+        data, tmp_path / "i.zarr", dims=("t", "z", "y", "x"), scale=dict.fromkeys("zyx", 1.0),
+        pyramid="mean", create_only=True,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="no nearest-neighbour pyramid"):
+        ngff.nearest_levels(data, tmp_path / "i.zarr")
+
+
 def test_mean_pyramid_of_an_image_averages_and_keeps_the_dtype(tmp_path, monkeypatch):
     import dask.array as da
     import zarr

@@ -19,6 +19,7 @@ from .checks import parse_chunks
 from .ngff import (
     MAX_LISTED_LABELS,
     PYRAMID_TILE,
+    nearest_levels,
     pyramid_levels,
     regular_chunks,
     write_labels,
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_LISTED_LABELS",
     "PYRAMID_TILE",
     "TIFF_SUFFIXES",
+    "nearest_levels",
     "open_levels",
     "open_stack",
     "parse_chunks",

@@ -8,9 +8,12 @@ halved), t never, until a level's planes fit one chunk of at most
 created; level ``k`` is then built from the *stored* level ``k - 1``
 (:func:`pyramid_levels`), chunk by chunk on the workers, so a task holds a few
 chunks whatever the size of the image.  Labels are downsampled by nearest
-neighbour (ids stay ids), images by the mean.  Each level's ``translation`` is the
-centre of its voxel 0 (:func:`level_origins`): a nearest-neighbour level starts where
-level 0 does, a mean level half a voxel of the level before further on.
+neighbour (ids stay ids), images by the mean; a label image's levels can also be
+taken from level 0's lazy values in the graph that stores it
+(:func:`nearest_levels`), the same values without reading level 0 back.  Each
+level's ``translation`` is the centre of its voxel 0 (:func:`level_origins`): a
+nearest-neighbour level starts where level 0 does, a mean level half a voxel of the
+level before further on.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -262,8 +266,8 @@ def write_ngff_image(
     Dask chunks become Zarr chunks, so every task writes whole chunks and
     parallel writes are safe.  With ``compute=False`` the delayed store of
     level 0 is returned for the caller to compute together with other work
-    (and the coarser levels, if any, are then built with
-    :func:`pyramid_levels`).  ``compressors`` are Zarr v3 codecs (default:
+    (and the coarser levels, if any, with :func:`nearest_levels` in the same
+    graph, or after it with :func:`pyramid_levels`).  ``compressors`` are Zarr v3 codecs (default:
     Blosc-zstd with shuffle).  ``pyramid`` is ``None`` (level 0 only),
     ``"nearest"`` or ``"mean"`` (see :func:`pyramid_plan` for the levels).
     An existing ``path`` is refused, or with ``overwrite=True`` replaced, but
@@ -320,9 +324,13 @@ def write_ngff_image(
     _set_group_attributes(group, path, {"ome": ome, **(dict(group_attrs) if group_attrs else {})})
     if create_only:
         return None
-    store = da.store(data, arrays[0], lock=False, compute=compute)
+    store = da.store(data, arrays[0], lock=False, compute=False)
     if not compute:
         return store
+    if pyramid == "nearest":  # every level from the same blocks, in one graph
+        dask.compute(store, *nearest_levels(data, path))
+        return None
+    store.compute()
     for level in pyramid_levels(path):
         level.compute()
     return None
@@ -364,31 +372,71 @@ def pyramid_levels(path: str | os.PathLike, *, start: int = 1) -> Iterator[Any]:
     dask.delayed.Delayed
         The store of one level.
     """
-    import zarr
-
-    target_path = os.fspath(path)
-    local = "://" not in target_path and os.path.isfile(os.path.join(target_path, "zarr.json"))
-    if local:  # the levels only: not a group of arrays parsed with its label listing
-        with open(os.path.join(target_path, "zarr.json"), encoding="utf-8") as f:
-            multiscales = json.load(f)["attributes"]["ome"]["multiscales"][0]
-    else:
-        group = zarr.open_group(target_path, mode="r+")
-        multiscales = group.attrs["ome"]["multiscales"][0]
+    multiscales, arrays = _levels(path)
     how = multiscales.get("type", "nearest")
-    paths = [d["path"] for d in multiscales["datasets"]]
-    for k in range(max(1, start), len(paths)):
-        if local:
-            source = zarr.open_array(os.path.join(target_path, paths[k - 1]), mode="r")
-            target = zarr.open_array(os.path.join(target_path, paths[k]), mode="r+")
-        else:
-            source = group[paths[k - 1]]
-            target = group[paths[k]]
+    for k in range(max(1, start), len(arrays)):
+        source, target = arrays[k - 1], arrays[k]
         factors = [2 if n > m else 1 for n, m in zip(source.shape, target.shape)]
         # Tasks read and write whole shards where the levels are sharded: a shard written
         # by two tasks at once would lose one's chunks.
         read = da.from_zarr(source, chunks=source.shards or source.chunks)
         data = downsample(read, factors, how).rechunk(target.shards or target.chunks)
         yield da.store(data, target, lock=False, compute=False)
+
+
+def nearest_levels(data: da.Array, path: str | os.PathLike) -> list[Any]:
+    """Delayed stores of a created label image's coarser levels, taken from ``data`` (lazy).
+
+    ``data`` holds the values of level 0 (computed in the same graph as level 0's store):
+    level ``k`` keeps every ``f``-th voxel of it from voxel 0, ``f`` the product of the
+    factors of levels 1 to ``k``, which is what :func:`pyramid_levels` builds from the
+    stored level before, by nearest neighbour.  Computed with level 0's store, each block
+    of ``data`` is computed once for every level, and nothing is read back.  Only for
+    nearest-neighbour pyramids (labels): each mean of an image's level is of the level
+    before, padded at its edge.
+    """
+    multiscales, arrays = _levels(path)
+    if multiscales.get("type", "nearest") != "nearest":
+        raise ValueError(f"{os.fspath(path)} is no nearest-neighbour pyramid; see pyramid_levels.")
+    data = regular_chunks(data)
+    stores = []
+    shape, step = data.shape, [1] * data.ndim
+    for target in arrays[1:]:
+        step = [s * (2 if n > m else 1) for s, n, m in zip(step, shape, target.shape)]
+        shape = target.shape
+        steps = tuple(slice(None, None, s) for s in step)
+        # Whole shards per task where the levels are sharded (see pyramid_levels).
+        level = data[steps].rechunk(target.shards or target.chunks)
+        stores.append(da.store(level, target, lock=False, compute=False))
+    return stores
+
+
+def _group_attributes(path: str | os.PathLike) -> dict:
+    """Return a Zarr group's attributes, a local Zarr v3 group's read from its ``zarr.json``.
+
+    Not parsed into a group: Zarr does that through its event loop, and a label image's
+    listing of 10^4 nuclei is a 4 MB document.
+    """
+    target = os.fspath(path)
+    meta = os.path.join(target, "zarr.json")
+    if "://" not in target and os.path.isfile(meta):
+        with open(meta, encoding="utf-8") as f:
+            return dict(json.load(f).get("attributes", {}))
+    import zarr
+
+    return dict(zarr.open_group(target, mode="r").attrs)
+
+
+def _levels(path: str | os.PathLike) -> tuple[dict, list[Any]]:
+    """Return the first ``multiscales`` entry of an OME-Zarr image and its levels (writable)."""
+    import zarr
+
+    multiscales = _group_attributes(path)["ome"]["multiscales"][0]
+    arrays = [
+        zarr.open_array(_join_path(os.fspath(path), d["path"]), mode="r+")
+        for d in multiscales["datasets"]
+    ]
+    return multiscales, arrays
 
 
 def regular_chunks(data: da.Array) -> da.Array:
@@ -461,8 +509,8 @@ def write_labels(
         point, centre in µm, volume, radius, mean intensity, planes).
     compute : bool
         Write now (default) or return the delayed store of level 0; the
-        coarser levels are then built by computing :func:`pyramid_levels`
-        one after the other.
+        coarser levels are then built with it by :func:`nearest_levels`, or after
+        it by computing :func:`pyramid_levels` one after the other.
     pyramid : bool
         Declare (and with ``compute`` build) the coarser levels.
     create_only : bool
@@ -536,12 +584,7 @@ def create_labels_like(
         raise InputError(f"Labels must have an integer dtype (NGFF label images do), not {dtype}.")
     _check_target(path, overwrite)
     source = os.fspath(like)
-    meta = os.path.join(source, "zarr.json")
-    if "://" not in source and os.path.isfile(meta):  # not parsed into a group with its listing
-        with open(meta, encoding="utf-8") as f:
-            attributes = json.load(f)["attributes"]
-    else:
-        attributes = dict(zarr.open_group(source, mode="r").attrs)
+    attributes = _group_attributes(source)
     ome = attributes["ome"]
     listing = {"colors", "properties"}
     image_label = {k: v for k, v in ome.get("image-label", {}).items() if k not in listing}
@@ -614,10 +657,8 @@ def _relative_image_path(source: str, labels_path: str | os.PathLike) -> str | N
     """Path of ``source`` relative to the label group when it is a local OME-Zarr image."""
     if not os.path.isdir(source):
         return None
-    import zarr
-
     try:
-        attrs = dict(zarr.open_group(source, mode="r").attrs)
+        attrs = _group_attributes(source)
     except Exception:  # not a Zarr group (e.g. a bare array): nothing to point at
         return None
     if "multiscales" not in attrs.get("ome", attrs):

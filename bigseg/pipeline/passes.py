@@ -29,7 +29,14 @@ from .. import methods
 from ..chunked import stitch as _stitch
 from ..chunked.plan import memory_budget, stored_pass_chunks
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
-from ..io import objstore, open_stack, pyramid_levels, regular_chunks, write_labels
+from ..io import (
+    nearest_levels,
+    objstore,
+    open_stack,
+    pyramid_levels,
+    regular_chunks,
+    write_labels,
+)
 from ..measure import measure_delayed
 from ..params import Params
 from ..reads import in_work_chunks, is_read, read_region
@@ -512,8 +519,8 @@ def relabel_pass(
         create_only=batched,  # no graph of the whole series on the client
     )
     if not batched:
-        sink(store, "labels")
-        pyramid_pass(work / "labels.zarr", sink)
+        # The coarser levels in the same graph, from the same blocks: nothing read back.
+        sink((store, *nearest_levels(labels_da.data, work / "labels.zarr")), "labels")
         return
     # Long series or large time points: the array is created; its blocks are written in
     # batches of time points (or boxes of blocks of one), each relabelled from its own planes.
