@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import dask
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import bigseg.pipeline.passes as passes
 import bigseg.pipeline.runner as runner
 import bigseg.pipeline.scratch as scratch
 from bigseg import run
+from bigseg.chunked.plan import PassMemory
 from bigseg.methods import default as dm
 from bigseg.pipeline.layout import KEPT, KEPT_DONE, scratch_path
 from bigseg.stack import scale_of
@@ -109,6 +112,27 @@ def test_the_signal_is_kept_from_blocks_of_its_own(
     assert kept.chunks == series.data.chunks  # read back in the stack's chunks
     np.testing.assert_array_equal(kept.compute(), whole.compute())
     np.testing.assert_array_equal(values, bigseg.global_threshold(series, params=params).values)
+
+
+@pytest.mark.parametrize(
+    ("z_chunk", "reach", "stored"), [(4, 2, 2), (6, 4, 2), (5, 2, 1), (4, 0, 4)]
+)
+def test_grown_reads_of_the_kept_signal_decode_only_the_planes_they_read(
+    monkeypatch, series, z_chunk, reach, stored
+):
+    """kept.zarr's z chunks divide the stack's and the pre-pass's reach in z."""
+    params = bigseg.Params(**PARAMS)
+    m = dataclasses.replace(
+        dm.METHOD,
+        memory=lambda *a: (PassMemory("foreground", reach=(reach, 1, 1), kept=True),),
+    )
+    monkeypatch.setattr(passes.methods, "get", lambda name: m)
+    four = series.chunk({"z": z_chunk})
+    blocks = ((1,), four.data.chunks[1], (32, 32), (64,))
+    chunks = passes.kept_chunks(four, params, blocks)
+    assert chunks == (1, stored, 32, 64)
+    edges = np.cumsum((0, *four.data.chunks[1]))[1:-1]  # where a grown block's read begins
+    assert all((e - reach) % stored == 0 and e % stored == 0 for e in edges)
 
 
 def test_the_signal_is_not_kept_where_no_block_of_it_fits_the_budget(tmp_path, series):

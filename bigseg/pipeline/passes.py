@@ -12,6 +12,7 @@ the whole series.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -182,7 +183,7 @@ def keep_signal(
         array = zarr.create_array(
             os.fspath(path),
             shape=four.shape,
-            chunks=(*(int(c[0]) for c in four.data.chunks[:2]), *(int(c[0]) for c in blocks[2:])),
+            chunks=kept_chunks(four, params, blocks),
             dtype=np.float32,
             compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
             dimension_names=("t", "z", "y", "x"),
@@ -208,6 +209,27 @@ def keep_signal(
         values = np.concatenate(found).astype(np.float64) if by_t else None
         done.write_text("")
     return read_kept(path, four), values
+
+
+def kept_chunks(
+    four: xr.DataArray, params: Params, blocks: tuple[tuple[int, ...], ...]
+) -> tuple[int, ...]:
+    """Return the chunks of ``kept.zarr``: where the signal's blocks and the stack's chunks meet.
+
+    Every signal block writes whole chunks, and every work block reads whole chunks.  In
+    z, a chunk divides the stack's chunk and the pre-pass's reach (the local box's radius)
+    too: a work block grown by that reach then decodes the planes it reads and no more
+    (with 4-plane chunks and a reach of 2 planes, each grown block of the middle of a
+    stack decoded 12 planes for its 8).
+    """
+    m = methods.get(params.preset)
+    reach = [
+        p.reach for p in m.memory(params, scale_of(four), 0) if p.name == "foreground" and p.kept
+    ]
+    z_chunk = int(four.data.chunks[1][0])
+    if reach and int(reach[0][0]) > 0:
+        z_chunk = math.gcd(z_chunk, int(reach[0][0]))
+    return (int(four.data.chunks[0][0]), z_chunk, *(int(c[0]) for c in blocks[2:]))
 
 
 def read_kept(path: Any, four: xr.DataArray, chunks: tuple | None = None) -> da.Array:
