@@ -17,7 +17,7 @@ __all__ = [
     "box_extreme_last",
     "disk_extremes_at",
     "apart_markers",
-    "fill_small",
+    "fill_holes",
     "flood",
     "gaussian_axis",
     "label_areas",
@@ -351,15 +351,6 @@ def label_areas(labels, n, counts):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def fill_small(components, counts, max_size, base, out):  # pragma: no cover - compiled
-    """``out = base | (components > 0) & (counts[components] <= max_size)``, C-contiguous."""
-    labels, given, result = components.ravel(), base.ravel(), out.ravel()
-    for i in range(labels.size):
-        v = labels[i]
-        result[i] = given[i] or (v > 0 and counts[v] <= max_size)
-
-
-@njit(nogil=True, cache=True)
 def take(table, labels, out):  # pragma: no cover - compiled
     """``out = table[labels]`` for C-contiguous ``labels`` all in the table's range."""
     flat, result = labels.ravel(), out.ravel()
@@ -618,66 +609,120 @@ def flood(levels, markers, mask, out, most):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
+def _root(parent, i):  # pragma: no cover - compiled
+    """Return the root of run ``i``, halving the path on the way (parents stay smaller)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(nogil=True, cache=True)
+def _runs(plane, value):  # pragma: no cover - compiled
+    """Return the 4-connected runs of the pixels of a 2D boolean plane equal to ``value``.
+
+    Runs of each row (``start``, ``stop``), in raster order, with the index of each row's
+    first run in ``first`` (``first[ny]``: their number), and the runs of one component
+    joined in a union-find ``parent`` whose roots are each component's first run in
+    raster order.  A run touches a run of the row above when their columns overlap.
+    """
+    ny, nx = plane.shape
+    cap = ny * ((nx + 1) // 2) + 1  # no more runs than this
+    start = np.empty(cap, np.int32)
+    stop = np.empty(cap, np.int32)
+    parent = np.empty(cap, np.int32)
+    first = np.empty(ny + 1, np.int64)
+    n = 0
+    for y in range(ny):
+        first[y] = n
+        row = plane[y]
+        x = 0
+        while x < nx:
+            if row[x] != value:
+                x += 1
+                continue
+            s = x
+            while x < nx and row[x] == value:
+                x += 1
+            start[n], stop[n], parent[n] = s, x, n
+            n += 1
+        if y == 0:
+            continue
+        i, j = first[y - 1], first[y]  # the runs above, and this row's
+        while i < first[y] and j < n:
+            if start[i] < stop[j] and start[j] < stop[i]:
+                a, b = _root(parent, i), _root(parent, j)
+                if a != b:  # the smaller root stays
+                    parent[max(a, b)] = min(a, b)
+            if stop[i] < stop[j]:
+                i += 1
+            elif stop[j] < stop[i]:
+                j += 1
+            else:
+                i += 1
+                j += 1
+    first[ny] = n
+    return start, stop, parent, first
+
+
+@njit(nogil=True, cache=True)
+def _numbers(parent, n):  # pragma: no cover - compiled
+    """Return the numbers 1.. of ``n`` runs' components, in the raster order of their first runs."""
+    final = np.empty(n, np.int32)
+    count = 0
+    for i in range(n):  # a run's parent comes before it, and is numbered already
+        if parent[i] == i:
+            count += 1
+            final[i] = count
+        else:
+            final[i] = final[parent[i]]
+    return final, count
+
+
+@njit(nogil=True, cache=True)
 def label_plane(plane, value, out):  # pragma: no cover - compiled
     """Label the 4-connected components of the pixels of a 2D boolean plane equal to ``value``.
 
     ``scipy.ndimage.label(plane == value)`` into int32 ``out``, number for number
-    (components numbered in the raster order of their first pixel), in two passes with
-    a union-find of provisional labels.  Returns each label's pixel count, index 0 the
-    pixels left unlabelled (``np.bincount(out.ravel())``).
+    (components numbered in the raster order of their first pixel), from the plane's runs
+    (:func:`_runs`): one read of the plane and one write of ``out``.  Returns each label's
+    pixel count, index 0 the pixels left unlabelled (``np.bincount(out.ravel())``).
     """
     ny, nx = plane.shape
-    parent = np.empty(ny * ((nx + 1) // 2) + 2, np.int32)  # no more first pixels than this
-    count = 0
-    for y in range(ny):
-        row, here = plane[y], out[y]
-        for x in range(nx):
-            if row[x] != value:
-                here[x] = 0
-                continue
-            up = out[y - 1, x] if y > 0 else 0
-            left = here[x - 1] if x > 0 else 0
-            if up == 0 and left == 0:
-                count += 1
-                parent[count] = count
-                here[x] = count
-            elif up == 0 or left == 0 or up == left:
-                here[x] = max(up, left)
-            else:  # two provisional labels meet: the smaller root stays
-                a = up
-                while parent[a] != a:  # halving the path on the way (parents stay smaller)
-                    parent[a] = parent[parent[a]]
-                    a = parent[a]
-                b = left
-                while parent[b] != b:
-                    parent[b] = parent[parent[b]]
-                    b = parent[b]
-                parent[max(a, b)] = min(a, b)
-                here[x] = min(a, b)
-    final = np.zeros(count + 1, np.int32)
-    n = 0
-    for i in range(1, count + 1):  # roots come before the labels they hold
-        root = parent[i]
-        if root == i:
-            n += 1
-            final[i] = n
-        else:
-            final[i] = final[root]
-    counts = np.zeros(n + 1, np.intp)
-    # Renumber; counted along runs of one label (one count per run, not per pixel).
-    run, length = 0, 0
+    start, stop, parent, first = _runs(plane, value)
+    final, count = _numbers(parent, first[ny])
+    counts = np.zeros(count + 1, np.intp)
     for y in range(ny):
         here = out[y]
-        for x in range(nx):
-            v = final[here[x]]
-            here[x] = v
-            if v == run:
-                length += 1
-            else:
-                counts[run] += length
-                run, length = v, 1
-    counts[run] += length
+        x = 0
+        for i in range(first[y], first[y + 1]):
+            here[x : start[i]] = 0
+            here[start[i] : stop[i]] = final[i]
+            counts[final[i]] += stop[i] - start[i]
+            x = stop[i]
+        here[x:] = 0
+    counts[0] = ny * nx - counts[1:].sum()
     return counts
+
+
+@njit(nogil=True, cache=True)
+def fill_holes(plane, max_size, out):  # pragma: no cover - compiled
+    """Set ``out`` to ``plane`` with its small holes filled, from the runs of False.
+
+    Every 4-connected component of False pixels of at most ``max_size`` pixels becomes True
+    (``skimage.morphology.remove_small_holes``).
+    """
+    ny, nx = plane.shape
+    start, stop, parent, first = _runs(plane, False)
+    n = first[ny]
+    size = np.zeros(n, np.int64)
+    for i in range(n):
+        size[_root(parent, i)] += stop[i] - start[i]
+    out[:, :] = plane
+    for y in range(ny):
+        for i in range(first[y], first[y + 1]):
+            if size[_root(parent, i)] <= max_size:
+                out[y, start[i] : stop[i]] = True
 
 
 @njit(nogil=True, cache=True)

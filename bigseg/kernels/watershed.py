@@ -179,7 +179,7 @@ def label_plane(plane: np.ndarray, value: bool = True) -> tuple[np.ndarray, np.n
 
     4-connected components of a 2D boolean plane, numbered in the raster order of their
     first pixel, as SciPy numbers them; the counts are ``np.bincount`` of the labels
-    (index 0: the other pixels).  One compiled two-pass labelling
+    (index 0: the other pixels).  One compiled labelling of the plane's runs
     (:func:`bigseg.kernels._compiled.label_plane`) where the compiled kernels pay.
     """
     plane = np.asarray(plane, bool)
@@ -499,11 +499,10 @@ def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
 
     ``skimage.morphology.remove_small_holes(binary, max_size=int(pi * max_radius**2))``,
     exactly: the background's 4-connected components of at most that many pixels become
-    foreground.  For a 2D boolean plane the components and their sizes are
-    :func:`label_plane`'s, and the filling one compiled pass
-    (:func:`bigseg.kernels._compiled.fill_small`, where
-    :func:`bigseg.kernels.filters.compiled_pays`) rather than scikit-image's ``bincount``
-    and two boolean indexings of the plane.
+    foreground.  For a 2D boolean plane, where :func:`bigseg.kernels.filters.compiled_pays`,
+    one compiled pass over the background's runs (:func:`bigseg.kernels._compiled.fill_holes`)
+    rather than a labelling of the background, a ``bincount`` and two boolean indexings of
+    the plane.
     """
     from .filters import compiled_pays
 
@@ -512,7 +511,6 @@ def filled_plane(binary: np.ndarray, *, max_radius: float) -> np.ndarray:
         return remove_small_holes(binary, max_size=max_size)
     from . import _compiled as compiled  # numba: imported (and its cache read) on first use
 
-    components, counts = label_plane(binary, value=False)  # as scikit-image labels holes
     out = np.empty(binary.shape, bool)
-    compiled.fill_small(components, counts, max_size, np.ascontiguousarray(binary), out)
+    compiled.fill_holes(np.ascontiguousarray(binary), max_size, out)
     return out
