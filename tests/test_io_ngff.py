@@ -497,3 +497,21 @@ def test_a_long_label_listing_is_written_once_as_zarr_writes_it(tmp_path):
     # here, and every array created under the group read the listing again).
     assert peak < 5 * len(written)
     assert list(bigseg.io.pyramid_levels(tmp_path / "labels.zarr")) == []
+
+
+def test_every_chunk_is_written_as_it_comes_empty_ones_included(tmp_path):
+    """Zarr would compare each chunk with 0 first (two thirds of a label chunk's write)."""
+    import dask.array as da
+    import zarr
+
+    from bigseg.io import writable
+
+    values = np.zeros((4, 32, 32), np.uint32)
+    values[0, 5:9, 5:9] = 3  # one chunk of two holds a label, the other none
+    labels = bigseg.as_stack(da.from_array(values, chunks=(2, 32, 32)), scale=(1, 1, 1))
+    write_labels(labels, tmp_path / "l.zarr")
+    level0 = zarr.open_array(tmp_path / "l.zarr" / "0", mode="r")
+    assert level0.nchunks_initialized == level0.nchunks == 2
+    again = writable(tmp_path / "l.zarr" / "0")
+    again[2:4] = 0
+    assert again.nchunks_initialized == 2 and not again[2:4].any()

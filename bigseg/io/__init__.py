@@ -19,9 +19,11 @@ from .checks import parse_chunks
 from .ngff import (
     MAX_LISTED_LABELS,
     PYRAMID_TILE,
+    WRITE_CONFIG,
     nearest_levels,
     pyramid_levels,
     regular_chunks,
+    writable,
     write_labels,
     write_ngff_image,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "MAX_LISTED_LABELS",
     "PYRAMID_TILE",
     "TIFF_SUFFIXES",
+    "WRITE_CONFIG",
     "nearest_levels",
     "open_levels",
     "open_stack",
@@ -40,6 +43,7 @@ __all__ = [
     "pyramid_levels",
     "read_table",
     "regular_chunks",
+    "writable",
     "write_labels",
     "write_ngff_image",
 ]

@@ -34,7 +34,7 @@ import dask.array as da
 import numpy as np
 
 from .._errors import InputError
-from .ngff import pyramid_levels, write_ngff_image
+from .ngff import WRITE_CONFIG, pyramid_levels, write_ngff_image
 from .open import open_stack
 from .tiff import TIFF_SUFFIXES
 
@@ -186,7 +186,7 @@ def convert(
     bar = _bar(progress, len(slabs) + levels - 1, state["slabs_done"] + state["levels_done"])
     workers = threads or min(4, os.cpu_count() or 1)
     with dask.config.set(scheduler="threads", num_workers=workers):
-        target = group["0"]
+        target = group["0"].with_config(WRITE_CONFIG)
         for i in range(state["slabs_done"], len(slabs)):
             region = slabs[i]
             piece = stack.data[region].rechunk(chunks)

@@ -31,11 +31,13 @@ from ..chunked import stitch as _stitch
 from ..chunked.plan import memory_budget, stored_pass_chunks
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import (
+    WRITE_CONFIG,
     nearest_levels,
     objstore,
     open_stack,
     pyramid_levels,
     regular_chunks,
+    writable,
     write_labels,
 )
 from ..measure import measure_delayed
@@ -190,7 +192,7 @@ def keep_signal(
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
             # Every chunk written: Zarr would otherwise compare each with the fill value
             # (bit patterns of float zeros, slowly) to leave out the empty ones.
-            config={"write_empty_chunks": True},
+            config=WRITE_CONFIG,
         )
         batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
         by_t = m.statistic_by_t(stack.dtype)
@@ -547,9 +549,7 @@ def relabel_pass(
     # Long series or large time points: the array is created; its blocks are written in
     # batches of time points (or boxes of blocks of one), each relabelled from its own planes.
     del labels, labels_da
-    import zarr
-
-    array = zarr.open_array(os.fspath(work / "labels.zarr" / "0"), mode="r+")
+    array = writable(work / "labels.zarr" / "0")
 
     def relabelled(c0: int, c1: int, t0: int, t1: int) -> da.Array:
         return relabel_partitioned(

@@ -36,7 +36,7 @@ import pandas as pd
 
 from .._errors import InputError
 from ..chunked.stitch import Block
-from ..io import write_labels
+from ..io import WRITE_CONFIG, writable, write_labels
 from ..io.objstore import Remote
 from . import outputs
 from .layout import (
@@ -445,7 +445,7 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
             dtype=source.dtype,
             dimension_names=("t", "z", "y", "x"),
             overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
-            config={"write_empty_chunks": True},  # none compared with the fill value first
+            config=WRITE_CONFIG,  # none compared with the fill value first
         )
         stores = (
             (da.store(culled(source[region]), array, regions=region, lock=False, compute=False),)
@@ -579,14 +579,9 @@ def _store_then_mark(
     ``write(tmp)`` writes the marker under a temporary name, which is then moved into
     place. Returns False (and stores nothing) when the run was abandoned meanwhile.
     """
-    import zarr
-
     if not os.path.isdir(os.path.dirname(marker)):
         return False  # the run was abandoned and its scratch directory removed
-    array = zarr.open_array(array_path, mode="r+")
-    if hasattr(array, "with_config"):  # scratch: every chunk written, none compared with 0
-        array = array.with_config({"write_empty_chunks": True})
-    array[region] = block
+    writable(array_path)[region] = block  # every chunk written, none compared with 0
     tmp = f"{marker}.tmp-{os.getpid()}-{threading.get_ident()}"
     write(tmp)
     os.replace(tmp, marker)

@@ -29,7 +29,7 @@ import xarray as xr
 
 from .._errors import InputError
 from ..io import open_stack
-from ..io.ngff import create_labels_like
+from ..io.ngff import create_labels_like, writable
 from ..kernels.lut import map_ids
 from . import scratch as _scratch
 from .partitions import _join, part_name
@@ -88,7 +88,7 @@ def write_track_labels(
     template = xr.DataArray(data, dims=nucleus_labels.dims, attrs=dict(nucleus_labels.attrs))
     # The levels, chunks and metadata of labels.zarr (no graph of the series on the client).
     create_labels_like(labels_path, target, dtype=np.uint32, overwrite=True)
-    array = zarr.open_array(_join(target, "0"), mode="r+")
+    array = writable(_join(target, "0"))
     batches = _scratch.t_batches(data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
 
     def by_track(c0: int, c1: int, t0: int, t1: int) -> da.Array:
