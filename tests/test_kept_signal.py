@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import dask
+import dask.array
 import numpy as np
 import pytest
 
@@ -13,7 +12,6 @@ import bigseg.pipeline.passes as passes
 import bigseg.pipeline.runner as runner
 import bigseg.pipeline.scratch as scratch
 from bigseg import run
-from bigseg.chunked.plan import PassMemory
 from bigseg.methods import default as dm
 from bigseg.pipeline.layout import KEPT, KEPT_DONE, scratch_path
 from bigseg.stack import scale_of
@@ -114,27 +112,6 @@ def test_the_signal_is_kept_from_blocks_of_its_own(
     np.testing.assert_array_equal(values, bigseg.global_threshold(series, params=params).values)
 
 
-@pytest.mark.parametrize(
-    ("z_chunk", "reach", "stored"), [(4, 2, 2), (6, 4, 2), (5, 2, 1), (4, 0, 4)]
-)
-def test_grown_reads_of_the_kept_signal_decode_only_the_planes_they_read(
-    monkeypatch, series, z_chunk, reach, stored
-):
-    """kept.zarr's z chunks divide the stack's and the pre-pass's reach in z."""
-    params = bigseg.Params(**PARAMS)
-    m = dataclasses.replace(
-        dm.METHOD,
-        memory=lambda *a: (PassMemory("foreground", reach=(reach, 1, 1), kept=True),),
-    )
-    monkeypatch.setattr(passes.methods, "get", lambda name: m)
-    four = series.chunk({"z": z_chunk})
-    blocks = ((1,), four.data.chunks[1], (32, 32), (64,))
-    chunks = passes.kept_chunks(four, params, blocks)
-    assert chunks == (1, stored, 32, 64)
-    edges = np.cumsum((0, *four.data.chunks[1]))[1:-1]  # where a grown block's read begins
-    assert all((e - reach) % stored == 0 and e % stored == 0 for e in edges)
-
-
 def test_the_signal_is_not_kept_where_no_block_of_it_fits_the_budget(tmp_path, series):
     # A time point of 32 x 64 x 64 is over the budget (its strips alone are 17 MiB), and no
     # cut helps (the reach spans the halves): no blocks, and the run does not keep it
@@ -148,19 +125,27 @@ def test_the_signal_is_not_kept_where_no_block_of_it_fits_the_budget(tmp_path, s
         passes.signal_blocks(series, params, passes.Sink(), 19_900_000)
 
 
-def test_every_chunk_of_the_kept_signal_is_written_zeros_included(tmp_path, series):
-    """Zarr would compare each chunk with the fill value first (slowly, for float zeros)."""
-    import zarr
+def test_the_kept_signal_is_one_raw_file_read_back_from_it_in_any_blocks(tmp_path, series):
+    """float32, uncompressed; work blocks and grown blocks read their own regions of it."""
+    from bigseg.reads import in_work_chunks, is_read, read_grown
 
-    flat = series.copy(data=series.data * 0 + 100)  # a flat stack: no signal anywhere
+    params = bigseg.Params(**PARAMS)
 
     class Here:
         path = tmp_path
 
-    kept, _ = passes.keep_signal(flat, bigseg.Params(**PARAMS), Here, passes.Sink())
-    assert not kept.compute().any()
-    stored = zarr.open_array(str(tmp_path / KEPT), mode="r")
-    assert stored.nchunks_initialized == stored.nchunks > 1
+    kept, _ = passes.keep_signal(series, params, Here, passes.Sink())
+    assert (tmp_path / KEPT).stat().st_size == 4 * series.size
+    assert is_read(kept) and kept.dtype == np.float32
+    whole = kept.compute()
+    blocks = ((1, 1), (8, 8, 8, 8), (40, 24), (64,))
+    np.testing.assert_array_equal(in_work_chunks(kept, blocks).compute(), whole)
+    depth = (0, 2, 3, 0)
+    grown = read_grown(kept, blocks, depth).compute()
+    exchanged = dask.array.overlap.overlap(
+        dask.array.from_array(whole, chunks=blocks), depth=dict(enumerate(depth)), boundary="none"
+    )
+    np.testing.assert_array_equal(grown, exchanged.compute())
 
 
 def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkeypatch, series):

@@ -25,6 +25,7 @@ from bigseg.chunked.plan import (
 from bigseg.chunked.stitch import _block_record
 from bigseg.cli import cluster_shape
 from bigseg.methods import default, seed
+from bigseg.pipeline.layout import KEPT
 from bigseg.segment import halo_px, memory_model, work_blocks
 from bigseg.synth import make_truth, render
 
@@ -547,7 +548,7 @@ def test_split_planes_read_their_halo_from_the_stored_pre_pass(tmp_path, monkeyp
     np.testing.assert_allclose(pd_split.to_numpy(float), pd_whole.to_numpy(float))
     assert not (tmp_path / "split" / "signal.zarr").exists()
     assert not (tmp_path / "split" / "signal.done").exists()
-    assert not (tmp_path / "split" / "kept.zarr").exists()
+    assert not (tmp_path / "split" / KEPT).exists()
 
 
 class _With:

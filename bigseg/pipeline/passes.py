@@ -12,7 +12,6 @@ the whole series.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -25,13 +24,13 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
 
 from .. import methods
 from ..chunked import stitch as _stitch
 from ..chunked.plan import memory_budget, stored_pass_chunks
 from ..chunked.relabel import relabel_partitioned, relabel_planes, relabel_stitched
 from ..io import (
-    WRITE_CONFIG,
     nearest_levels,
     objstore,
     open_stack,
@@ -40,9 +39,10 @@ from ..io import (
     writable,
     write_labels,
 )
+from ..io.raw import RawArray
 from ..measure import measure_delayed
 from ..params import Params
-from ..reads import in_work_chunks, is_read, read_region
+from ..reads import in_work_chunks, is_read, read_region, remember_read
 from ..segment import global_threshold, segment, segment_whole_planes, stitched_blocks
 from ..stack import as_4d, scale_of, translation_of
 from ..tables import detections_from_sums
@@ -120,7 +120,7 @@ def keeps_signal(
     ``work`` (or the directory it will be made in): and only where the signal (float32,
     4 bytes per voxel at most) fits in :data:`KEEP_DISK_FRACTION` of its disk's free
     space; ``earlier``, the decision of an interrupted run this one resumes, stands for
-    that check (``kept.zarr`` itself takes disk space, and so do the outputs: a resumed
+    that check (``kept.f32`` itself takes disk space, and so do the outputs: a resumed
     run must make the plan it fingerprinted).  Otherwise the signal is computed twice,
     as the floor pass and the pre-pass need it.
     """
@@ -161,20 +161,17 @@ def keep_signal(
 ) -> tuple[da.Array, np.ndarray | None]:
     """Store the method's signal of the whole stack in the scratch directory (once); return it.
 
-    ``kept.zarr`` (float32; Blosc-LZ4, the cheapest to write and read back here: about 3.2
-    bytes per voxel) is written in batches of whole t-chunks, each computed from a graph
-    of its own time points, in blocks of their own (:func:`signal_blocks`: deeper than
-    the stack's chunks and cut in y, so that less of the signal's halo is computed) and
-    chunked where those blocks and the stack's chunks meet; it is read back in the
-    stack's chunks; ``kept.done`` marks it finished, and a
-    resumed run reads it rather than compute it again.  Returns it read from there (lazy)
+    ``kept.f32`` (float32, uncompressed: :class:`bigseg.io.raw.RawArray`; compression
+    saved a tenth of its bytes and cost more than the reads and writes themselves) is
+    written in batches of whole t-chunks, each computed from a graph of its own time
+    points, in blocks of their own (:func:`signal_blocks`: deeper than the stack's chunks
+    and cut in y, so that less of the signal's halo is computed); it is read back in the
+    stack's chunks; ``kept.done`` marks it finished, and a resumed run reads it rather
+    than compute it again.  Returns it read from there (lazy)
     and, when each time point's statistic depends on its own data alone and the signal was
     computed here, the statistics, counted from each batch's signal as it is stored (None
     otherwise).
     """
-    import zarr
-    from zarr.codecs import BloscCodec
-
     m = methods.get(params.preset)
     four = as_4d(stack)
     scale = scale_of(stack)
@@ -182,18 +179,8 @@ def keep_signal(
     values = None
     if not done.exists():
         blocks = signal_blocks(four, params, sink, budget)
-        array = zarr.create_array(
-            os.fspath(path),
-            shape=four.shape,
-            chunks=kept_chunks(four, params, blocks),
-            dtype=np.float32,
-            compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
-            dimension_names=("t", "z", "y", "x"),
-            overwrite=True,  # an interrupted attempt's, in bigseg's own scratch directory
-            # Every chunk written: Zarr would otherwise compare each with the fill value
-            # (bit patterns of float zeros, slowly) to leave out the empty ones.
-            config=WRITE_CONFIG,
-        )
+        # An interrupted attempt's is replaced: bigseg's own, in its scratch directory.
+        array = RawArray.create(path, four.shape, np.float32)
         batches = _scratch.t_batches(four.data.chunks, sink.batch_blocks(_scratch.BATCH_BLOCKS))
         by_t = m.statistic_by_t(stack.dtype)
 
@@ -213,31 +200,22 @@ def keep_signal(
     return read_kept(path, four), values
 
 
-def kept_chunks(
-    four: xr.DataArray, params: Params, blocks: tuple[tuple[int, ...], ...]
-) -> tuple[int, ...]:
-    """Return the chunks of ``kept.zarr``: where the signal's blocks and the stack's chunks meet.
-
-    Every signal block writes whole chunks, and every work block reads whole chunks.  In
-    z, a chunk divides the stack's chunk and the pre-pass's reach (the local box's radius)
-    too: a work block grown by that reach then decodes the planes it reads and no more
-    (with 4-plane chunks and a reach of 2 planes, each grown block of the middle of a
-    stack decoded 12 planes for its 8).
-    """
-    m = methods.get(params.preset)
-    reach = [
-        p.reach for p in m.memory(params, scale_of(four), 0) if p.name == "foreground" and p.kept
-    ]
-    z_chunk = int(four.data.chunks[1][0])
-    if reach and int(reach[0][0]) > 0:
-        z_chunk = math.gcd(z_chunk, int(reach[0][0]))
-    return (int(four.data.chunks[0][0]), z_chunk, *(int(c[0]) for c in blocks[2:]))
-
-
 def read_kept(path: Any, four: xr.DataArray, chunks: tuple | None = None) -> da.Array:
-    """Read the kept signal at ``path`` in ``chunks``, by default the 4D ``four``'s (lazy)."""
-    signal = open_stack(path, scale=scale_of(four)).data
-    return in_work_chunks(signal, four.data.chunks if chunks is None else chunks)
+    """Read the kept signal at ``path`` in ``chunks``, by default the 4D ``four``'s (lazy).
+
+    A remembered read (:func:`bigseg.reads.remember_read`): grown and other blocks of it
+    are read from the file too.
+    """
+    source = RawArray(path, four.shape, np.float32)
+    signal = da.from_array(
+        source,
+        chunks=four.data.chunks if chunks is None else chunks,
+        name=f"kept-{tokenize(source)}",
+        asarray=False,
+        lock=False,
+        meta=np.empty((0,) * four.ndim, np.float32),
+    )
+    return remember_read(signal, source)
 
 
 def signal_blocks(
