@@ -500,20 +500,23 @@ def default_stages(
     ``methods.default`` on whole-plane blocks of ``block`` planes, each grown by its reach;
     the signal is computed once, in the blocks a run on ``threads`` threads computes it in
     (:func:`_signal_blocks`: here the whole stack in y parts, each grown by the y reach),
-    kept (compressed in memory, as a run keeps it on disk) and read back by the pre-pass,
-    as in a run (what computing it again cost is timed too); the result is checked
-    against ``kernels.watershed.segment_signal``, the compiled kernels against the SciPy /
-    NumPy code they replaced (timed too, marked "before").
+    kept (in a raw float32 file, as a run keeps it; and in Zarr, as it did before) and
+    read back by the pre-pass, as in a run (what computing it again cost is timed too);
+    the result is checked against ``kernels.watershed.segment_signal``, the compiled
+    kernels against the SciPy / NumPy code they replaced (timed too, marked "before").
     """
     import zarr
     from skimage.morphology import remove_small_holes
 
     from bigseg import cluster
+    from bigseg.io import WRITE_CONFIG
+    from bigseg.io.raw import RawArray
     from bigseg.kernels import filters, lut, regions, threshold
     from bigseg.kernels import watershed as kw
     from bigseg.measure import measure_planes
     from bigseg.methods import default as dm
     from bigseg.params import Params
+    from bigseg.reads import read_by_chunks
 
     clock = Stages(gil)
     params = Params()
@@ -529,16 +532,19 @@ def default_stages(
     box = (lp.size[0] - 1) // 2
     counts = np.zeros(threshold.LINEAR_BINS, np.int64)
     blocks, planned = _signal_blocks(stack.shape, block, threads)
-    kept_options = dict(
+    # As a run keeps it: one raw float32 file (on disk, in the system's cache), and before
+    # that a Zarr array of Blosc-LZ4 chunks where the signal's blocks and the stack's meet.
+    scratch = tempfile.TemporaryDirectory()
+    kept = RawArray.create(Path(scratch.name) / "kept.f32", stack.shape, np.float32)
+    zarr_chunks = (block, planned[2][0], stack.shape[2])
+    kept_zarr = zarr.create_array(
+        store=zarr.storage.LocalStore(Path(scratch.name) / "kept.zarr"),
         shape=stack.shape,
-        chunks=(block, planned[2][0], stack.shape[2]),  # as a run keeps it
+        chunks=zarr_chunks,
         dtype=np.float32,
         compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
+        config={"write_empty_chunks": True},
     )
-    kept = zarr.create_array(
-        store=zarr.storage.MemoryStore(), config={"write_empty_chunks": True}, **kept_options
-    )
-    compared = zarr.create_array(store=zarr.storage.MemoryStore(), **kept_options)
     fg_signal = np.zeros(stack.shape, np.float32)
     for z0, z1, y0, y1 in blocks:
         lo, hi = (max(z0 - reach, 0), min(z1 + reach, nz)) if len(planned[1]) > 1 else (0, nz)
@@ -597,12 +603,8 @@ def default_stages(
         def keep(signal=signal, z0=z0, z1=z1, y0=y0, y1=y1, array=kept):
             array[z0:z1, y0:y1] = signal
 
-        clock("kept signal (Blosc-LZ4 write)", keep)
-        clock(
-            "kept signal (write, each chunk compared with zeros first: before)",
-            keep,
-            array=compared,
-        )
+        clock("kept signal (raw float32 write)", keep)
+        clock("kept signal, Zarr Blosc-LZ4 write (before)", keep, array=kept_zarr)
     # The signal as the pipeline computed it before its blocks of their own: the stack's
     # chunks merged up to the z reach, each grown by it (smoothing and map together).
     for z0, z1 in _blocks(nz, block, reach):
@@ -621,6 +623,14 @@ def default_stages(
         lo, hi = max(z0 - box, 0), min(z1 + box, nz)
         rest = ((z0 - lo, hi - z1), (0, 0), (0, 0))
         signal = clock("kept signal (read back, grown)", kept.__getitem__, slice(lo, hi))
+        before = clock(
+            "kept signal, Zarr read back, grown (before)",
+            read_by_chunks,
+            kept_zarr,
+            slice(lo, hi),
+            zarr_chunks,
+        )
+        assert np.array_equal(signal, before), "the raw kept signal differs"
         options = dict(
             fraction=params.local_fraction,
             size=lp.size,
@@ -701,17 +711,20 @@ def default_stages(
     )[0]
     relabelled = clock("label writing (lookup table)", lut.apply_lut, labels[None], table)
 
-    def write():
+    def write(config=WRITE_CONFIG):
         out = zarr.create_array(
             store=zarr.storage.MemoryStore(),
             shape=stack.shape,
             chunks=(1, *stack.shape[1:]),
             dtype=np.uint32,
             compressors=zarr.codecs.ZstdCodec(level=1),
+            config=config,
         )
         out[...] = relabelled[0]
 
     clock("label writing (zstd encode)", write)
+    clock("label writing, each chunk compared with 0 first (before)", write, {})
+    scratch.cleanup()
     return [(name, cpu, clock.gil.get(name, float("nan"))) for name, cpu in clock.cpu.items()]
 
 

@@ -13,7 +13,7 @@ import bigseg.pipeline.runner as runner
 import bigseg.pipeline.scratch as scratch
 from bigseg import run
 from bigseg.methods import default as dm
-from bigseg.pipeline.layout import KEPT, KEPT_DONE, scratch_path
+from bigseg.pipeline.layout import KEPT, KEPT_DONE, KEPT_ZARR, scratch_path
 from bigseg.stack import scale_of
 
 from .conftest import assert_same_labels, synthetic
@@ -152,7 +152,7 @@ def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkey
     params = bigseg.Params(**PARAMS)
     with dask.config.set(scheduler="synchronous"):
         reference = run(series, tmp_path / "ref", params=params)
-        for keep_it in (True, False):
+        for keep_it in (True, False, "an earlier version's"):
             out = tmp_path / f"out-{keep_it}"
             real_finish = scratch._finish_block
             done = []
@@ -170,12 +170,16 @@ def test_a_resumed_run_reads_the_kept_signal_or_does_without_it(tmp_path, monkey
             assert (scratch_path(out) / KEPT_DONE).exists()
             if not keep_it:  # e.g. a scratch directory written before the signal was kept
                 (scratch_path(out) / KEPT_DONE).unlink()
+            if isinstance(keep_it, str):  # kept in Zarr, as versions before kept.f32 kept it
+                (scratch_path(out) / KEPT).unlink()
+                (scratch_path(out) / KEPT_ZARR).mkdir()
             calls = _count_signals(monkeypatch)
             resumed = run(series, out, resume=True, params=params)
             monkeypatch.undo()
             # Thresholds from the state file; the signal read back, or computed for the
             # blocks left (the pre-pass from the stack, as before).
-            assert (len(calls) == 0) is keep_it
+            assert (len(calls) == 0) is (keep_it is True)
+            assert not (out / KEPT_ZARR).exists() and not (out / KEPT).exists()
             assert resumed.record["blocks"]["reused"] == 1
             np.testing.assert_array_equal(resumed.thresholds, reference.thresholds)
             assert_same_outputs(tmp_path / "ref", out)

@@ -16,6 +16,7 @@ SIGNAL = "signal.zarr"  # a pre-pass's output (split planes), read back grown by
 SIGNAL_DONE = "signal.done"
 KEPT = "kept.f32"  # a method's signal, computed once for its statistic and its pre-pass
 KEPT_DONE = "kept.done"
+KEPT_ZARR = "kept.zarr"  # where earlier versions kept it: removed with it, never read
 BLOCKS = "blocks"
 SLABS = "slabs"  # split planes: each slab's detections, label nodes and stitching counts
 LINKED = "linked"

@@ -177,7 +177,7 @@ def keep_signal(
     scale = scale_of(stack)
     path, done = scratch.path / KEPT, scratch.path / KEPT_DONE
     values = None
-    if not done.exists():
+    if not (done.exists() and path.exists()):  # (an earlier version kept it in kept.zarr)
         blocks = signal_blocks(four, params, sink, budget)
         # An interrupted attempt's is replaced: bigseg's own, in its scratch directory.
         array = RawArray.create(path, four.shape, np.float32)

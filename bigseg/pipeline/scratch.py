@@ -44,6 +44,7 @@ from .layout import (
     INCOMPLETE,
     KEPT,
     KEPT_DONE,
+    KEPT_ZARR,
     LINKED,
     LOCK,
     PLANES,
@@ -461,13 +462,17 @@ def stored_signal(source: Any, scratch: Scratch, sink: Any, scale: Sequence[floa
 
 
 def kept_signal(scratch: Scratch) -> Path | None:
-    """Where a method's signal kept by the threshold pass is, when it was stored in full."""
-    return scratch.path / KEPT if (scratch.path / KEPT_DONE).exists() else None
+    """Where a method's signal kept by the threshold pass is, when it was stored in full.
+
+    None too where only an earlier version's (``kept.zarr``) was: it is never read.
+    """
+    path = scratch.path / KEPT
+    return path if (scratch.path / KEPT_DONE).exists() and path.exists() else None
 
 
 def drop_kept_signal(scratch: Scratch) -> None:
     """Remove the kept signal once every block that reads it is done (its marker first)."""
-    for name in (KEPT_DONE, KEPT):
+    for name in (KEPT_DONE, KEPT, KEPT_ZARR):
         if (scratch.path / name).exists():
             _remove(scratch.path / name)
 
@@ -600,7 +605,7 @@ def finalise(scratch: Scratch, out: Path, overwrite: bool) -> None:
     outputs.check_replaceable(out, overwrite)
     work = scratch.path
     scratch_names = (STATE, PLANES, SIGNAL, SIGNAL_DONE, BLOCKS, SLABS, LINKED, ZLINK, TRACKING)
-    scratch_names += (KEPT_DONE, KEPT)
+    scratch_names += (KEPT_DONE, KEPT, KEPT_ZARR)
     for name in (*scratch_names, INCOMPLETE, LOCK):
         if (work / name).exists():
             _remove(work / name)
