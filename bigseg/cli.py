@@ -284,9 +284,7 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bars (they are shown only when stdout is a terminal)",
     )
-    seg.add_argument(
-        "-q", "--quiet", action="store_true", help="print only errors: no bars, link or summary"
-    )
+    _quiet_option(seg, "print only errors: no bars, link or summary")
     seg.add_argument(
         "--no-track",
         action="store_true",
@@ -355,7 +353,7 @@ def _track_parser(sub: Any) -> argparse.ArgumentParser:
     trk.add_argument("result", help="output directory of 'bigseg segment'")
     _tracking_options(trk)
     trk.add_argument("--no-progress", action="store_true", help="no progress bars")
-    trk.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _quiet_option(trk)
     return trk
 
 
@@ -369,7 +367,13 @@ def _export_ctc_parser(sub: Any) -> argparse.ArgumentParser:
     )
     exp.add_argument("result", help="output directory of 'bigseg segment' (tracked)")
     exp.add_argument("directory", help="folder to write (new or empty)")
+    _quiet_option(exp)
     return exp
+
+
+def _quiet_option(parser: argparse.ArgumentParser, text: str = "print only errors") -> None:
+    """Add ``-q/--quiet`` to a subcommand that prints what it wrote."""
+    parser.add_argument("-q", "--quiet", action="store_true", help=text)
 
 
 def _convert_parser(sub: Any) -> argparse.ArgumentParser:
@@ -408,7 +412,7 @@ def _convert_parser(sub: Any) -> argparse.ArgumentParser:
     con.add_argument(
         "--threads", type=_positive_int, help="threads reading and writing (default: up to 4)"
     )
-    con.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _quiet_option(con)
     return con
 
 
@@ -528,6 +532,7 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
     )
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
     _synth_motion_options(syn)
+    _quiet_option(syn)
     return syn
 
 
@@ -612,7 +617,7 @@ def _plot_parser(sub: Any) -> argparse.ArgumentParser:
     plo.add_argument(
         "--channel", type=int, help="another channel of the input to draw (default: the run's)"
     )
-    plo.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _quiet_option(plo)
     return plo
 
 
@@ -1171,7 +1176,8 @@ def _export_ctc(args: argparse.Namespace) -> int:
     from .pipeline.export import export_ctc
 
     target = export_ctc(args.result, args.directory)
-    print(f"Wrote res_track.txt and the masks of {args.result} in {target}/.")
+    if not args.quiet:
+        print(f"Wrote res_track.txt and the masks of {args.result} in {target}/.")
     return 0
 
 
@@ -1323,7 +1329,8 @@ def _synth(args: argparse.Namespace) -> int:
         from .synth import ctc_truth_path_for
 
         lineage = f" and its lineage {ctc_truth_path_for(image)}/TRA"
-    print(f"Wrote {image} and its truth table {truth}{lineage}.")
+    if not args.quiet:
+        print(f"Wrote {image} and its truth table {truth}{lineage}.")
     return 0
 
 

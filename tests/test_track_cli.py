@@ -90,6 +90,14 @@ def test_score_of_a_run_on_some_time_points_takes_their_truth(series, tmp_path, 
     assert scores["f1"] >= 0.95 and scores["tracking"]["link_f1"] >= 0.95
 
 
+def test_synth_and_export_ctc_take_quiet_as_the_other_commands_do(series, tmp_path, capsys):
+    image = tmp_path / "q.ome.zarr"
+    assert main(["synth", str(image), "--shape", "4", "32", "32", "--nuclei", "2", "-q"]) == 0
+    assert main(["export-ctc", str(series / "out"), str(tmp_path / "ctc"), "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    assert image.is_dir() and (tmp_path / "ctc" / "res_track.txt").is_file()
+
+
 def test_export_ctc_refuses_a_folder_that_holds_something(series, tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep")
     assert main(["export-ctc", str(series / "out"), str(tmp_path)]) == 2
