@@ -292,7 +292,11 @@ def plane_montage(
         aspect = (ny * sy) / (nx * sx)
         # A few panels (one, of a 2D image) share the width of three: outlines stay readable.
         panel = max(3.0, MONTAGE_WIDTH / ncols)
-        height = nrows * (panel * aspect + 0.55) + 0.4  # room for each panel's title and ticks
+        # Each image as wide as its share of the width less the y axis's labels, as tall as
+        # its aspect makes it, and a title above it; the x axis's labels and the figure's
+        # title once: no band of white between the rows.
+        shown = (panel * ncols - 0.65) / ncols
+        height = nrows * (shown * aspect + 0.3) + 0.8
         fig = plt.figure(figsize=(panel * ncols, min(max(height, 2.0), 20.0)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     lo, hi = _contrast(image)
