@@ -80,16 +80,20 @@ def _indexed(block, lut):
 
 @pytest.mark.parametrize("lut_dtype", [np.uint32, np.int64])
 def test_apply_lut_is_numpy_indexing(lut_dtype):
+    import bigseg.kernels._compiled  # noqa: F401 - numba loaded: the compiled path
+
+    assert filters.compiled_pays(1)
     rng = np.random.default_rng(7)
     block = rng.integers(0, 30, (2, 3, 17, 19)).astype(np.int32)
     block[block < 10] = 0
     block[1, 2] = 0  # an empty plane
+    block[0, 1] = 0  # and one the table covers
     lut = rng.integers(1, 10**6, (2, 2, 25)).astype(lut_dtype)  # planes and labels beyond it
     lut[:, :, 0] = 0
     got = lut_kernels.apply_lut(block, lut)
     assert got.dtype == lut_dtype
     np.testing.assert_array_equal(got, _indexed(block, lut))
-    lut[0, 0, 0] = 5  # a table mapping the background too: NumPy's indexing
+    lut[0, :, 0] = 5  # tables mapping the background too (an empty plane's): NumPy's way
     np.testing.assert_array_equal(lut_kernels.apply_lut(block, lut), _indexed(block, lut))
     empty = np.zeros((0, 0, 1), lut_dtype)
     np.testing.assert_array_equal(lut_kernels.apply_lut(block, empty), np.zeros_like(block))

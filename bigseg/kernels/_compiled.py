@@ -352,10 +352,12 @@ def label_areas(labels, n, counts):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True)
 def take(table, labels, out):  # pragma: no cover - compiled
-    """``out = table[labels]`` for C-contiguous ``labels`` all in the table's range."""
+    """``out = table[labels]`` for C-contiguous ``labels``; 0 for labels outside the table."""
     flat, result = labels.ravel(), out.ravel()
+    n = table.size
     for i in range(flat.size):
-        result[i] = table[flat[i]]
+        v = flat[i]
+        result[i] = table[v] if 0 <= v < n else 0
 
 
 #: The median's histogram: fine bins of every value, coarse bins of ``2**_SHIFT`` values.

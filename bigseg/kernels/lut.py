@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .filters import compiled_plane
+
 __all__ = ["apply_lut", "lookup_tables", "map_ids"]
 
 
@@ -70,11 +72,17 @@ def apply_lut(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
     out = np.zeros(block.shape, lut.dtype)
     for t in range(min(block.shape[0], lut.shape[0])):
         for z in range(min(block.shape[1], lut.shape[1])):
-            plane = block[t, z]
+            plane, table = block[t, z], lut[t, z]
+            # One compiled pass, no maximum first, where the background maps to 0 (an empty
+            # plane stays 0 either way).
+            fast = plane.dtype.kind in "iu" and not table[:1].any()
+            compiled = compiled_plane(plane) if fast else None
+            if compiled is not None:
+                compiled.take(np.ascontiguousarray(table), np.ascontiguousarray(plane), out[t, z])
+                continue
             top = int(plane.max(initial=0))
             if top == 0:
                 continue
-            table = lut[t, z]
             if top >= table.size:  # labels of regions dropped after measuring map to 0
                 table = np.concatenate([table, np.zeros(top + 1 - table.size, table.dtype)])
             out[t, z] = table[plane]
