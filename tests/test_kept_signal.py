@@ -140,6 +140,9 @@ def test_the_kept_signal_is_one_raw_file_read_back_from_it_in_any_blocks(tmp_pat
     whole = kept.compute()
     blocks = ((1, 1), (8, 8, 8, 8), (40, 24), (64,))
     np.testing.assert_array_equal(in_work_chunks(kept, blocks).compute(), whole)
+    other = passes.read_kept(tmp_path / KEPT, series, blocks)  # other chunks, other keys
+    assert other.name != kept.name and other.chunks == blocks
+    np.testing.assert_array_equal(other.compute(), whole)
     depth = (0, 2, 3, 0)
     grown = read_grown(kept, blocks, depth).compute()
     exchanged = dask.array.overlap.overlap(

@@ -207,10 +207,11 @@ def read_kept(path: Any, four: xr.DataArray, chunks: tuple | None = None) -> da.
     are read from the file too.
     """
     source = RawArray(path, four.shape, np.float32)
+    chunks = four.data.chunks if chunks is None else chunks
     signal = da.from_array(
         source,
-        chunks=four.data.chunks if chunks is None else chunks,
-        name=f"kept-{tokenize(source)}",
+        chunks=chunks,
+        name=f"kept-{tokenize(source, chunks)}",  # reads in other chunks: other keys
         asarray=False,
         lock=False,
         meta=np.empty((0,) * four.ndim, np.float32),
