@@ -387,14 +387,17 @@ def intensity_histogram(
     ``default`` preset's floor: :attr:`bigseg.methods.Method.signal`) has its
     threshold drawn over the histogram of that signal (512 bins, even on a log
     scale for integer data), computed lazily in the same pass, not over grey
-    levels where it would mean nothing: with ``threshold=None`` or a run's.
+    levels where it would mean nothing: with ``threshold=None``, a run's or
+    :func:`bigseg.global_threshold`'s.
 
     Parameters
     ----------
     stack : xarray.DataArray
         The image (lazy is fine).
     threshold : float, sequence, xarray.DataArray, bool, path, Result or None
-        Threshold(s) to mark: values (one per time point), a run's output
+        Threshold(s) to mark: values (one per time point), the result of
+        :func:`bigseg.global_threshold` (computed or lazy: drawn as that
+        preset draws it), a run's output
         directory or its :class:`bigseg.pipeline.Result` (the thresholds
         that run used, from ``run.json``, matched to the stack's ``t``
         coordinate); ``None`` (default) computes
@@ -428,15 +431,21 @@ def intensity_histogram(
     if record is not None:
         threshold = _run_thresholds(record, four)
         params = _record_params(record)
+    # global_threshold's values say whose statistic they are: a floor is drawn over its signal.
+    tagged = isinstance(threshold, xr.DataArray) and "params" in threshold.attrs
+    if tagged and params is None:
+        params = _record_params({"parameters": threshold.attrs["params"]})
     params = params or Params()
     lazy: list[Any] = []
     if threshold is None:
         part = four if t is None else four.isel(t=slice(t, t + 1))
         lazy.append(global_threshold(part, params=params).data)
+    elif isinstance(threshold, xr.DataArray) and isinstance(threshold.data, da.Array):
+        lazy.append(threshold.data)  # computed in the histogram's pass
     # A threshold the method takes on its signal above the background (the default
     # preset's floor) is drawn over the histogram of that signal, not of grey levels.
     method = methods.get(params.preset)
-    on_signal = method.signal is not None and (threshold is None or record is not None)
+    on_signal = method.signal is not None and (threshold is None or record is not None or tagged)
     if on_signal and data.dtype.kind == "u":
         # Never negative nor above the stack's range: bins spaced evenly on a log scale, as
         # the floor is taken, known before the data are read (one pass).
@@ -460,8 +469,8 @@ def intensity_histogram(
     elif threshold is False:
         thresholds = np.empty(0)
     else:
-        raw = threshold.values if isinstance(threshold, xr.DataArray) else threshold
-        thresholds = np.atleast_1d(np.asarray(raw, float))
+        raw = threshold.values if isinstance(threshold, xr.DataArray) and not lazy else threshold
+        thresholds = np.atleast_1d(np.asarray(values[1] if lazy else raw, float))
         if t is not None and thresholds.size == four.sizes["t"] > 1:
             thresholds = thresholds[t : t + 1]
     if ax is None:

@@ -60,10 +60,15 @@ def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr
     Returns
     -------
     xarray.DataArray
-        Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack.
+        Dims ``("t",)`` for a 4D stack, a 0-d array for a 3D stack; ``attrs["params"]``
+        says whose statistic it is (:meth:`Params.to_dict`), so that
+        :func:`bigseg.plots.intensity_histogram` draws a floor over the signal it was
+        taken on.
     """
     params = params or Params()
-    return methods.get(params.preset).statistic(stack, params)
+    out = methods.get(params.preset).statistic(stack, params)
+    out.attrs["params"] = params.to_dict()
+    return out
 
 
 def memory_model(params: Params, scale, *, kept: bool = False) -> tuple[PassMemory, ...]:

@@ -153,6 +153,25 @@ def test_histogram_of_the_default_floor_is_of_the_signal_it_is_taken_on(series):
     assert all(0 < v < signal.max() for v in drawn)
 
 
+@pytest.mark.parametrize("computed", [True, False])
+def test_global_threshold_s_floors_are_drawn_over_their_signal_too(series, computed):
+    """A notebook's ``global_threshold(stack)``, handed on: not drawn over grey levels."""
+    stack, _, _ = series
+    chunked = stack.chunk({"t": 1, "z": 2})
+    floors = bigseg.global_threshold(chunked)
+    expected = floors.values
+    if computed:
+        floors = floors.compute()
+    with raise_if_dask_computes(max_computes=1):  # a lazy one in the histogram's pass
+        fig = plots.intensity_histogram(chunked, floors, t=1)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "signal above the background" in ax.get_xlabel()
+    assert [line.get_xdata()[0] for line in ax.lines] == pytest.approx([expected[1]])
+    seed = bigseg.global_threshold(chunked, params=bigseg.Params(preset="seed")).compute()
+    ax = plots.intensity_histogram(chunked, seed).axes[0]  # the recipe's: on grey levels
+    assert "grey level" in ax.get_xlabel() and ax.get_xscale() == "linear"
+
+
 def test_histogram_of_one_time_point_reads_only_it():
     data = np.random.default_rng(1).integers(0, 255, (3, 2, 8, 8)).astype(np.uint8)
     stack, reads = recording_stack(data, (1, 1, 8, 8))
