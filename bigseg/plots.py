@@ -469,8 +469,11 @@ def intensity_histogram(
     elif threshold is False:
         thresholds = np.empty(0)
     else:
-        raw = threshold.values if isinstance(threshold, xr.DataArray) and not lazy else threshold
-        thresholds = np.atleast_1d(np.asarray(values[1] if lazy else raw, float))
+        if lazy:  # a lazy DataArray, computed with the histogram
+            raw = values[1]
+        else:
+            raw = threshold.values if isinstance(threshold, xr.DataArray) else threshold
+        thresholds = np.atleast_1d(np.asarray(raw, float))
         if t is not None and thresholds.size == four.sizes["t"] > 1:
             thresholds = thresholds[t : t + 1]
     if ax is None:
