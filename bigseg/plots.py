@@ -477,7 +477,7 @@ def intensity_histogram(
         if t is not None and thresholds.size == four.sizes["t"] > 1:
             thresholds = thresholds[t : t + 1]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.0, 3.5))
+        fig, ax = plt.subplots(figsize=(7.0, 3.5), layout="constrained")
     else:
         fig = ax.figure
     ax.stairs(counts, edges, fill=True, color="0.35")
@@ -493,8 +493,8 @@ def intensity_histogram(
         else:
             ax.set_xlim(edges[0], edges[-1])
         ax.set_xlabel(
-            f"smoothed signal above the background (512 bins; what the {params.preset} "
-            "preset's floor is taken on)"
+            f"smoothed signal above the background (512 bins), as the {params.preset} "
+            "preset sees it"
         )
     elif data.dtype in (np.uint8, np.uint16):
         bits = max(8, int(np.ceil(np.log2(max(top, 2.0)))))
