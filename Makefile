@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-output
 
-.PHONY: demo test lint docs venv clean bench-env
+.PHONY: demo test lint docs venv clean bench-env real-2d
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: venv
 # napari and Qt into every pytest process (about 90 MiB), and in-process dask workers of other
 # tests count the whole process against their memory limits (test_record.py: 1 GiB).
 NO_QT := -p no:napari -p no:npe2 -p no:napari-plugin-engine -p no:pytest-qt -p no:xvfb
+
+# StarDist's 2D test image (real dense nuclei and their labels, from the stardist wheel on the
+# package registry) into .cache/real/ for tests/test_heldout.py and bench/accuracy.py, which
+# skip it when it is absent (bench/fetch_real.py).
+real-2d: venv
+	$(BIN)/python bench/fetch_real.py
 
 # The docs site, into site/ (also built, strictly, by the test suite: tests/test_docs.py).
 docs: venv

@@ -64,6 +64,44 @@ def seed_stack() -> tuple[np.ndarray, tuple[float, float, float], None]:
     return _read("seed/test_nuclei_stack.tif"), SEED_SCALE, None
 
 
+#: Real images fetched from the package registry by ``make real-2d`` (bench/fetch_real.py).
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "real"
+#: The pixel sizes (µm) StarDist's 2D image is scored at: its own is not stored, and its
+#: nuclei (median radius 11.8 px) are 4.7-9.4 µm in radius across these.
+DSB_PIXELS = (0.4, 0.5, 0.65, 0.8)
+
+
+def dsb_available() -> bool:
+    """Whether StarDist's 2D test image has been fetched (``make real-2d``)."""
+    return (CACHE / "dsb2018_2d" / "mask2d.tif").exists()
+
+
+def dsb2018_2d(pixel: float = 0.5) -> tuple[np.ndarray, tuple[float, float, float], pd.DataFrame]:
+    """StarDist's 2D test image (DSB 2018, ``(1, 512, 512)``) and its 125 labelled nuclei.
+
+    Real, dense, touching HeLa-like nuclei, many oval; ``pixel`` µm per pixel (none is
+    stored).  The truth's ``r_um`` is each label's equivalent disc radius.  Raises
+    ``FileNotFoundError`` until ``make real-2d`` has fetched it.
+    """
+    import tifffile
+    from skimage.measure import regionprops_table
+
+    folder = CACHE / "dsb2018_2d"
+    if not dsb_available():
+        raise FileNotFoundError(f"{folder} not found: `make real-2d` fetches it.")
+    image = tifffile.imread(folder / "img2d.tif")
+    p = regionprops_table(tifffile.imread(folder / "mask2d.tif"), properties=("centroid", "area"))
+    truth = pd.DataFrame(
+        {
+            "z_um": 0.0,
+            "y_um": p["centroid-0"] * pixel,
+            "x_um": p["centroid-1"] * pixel,
+            "r_um": np.sqrt(p["area"] / np.pi) * pixel,
+        }
+    )
+    return image[None], (1.0, pixel, pixel), truth
+
+
 #: The real stacks by name, in the order the benchmarks print them.
 REAL = {
     "qcanet 8-cell": qcanet_8cell,

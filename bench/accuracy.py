@@ -15,7 +15,10 @@ Datasets (real ones are skipped when ../shared/data is absent):
 - qcanet 8-cell (truth: 8_cell_stage_centres.csv), voxel 1.75 x 0.8 x 0.8 µm;
 - qcanet 16-cell (truth: a count of 16);
 - stardist_synthetic (truth: centres and equivalent radii of the mask3d.tif labels), 1 µm;
-- the seed stack (no truth: the count of nuclei found).
+- the seed stack (no truth: the count of nuclei found);
+- StarDist's 2D test image, real dense nuclei from the 2018 Data Science Bowl (truth: its 125
+  labels), at 0.4, 0.5, 0.65 and 0.8 µm per pixel (none is stored), once ``make real-2d``
+  has fetched it from the package registry (``bench/fetch_real.py``).
 
 "recipe" is the 2014 scikit-image recipe written plainly and serially (``bench/peers.py``), with its
 step 4 as DESIGN.md describes it: single-linkage clustering of the per-plane detections on
@@ -42,6 +45,7 @@ import bigseg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _datasets  # noqa: E402
 from grid import default_nuclei, grid, kinds, recall_by, report  # noqa: E402
 from peers import recipe_nuclei  # noqa: E402
 
@@ -91,6 +95,11 @@ def datasets():
         {},
     )
     yield "seed stack", tifffile.imread(DATA / "seed" / "test_nuclei_stack.tif"), sc, None, {}
+    if not _datasets.dsb_available():
+        print("(StarDist's 2D image skipped: `make real-2d` fetches it)", file=sys.stderr)
+        return
+    for pixel in _datasets.DSB_PIXELS:
+        yield (f"dsb2018 2D, {pixel} µm", *_datasets.dsb2018_2d(pixel), {})
 
 
 def stardist_truth(mask: np.ndarray) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from bigseg.stack import as_stack
 from bigseg.synth import make_truth, render
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: Real images fetched from the package registry by ``make real-2d`` (bench/fetch_real.py).
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "real"
 
 #: What a run prints about dask's dashboard: its link, or, without bokeh, what it needs.
 DASHBOARD = (
@@ -28,6 +30,14 @@ def data_file(relative: str) -> Path:
     path = DATA / relative
     if not path.exists():
         pytest.skip(f"real test data {relative} not found under {DATA} (see shared/data/README.md)")
+    return path
+
+
+def cached_file(relative: str) -> Path:
+    """Path of a real image fetched by ``make real-2d``, or skip the test with the reason."""
+    path = CACHE / relative
+    if not path.exists():
+        pytest.skip(f"real test image {relative} not found under {CACHE} (`make real-2d`)")
     return path
 
 
