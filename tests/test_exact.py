@@ -182,3 +182,33 @@ def test_unproven_local_counts_components_cut_by_a_side():
     assert unproven_local(binary, core=core, sides=(False, False, False, True)) == 1
     assert unproven_local(binary, core=core, sides=(False, False, False, False)) == 0
     assert unproven_local(binary, core=(0, 8, 0, 8), sides=(True,) * 4) == 0
+
+
+def test_concave_cuts_in_split_planes_match_whole_planes(monkeypatch):
+    # Oval nuclei touching side by side, cut at their outline's notches (2D images only):
+    # each region is cut on its own, so split planes give the whole planes' labels.
+    from bigseg.methods import default
+    from bigseg.synth import synth_kind
+
+    image, _, scale = synth_kind("ovals2d", seed=0, shape=(1, 350, 550), nuclei=70)
+    stack = as_stack(image[1], scale=scale)  # its second frame has a pair to cut
+    whole = bigseg.segment(stack, params=DEFAULT).values
+    for size in (120, 200):
+        split = bigseg.segment(stack.chunk({"y": size, "x": size}), params=DEFAULT).values
+        assert _same(split, whole), size
+    monkeypatch.setattr(default, "CONCAVE_SOLIDITY", 0.0)
+    assert not _same(bigseg.segment(stack, params=DEFAULT).values, whole)  # some were cut
+
+
+def test_concave_cuts_of_a_real_2d_image_in_split_planes_match_whole_planes():
+    # StarDist's 2D test image (`make real-2d`): five pairs cut at 0.5 µm per pixel.
+    import tifffile
+
+    from .conftest import cached_file
+
+    image = tifffile.imread(cached_file("dsb2018_2d/img2d.tif"))
+    stack = as_stack(image[None], scale=(1.0, 0.5, 0.5))
+    whole = bigseg.segment(stack, params=DEFAULT).values
+    for size in (100, 256):
+        split = bigseg.segment(stack.chunk({"y": size, "x": size}), params=DEFAULT).values
+        assert _same(split, whole), size

@@ -23,6 +23,7 @@ __all__ = [
     "label_areas",
     "label_plane",
     "gaussian_last",
+    "concave_regions",
     "linear_counts",
     "median_runs",
     "plane_distance",
@@ -348,6 +349,205 @@ def label_areas(labels, n, counts):  # pragma: no cover - compiled
         run, length = v, 1
     counts[run] += length
     return True
+
+
+@njit(nogil=True, cache=True)
+def _row_extremes(labels, n, area):  # pragma: no cover - compiled
+    """Count each label's pixels into ``area``; return its rows and their extreme pixels.
+
+    Returns ``(top, bottom, start, left, right)``: label ``v``'s first and last row, and
+    for each row of its extent (slots ``start[v]`` on) its leftmost and rightmost pixel
+    (``right`` < 0: a row without pixels of it); ``top`` is None at a label outside
+    ``0..n``.
+    """
+    ny, nx = labels.shape
+    top = np.full(n + 1, ny, np.intp)
+    bottom = np.full(n + 1, -1, np.intp)
+    start = np.zeros(n + 2, np.intp)
+    for y in range(ny):
+        for x in range(nx):
+            v = labels[y, x]
+            if v == 0:
+                continue
+            if v < 0 or v > n:
+                return None, bottom, start, bottom, bottom
+            area[v] += 1
+            if top[v] == ny:
+                top[v] = y
+            bottom[v] = y
+    for v in range(1, n + 1):
+        start[v + 1] = start[v] + (bottom[v] - top[v] + 1 if bottom[v] >= 0 else 0)
+    left = np.full(start[n + 1], nx, np.intp)
+    right = np.full(start[n + 1], -1, np.intp)
+    for y in range(ny):
+        x = 0
+        while x < nx:
+            v = labels[y, x]
+            if v == 0:
+                x += 1
+                continue
+            end = x
+            while end + 1 < nx and labels[y, end + 1] == v:
+                end += 1
+            i = start[v] + y - top[v]
+            left[i] = min(left[i], x)
+            right[i] = max(right[i], end)
+            x = end + 1
+    return top, bottom, start, left, right
+
+
+@njit(nogil=True, cache=True)
+def _hull_spans(first, last, left, right, lo, hi, cx, cy):  # pragma: no cover - compiled
+    """One label's convex hull, row by row: ``lo[r] <= x <= hi[r]`` in row ``first + r``.
+
+    The pixels whose centres lie inside or on the convex hull of the midpoints of the
+    label's pixels' edges, as scikit-image's ``convex_hull_image`` takes them.  Only each
+    row's leftmost and rightmost pixel can give a hull point: the hull's left and right
+    chains are built from theirs (Andrew's monotone chain, along y).  ``left``/``right``
+    hold its rows' extreme pixels (rows ``first..last``), ``cx``/``cy`` room for ``3 *
+    rows`` points.  Returns the hull's pixel count.
+    """
+    rows = last - first + 1
+    for s in range(2):  # the left chain (Andrew's monotone chain along y), then the right
+        side = -1.0 if s == 0 else 1.0
+        m = 0
+        for r in range(rows):
+            if right[r] < 0:  # a row without pixels of the label
+                continue
+            edge = left[r] if s == 0 else right[r]
+            for k in range(3):  # the midpoints of the top, outer and bottom edges
+                x = edge + (0.5 * side if k == 1 else 0.0)
+                y = first + r + 0.5 * (k - 1)
+                while m >= 2:
+                    cross = (cx[m - 1] - cx[m - 2]) * (y - cy[m - 2]) - (cy[m - 1] - cy[m - 2]) * (
+                        x - cx[m - 2]
+                    )
+                    if side * cross > 0:
+                        break
+                    m -= 1
+                cx[m] = x
+                cy[m] = y
+                m += 1
+        j = 0  # the chain's x at each row (rows are whole numbers; its y only grows)
+        for r in range(rows):
+            row = first + r
+            while j + 1 < m and cy[j + 1] < row:
+                j += 1
+            x = cx[j]
+            if j + 1 < m and cy[j + 1] > cy[j]:
+                x += (row - cy[j]) / (cy[j + 1] - cy[j]) * (cx[j + 1] - cx[j])
+            if s == 0:
+                lo[r] = int(np.ceil(x - 1e-9))
+            else:
+                hi[r] = int(np.floor(x + 1e-9))
+    count = 0
+    for r in range(rows):
+        count += hi[r] - lo[r] + 1
+    return count
+
+
+@njit(nogil=True, cache=True)
+def concave_regions(labels, n, solidity, min_area, depth, notch, out):  # pragma: no cover
+    """Mark in ``out`` (``n + 1`` False) the labels a concavity cut may split.
+
+    Label ``v`` is marked when it has ``min_area`` pixels or more, fewer than ``solidity``
+    times its hull's, and at least two notches (8-connected
+    components of its hull's pixels not its own) of ``notch`` pixels or more whose
+    deepest pixel lies ``depth`` or more from the nearest pixel outside the hull (the
+    Euclidean distance transform of the hull).  Returns False at a label outside ``0..n``.
+    """
+    area = np.zeros(n + 1, np.intp)
+    top, bottom, start, left, right = _row_extremes(labels, n, area)
+    if top is None:
+        return False
+    ny, nx = labels.shape
+    lo = np.empty(ny, np.intp)
+    hi = np.empty(ny, np.intp)
+    cx = np.empty(3 * ny)
+    cy = np.empty(3 * ny)
+    for v in range(1, n + 1):
+        if bottom[v] < 0 or area[v] < min_area:
+            continue
+        a, b = start[v], start[v + 1]
+        count = _hull_spans(top[v], bottom[v], left[a:b], right[a:b], lo, hi, cx, cy)
+        if not area[v] < solidity * count:
+            continue
+        out[v] = _two_notches(labels, v, top[v], bottom[v], lo, hi, depth, notch)
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _two_notches(labels, v, first, last, lo, hi, depth, notch):  # pragma: no cover - compiled
+    """Whether label ``v``'s hull (rows ``first..last``, spans ``lo..hi``) has two notches.
+
+    See :func:`concave_regions`.  Works in the hull's box grown by one pixel.
+    """
+    rows = last - first + 1
+    x0, x1 = lo[0], hi[0]
+    for r in range(rows):
+        x0 = min(x0, lo[r])
+        x1 = max(x1, hi[r])
+    h, w = rows + 2, x1 - x0 + 3  # the box, grown by one pixel (outside the hull)
+    inside = np.zeros((h, w), np.bool_)
+    for r in range(rows):
+        for x in range(lo[r], hi[r] + 1):
+            inside[r + 1, x - x0 + 1] = True
+    # The pixels outside the hull next to it: the nearest one to a hull pixel is one.
+    edge_y = np.empty(h * w, np.intp)
+    edge_x = np.empty(h * w, np.intp)
+    ne = 0
+    for i in range(h):
+        for j in range(w):
+            if inside[i, j]:
+                continue
+            near = False
+            for di in range(-1, 2):
+                for dj in range(-1, 2):
+                    ii, jj = i + di, j + dj
+                    if 0 <= ii < h and 0 <= jj < w and inside[ii, jj]:
+                        near = True
+            if near:
+                edge_y[ne] = i
+                edge_x[ne] = j
+                ne += 1
+    # The notches, one at a time (8-connected), their size and deepest pixel.
+    seen = np.zeros((h, w), np.bool_)
+    stack_y = np.empty(h * w, np.intp)
+    stack_x = np.empty(h * w, np.intp)
+    found = 0
+    for i in range(1, h - 1):
+        for j in range(1, w - 1):
+            if seen[i, j] or not inside[i, j] or labels[first + i - 1, x0 + j - 1] == v:
+                continue
+            seen[i, j] = True
+            stack_y[0], stack_x[0] = i, j
+            top_ = 1
+            size = 0
+            deepest = 0.0
+            while top_ > 0:
+                top_ -= 1
+                y, x = stack_y[top_], stack_x[top_]
+                size += 1
+                nearest = np.inf
+                for k in range(ne):
+                    dy, dx = float(y - edge_y[k]), float(x - edge_x[k])
+                    nearest = min(nearest, dy * dy + dx * dx)
+                deepest = max(deepest, nearest)
+                for di in range(-1, 2):
+                    for dj in range(-1, 2):
+                        ii, jj = y + di, x + dj
+                        if seen[ii, jj] or not inside[ii, jj]:
+                            continue
+                        if labels[first + ii - 1, x0 + jj - 1] == v:
+                            continue
+                        seen[ii, jj] = True
+                        stack_y[top_], stack_x[top_] = ii, jj
+                        top_ += 1
+            if size >= notch and np.sqrt(deepest) >= depth:
+                found += 1
+                if found >= 2:
+                    return True
+    return False
 
 
 @njit(nogil=True, cache=True)

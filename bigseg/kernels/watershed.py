@@ -9,6 +9,7 @@ from skimage.morphology import remove_small_holes
 from skimage.segmentation import watershed
 
 from . import LABEL_DTYPE
+from .concave import cut_concave
 from .filters import compiled_plane, smoothed_above
 
 __all__ = [
@@ -472,14 +473,17 @@ def segment_signal(
     apart: float,
     min_radius: float,
     max_radius: float,
+    concave: dict | None = None,
 ) -> np.ndarray:
     """Split every plane of a ``(..., y, x)`` foreground signal into regions (int32, 1..n each).
 
     ``signal`` is 0 outside the foreground.  Per plane: holes smaller than a disc of
     ``max_radius`` are filled (a dark nucleolus is part of its nucleus), the plane is
     split at distance peaks apart by ``apart`` times the sum of their distances
-    (:func:`split_plane_apart`), and regions are kept when ``min_radius < sqrt(area /
-    pi) < max_radius`` (pixels).
+    (:func:`split_plane_apart`), regions of low solidity are cut between their outline's
+    notches when ``concave`` (keyword arguments of
+    :func:`bigseg.kernels.concave.cut_concave`) is given, and regions are kept when
+    ``min_radius < sqrt(area / pi) < max_radius`` (pixels).
     """
     out = np.zeros(signal.shape, LABEL_DTYPE)
     if signal.size == 0:
@@ -490,6 +494,8 @@ def segment_signal(
         if plane.any():
             filled = filled_plane(plane > 0, max_radius=max_radius)
             labels = split_plane_apart(filled, apart=apart)
+            if concave is not None:
+                labels = cut_concave(labels, **concave)
             flat_out[i] = filter_sizes(labels, min_radius=min_radius, max_radius=max_radius)
     return out
 

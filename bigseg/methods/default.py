@@ -334,20 +334,41 @@ def split_stored_signal(
     return foreground, data
 
 
-def segment_foreground_block(block: np.ndarray, thresholds: np.ndarray, px) -> np.ndarray:
+def segment_foreground_block(
+    block: np.ndarray, thresholds: np.ndarray, px, *, planar: bool = False
+) -> np.ndarray:
     """Per-plane regions of a block of foreground signal (whole planes, or grown by the halo).
 
     ``thresholds`` are unused (the floor is applied in :func:`split_foreground`).  Planes
     are split at distance peaks apart by more than :data:`MARKER_APART` times the sum of
-    their distances to the background, and regions are kept down to
-    :data:`PLANE_FRACTION` of ``min_radius``.
+    their distances to the background; in a 2D image (``planar``) regions of low solidity
+    are cut between their outline's notches too (:func:`concave_cut`); regions are kept
+    down to :data:`PLANE_FRACTION` of ``min_radius``.
     """
     return segment_signal(
         block,
         apart=MARKER_APART,
         min_radius=PLANE_FRACTION * px.min_radius,
         max_radius=px.max_radius,
+        concave=concave_cut(px) if planar else None,
     )
+
+
+def concave_cut(px) -> dict:
+    """Return the cut of :func:`bigseg.kernels.concave.cut_concave`, in pixels of ``px``.
+
+    Regions of :data:`CONCAVE_AREA` discs of ``min_radius`` or more whose solidity is
+    under :data:`CONCAVE_SOLIDITY`, cut where two notches are :data:`CONCAVE_DEPTH`
+    pixels deep and :data:`CONCAVE_NOTCH` pixels large or more, into parts of
+    :data:`CONCAVE_PART` of the region or more.
+    """
+    return {
+        "solidity": CONCAVE_SOLIDITY,
+        "min_area": CONCAVE_AREA * np.pi * px.min_radius**2,
+        "depth": CONCAVE_DEPTH,
+        "notch": CONCAVE_NOTCH,
+        "part": CONCAVE_PART,
+    }
 
 
 def segment_planar_block(
@@ -370,11 +391,12 @@ def segment_planar_block(
     it, a brighter neighbour's light is in the box, and the region's own is taken.  The
     pixel is kept when above ``fraction`` of the way to that peak from
     :data:`PLANAR_BASE` of the floor, and the peak above the floor, as the pre-pass cuts
-    a stack's planes; the pixels kept are split as :func:`segment_foreground_block` does.
-    Everything is decided within one connected component of the filled mask
-    (:func:`filled_block`).  Measured with tracemalloc on a 1024² plane: 46 bytes per
-    pixel at its peak (:func:`segment_foreground_block`: 35), within the kernel's memory
-    model (:func:`memory`).
+    a stack's planes; the pixels kept are split as :func:`segment_foreground_block` splits
+    a 2D image's (concave regions cut at their notches).  Everything is decided within one
+    connected component of the filled mask (:func:`filled_block`).  Measured with
+    tracemalloc on a 1024² plane: 46 bytes per pixel at its peak
+    (:func:`segment_foreground_block`: 35), within the kernel's memory model
+    (:func:`memory`).
     """
     cut = np.zeros(block.shape, np.float32)
     for t in range(block.shape[0]):
@@ -393,7 +415,7 @@ def segment_planar_block(
             level = (peak - base) * np.float32(fraction) + base
             keep = (value > level) & (peak > floor_t)
             np.put(cut[t, z], at[keep], value[keep])
-    return segment_foreground_block(cut, thresholds, px)
+    return segment_foreground_block(cut, thresholds, px, planar=True)
 
 
 def planar_kernel(params: Params, scale: Sequence[float]):
@@ -413,6 +435,28 @@ PLANE_FRACTION = 0.5
 #: cut at half their peak, a capsule without a waist whose distance peaks are 0.8-0.9 times
 #: that sum apart (0.9 merged them: bench/grid.py --misses); 0.7 split a StarDist nucleus.
 MARKER_APART = 0.8
+#: In a 2D image, regions whose area is under this fraction of their convex hull's are cut
+#: between the two deepest notches of their outline: two touching oval nuclei side by side
+#: have one distance peak (at their contact) and no dip of light, but a waist.  Chosen on a
+#: real dense 2D image (StarDist's DSB 2018 test image: 0.95 is where its F1 stops rising)
+#: and checked over the matrix, the kinds and the real stacks (docs/accuracy.md, thirteenth
+#: round).  Not in stacks: there it gained 2 cells of the matrix's 204 and cut a nucleus
+#: of the hard synthetic stack in two.
+CONCAVE_SOLIDITY = 0.95
+#: ... only regions of at least this many discs of ``min_radius`` (one nucleus's plane
+#: is about one disc or more; a pair two or more),
+CONCAVE_AREA = 2.0
+#: ... at two notches at least this many pixels deep: a notch of a pixel is the
+#: outline's digitisation, not a waist (the outline is smoothed at a micrometre's scale,
+#: a pixel or more).  In pixels rather than µm: on the DSB image taken at 0.4-0.8 µm per
+#: pixel, 1.5 px found the waists at every size and 0.2-0.375 of ``min_radius`` did not,
+CONCAVE_DEPTH = 1.5
+#: ... and at least this many pixels large: a dent of the texture or a corner of a dim
+#: region's box-shaped cut is a few pixels (8 still cut two single nuclei of the 2D
+#: matrix, 10 none; the waists of the DSB image: 9-41 px, all but three 17 or more),
+CONCAVE_NOTCH = 10
+#: ... and only where each of the two parts keeps this fraction of the region.
+CONCAVE_PART = 0.25
 #: The local threshold is ``fraction`` of the way to the local peak from this fraction of
 #: the floor (0: from the background, 1: from the floor): dim nuclei are cut nearer their
 #: half-maximum than from the floor, and their halo of out-of-focus light stays out.
