@@ -304,6 +304,10 @@ def datasets(names=None):
         every.update(_datasets.REAL)
     else:
         print(f"(real stacks skipped: {_datasets.DATA} not found)", file=sys.stderr)
+    if _datasets.dsb_available():  # VOL works in pixels: its F1 is the same at any pixel size
+        every["dsb2018 2D, 0.5 µm"] = lambda: _datasets.dsb2018_2d(0.5)
+    else:
+        print("(StarDist's 2D image skipped: `make real-2d` fetches it)", file=sys.stderr)
     for name, load in every.items():
         if names is None or name in names:
             yield name, load

@@ -193,3 +193,12 @@ def test_speed_bench_times_memory_limits_against_no_limit(tmp_path, capsys):
     assert none[1] == "none" and none[6] == "1.00x" and limited[1] == "1GiB"
     assert limited[2].endswith("MiB")  # the worker's budget per task, measured
     assert limited[4] == "yes" and limited[-1] == "identical"
+
+
+def test_dsb_image_loads_at_its_pixel_size():
+    if not _datasets.dsb_available():
+        pytest.skip(f"StarDist's 2D image not found under {_datasets.CACHE} (`make real-2d`)")
+    image, scale, truth = _datasets.dsb2018_2d(0.65)
+    assert image.shape == (1, 512, 512) and scale == (1.0, 0.65, 0.65)
+    assert len(truth) == 125 and truth["y_um"].max() < 512 * 0.65
+    assert truth["r_um"].median() == pytest.approx(11.8 * 0.65, rel=0.05)
