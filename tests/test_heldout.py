@@ -309,7 +309,7 @@ def test_real_dense_2d_image_of_touching_oval_nuclei(pixel):
     # StarDist's 2D test image: real, dense HeLa-like nuclei from the 2018 Data Science Bowl,
     # many oval and touching, 125 labelled (`make real-2d` fetches it).  Its pixel size is not
     # stored: scored at four, with and without a camera offset of 30 000.  Touching ovals side
-    # by side are cut at their outline's notches: F1 0.893, 0.927, 0.903 (0.895 with the
+    # by side are cut at their outline's notches: F1 0.893, 0.931, 0.903 (0.895 with the
     # offset) and 0.914; without the cut 0.844, 0.881, 0.837 and 0.865 (docs/accuracy.md,
     # thirteenth round).
     from skimage.measure import regionprops_table

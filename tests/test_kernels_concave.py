@@ -48,7 +48,7 @@ def _shapes(seed):
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_compiled_marks_are_those_of_scikit_image_and_scipy(seed, monkeypatch):
+def test_compiled_marks_and_notches_are_those_of_scikit_image_and_scipy(seed, monkeypatch):
     labels = _shapes(seed).astype(np.int32)
     settings = [
         MARK,
@@ -57,11 +57,12 @@ def test_compiled_marks_are_those_of_scikit_image_and_scipy(seed, monkeypatch):
     ]
     for setting in settings:
         monkeypatch.setattr(filters, "compiled_pays", lambda work: True)
-        compiled = concave.concave_regions(labels, **setting)
+        marked, points = concave.concave_regions(labels, **setting)
         monkeypatch.setattr(filters, "compiled_pays", lambda work: False)
-        expected = concave.concave_regions(labels, **setting)
-        np.testing.assert_array_equal(compiled, expected)
-    assert expected.any()  # the loosest setting marks some
+        expected, expected_points = concave.concave_regions(labels, **setting)
+        np.testing.assert_array_equal(marked, expected)
+        np.testing.assert_array_equal(points, expected_points)
+    assert expected.sum() >= 5  # the loosest setting marks some
 
 
 def test_two_touching_ovals_side_by_side_are_cut_between_them():

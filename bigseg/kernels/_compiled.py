@@ -447,14 +447,18 @@ def _hull_spans(first, last, left, right, lo, hi, cx, cy):  # pragma: no cover -
 
 
 @njit(nogil=True, cache=True)
-def concave_regions(labels, n, solidity, min_area, depth, notch, out):  # pragma: no cover
-    """Mark in ``out`` (``n + 1`` False) the labels a concavity cut may split.
+def concave_regions(labels, n, solidity, min_area, depth, notch, out, points):  # pragma: no cover
+    """Mark in ``out`` (``n + 1`` False) the labels to cut, their notches' pixels in ``points``.
 
     Label ``v`` is marked when it has ``min_area`` pixels or more, fewer than ``solidity``
-    times its hull's, and at least two notches (8-connected
-    components of its hull's pixels not its own) of ``notch`` pixels or more whose
-    deepest pixel lies ``depth`` or more from the nearest pixel outside the hull (the
-    Euclidean distance transform of the hull).  Returns False at a label outside ``0..n``.
+    times its convex hull's (:func:`_hull_spans`), and notches (8-connected components of
+    its hull's pixels not its own) whose two deepest are ``notch`` pixels large or more
+    and ``depth`` or more deep: their deepest pixel that far from the nearest pixel outside
+    the hull (the Euclidean distance transform of the hull).  Notches are ranked by depth,
+    ties by their first pixel in raster order, and a notch's deepest pixel is its first
+    in raster order among ties, as ``scipy.ndimage.label`` and ``maximum_position`` rank
+    them.  ``points[v]`` (an ``(n + 1, 4)`` integer array) receives the two deepest
+    pixels, ``y0, x0, y1, x1`` in ``labels``.  Returns False at a label outside ``0..n``.
     """
     area = np.zeros(n + 1, np.intp)
     top, bottom, start, left, right = _row_extremes(labels, n, area)
@@ -465,6 +469,7 @@ def concave_regions(labels, n, solidity, min_area, depth, notch, out):  # pragma
     hi = np.empty(ny, np.intp)
     cx = np.empty(3 * ny)
     cy = np.empty(3 * ny)
+    best = np.zeros((2, 4), np.intp)  # per notch: squared depth, size, y, x
     for v in range(1, n + 1):
         if bottom[v] < 0 or area[v] < min_area:
             continue
@@ -472,15 +477,23 @@ def concave_regions(labels, n, solidity, min_area, depth, notch, out):  # pragma
         count = _hull_spans(top[v], bottom[v], left[a:b], right[a:b], lo, hi, cx, cy)
         if not area[v] < solidity * count:
             continue
-        out[v] = _two_notches(labels, v, top[v], bottom[v], lo, hi, depth, notch)
+        if _deepest_notches(labels, v, top[v], bottom[v], lo, hi, best) < 2:
+            continue
+        if min(best[0, 1], best[1, 1]) < notch or np.sqrt(float(best[1, 0])) < depth:
+            continue
+        out[v] = True
+        points[v, 0], points[v, 1] = best[0, 2], best[0, 3]
+        points[v, 2], points[v, 3] = best[1, 2], best[1, 3]
     return True
 
 
 @njit(nogil=True, cache=True)
-def _two_notches(labels, v, first, last, lo, hi, depth, notch):  # pragma: no cover - compiled
-    """Whether label ``v``'s hull (rows ``first..last``, spans ``lo..hi``) has two notches.
+def _deepest_notches(labels, v, first, last, lo, hi, best):  # pragma: no cover - compiled
+    """Find label ``v``'s two deepest notches (see :func:`concave_regions`); count them all.
 
-    See :func:`concave_regions`.  Works in the hull's box grown by one pixel.
+    The hull is rows ``first..last``, spans ``lo..hi``; ``best[k]`` receives the ``k``-th
+    deepest notch's squared depth, size and deepest pixel (in ``labels``).  Works in the
+    hull's box grown by one pixel.
     """
     rows = last - first + 1
     x0, x1 = lo[0], hi[0]
@@ -510,7 +523,7 @@ def _two_notches(labels, v, first, last, lo, hi, depth, notch):  # pragma: no co
                 edge_y[ne] = i
                 edge_x[ne] = j
                 ne += 1
-    # The notches, one at a time (8-connected), their size and deepest pixel.
+    # The notches, in raster order of their first pixel (8-connected), one at a time.
     seen = np.zeros((h, w), np.bool_)
     stack_y = np.empty(h * w, np.intp)
     stack_x = np.empty(h * w, np.intp)
@@ -521,18 +534,19 @@ def _two_notches(labels, v, first, last, lo, hi, depth, notch):  # pragma: no co
                 continue
             seen[i, j] = True
             stack_y[0], stack_x[0] = i, j
-            top_ = 1
+            pending = 1
             size = 0
-            deepest = 0.0
-            while top_ > 0:
-                top_ -= 1
-                y, x = stack_y[top_], stack_x[top_]
+            deepest, at = -1, 0
+            while pending > 0:
+                pending -= 1
+                y, x = stack_y[pending], stack_x[pending]
                 size += 1
-                nearest = np.inf
+                nearest = h * h + w * w
                 for k in range(ne):
-                    dy, dx = float(y - edge_y[k]), float(x - edge_x[k])
+                    dy, dx = y - edge_y[k], x - edge_x[k]
                     nearest = min(nearest, dy * dy + dx * dx)
-                deepest = max(deepest, nearest)
+                if nearest > deepest or (nearest == deepest and y * w + x < at):
+                    deepest, at = nearest, y * w + x
                 for di in range(-1, 2):
                     for dj in range(-1, 2):
                         ii, jj = y + di, x + dj
@@ -541,13 +555,17 @@ def _two_notches(labels, v, first, last, lo, hi, depth, notch):  # pragma: no co
                         if labels[first + ii - 1, x0 + jj - 1] == v:
                             continue
                         seen[ii, jj] = True
-                        stack_y[top_], stack_x[top_] = ii, jj
-                        top_ += 1
-            if size >= notch and np.sqrt(deepest) >= depth:
-                found += 1
-                if found >= 2:
-                    return True
-    return False
+                        stack_y[pending], stack_x[pending] = ii, jj
+                        pending += 1
+            py, px = first + at // w - 1, x0 + at % w - 1
+            if found == 0 or deepest > best[0, 0]:
+                if found > 0:
+                    best[1, :] = best[0, :]
+                best[0, 0], best[0, 1], best[0, 2], best[0, 3] = deepest, size, py, px
+            elif found == 1 or deepest > best[1, 0]:
+                best[1, 0], best[1, 1], best[1, 2], best[1, 3] = deepest, size, py, px
+            found += 1
+    return found
 
 
 @njit(nogil=True, cache=True)

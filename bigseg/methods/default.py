@@ -449,10 +449,11 @@ CONCAVE_AREA = 2.0
 #: ... at two notches at least this many pixels deep: a notch of a pixel is the
 #: outline's digitisation, not a waist (the outline is smoothed at a micrometre's scale,
 #: a pixel or more).  In pixels rather than µm: on the DSB image taken at 0.4-0.8 µm per
-#: pixel, 1.5 px found the waists at every size and 0.2-0.375 of ``min_radius`` did not,
+#: pixel, 1.5 px found the waists at every size, 0.375 of ``min_radius`` (1.5 px at 0.71
+#: µm) not at 0.4 and 0.5 µm,
 CONCAVE_DEPTH = 1.5
 #: ... and at least this many pixels large: a dent of the texture or a corner of a dim
-#: region's box-shaped cut is a few pixels (8 still cut two single nuclei of the 2D
+#: region's box-shaped cut is a few pixels (8 still cut three single nuclei of the 2D
 #: matrix, 10 none; the waists of the DSB image: 9-41 px, all but three 17 or more),
 CONCAVE_NOTCH = 10
 #: ... and only where each of the two parts keeps this fraction of the region.
