@@ -84,7 +84,7 @@ def cut_concave(
     solidity: float,
     min_area: float,
     depth: float,
-    notch: int = 0,
+    notch: int,
     part: float,
 ) -> np.ndarray:
     """Cut each concave region of a 2D plane in two between its two deepest notches.
