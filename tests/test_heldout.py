@@ -1,8 +1,9 @@
 """The failure classes of issue 14, each on data of :mod:`bigseg.synth` that nothing was tuned to.
 
 Camera offsets, nuclei barely above ``min_radius``, touching nuclei of unequal brightness,
-2D time-lapses and a sample of the synthetic matrix of ``bench/grid.py``; the default
-method runs with its defaults, the voxel size its only option.
+2D time-lapses and a sample of the synthetic matrix of ``bench/grid.py``; and a real dense
+2D image with truth, StarDist's, once ``make real-2d`` has fetched it.  The default method
+runs with its defaults, the voxel size its only option.
 """
 
 import itertools
