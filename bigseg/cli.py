@@ -448,23 +448,19 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
         "--shape",
         nargs=3,
         type=_positive_int,
-        default=(24, 256, 256),
         metavar=("Z", "Y", "X"),
-        help="size in voxels (default: 24 256 256)",
+        help="size in voxels (default: 24 256 256, or the kind's)",
     )
     syn.add_argument(
-        "--nuclei", type=int, default=40, help="nuclei per time point (default: %(default)s)"
+        "--nuclei", type=int, help="nuclei per time point (default: 40, or the kind's)"
     )
-    syn.add_argument(
-        "--t", type=_positive_int, default=1, help="time points (default: %(default)s)"
-    )
+    syn.add_argument("--t", type=_positive_int, help="time points (default: 1, or the kind's)")
     syn.add_argument(
         "--scale",
         nargs=3,
         type=_float,
-        default=(1.5, 0.71, 0.71),
         metavar=("Z", "Y", "X"),
-        help="voxel size in µm (default: 1.5 0.71 0.71)",
+        help="voxel size in µm (default: 1.5 0.71 0.71, or the kind's)",
     )
     syn.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     syn.add_argument(
@@ -479,7 +475,8 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         choices=("hela2d", "ovals2d", "heldout3d", "series"),
         help="a named kind of data (shape, count, time points, voxel size and options; "
-        "see bigseg.synth.KINDS); the options below still apply (default: none)",
+        "see bigseg.synth.KINDS); --shape, --nuclei, --t, --scale and the options below "
+        "still apply (default: none)",
     )
     syn.add_argument(
         "--radius-um",
@@ -1324,10 +1321,10 @@ def _synth(args: argparse.Namespace) -> int:
         **({"motion_um": args.motion} if args.motion is not None else {}),
         **_given(args, "divisions"),
     )
-    lineage = ""
-    if args.motion is not None and args.t > 1:
-        from .synth import ctc_truth_path_for
+    from .synth import ctc_truth_path_for
 
+    lineage = ""
+    if args.motion is not None and (ctc_truth_path_for(image) / "TRA").is_dir():
         lineage = f" and its lineage {ctc_truth_path_for(image)}/TRA"
     if not args.quiet:
         print(f"Wrote {image} and its truth table {truth}{lineage}.")

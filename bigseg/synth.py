@@ -714,13 +714,17 @@ def _chunks(shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     return (1, 1, min(ny, 4096), min(nx, 4096))
 
 
+#: :func:`synth`'s shape, count, time points and voxel size, without a kind.
+_SYNTH_DEFAULTS = {"shape": (24, 256, 256), "nuclei": 40, "t": 1, "scale": (1.5, 0.71, 0.71)}
+
+
 def synth(
     path: str | os.PathLike,
     *,
-    shape: Sequence[int] = (24, 256, 256),
-    nuclei: int = 40,
-    t: int = 1,
-    scale: Sequence[float] = (1.5, 0.71, 0.71),
+    shape: Sequence[int] | None = None,
+    nuclei: int | None = None,
+    t: int | None = None,
+    scale: Sequence[float] | None = None,
     seed: int = 0,
     overwrite: bool = False,
     difficulty: str = "easy",
@@ -735,14 +739,15 @@ def synth(
     ----------
     path : path-like
         The OME-Zarr image to create (e.g. ``sample.ome.zarr``).
-    shape : (Z, Y, X)
-        Size of each time point.
-    nuclei : int
-        Nuclei per time point.
-    t : int
-        Time points; with ``t > 1`` the image has dims ``(t, z, y, x)``.
-    scale : (z, y, x)
-        Voxel size in µm.
+    shape : (Z, Y, X), optional
+        Size of each time point (default: 24 x 256 x 256, or the kind's).
+    nuclei : int, optional
+        Nuclei per time point (default: 40, or the kind's).
+    t : int, optional
+        Time points; with ``t > 1`` the image has dims ``(t, z, y, x)`` (default: 1, or
+        the kind's).
+    scale : (z, y, x), optional
+        Voxel size in µm (default: 1.5 x 0.71 x 0.71, or the kind's).
     seed : int
         Seed of positions, sizes, brightness and noise.
     overwrite : bool
@@ -751,8 +756,8 @@ def synth(
     difficulty : {"easy", "hard"}
         A named set of options from :data:`DIFFICULTY`; ``"easy"`` changes nothing.
     kind : str, optional
-        One of :data:`KINDS`: its shape, count, time points, voxel size and options
-        replace ``shape``, ``nuclei``, ``t``, ``scale`` and ``difficulty``.
+        One of :data:`KINDS`: its options replace ``difficulty``'s, and its shape, count,
+        time points and voxel size stand for those not given.
     render_options : dict, optional
         Passed to :func:`render` (over the difficulty's or kind's): ``offset``,
         ``autofluorescence``, ``illumination``, ``texture``, ``max_value`` ...
@@ -782,11 +787,13 @@ def synth(
         raise InputError(
             f"Unknown difficulty={difficulty!r}; choose one of {', '.join(DIFFICULTY)}."
         )
-    base = DIFFICULTY[difficulty]
+    base = {**DIFFICULTY[difficulty], **_SYNTH_DEFAULTS}
     if kind is not None:
-        spec = kind_options(kind, seed)
-        shape, nuclei, t, scale = spec["shape"], spec["nuclei"], spec["t"], spec["scale"]
-        base = spec
+        base = kind_options(kind, seed)
+    shape, nuclei, t, scale = (
+        base[name] if given is None else given
+        for name, given in (("shape", shape), ("nuclei", nuclei), ("t", t), ("scale", scale))
+    )
     options = {**base["truth"], **truth_options}
     render_options = {**base["render"], **(render_options or {})}
     truth = make_truth(shape, nuclei, scale=scale, t=t, seed=seed, **options)

@@ -96,7 +96,13 @@ def test_cli_elongation_and_the_oval_kind(tmp_path):
     pd.testing.assert_frame_equal(truth, expected, check_dtype=False)
     assert main(["synth", str(tmp_path / "k.ome.zarr"), "--kind", "ovals2d", "--shape", "1",
                  "120", "160", "--nuclei", "8"]) == 0  # fmt: skip
-    assert pd.read_csv(tmp_path / "k_truth.csv")["aspect"].between(1.0, 2.0).all()
+    kind = pd.read_csv(tmp_path / "k_truth.csv")
+    assert kind["aspect"].between(1.0, 2.0).all() and len(kind) == 8 * 2  # the kind's 2 frames
+    # The shape and count given replace the kind's (they were ignored); the rest is the kind's.
+    stack = open_stack(tmp_path / "k.ome.zarr")
+    assert stack.shape == (2, 1, 120, 160) and stack.attrs["scale"]["y"] == pytest.approx(0.71)
+    assert main(["synth", str(tmp_path / "h.ome.zarr"), "--kind", "hela2d", "-q"]) == 0
+    assert open_stack(tmp_path / "h.ome.zarr").shape[-2:] == (700, 1100)
     # The command line names every kind (without importing the generator to list them).
     from bigseg.cli import build_parser
     from bigseg.synth import KINDS
