@@ -200,9 +200,10 @@ def _segment_parser(sub: Any) -> argparse.ArgumentParser:
         "--preset",
         default="default",
         choices=("default", "seed"),
-        help="parameter preset (default: %(default)r). default: 3D Gaussian smoothing, a global "
-        "floor (Otsu of log intensity) and a local half-maximum cut per nucleus, nuclei "
-        "stacked in z split, nuclei smaller than a --min-radius sphere dropped. seed: the "
+        help="parameter preset (default: %(default)r). default: 3D Gaussian smoothing, the "
+        "background (camera offset, autofluorescence) taken off, a global floor (Otsu of "
+        "the log signal) and a local half-maximum cut per nucleus, nuclei stacked in z "
+        "split, nuclei smaller than a --min-radius sphere dropped. seed: the "
         "2014 scikit-image recipe exactly (per-plane median and contrast filters, one Otsu "
         "threshold of the maximum projection)",
     )

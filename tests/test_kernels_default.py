@@ -287,3 +287,49 @@ def test_segment_signal_splits_touching_discs_of_any_size_and_fills_nucleoli():
     assert not watershed.segment_signal(
         np.zeros((2, 8, 8), np.float32), apart=0.9, min_radius=1, max_radius=5
     ).any()
+
+
+def _domes(shape, centres, radius, peak=100.0, base=50.0):
+    """A plane of touching nuclei, each brightest at its centre (as a thick nucleus looks)."""
+    yy, xx = np.indices(shape)
+    plane = np.zeros(shape, np.float32)
+    for cy, cx in centres:
+        d = np.hypot(yy - cy, xx - cx)
+        dome = peak * np.sqrt(np.clip(1 - (d / radius) ** 2, 0, 1)) + base
+        plane = np.maximum(plane, np.where(d <= radius, dome, 0).astype(np.float32))
+    return plane
+
+
+@pytest.mark.parametrize("side", [14, 17])
+def test_a_clump_larger_than_any_nucleus_is_split_at_its_peaks_of_light(side):
+    # Three nuclei packed closer than their distance peaks can tell (one peak, the gap
+    # between them filled as a hole), together larger than a disc of max_radius: the size
+    # filter dropped all three; split at their peaks of light, each is kept.
+    centres = [(30, 30), (30, 30 + side), (30 + side * np.sqrt(3) / 2, 30 + side / 2)]
+    plane = _domes((80, 80), centres, radius=10.0)
+    filled = watershed.filled_plane(plane > 0, max_radius=14)
+    assert watershed.split_plane_apart(filled, apart=0.8).max() == 1
+    kw = dict(apart=0.8, min_radius=2.0, max_radius=14.0)
+    assert not watershed.segment_signal(plane[None], **kw).any()
+    labels = watershed.segment_signal(plane[None], **kw, oversized=5.0)[0]
+    assert sorted(labels[int(cy), int(cx)] for cy, cx in centres) == [1, 2, 3]
+    assert labels.max() == 3 and (labels > 0).sum() == (filled).sum()
+
+
+def test_split_oversized_leaves_other_regions_and_one_peaked_ones_alone():
+    big = _domes((60, 60), [(30, 30)], radius=20.0)  # one nucleus, one peak
+    labels = np.zeros((60, 60), np.int32)
+    labels[big > 0] = 2
+    labels[:3, :3] = 1  # a small region elsewhere
+    assert watershed.split_oversized(labels, big, max_radius=10.0, spacing=4.0) is labels
+    two = _domes((60, 90), [(30, 25), (30, 62)], radius=18.0)
+    labels = (two > 0).astype(np.int32)  # touching domes as one region (a distance split missed)
+    labels[0, 0] = 2
+    out = watershed.split_oversized(labels, two, max_radius=20.0, spacing=4.0)
+    assert out[30, 25] == 1 and out[30, 62] == 3 and out[0, 0] == 2
+    assert np.array_equal(labels > 0, out > 0) and out is not labels
+    area = watershed.region_areas(labels)
+    assert np.array_equal(area, np.bincount(labels.ravel()))
+    assert np.array_equal(
+        watershed.split_oversized(labels, two, max_radius=20.0, spacing=4.0, area=area), out
+    )

@@ -19,11 +19,12 @@
    neighbourhood operation with its own halo in z, y and x, exact in every block; it
    hands on the signal there;
 4. each plane of the foreground is filled (nucleoli) and split with the distance
-   transform, markers apart by the sum of their radii, and watershed
-   (:func:`segment_foreground_block`), with the stitching halo of the recipe without its
-   smoothing term; in a 2D image the pre-pass cuts wider (:data:`PLANAR_WIDE`) and the
-   kernel first splits that mask, then cuts a region dimmer than a neighbour in its box
-   at its own peak (:func:`segment_planar_block`): a dim nucleus on a bright one's flank;
+   transform, markers apart by the sum of their radii, and watershed, a region larger
+   than any nucleus at its peaks of light (:func:`segment_foreground_block`), with the
+   stitching halo of the recipe without its smoothing term; in a 2D image the pre-pass
+   cuts wider (:data:`PLANAR_WIDE`) and the kernel first splits that mask, then cuts a
+   region dimmer than a neighbour in its box at its own peak
+   (:func:`segment_planar_block`): a dim nucleus on a bright one's flank;
 5. linking splits nuclei stacked in z at necks of intensity and of area and drops
    fragments smaller than the smallest nucleus looks, half of that at the stack's faces
    (:func:`bigseg.cluster.drop_small`).
@@ -342,8 +343,10 @@ def segment_foreground_block(
     ``thresholds`` are unused (the floor is applied in :func:`split_foreground`).  Planes
     are split at distance peaks apart by more than :data:`MARKER_APART` times the sum of
     their distances to the background; in a 2D image (``planar``) regions of low solidity
-    are cut between their outline's notches too (:func:`concave_cut`); regions are kept
-    down to :data:`PLANE_FRACTION` of ``min_radius``.
+    are cut between their outline's notches too (:func:`concave_cut`); regions as large as
+    a disc of ``max_radius`` after that are split at their peaks of signal ``min_radius``
+    apart (:func:`bigseg.kernels.watershed.split_oversized`) rather than dropped; regions
+    are kept down to :data:`PLANE_FRACTION` of ``min_radius``.
     """
     return segment_signal(
         block,
@@ -351,6 +354,7 @@ def segment_foreground_block(
         min_radius=PLANE_FRACTION * px.min_radius,
         max_radius=px.max_radius,
         concave=concave_cut(px) if planar else None,
+        oversized=px.min_radius,
     )
 
 
