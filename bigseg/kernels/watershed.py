@@ -530,11 +530,11 @@ def segment_signal(
 
 
 #: :func:`split_oversized` takes peaks of light at least this fraction of the clump's
-#: largest distance to its outline apart.  On StarDist's 2D image at 0.8 µm per pixel (a
-#: clump of four large textured nuclei): 0.4-0.6 split it into its nuclei (F1 0.927), 0.7
-#: and more left it whole (0.914-0.915), ``min_radius`` alone cut its nuclei in pieces
-#: (0.920).
-OVERSIZED_SPACING = 0.5
+#: radius (a disc's of its area) apart.  On StarDist's 2D image at 0.8 µm per pixel (a
+#: clump of four large textured nuclei): 0.3-0.5 split it into its nuclei (F1 0.927), 0.6
+#: and more left it whole (0.914-0.915), 0.2 and ``min_radius`` alone cut its nuclei in
+#: pieces (0.920).
+OVERSIZED_SPACING = 0.4
 
 
 def split_oversized(
@@ -551,9 +551,9 @@ def split_oversized(
     touching nuclei that the distance split left whole, three or more packed together
     with one distance peak (the gap between them filled as a hole).  The maxima of
     ``signal`` within such a region (``skimage.feature.peak_local_max``) become markers,
-    ``spacing`` pixels apart or more, and at least half the region's largest distance to
-    its outline (:data:`OVERSIZED_SPACING`): a clump of large nuclei is not cut at the
-    peaks of one nucleus's texture.  The region is flooded from them down the signal
+    ``spacing`` pixels apart or more, and :data:`OVERSIZED_SPACING` of the region's radius
+    (a disc's of its area): a clump of large nuclei is not cut at the peaks of one
+    nucleus's texture.  The region is flooded from them down the signal
     (``skimage.segmentation.watershed``).  A region with one peak is left whole.  Each
     region is split from its own pixels only; the first part keeps its label, the others
     take the next free ones.  Returns ``labels`` itself when no region is split, else a
@@ -574,23 +574,24 @@ def split_oversized(
         box = boxes[v - 1]
         own = labels[box] == v
         light = np.where(own, np.asarray(signal[box], np.float32), np.float32(0))
-        width = ndi.distance_transform_edt(np.pad(own, 1)).max()  # to its outline
-        peaks = peak_local_max(
+        radius = np.sqrt(area[v] / np.pi)  # a disc's of the region's area
+        peaks = peak_local_max(  # light is 0 outside the region: no labels needed
             light,
-            min_distance=max(1, int(max(spacing, OVERSIZED_SPACING * width))),
-            labels=own.astype(np.int32),
+            min_distance=max(1, int(max(spacing, OVERSIZED_SPACING * radius))),
+            threshold_abs=0.0,
             exclude_border=False,
         )
+        peaks = peaks[own[tuple(peaks.T)]]
         if len(peaks) < 2:
             continue
         markers = np.zeros(own.shape, np.int32)
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
-        parts = watershed(-light, markers, mask=own)
+        np.negative(light, out=light)  # flooded from the peaks down
+        parts = watershed(light, markers, mask=own)
         if out is labels:
             out = labels.copy()
-        region = out[box]
-        later = own & (parts > 1)
-        region[later] = parts[later] + (new - 2)
+        later = parts > 1  # within the region (0 outside it)
+        out[box][later] = parts[later] + (new - 2)
         new += len(peaks) - 1
     return out
 

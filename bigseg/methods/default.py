@@ -346,9 +346,9 @@ def segment_foreground_block(
     are split at distance peaks apart by more than :data:`MARKER_APART` times the sum of
     their distances to the background; in a 2D image (``planar``) regions of low solidity
     are cut between their outline's notches too (:func:`concave_cut`); regions as large as
-    a disc of ``max_radius`` after that are split at their peaks of signal ``min_radius``
-    apart (:func:`bigseg.kernels.watershed.split_oversized`) rather than dropped; regions
-    are kept down to :data:`PLANE_FRACTION` of ``min_radius``.
+    a disc of ``max_radius`` after that are split at their peaks of signal, ``min_radius``
+    apart at least (:func:`bigseg.kernels.watershed.split_oversized`), rather than dropped;
+    regions are kept down to :data:`PLANE_FRACTION` of ``min_radius``.
     """
     return segment_signal(
         block,
