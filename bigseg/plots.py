@@ -526,6 +526,16 @@ def intensity_histogram(
         )
     for k, value in enumerate(thresholds):
         ax.axvline(value, color="tab:red", lw=1, alpha=0.8, label=label if k == 0 else None)
+    if on_signal and params.preset == "default" and four.sizes["z"] == 1:
+        # In a 2D image the default method sees a nucleus whose peak is above part of the
+        # floor (methods.default.PLANAR_PEAK): drawn too, so that the figure tells the truth.
+        fraction = methods.default.PLANAR_PEAK
+        for k, value in enumerate(thresholds):
+            seen = f"2D nuclei seen with peaks above {fraction * value:g} ({fraction:g} floor)"
+            ax.axvline(
+                fraction * value, color="tab:red", lw=1, ls="--", alpha=0.6,
+                label=seen if k == 0 and len(thresholds) == 1 else None,
+            )  # fmt: skip
     if len(thresholds):
         ax.legend(loc="upper right", fontsize=8, frameon=False)
     when = "all time points" if t is None else f"time point {_t_value(four, t)}"

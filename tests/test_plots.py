@@ -359,3 +359,20 @@ def test_track_paths_start_each_daughter_at_her_mother_s_last_centre():
     plt.close(fig)
     with pytest.raises(bigseg.InputError, match="track_id"):
         plots.track_paths(nuclei.drop(columns="track_id"))
+
+
+def test_a_2d_image_s_histogram_shows_where_its_nuclei_are_seen():
+    # In a 2D image the default method sees a nucleus whose peak is above half the floor
+    # (methods.default.PLANAR_PEAK): the figure draws that level beside the floor.
+    from bigseg.methods import default
+    from bigseg.synth import make_truth, render
+
+    truth = make_truth((1, 96, 128), 6, scale=(1.0, 0.5, 0.5), seed=3, radius_um=(3.0, 5.0))
+    image = render(truth, (0, 0, 0, 0), (1, 1, 96, 128), scale=(1.0, 0.5, 0.5), noise_seed=3)
+    ax = plots.intensity_histogram(as_stack(image[0, 0], scale=(0.5, 0.5))).axes[0]
+    floor, seen = (line.get_xdata()[0] for line in ax.lines)
+    assert seen == pytest.approx(default.PLANAR_PEAK * floor) and seen < floor
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[0].startswith("floor") and labels[1].startswith("2D nuclei seen")
+    stack = as_stack(np.repeat(image[0], 3, axis=0), scale=SCALE)  # a stack: the floor only
+    assert len(plots.intensity_histogram(stack).axes[0].lines) == 1
