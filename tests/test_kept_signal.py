@@ -309,3 +309,53 @@ def test_a_resumed_run_keeps_the_signal_as_the_interrupted_run_decided(
         assert_same_outputs(reference, out)
     else:
         _assert_same_up_to_ids(reference, out)
+
+
+def test_the_noise_is_counted_from_the_signal_s_reads_and_rules_frames_without_nuclei(
+    tmp_path, monkeypatch
+):
+    """The floor's raw noise: the same in any blocks, from the reads the signal makes."""
+    import tifffile
+
+    from bigseg.kernels import threshold
+    from bigseg.reads import in_work_chunks
+    from bigseg.stack import as_4d
+    from bigseg.synth import make_truth, render
+
+    scale = (1.5, 0.71, 0.71)
+    pair = make_truth((16, 96, 96), 2, scale=scale, seed=1, radius_um=(4.0, 7.0),
+                      brightness=(150.0, 400.0), brightness_spread=1.0).iloc[:2]  # fmt: skip
+    options = dict(background=40.0, offset=400.0, max_value=65535, autofluorescence=150.0)
+    frames = [
+        render(truth, (0, 0, 0, 0), (1, 16, 96, 96), scale=scale, noise_seed=1, **options)
+        for truth in (pair.iloc[:0], pair)
+    ]  # a frame of noise alone, and one of two dim nuclei
+    image = np.concatenate(frames)
+    tifffile.imwrite(tmp_path / "s.tif", image, imagej=True, metadata={"axes": "TZYX"})
+    stack = bigseg.open_stack(tmp_path / "s.tif", scale=scale)
+    params = bigseg.Params()
+    whole = bigseg.global_threshold(stack.chunk({"z": -1, "y": -1, "x": -1}), params=params)
+    floors = whole.values
+    # The empty frame's floor is the noise's multiple (Otsu's split its noise); the
+    # other's Otsu's, well above its noise.
+    noise = np.median(np.abs(np.diff(frames[0].astype(float), axis=-1))) / 0.6745 / np.sqrt(2)
+    assert floors[0] == pytest.approx(threshold.NOISE_FLOOR * noise, rel=0.05)
+    assert floors[1] > threshold.FLOOR_APART * noise and floors[1] != floors[0]
+    data = as_4d(stack).data
+    for blocks in [((1, 1), (5, 11), (40, 56), (96,)), ((2,), (16,), (33, 63), (20, 50, 26))]:
+        work = in_work_chunks(data, blocks)
+        signal = dm.signal_of(work, params, scale)
+        floor = dm.floor_of_signal(signal, work, params, scale)
+        np.testing.assert_array_equal(floor.compute(), floors)
+        # No read of the stack but the signal's own: the differences are counted from them.
+        reads = {name for name in floor.dask.layers if "-grown-" in name or "-work-" in name}
+        assert reads and reads <= set(signal.dask.layers)
+
+    class Here:
+        path = tmp_path
+
+    monkeypatch.setattr(passes.os, "cpu_count", lambda: 8)  # blocks cut in z and y
+    _, values = passes.keep_signal(stack, params, Here, passes.Sink(), budget=2**30)
+    np.testing.assert_array_equal(values, floors)
+    again = passes.kept_thresholds(stack, params, Here, passes.Sink())  # read back: the same
+    np.testing.assert_array_equal(again, floors)

@@ -187,6 +187,48 @@ def test_linear_histogram_is_numpy(dtype, low, width, nbins):
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.uint8, np.int32])
+@pytest.mark.parametrize(
+    ("start", "stop", "width"),
+    [(0, 46, 1.0), (3, 40, 0.37), (5, 5, 1.0), (1, 46, 1 / 256), (0, 46, 4.0)],
+)
+def test_difference_histogram_is_numpy(dtype, start, stop, width):
+    # Integer data in bins of a power of 2 are counted by shifts; the rest by division.
+    from bigseg.kernels import threshold
+
+    rng = np.random.default_rng(stop)
+    values = rng.normal(20, 40, (4, 9, 47))
+    if np.dtype(dtype).kind in "iu":
+        values = np.clip(values, 0 if np.dtype(dtype).kind == "u" else -100, np.iinfo(dtype).max)
+    values = values.astype(dtype)
+    values[1, 2, 7] = values[1, 2, 8]  # equal neighbours: the first bin
+    for volume in (values, values[:, ::2, 1:]):  # a view that is not contiguous too
+        got = threshold.difference_histogram(volume, start=start, stop=stop, width=width, nbins=700)
+        pairs = volume[..., start : stop + 1].astype(np.float64)  # (46: the last pairs)
+        expected = threshold._linear_histogram(
+            np.abs(np.diff(pairs, axis=-1)), low=0.0, width=width, nbins=700
+        )
+        assert got.dtype == np.int64 and got.sum() == expected.sum()
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_difference_histogram_turned_off_is_the_same(monkeypatch):
+    from bigseg.kernels import threshold
+
+    volume = np.random.default_rng(1).normal(0, 5, (3, 20, 31)).astype(np.float32)
+    volume[0, 0, 4] = np.nan
+    compiled = threshold.difference_histogram(volume, start=1, stop=30, width=0.5, nbins=64)
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+    calls = []
+    real = threshold._linear_histogram
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr(threshold, "_linear_histogram", counted)
+    plain = threshold.difference_histogram(volume, start=1, stop=30, width=0.5, nbins=64)
+    assert calls  # NumPy's path was taken
+    np.testing.assert_array_equal(compiled, plain)
+    assert compiled[0] >= 2  # NaN's two differences count in the first bin
+
+
 def test_linear_histogram_edge_values_are_numpy():
     from bigseg.kernels import threshold
 

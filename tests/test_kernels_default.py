@@ -333,3 +333,50 @@ def test_split_oversized_leaves_other_regions_and_one_peaked_ones_alone():
     assert np.array_equal(
         watershed.split_oversized(labels, two, max_radius=20.0, spacing=4.0, area=area), out
     )
+
+
+@pytest.mark.parametrize(
+    ("sigma", "dtype"), [(3.0, np.uint16), (20.0, np.uint16), (7.5, np.float32)]
+)
+def test_noise_of_differences_is_the_noise_s_standard_deviation(sigma, dtype):
+    # Gaussian noise over an offset, with bright discs on a tenth of the pixels: their
+    # edges are few of the neighbours, their insides noise like the rest.
+    rng = np.random.default_rng(int(sigma))
+    yy, xx = np.mgrid[:256, :256]
+    discs = np.zeros((256, 256))
+    for cy, cx in rng.uniform(20, 236, (12, 2)):
+        discs[(yy - cy) ** 2 + (xx - cx) ** 2 < 81] = 2000.0
+    image = (1000.0 + discs + rng.normal(0, sigma, (2, 256, 256))).astype(dtype)
+    width = 1.0 if dtype == np.uint16 else 0.05
+    counts = kthreshold.difference_histogram(image, start=0, stop=255, width=width)
+    assert counts.sum() == 2 * 256 * 255
+    noise = kthreshold.noise_of_differences(counts, width=width)
+    assert noise == pytest.approx(sigma, rel=0.05)
+
+
+def test_noise_of_differences_is_unknown_where_half_the_neighbours_are_equal():
+    image = np.full((1, 64, 64), 7, np.uint8)
+    image[:, ::2] = 9  # differences along x: all 0
+    counts = kthreshold.difference_histogram(image, start=0, stop=63, width=1 / 256)
+    assert kthreshold.noise_of_differences(counts, width=1 / 256) == 0.0
+    assert kthreshold.noise_of_differences(np.zeros(8, np.int64), width=1.0) == 0.0
+
+
+def test_floor_of_a_histogram_of_noise_alone_is_a_multiple_of_the_noise():
+    # The signal above the background map of a frame without nuclei: one mode, which
+    # Otsu splits; a raw noise of 3 puts the floor at NOISE_FLOOR noises, above it all.
+    rng = np.random.default_rng(3)
+    background = np.abs(rng.normal(0, 3, 50_000))
+    counts = kthreshold.linear_histogram(background, low=0.0, width=1.0, nbins=65536)
+    otsu = kthreshold.floor_above_background(counts, low=0.0, width=1.0)
+    assert otsu < background.max()  # the noise split: hundreds of specks
+    floor = kthreshold.floor_above_background(counts, low=0.0, width=1.0, noise=3.0)
+    assert floor == kthreshold.NOISE_FLOOR * 3.0 > background.max()
+    # Nuclei far above the noise keep Otsu's floor, whatever the noise says.
+    nuclei = np.exp(rng.uniform(np.log(150), np.log(1500), 4_000))
+    both = kthreshold.linear_histogram(
+        np.concatenate([background, nuclei]), low=0.0, width=1.0, nbins=65536
+    )
+    kept = kthreshold.floor_above_background(both, low=0.0, width=1.0)
+    assert kthreshold.floor_above_background(both, low=0.0, width=1.0, noise=3.0) == kept
+    assert kept > kthreshold.FLOOR_APART * 3.0

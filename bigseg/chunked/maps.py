@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..reads import in_work_chunks, is_read, read_grown
 
-__all__ = ["block_objects", "frame_of_blocks", "map_with_halo", "per_t_statistic"]
+__all__ = ["block_objects", "frame_of_blocks", "map_with_halo", "per_t_counts", "per_t_statistic"]
 
 _OBJ = np.empty((0, 0, 0, 0), object)
 
@@ -154,25 +154,70 @@ def per_t_statistic(
     """One statistic per time point from per-block histograms (lazy, shape ``(t,)``).
 
     ``count(values, *args)`` is the ``nbins``-long int64 histogram of one time point's
-    part of a block; the histograms are summed over all blocks of a time point, and
-    ``statistic(counts, *args)`` turns each sum into a float.  ``args`` are 0-d dask
-    arrays (e.g. a global offset).  No task holds more than a block.
+    part of a block; the histograms are summed over all blocks of a time point
+    (:func:`per_t_counts`), and ``statistic(counts, *args)`` turns each sum into a float.
+    ``args`` are 0-d dask arrays (e.g. a global offset).  No task holds more than a block.
     """
-    counts = da.map_blocks(
-        _block_counts,
-        data,
-        *args,
-        count=count,
-        nbins=nbins,
-        new_axis=data.ndim,
-        chunks=(data.chunks[0], *((1,) * n for n in data.numblocks[1:]), (nbins,)),
-        dtype=np.int64,
-        meta=np.empty((0,) * (data.ndim + 1), np.int64),
-    )
-    total = counts.sum(axis=tuple(range(1, data.ndim)))  # (t, bins)
+    total = per_t_counts(data, count, *args, nbins=nbins)
     return da.map_blocks(
         _statistic_rows, total, *args, statistic=statistic, drop_axis=[1], dtype=np.float64
     )
+
+
+def per_t_counts(
+    data: da.Array,
+    count: Callable[..., np.ndarray],
+    *args: da.Array,
+    nbins: int,
+    reach: tuple[int, int, int] | None = None,
+) -> da.Array:
+    """Each time point's histogram, summed over its blocks (lazy, int64, shape ``(t, nbins)``).
+
+    ``count(values, *args)`` is the ``nbins``-long histogram of one time point's part of
+    a block (``(z, y, x)``).  With ``reach``, every block is grown by it
+    (:func:`map_with_halo`, the same reads) and ``count(volume, *args, margin=...)``
+    counts the block's own part of the grown ``volume``, ``margin`` its context per axis:
+    counts of neighbourhoods (differences of neighbours) that are the whole array's
+    however it is chunked.  ``args`` are 0-d dask arrays.
+    """
+    if reach is None:
+        counts = da.map_blocks(
+            _block_counts,
+            data,
+            *args,
+            count=count,
+            nbins=nbins,
+            new_axis=data.ndim,
+            chunks=(data.chunks[0], *((1,) * n for n in data.numblocks[1:]), (nbins,)),
+            dtype=np.int64,
+            meta=np.empty((0,) * (data.ndim + 1), np.int64),
+        )
+    else:
+        boxed = map_with_halo(
+            data, reach, _grown_counts, *args, dtype=object, one_per_block=True,
+            count=count, nbins=nbins,
+        )  # fmt: skip
+        counts = da.map_blocks(
+            _unbox_counts,
+            boxed,
+            new_axis=boxed.ndim,
+            chunks=(data.chunks[0], *((1,) * n for n in boxed.numblocks[1:]), (nbins,)),
+            dtype=np.int64,
+            meta=np.empty((0,) * (boxed.ndim + 1), np.int64),
+        )
+    return counts.sum(axis=tuple(range(1, data.ndim)))  # (t, bins)
+
+
+def _grown_counts(block, *args, count, nbins: int, margin, index, numblocks) -> np.ndarray:
+    out = np.zeros((block.shape[0], nbins), np.int64)
+    for t in range(block.shape[0]):
+        out[t] = count(block[t], *args, margin=margin)
+    return out
+
+
+def _unbox_counts(boxed: np.ndarray) -> np.ndarray:
+    counts = boxed.reshape(-1)[0]
+    return counts.reshape((counts.shape[0],) + (1,) * (boxed.ndim - 1) + (counts.shape[1],))
 
 
 def _block_counts(block: np.ndarray, *args: np.ndarray, count, nbins: int) -> np.ndarray:

@@ -18,12 +18,14 @@ __all__ = [
     "disk_extremes_at",
     "apart_markers",
     "fill_holes",
+    "integer_difference_counts",
     "flood",
     "gaussian_axis",
     "label_areas",
     "label_plane",
     "gaussian_last",
     "concave_regions",
+    "difference_counts",
     "linear_counts",
     "median_runs",
     "plane_distance",
@@ -188,6 +190,48 @@ def linear_counts(values, low, width, counts):  # pragma: no cover - compiled
             counts[int(s)] += 1
         else:  # at or below 0, or NaN
             counts[0] += 1
+
+
+@njit(nogil=True, cache=True)
+def difference_counts(volume, start, stop, width, counts):  # pragma: no cover - compiled
+    """Add to ``counts`` the bins of ``|volume[..., i + 1] - volume[..., i]|`` for i in a range.
+
+    ``start <= i < stop``.
+
+    ``volume`` is 3D (any strides); bins of ``width`` from 0 as :func:`linear_counts`
+    counts them (NaN in the first, above the range in the last); one read, no temporary
+    arrays.
+    """
+    top = counts.size - 1
+    for z in range(volume.shape[0]):
+        for y in range(volume.shape[1]):
+            for i in range(start, stop):
+                s = abs(np.float64(volume[z, y, i + 1]) - np.float64(volume[z, y, i])) / width
+                if s >= top:
+                    counts[top] += 1
+                elif s > 0:
+                    counts[int(s)] += 1
+                else:  # 0, or NaN
+                    counts[0] += 1
+
+
+@njit(nogil=True, cache=True)
+def integer_difference_counts(volume, start, stop, up, down, counts):  # pragma: no cover
+    """:func:`difference_counts` of an integer ``volume``, bins ``2 ** (down - up)`` wide.
+
+    The differences are taken in int64 and shifted ``up`` then ``down`` bits: exact, so the
+    bins are :func:`difference_counts`'s, without conversions or divisions.
+    """
+    top = counts.size - 1
+    for z in range(volume.shape[0]):
+        for y in range(volume.shape[1]):
+            row = volume[z, y]
+            before = np.int64(row[start])
+            for i in range(start, stop):
+                after = np.int64(row[i + 1])
+                d = ((after - before if after > before else before - after) << up) >> down
+                before = after
+                counts[min(d, top)] += 1
 
 
 @njit(nogil=True, cache=True)

@@ -127,8 +127,9 @@ class Method:
         (with :attr:`statistic_of_signal` and :attr:`prepass_of_signal`), a run computes
         it once and keeps it in its scratch directory for both passes.
     statistic_of_signal : callable, optional
-        ``statistic_of_signal(signal, data) -> dask array``: :attr:`statistic`'s values
-        (shape ``(t,)``) from :attr:`signal`'s.
+        ``statistic_of_signal(signal, data, params, scale) -> dask array``:
+        :attr:`statistic`'s values (shape ``(t,)``) from :attr:`signal`'s and the data's
+        (read in the blocks the signal was computed from, where it is computed with it).
     prepass_of_signal : callable, optional
         ``prepass_of_signal(signal, data, thresholds, params, scale) -> (source, image)``:
         :attr:`prepass`'s result from :attr:`signal`'s.

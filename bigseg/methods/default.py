@@ -43,10 +43,16 @@ import numpy as np
 import xarray as xr
 
 from .._errors import InputError
-from ..chunked.maps import map_with_halo, per_t_statistic
+from ..chunked.maps import map_with_halo, per_t_counts
 from ..chunked.plan import PassMemory
 from ..kernels import filters
-from ..kernels.threshold import LINEAR_BINS, floor_above_background, linear_histogram
+from ..kernels.threshold import (
+    LINEAR_BINS,
+    difference_histogram,
+    floor_above_background,
+    linear_histogram,
+    noise_of_differences,
+)
 from ..kernels.watershed import filled_plane, segment_signal, split_plane_apart
 from ..params import Params, PixelParams
 from ..stack import as_4d, scale_of
@@ -164,10 +170,11 @@ def _signal_block(block: np.ndarray, *, lp: LocalPixels, margin) -> np.ndarray:
 def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     """Return the global floor of each time point (lazy), above its background.
 
-    The background (camera offset plus autofluorescence) is the mode of the smoothed
-    stack's histogram, and the floor the Otsu threshold of ``log(smoothed - background +
-    1)`` (:func:`bigseg.kernels.threshold.floor_above_background`), from one histogram
-    per time point.
+    The Otsu threshold of ``log(1 + signal / s)``, the signal the smoothed stack above its
+    background map (:func:`signal_of`), from one histogram per time point
+    (:func:`bigseg.kernels.threshold.floor_above_background`); where that threshold is
+    not apart from the stack's raw noise (counted too: :func:`floor_of_signal`), a
+    multiple of the noise.
 
     Returns
     -------
@@ -176,7 +183,8 @@ def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     """
     four = as_4d(stack)
     data = four.data
-    values = floor_of_signal(signal_of(data, params, scale_of(stack)), data)
+    scale = scale_of(stack)
+    values = floor_of_signal(signal_of(data, params, scale), data, params, scale)
     out = xr.DataArray(values, dims=("t",), coords={"t": four.t.values}, name="threshold")
     return out if "t" in stack.dims else out.isel(t=0)
 
@@ -194,13 +202,24 @@ def signal_of(data: da.Array, params: Params, scale: Sequence[float]) -> da.Arra
     return map_with_halo(data, signal_reach(lp), _signal_block, lp=lp, dtype=np.float32)
 
 
-def floor_of_signal(signal: da.Array, data: da.Array) -> da.Array:
+def floor_of_signal(
+    signal: da.Array, data: da.Array, params: Params, scale: Sequence[float]
+) -> da.Array:
     """Return the floor of each time point (lazy, shape ``(t,)``) from :func:`signal_of` ``data``.
 
-    ``data`` gives the histogram's range (its dtype, or for floats its extremes).
+    ``data`` gives the histogram's range (its dtype, or for floats its extremes) and the
+    raw noise: the differences of neighbours along x, counted from the blocks
+    :func:`signal_of` reads (the same grown reads, once), one histogram per time point
+    (:func:`bigseg.kernels.threshold.noise_of_differences`).
     """
     low, width = _histogram_range(data)
-    return per_t_statistic(signal, _linear_counts, _floor, low, width, nbins=LINEAR_BINS)
+    counts = per_t_counts(signal, _linear_counts, low, width, nbins=LINEAR_BINS)
+    reach = signal_reach(local_pixels(params, scale))
+    reach = (*reach[:2], max(reach[2], 1))  # a difference reaches the next column
+    differences = per_t_counts(data, _difference_counts, width, nbins=LINEAR_BINS, reach=reach)
+    return da.map_blocks(
+        _floor_rows, counts, differences, low, width, drop_axis=[1], dtype=np.float64
+    )
 
 
 def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
@@ -227,8 +246,36 @@ def _linear_counts(values: np.ndarray, low: np.ndarray, width: np.ndarray) -> np
     return linear_histogram(values, low=float(low), width=float(width), nbins=LINEAR_BINS)
 
 
-def _floor(counts: np.ndarray, low: np.ndarray, width: np.ndarray) -> float:
-    return floor_above_background(counts, low=float(low), width=float(width))
+def _difference_counts(volume: np.ndarray, width: np.ndarray, *, margin) -> np.ndarray:
+    """Differences of x-neighbours of a grown volume's own voxels, each pair counted once.
+
+    A pair ``(i, i + 1)`` is counted by the block that holds ``i``: its last own column
+    pairs with the first of its margin, and the stack's last column with none.
+    """
+    (zb, za), (yb, ya), (xb, xa) = margin
+    nz, ny, nx = volume.shape
+    own = volume[zb : nz - za, yb : ny - ya]
+    return difference_histogram(
+        own, start=xb, stop=nx - xa if xa else nx - 1, width=float(width), nbins=LINEAR_BINS
+    )
+
+
+def _floor_rows(
+    counts: np.ndarray, differences: np.ndarray, low: np.ndarray, width: np.ndarray
+) -> np.ndarray:
+    width = float(width)
+    return np.array(
+        [
+            floor_above_background(
+                row,
+                low=float(low),
+                width=width,
+                noise=noise_of_differences(pairs, width=width),
+            )  # fmt: skip
+            for row, pairs in zip(counts, differences)
+        ],
+        np.float64,
+    )
 
 
 def _foreground_block(

@@ -192,7 +192,9 @@ def keep_signal(
                 region = (slice(t0, t1),)
                 store = da.store(signal, array, regions=region, lock=False, compute=False)
                 # One graph: each block's signal is computed once, stored and counted.
-                yield (store, m.statistic_of_signal(signal, data)) if by_t else (store,)
+                # (``work``: the noise is counted from the reads the signal makes, once.)
+                statistic = m.statistic_of_signal(signal, work, params, scale)
+                yield (store, statistic) if by_t else (store,)
 
         found = [np.atleast_1d(v[1]) for v in sink.batches(graphs(), "threshold") if by_t]
         values = np.concatenate(found).astype(np.float64) if by_t else None
@@ -271,6 +273,7 @@ def kept_thresholds(
     """
     m = methods.get(params.preset)
     four = as_4d(stack)
+    scale = scale_of(stack)
     signal, values = keep_signal(stack, params, scratch, sink, budget=budget)
     if values is not None:
         return values
@@ -281,7 +284,10 @@ def kept_thresholds(
     graphs = (
         (
             m.statistic_of_signal(
-                read_region(signal, (slice(t0, t1),)), time_points(four, t0, t1).data
+                read_region(signal, (slice(t0, t1),)),
+                time_points(four, t0, t1).data,
+                params,
+                scale,
             ),
         )
         for _, _, t0, t1 in batches
