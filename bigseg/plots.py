@@ -487,11 +487,13 @@ def intensity_histogram(
     top = float(edges[nonzero[-1] + 1]) if nonzero.size else float(edges[-1])
     bottom = float(edges[nonzero[0]]) if nonzero.size else 0.0
     if on_signal:
+        # The floor is drawn where it is, above every voxel too (a frame without nuclei).
+        highest = float(np.max(thresholds, initial=-np.inf))
         if data.dtype.kind == "u":
             ax.set_xscale("log")
-            ax.set_xlim(0.5, max(top, 1.0) * 1.5)
+            ax.set_xlim(0.5, max(top, highest, 1.0) * 1.5)
         else:
-            ax.set_xlim(edges[0], edges[-1])
+            ax.set_xlim(edges[0], max(float(edges[-1]), highest + 0.05 * (highest - edges[0])))
         ax.set_xlabel(
             f"smoothed signal above the background (512 bins), as the {params.preset} "
             "preset sees it"

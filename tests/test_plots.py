@@ -376,3 +376,15 @@ def test_a_2d_image_s_histogram_shows_where_its_nuclei_are_seen():
     assert labels[0].startswith("floor") and labels[1].startswith("2D nuclei seen")
     stack = as_stack(np.repeat(image[0], 3, axis=0), scale=SCALE)  # a stack: the floor only
     assert len(plots.intensity_histogram(stack).axes[0].lines) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_the_floor_of_a_frame_without_nuclei_is_drawn_inside_the_axes(dtype):
+    # Its floor is a multiple of the noise, above every voxel of the signal
+    # (kernels.threshold.NOISE_FLOOR): the axes reach it.
+    image = np.random.default_rng(2).normal(1000, 20, (4, 96, 96)).astype(dtype)
+    ax = plots.intensity_histogram(as_stack(image, scale=SCALE)).axes[0]
+    (floor,) = (line.get_xdata()[0] for line in ax.lines)
+    low, high = ax.get_xlim()
+    assert low < floor < high
+    assert "(0.0% of voxels above)" in ax.get_legend().get_texts()[0].get_text()
