@@ -9,6 +9,8 @@
    threshold of the histogram of ``log(1 + signal / s)``, ``s`` a multiple of the
    background's noise, computed once, as its own step (:func:`floor`); on that scale
    a dim nucleus and a bright one are as far from the background, whatever the offset;
+   where that threshold is not apart from the image's raw noise (a frame without
+   nuclei), a multiple of the noise;
 3. each voxel is foreground when it is above the floor *and* above a fixed fraction of
    the way to the brightest signal within ``local_radius`` µm (in a 2D image: when that
    brightest signal is above half the floor, :data:`PLANAR_PEAK`, and the way starts
