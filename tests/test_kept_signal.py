@@ -338,8 +338,9 @@ def test_the_noise_is_counted_from_the_signal_s_reads_and_rules_frames_without_n
     floors = whole.values
     # The empty frame's floor is the noise's multiple (Otsu's split its noise); the
     # other's Otsu's, well above its noise.
-    noise = np.median(np.abs(np.diff(frames[0].astype(float), axis=-1))) / 0.6745 / np.sqrt(2)
-    assert floors[0] == pytest.approx(threshold.NOISE_FLOOR * noise, rel=0.05)
+    pairs = np.abs(np.diff(frames[0].astype(np.int64), axis=-1))  # every pair, once
+    noise = threshold.noise_of_differences(np.bincount(pairs.ravel()), width=1.0)
+    assert floors[0] == pytest.approx(threshold.NOISE_FLOOR * noise, rel=1e-12)
     assert floors[1] > threshold.FLOOR_APART * noise and floors[1] != floors[0]
     data = as_4d(stack).data
     for blocks in [((1, 1), (5, 11), (40, 56), (96,)), ((2,), (16,), (33, 63), (20, 50, 26))]:

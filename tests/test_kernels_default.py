@@ -354,7 +354,7 @@ def test_noise_of_differences_is_the_noise_s_standard_deviation(sigma, dtype):
     assert noise == pytest.approx(sigma, rel=0.05)
 
 
-def test_noise_of_differences_is_unknown_where_half_the_neighbours_are_equal():
+def test_noise_of_differences_is_unknown_where_a_quarter_of_the_neighbours_are_equal():
     image = np.full((1, 64, 64), 7, np.uint8)
     image[:, ::2] = 9  # differences along x: all 0
     counts = kthreshold.difference_histogram(image, start=0, stop=63, width=1 / 256)
