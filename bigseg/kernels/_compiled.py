@@ -194,9 +194,7 @@ def linear_counts(values, low, width, counts):  # pragma: no cover - compiled
 
 @njit(nogil=True, cache=True)
 def difference_counts(volume, start, stop, width, counts):  # pragma: no cover - compiled
-    """Add to ``counts`` the bins of ``|volume[..., i + 1] - volume[..., i]|`` for i in a range.
-
-    ``start <= i < stop``.
+    """Add to ``counts`` the bins of ``|volume[..., i + 1] - volume[..., i]|``, start <= i < stop.
 
     ``volume`` is 3D (any strides); bins of ``width`` from 0 as :func:`linear_counts`
     counts them (NaN in the first, above the range in the last); one read, no temporary

@@ -273,7 +273,7 @@ def _floor_rows(
                 low=float(low),
                 width=width,
                 noise=noise_of_differences(pairs, width=width),
-            )  # fmt: skip
+            )
             for row, pairs in zip(counts, differences)
         ],
         np.float64,
