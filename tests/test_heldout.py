@@ -441,3 +441,11 @@ def test_frames_without_nuclei_or_with_one_or_two_dim_ones_find_those_only():
     found = _nuclei(np.concatenate(stacks), SCALE)
     assert (found.t == 0).sum() == 0
     assert bigseg.score(found[found.t == 1], pair.assign(t=1)).f1 == 1.0
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.0])
+def test_an_8_bit_frame_of_a_grey_level_of_noise_finds_nothing(sigma):
+    # A quarter of its neighbours are equal: the noise is still estimated (it was taken
+    # for none, and the floor left in the noise: 679 and 647 found).
+    frame = np.random.default_rng(0).normal(20, sigma, (1, 1, 384, 384)).round().astype(np.uint8)
+    assert len(_nuclei(frame, (1.0, 0.71, 0.71))) == 0

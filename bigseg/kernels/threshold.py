@@ -185,7 +185,7 @@ def difference_histogram(
         return _linear_histogram(np.abs(np.diff(pairs, axis=-1)), low=0.0, width=width, nbins=nbins)
 
 
-def noise_of_differences(counts: np.ndarray, *, width: float) -> float:
+def noise_of_differences(counts: np.ndarray, *, width: float, step: float | None = None) -> float:
     """Return an image's raw noise (its standard deviation) from :func:`difference_histogram`.
 
     The first quartile of the absolute differences of neighbours over ``0.3186 * sqrt(2)``,
@@ -194,9 +194,11 @@ def noise_of_differences(counts: np.ndarray, *, width: float) -> float:
     raise the largest differences (the median gave 40 % more on BBBC050's stacks).
     Nuclei noisier with their light (shot noise) raise it where they cover much of the
     image (a third of the pixels three times as noisy: 1.27 times the background's).
-    A bin's values are taken spread over its width about its value.
-    0 (no estimate) where a quarter of the neighbours are equal (an 8-bit image of little
-    noise) or none were counted.
+    A bin's values are taken spread over ``step`` about its value, the data's spacing of
+    values (by default the bin's ``width``; 1 for integer data, whose grey levels may lie
+    bins apart), from 0 in the first bin: the noise of an 8-bit image under a grey level,
+    where a quarter of the neighbours are equal, is estimated too.  0 where none were
+    counted.
     """
     counts = np.asarray(counts, np.int64)
     total = int(counts.sum())
@@ -205,10 +207,11 @@ def noise_of_differences(counts: np.ndarray, *, width: float) -> float:
     cumulative = np.cumsum(counts)
     part = total * NOISE_QUANTILE
     k = int(np.searchsorted(cumulative, part))
-    if k == 0:
-        return 0.0
-    fraction = (part - float(cumulative[k - 1])) / float(counts[k])
-    quantile = (k - 0.5 + fraction) * float(width)
+    before = float(cumulative[k - 1]) if k else 0.0
+    fraction = (part - before) / float(counts[k])
+    value, step = k * float(width), float(width if step is None else step)
+    low, high = max(value - step / 2, 0.0), value + step / 2  # the bin's values, spread
+    quantile = low + fraction * (high - low)
     return quantile / (_HALF_NORMAL_QUANTILE * np.sqrt(2.0))
 
 

@@ -219,9 +219,11 @@ def floor_of_signal(
     reach = signal_reach(local_pixels(params, scale))
     reach = (*reach[:2], max(reach[2], 1))  # a difference reaches the next column
     differences = per_t_counts(data, _difference_counts, width, nbins=LINEAR_BINS, reach=reach)
+    integers = data.dtype.kind in "iu"  # grey levels are 1 apart, however narrow the bins
     return da.map_blocks(
-        _floor_rows, counts, differences, low, width, drop_axis=[1], dtype=np.float64
-    )
+        _floor_rows, counts, differences, low, width, integers=integers, drop_axis=[1],
+        dtype=np.float64,
+    )  # fmt: skip
 
 
 def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
@@ -263,16 +265,22 @@ def _difference_counts(volume: np.ndarray, width: np.ndarray, *, margin) -> np.n
 
 
 def _floor_rows(
-    counts: np.ndarray, differences: np.ndarray, low: np.ndarray, width: np.ndarray
+    counts: np.ndarray,
+    differences: np.ndarray,
+    low: np.ndarray,
+    width: np.ndarray,
+    *,
+    integers: bool,
 ) -> np.ndarray:
     width = float(width)
+    step = max(width, 1.0) if integers else width
     return np.array(
         [
             floor_above_background(
                 row,
                 low=float(low),
                 width=width,
-                noise=noise_of_differences(pairs, width=width),
+                noise=noise_of_differences(pairs, width=width, step=step),
             )
             for row, pairs in zip(counts, differences)
         ],
