@@ -485,6 +485,7 @@ def _warm_compiled(stack: np.ndarray, lp) -> None:
     corner = stack[:8, :128, :128]
     signal = dm.signal_volume(corner, lp, ((0, 0),) * 3)[0]
     threshold.linear_histogram(signal, low=0.0, width=1.0, nbins=threshold.LINEAR_BINS)
+    threshold.difference_histogram(corner, start=0, stop=corner.shape[-1] - 1, width=1.0)
     filters.local_foreground(signal, float(signal.mean()), fraction=0.5, size=lp.size)
     yy, xx = np.mgrid[:64, :64]
     discs = ((yy - 20) ** 2 + (xx - 20) ** 2 < 100) | ((yy - 36) ** 2 + (xx - 38) ** 2 < 120)
@@ -531,6 +532,7 @@ def default_stages(
     reach, reach_y = dm.signal_reach(lp)[:2]
     box = (lp.size[0] - 1) // 2
     counts = np.zeros(threshold.LINEAR_BINS, np.int64)
+    differences = np.zeros(threshold.LINEAR_BINS, np.int64)
     blocks, planned = _signal_blocks(stack.shape, block, threads)
     # As a run keeps it: one raw float32 file (on disk, in the system's cache), and before
     # that a Zarr array of Blosc-LZ4 chunks where the signal's blocks and the stack's meet.
@@ -599,6 +601,14 @@ def default_stages(
         assert np.array_equal(plain, threshold.linear_histogram(
             signal, low=0.0, width=width, nbins=threshold.LINEAR_BINS
         )), "the compiled histogram differs"  # fmt: skip
+        differences += clock(
+            "noise (neighbours' differences, compiled)",
+            threshold.difference_histogram,
+            stack[z0:z1, y0:y1],
+            start=0,
+            stop=stack.shape[2] - 1,
+            width=width,
+        )
 
         def keep(signal=signal, z0=z0, z1=z1, y0=y0, y1=y1, array=kept):
             array[z0:z1, y0:y1] = signal
@@ -617,7 +627,8 @@ def default_stages(
             ((z0 - lo, hi - z1), (0, 0), (0, 0)),
         )
         assert np.array_equal(old, kept[z0:z1]), "the signal of the z blocks differs"
-    floor = threshold.floor_above_background(counts, low=0.0, width=width)
+    noise = threshold.noise_of_differences(differences, width=width, step=max(width, 1.0))
+    floor = threshold.floor_above_background(counts, low=0.0, width=width, noise=noise)
     base = dm.LOCAL_BASE * floor
     for z0, z1 in _blocks(nz, block, box):
         lo, hi = max(z0 - box, 0), min(z1 + box, nz)

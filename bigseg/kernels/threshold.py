@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import erfinv
 from skimage.filters import threshold_otsu
 
 __all__ = [
@@ -196,22 +197,25 @@ def noise_of_differences(counts: np.ndarray, *, width: float, step: float | None
     image (a third of the pixels three times as noisy: 1.27 times the background's).
     A bin's values are taken spread over ``step`` about its value, the data's spacing of
     values (by default the bin's ``width``; 1 for integer data, whose grey levels may lie
-    bins apart), from 0 in the first bin: the noise of an 8-bit image under a grey level,
-    where a quarter of the neighbours are equal, is estimated too.  0 where none were
-    counted.
+    bins apart).  Where a quarter of the neighbours or more are equal (an 8-bit image of
+    a grey level of noise), the noise is that of a Gaussian whose differences, rounded,
+    are 0 as often: ``P(|d| < step / 2) = erf(step / (4 * noise))``; 0 where all are
+    equal, or none were counted.
     """
     counts = np.asarray(counts, np.int64)
     total = int(counts.sum())
     if total == 0:
         return 0.0
+    step = float(width if step is None else step)
     cumulative = np.cumsum(counts)
     part = total * NOISE_QUANTILE
     k = int(np.searchsorted(cumulative, part))
-    before = float(cumulative[k - 1]) if k else 0.0
-    fraction = (part - before) / float(counts[k])
-    value, step = k * float(width), float(width if step is None else step)
-    low, high = max(value - step / 2, 0.0), value + step / 2  # the bin's values, spread
-    quantile = low + fraction * (high - low)
+    if k == 0:
+        equal = float(counts[0]) / total
+        return 0.0 if equal >= 1.0 else step / (4.0 * float(erfinv(equal)))
+    fraction = (part - float(cumulative[k - 1])) / float(counts[k])
+    value = k * float(width)
+    quantile = value - step / 2 + fraction * step  # the bin's values, spread over a step
     return quantile / (_HALF_NORMAL_QUANTILE * np.sqrt(2.0))
 
 
