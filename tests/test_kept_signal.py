@@ -325,7 +325,7 @@ def test_the_noise_is_counted_from_the_signal_s_reads_and_rules_frames_without_n
     scale = (1.5, 0.71, 0.71)
     pair = make_truth((16, 96, 96), 2, scale=scale, seed=1, radius_um=(4.0, 7.0),
                       brightness=(150.0, 400.0), brightness_spread=1.0).iloc[:2]  # fmt: skip
-    options = dict(background=40.0, offset=400.0, max_value=65535, autofluorescence=150.0)
+    options = dict(background=40.0, offset=400.0, max_value=65535, read_noise=10.0)
     frames = [
         render(truth, (0, 0, 0, 0), (1, 16, 96, 96), scale=scale, noise_seed=1, **options)
         for truth in (pair.iloc[:0], pair)
@@ -337,9 +337,10 @@ def test_the_noise_is_counted_from_the_signal_s_reads_and_rules_frames_without_n
     whole = bigseg.global_threshold(stack.chunk({"z": -1, "y": -1, "x": -1}), params=params)
     floors = whole.values
     # The empty frame's floor is the noise's multiple (Otsu's split its noise); the
-    # other's Otsu's, well above its noise.
+    # other's Otsu's, well above its noise.  The noise: the raw noise, smoothed.
     pairs = np.abs(np.diff(frames[0].astype(np.int64), axis=-1))  # every pair, once
-    noise = threshold.noise_of_differences(np.bincount(pairs.ravel()), width=1.0)
+    raw = threshold.noise_of_differences(np.bincount(pairs.ravel()), width=1.0, step=1.0)
+    noise = dm.smoothing_gain(params, scale, 16) * raw
     assert floors[0] == pytest.approx(threshold.NOISE_FLOOR * noise, rel=1e-12)
     assert floors[1] > threshold.FLOOR_APART * noise and floors[1] != floors[0]
     data = as_4d(stack).data

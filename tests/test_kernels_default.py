@@ -370,19 +370,19 @@ def test_noise_of_differences_of_an_8_bit_image_under_a_few_grey_levels(sigma):
 
 def test_floor_of_a_histogram_of_noise_alone_is_a_multiple_of_the_noise():
     # The signal above the background map of a frame without nuclei: one mode, which
-    # Otsu splits; a raw noise of 3 puts the floor at NOISE_FLOOR noises, above it all.
+    # Otsu splits; a noise of 1 puts the floor at NOISE_FLOOR noises, above it all.
     rng = np.random.default_rng(3)
     background = np.abs(rng.normal(0, 3, 50_000))
     counts = kthreshold.linear_histogram(background, low=0.0, width=1.0, nbins=65536)
     otsu = kthreshold.floor_above_background(counts, low=0.0, width=1.0)
     assert otsu < background.max()  # the noise split: hundreds of specks
-    floor = kthreshold.floor_above_background(counts, low=0.0, width=1.0, noise=3.0)
-    assert floor == kthreshold.NOISE_FLOOR * 3.0 > background.max()
+    floor = kthreshold.floor_above_background(counts, low=0.0, width=1.0, noise=1.0)
+    assert floor == kthreshold.NOISE_FLOOR * 1.0 > background.max()
     # Nuclei far above the noise keep Otsu's floor, whatever the noise says.
     nuclei = np.exp(rng.uniform(np.log(150), np.log(1500), 4_000))
     both = kthreshold.linear_histogram(
         np.concatenate([background, nuclei]), low=0.0, width=1.0, nbins=65536
     )
     kept = kthreshold.floor_above_background(both, low=0.0, width=1.0)
-    assert kthreshold.floor_above_background(both, low=0.0, width=1.0, noise=3.0) == kept
-    assert kept > kthreshold.FLOOR_APART * 3.0
+    assert kthreshold.floor_above_background(both, low=0.0, width=1.0, noise=1.0) == kept
+    assert kept > kthreshold.FLOOR_APART * 1.0

@@ -139,10 +139,11 @@ def floor_above_background(
     there: the background's noise stays one narrow peak and a dim nucleus and a bright one
     are as far from it, whatever the camera offset was.
 
-    ``noise`` is the raw noise of the image (:func:`noise_of_differences`; 0: unknown).
-    Where Otsu's threshold lies under :data:`FLOOR_APART` times it, the histogram has no
-    mode of nuclei apart from the background's (a frame without nuclei, or with one or two
-    in a field of noise: Otsu then splits the noise itself), and the floor is
+    ``noise`` is the noise of the signal (the image's raw noise,
+    :func:`noise_of_differences`, smoothed as the signal is; 0: unknown).  Where Otsu's
+    threshold lies under :data:`FLOOR_APART` times it, the histogram has no mode of
+    nuclei apart from the background's (a frame without nuclei, or with one or two in a
+    field of noise: Otsu then splits the noise itself), and the floor is
     :data:`NOISE_FLOOR` times the noise instead.
     """
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN: reported elsewhere
@@ -246,16 +247,17 @@ def _compiled() -> bool:
 
 #: The scale of :func:`floor_above_background`'s logarithm, in medians of the signal.
 NOISE_SCALE = 20.0
-#: Otsu's floor is kept where it lies at least this many times the raw noise above the
-#: background (:func:`floor_above_background`).  Measured (docs/accuracy.md, fifteenth
-#: round): 0.26-1.35 on frames and stacks without nuclei and 0.34-1.76 on frames of one to
-#: three dim nuclei where Otsu split the noise, against 2.9-5.3 where it did not, 3.8 and
-#: 4.1 on the densest real images (StarDist's 3D stack and 2D image) and 5.7-16 on the rest.
-FLOOR_APART = 2.5
-#: ... and where it is not, the floor is this many times the noise: above the highest
-#: signal of the frames without nuclei (1.6-4.8 times it), under the peaks of the dim
-#: nuclei of the sparse frames (9.1 and more).
-NOISE_FLOOR = 6.0
+#: Otsu's floor is kept where it lies at least this many times the noise of the signal
+#: above the background (:func:`floor_above_background`; the image's raw noise smoothed
+#: as the signal is, :func:`bigseg.methods.default.smoothing_gain`).  Measured
+#: (docs/accuracy.md, fifteenth round): 1.6-2.9 on 2D frames and small stacks of noise
+#: and on 2D frames of one or two dim nuclei where Otsu split the noise, against 8.1 and
+#: more on frames of nuclei of 20-60 grey levels over a noise of 12, 17 where Otsu worked
+#: on the dim ones, and 32 and more on every real image.
+FLOOR_APART = 5.0
+#: ... and where it is not, the floor is this many times that noise: above the highest
+#: signal of those frames of noise (7.9-12), far under the dim nuclei's peaks (53-63).
+NOISE_FLOOR = 15.0
 #: The quantile of the absolute differences of neighbours that :func:`noise_of_differences`
 #: takes for the noise.
 NOISE_QUANTILE = 0.25

@@ -221,9 +221,26 @@ def floor_of_signal(
     differences = per_t_counts(data, _difference_counts, width, nbins=LINEAR_BINS, reach=reach)
     integers = data.dtype.kind in "iu"  # grey levels are 1 apart, however narrow the bins
     return da.map_blocks(
-        _floor_rows, counts, differences, low, width, integers=integers, drop_axis=[1],
-        dtype=np.float64,
+        _floor_rows, counts, differences, low, width, integers=integers,
+        gain=smoothing_gain(params, scale, data.shape[1]), drop_axis=[1], dtype=np.float64,
     )  # fmt: skip
+
+
+def smoothing_gain(params: Params, scale: Sequence[float], planes: int) -> float:
+    """Return the standard deviation of a unit white noise once smoothed as the signal is.
+
+    The root of the sum of the squared weights of the 3D Gaussian
+    (:func:`bigseg.kernels.filters.smooth_volume`, its weights themselves: an impulse
+    smoothed), over at most ``planes`` planes (a 2D image's one plane: the 2D Gaussian's):
+    the image's raw noise times this is the noise of its smoothed signal.
+    """
+    lp = local_pixels(params, scale)
+    reach = [filters.gaussian_reach(s) for s in lp.sigma]
+    reach[0] = min(reach[0], (max(int(planes), 1) - 1) // 2)
+    impulse = np.zeros([2 * r + 1 for r in reach], np.float32)
+    impulse[tuple(reach)] = 1.0
+    weights = filters.smooth_volume(impulse, lp.sigma).astype(np.float64)
+    return float(np.sqrt(np.sum(weights**2)))
 
 
 def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
@@ -271,6 +288,7 @@ def _floor_rows(
     width: np.ndarray,
     *,
     integers: bool,
+    gain: float,
 ) -> np.ndarray:
     width = float(width)
     step = max(width, 1.0) if integers else width
@@ -280,7 +298,7 @@ def _floor_rows(
                 row,
                 low=float(low),
                 width=width,
-                noise=noise_of_differences(pairs, width=width, step=step),
+                noise=gain * noise_of_differences(pairs, width=width, step=step),
             )
             for row, pairs in zip(counts, differences)
         ],
