@@ -447,3 +447,17 @@ def test_an_8_bit_frame_of_a_grey_level_of_noise_finds_nothing(sigma):
     # for none, and the floor left in the noise: 679 and 647 found).
     frame = np.random.default_rng(0).normal(20, sigma, (1, 1, 384, 384)).round().astype(np.uint8)
     assert len(_nuclei(frame, (1.0, 0.71, 0.71))) == 0
+
+
+def test_nuclei_of_low_contrast_over_noise_alone_are_all_found():
+    # Nuclei 20-60 grey levels over a noise of about 12: far above the noise of the smoothed
+    # signal (8 times it at Otsu's floor), though near the raw noise.  A noise rule taken in
+    # raw noise units lost every one of the stacks' (docs/accuracy.md, fifteenth round).
+    brightness = dict(brightness=(20.0, 60.0), brightness_spread=3.0)
+    truth = make_truth((24, 160, 160), 30, scale=SCALE, seed=0, radius_um=(4.0, 7.0), **brightness)
+    stack = _frame((24, 160, 160), truth, SCALE, 0, NOISE_BACKGROUND)
+    assert bigseg.score(_nuclei(stack, SCALE), truth).f1 >= 0.95
+    scale = (1.0, 0.71, 0.71)
+    truth = make_truth((1, 384, 384), 40, scale=scale, seed=1, radius_um=(4.5, 8.5), **brightness)
+    frame = _frame((1, 384, 384), truth, scale, 1, dict(NOISE_BACKGROUND, background=60.0))
+    assert bigseg.score(_nuclei(frame, scale), truth).f1 >= 0.95
