@@ -47,8 +47,8 @@ def global_threshold(stack: xr.DataArray, *, params: Params | None = None) -> xr
     ``seed``: the Otsu threshold of the raw maximum projection (for 8- and 16-bit
     data exactly ``skimage.filters.threshold_otsu(stack.max("z"))``, from per-block
     histograms).  ``default``: the floor, Otsu's threshold of the log histogram of the
-    smoothed stack above its background, or six times the stack's raw noise where that
-    threshold is not apart from it (a time point without nuclei)
+    smoothed stack above its background, or 15 times the noise of that signal where the
+    threshold is not 5 times above it (a time point of noise alone)
     (:mod:`bigseg.methods.default`).
 
     Parameters

@@ -9,8 +9,8 @@
    threshold of the histogram of ``log(1 + signal / s)``, ``s`` a multiple of the
    background's noise, computed once, as its own step (:func:`floor`); on that scale
    a dim nucleus and a bright one are as far from the background, whatever the offset;
-   where that threshold is not apart from the image's raw noise (a frame without
-   nuclei), a multiple of the noise;
+   where that threshold is not apart from the noise of the signal (the image's raw
+   noise smoothed as the signal is: a frame of noise alone), a multiple of that noise;
 3. each voxel is foreground when it is above the floor *and* above a fixed fraction of
    the way to the brightest signal within ``local_radius`` µm (in a 2D image: when that
    brightest signal is above half the floor, :data:`PLANAR_PEAK`, and the way starts
@@ -175,8 +175,8 @@ def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
     The Otsu threshold of ``log(1 + signal / s)``, the signal the smoothed stack above its
     background map (:func:`signal_of`), from one histogram per time point
     (:func:`bigseg.kernels.threshold.floor_above_background`); where that threshold is
-    not apart from the stack's raw noise (counted too: :func:`floor_of_signal`), a
-    multiple of the noise.
+    not apart from the noise of the signal (the stack's raw noise, counted too, smoothed:
+    :func:`floor_of_signal`), a multiple of that noise.
 
     Returns
     -------
@@ -212,7 +212,8 @@ def floor_of_signal(
     ``data`` gives the histogram's range (its dtype, or for floats its extremes) and the
     raw noise: the differences of neighbours along x, counted from the blocks
     :func:`signal_of` reads (the same grown reads, once), one histogram per time point
-    (:func:`bigseg.kernels.threshold.noise_of_differences`).
+    (:func:`bigseg.kernels.threshold.noise_of_differences`), times
+    :func:`smoothing_gain`: the noise of the signal.
     """
     low, width = _histogram_range(data)
     counts = per_t_counts(signal, _linear_counts, low, width, nbins=LINEAR_BINS)
