@@ -386,3 +386,16 @@ def test_floor_of_a_histogram_of_noise_alone_is_a_multiple_of_the_noise():
     kept = kthreshold.floor_above_background(both, low=0.0, width=1.0)
     assert kthreshold.floor_above_background(both, low=0.0, width=1.0, noise=1.0) == kept
     assert kept > kthreshold.FLOOR_APART * 1.0
+
+
+@pytest.mark.parametrize(("planes", "scale"), [(40, (1.5, 0.71, 0.71)), (1, (1.0, 0.71, 0.71))])
+def test_smoothing_gain_is_the_standard_deviation_of_smoothed_white_noise(planes, scale):
+    from bigseg import Params
+    from bigseg.methods import default as dm
+
+    params = Params()
+    noise = np.random.default_rng(1).normal(0, 1, (planes, 160, 160)).astype(np.float32)
+    lp = dm.local_pixels(params, scale)
+    smoothed = filters.smooth_volume(noise, lp.sigma)
+    inside = smoothed[min(5, planes // 2) : max(planes - 5, 1), 10:-10, 10:-10]
+    assert dm.smoothing_gain(params, scale, planes) == pytest.approx(inside.std(), rel=0.05)

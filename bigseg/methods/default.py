@@ -72,6 +72,7 @@ __all__ = [
     "segment_foreground_block",
     "segment_planar_block",
     "signal_of",
+    "smoothing_gain",
     "split_foreground",
     "split_signal",
     "split_stored_signal",
