@@ -253,6 +253,20 @@ def test_above_background_margin_is_the_whole_result_cropped():
     assert filters.above_background(np.zeros((0, 4, 4), np.float32), (3, 3, 3)).shape == (0, 4, 4)
 
 
+@pytest.mark.parametrize("compiled", ["1", "0"])
+@pytest.mark.parametrize("size", [(3, 11, 11), (1, 1, 1)])
+def test_above_background_leaves_its_input_alone(monkeypatch, compiled, size):
+    # The result is written into the map's own buffer, never into the smoothed signal.
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, compiled)
+    block = np.random.default_rng(5).normal(1000, 30, (5, 40, 30)).astype(np.float32)
+    before = block.copy()
+    got = filters.above_background(block, size, margin=((1, 1), (0, 5), (5, 0)))
+    np.testing.assert_array_equal(block, before)
+    assert not np.shares_memory(got, block)
+    if size == (1, 1, 1):  # the opening of a single voxel is the voxel: nothing above it
+        assert not got.any()
+
+
 @pytest.mark.parametrize("offset", [0.0, 30000.0])
 def test_floor_above_background_is_the_same_whatever_the_offset(offset):
     rng = np.random.default_rng(0)

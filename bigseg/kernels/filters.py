@@ -663,8 +663,11 @@ def above_background(
     else:
         background = box_extreme(box_extreme(smoothed, size, maximum=False, keep=reached), size,
                                  maximum=True, keep=inner)  # fmt: skip
+    # The background's buffer (its own: never ``smoothed``) takes the result: one array of
+    # the core's size less to fault in.
+    out = np.asarray(background, np.float32)
     with np.errstate(invalid="ignore"):  # NaN/inf voxels are reported by the pipeline
-        out = smoothed[core] - background
+        np.subtract(smoothed[core], background, out=out)
         np.maximum(out, 0.0, out=out)
     return out
 

@@ -167,7 +167,12 @@ def signal_margins(margin, inner, lp: LocalPixels) -> tuple[list, list, tuple]:
 
 
 def _signal_block(block: np.ndarray, *, lp: LocalPixels, margin) -> np.ndarray:
-    return np.stack([signal_volume(volume, lp, margin)[0] for volume in block])
+    return _stacked([signal_volume(volume, lp, margin)[0] for volume in block])
+
+
+def _stacked(volumes: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(volumes)``, without a copy of a block's only time point."""
+    return volumes[0][np.newaxis] if len(volumes) == 1 else np.stack(volumes)
 
 
 def floor(stack: xr.DataArray, params: Params) -> xr.DataArray:
@@ -342,7 +347,7 @@ def _foreground_block(
             core = tuple(slice(b, n - a) for n, (b, a) in zip(signal.shape, rest))
             foreground = np.where(foreground, signal[core], np.float32(0))
         out.append(foreground)
-    return np.stack(out)
+    return _stacked(out)
 
 
 def split_foreground(
