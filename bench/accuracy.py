@@ -34,6 +34,7 @@ segment, measure and link in memory on the local threaded scheduler).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -135,6 +136,11 @@ def row(dataset: str, method: str, found: pd.DataFrame, truth) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--real", action="store_true", help="stop after the real and named stacks' table"
+    )
+    args = parser.parse_args()
     import warnings
 
     # The recipe's rank filters warn about their speed on 12-bit data; that is the point.
@@ -160,7 +166,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print("\nAll datasets:")
     print(table.to_string(index=False, float_format="%.3f", na_rep="-"))
-    if "--real" in sys.argv:
+    if args.real:
         return
     print("\nThe named kinds (bigseg synth --kind), default method:")
     report(*kinds())

@@ -16,6 +16,7 @@ not stored; the benchmarks and tests score it at several.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ MEMBERS = {
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     if all((TARGET / name).exists() for name in MEMBERS.values()):
         print(f"{TARGET} is there already.")
         return 0

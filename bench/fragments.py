@@ -29,6 +29,7 @@ against the filter without it (the column is dropped before linking).
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -317,20 +318,34 @@ def real(show_pieces: bool) -> None:
     print(pd.DataFrame(rows).T.to_string())
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", action="store_true", help="the named kinds, not the matrix")
+    parser.add_argument("--real", action="store_true", help="the real stacks' counts per rule")
+    parser.add_argument(
+        "--pieces", action="store_true", help="with --real: the dropped pieces, brightest first"
+    )
+    parser.add_argument("--lost", action="store_true", help="the nuclei each rule loses")
+    parser.add_argument("--planar", action="store_true", help="the 2D cells' rules")
+    grid.add_seeds(parser, (0, 1))
+    args = parser.parse_args()
+    seeds = grid.seeds_of(args.seeds, (0, 1))
     pd.set_option("display.width", 200)
-    if "--lost" in sys.argv:
-        lost(grid._seeds((0, 1)))
-    elif "--planar" in sys.argv:
-        table = planar_scores(planar_cases(grid._seeds((0, 1)), "--kinds" in sys.argv))
+    if args.lost:
+        lost(seeds)
+    elif args.planar:
+        table = planar_scores(planar_cases(seeds, args.kinds))
         print(summary(table, PLANAR_RULES).round(4).to_string())
-    elif "--real" in sys.argv or "--pieces" in sys.argv:
-        real("--pieces" in sys.argv)
+    elif args.real or args.pieces:
+        real(args.pieces)
     else:
-        seeds = grid._seeds((0, 1))
-        cases = kind_cases(seeds) if "--kinds" in sys.argv else matrix_cases(seeds)
+        cases = kind_cases(seeds) if args.kinds else matrix_cases(seeds)
         table = scores(cases)
-        if "--kinds" in sys.argv:
+        if args.kinds:
             table["kind"] = table["case"].str.split().str[0]
             print(table.groupby("kind")[["default", *RULES]].mean().T.round(4).to_string())
         print(summary(table).round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()

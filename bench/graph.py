@@ -9,6 +9,7 @@ time). The reference, measured in the same run, is the pattern it replaced: one
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import dask
@@ -42,6 +43,7 @@ def _loop_over_blocks(labels, image) -> list:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     for name, (shape, chunks) in CASES.items():
         image = as_stack(da.zeros(shape, np.uint16, chunks=chunks), scale=(1, 1, 1))
         labels = image.copy(data=da.zeros(shape, np.int32, chunks=chunks))

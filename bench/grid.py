@@ -21,6 +21,7 @@ defaults, the voxel size its only option.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 import time
@@ -389,11 +390,10 @@ def report(table: pd.DataFrame, truth: pd.DataFrame) -> None:
             print(part.groupby("offset")["found"].mean().to_string(float_format="%.3f"))
 
 
-def _seeds(default: tuple[int, ...]) -> tuple[int, ...]:
-    """``--seeds 0-9`` or ``--seeds 3,5`` on the command line, else ``default``."""
-    if "--seeds" not in sys.argv:
+def seeds_of(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The seeds of ``--seeds 0-9`` or ``--seeds 3,5`` (``text``), else ``default``."""
+    if text is None:
         return default
-    text = sys.argv[sys.argv.index("--seeds") + 1]
     if "-" in text:
         lo, hi = (int(v) for v in text.split("-"))
         return tuple(range(lo, hi + 1))
@@ -414,20 +414,42 @@ def against(table: pd.DataFrame, path: str) -> None:
         print(f"  lower: {index} {change:+.3f}")
 
 
-def _option(name: str) -> str | None:
-    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+def add_seeds(parser: argparse.ArgumentParser, default: tuple[int, ...]) -> None:
+    """Add ``--seeds`` (read with :func:`seeds_of`) to a bench's ``parser``."""
+    shown = ",".join(str(s) for s in default)
+    parser.add_argument(
+        "--seeds", metavar="SEEDS", help=f"generator seeds, e.g. 0-9 or 3,5 (default {shown})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--kinds", action="store_true", help="the named kinds instead (default seeds 0,1)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a smaller matrix")
+    parser.add_argument(
+        "--misses", action="store_true", help="classify the misses of small touching nuclei"
+    )
+    parser.add_argument("--save", metavar="CSV", help="keep the per-cell table")
+    parser.add_argument(
+        "--against", metavar="CSV", help="a table another version saved: which cells moved"
+    )
+    add_seeds(parser, (0,))
+    args = parser.parse_args()
+    if args.misses:
+        report_misses(miss_grid(seeds=seeds_of(args.seeds, (0,))))
+        return
+    if args.kinds:
+        table, truth = kinds(seeds=seeds_of(args.seeds, (0, 1)))
+    else:
+        table, truth = grid(seeds=seeds_of(args.seeds, (0,)), quick=args.quick)
+    report(table, truth)
+    if args.save:
+        table.to_csv(args.save, index=False)
+    if args.against:
+        against(table, args.against)
 
 
 if __name__ == "__main__":
-    if "--misses" in sys.argv:
-        report_misses(miss_grid(seeds=_seeds((0,))))
-    else:
-        if "--kinds" in sys.argv:
-            table, truth = kinds(seeds=_seeds((0, 1)))
-        else:
-            table, truth = grid(seeds=_seeds((0,)), quick="--quick" in sys.argv)
-        report(table, truth)
-        if _option("--save"):
-            table.to_csv(_option("--save"), index=False)
-        if _option("--against"):
-            against(table, _option("--against"))
+    main()

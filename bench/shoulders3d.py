@@ -28,6 +28,7 @@ step 3 does) it gave the same F1 in every case at ``--dimmer 0.8``, and was not 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def level(peak: np.ndarray, floor: float, fraction: float) -> np.ndarray:
     return base + fraction * (peak - base)
 
 
-def foreground(signal: np.ndarray, floor: float, params, scale) -> np.ndarray:
+def foreground(signal: np.ndarray, floor: float, params, scale, dimmer: float) -> np.ndarray:
     """Steps 1-3 of the module's docstring on one time point's ``(z, y, x)`` signal."""
     fraction = params.local_fraction
     lp = dm.local_pixels(params, scale)
@@ -74,12 +75,12 @@ def foreground(signal: np.ndarray, floor: float, params, scale) -> np.ndarray:
         filled = filled_plane(wide[z], max_radius=px.max_radius)
         regions = split_plane_apart(filled, apart=dm.MARKER_APART)
         own, peak = filters.region_box_max(plane, regions, lp.size[1:])
-        dimmer = (regions > 0) & (own < DIMMER * peak)
+        dimmer = (regions > 0) & (own < dimmer * peak)
         out[z] |= dimmer & (plane > floor) & (plane > level(own, floor, fraction))
     return out
 
 
-def prototype_nuclei(image: np.ndarray, scale) -> pd.DataFrame:
+def prototype_nuclei(image: np.ndarray, scale, dimmer: float) -> pd.DataFrame:
     """The nuclei of a ``(t, z, y, x)`` stack with the prototype's foreground."""
     params = bigseg.Params()
     stack = as_stack(image, scale=scale, dims=("t", "z", "y", "x")).chunk({"t": 1})
@@ -88,7 +89,7 @@ def prototype_nuclei(image: np.ndarray, scale) -> pd.DataFrame:
     signal = np.asarray(dm.signal_of(as_4d(stack).data, params, scale).compute())
     kept = np.zeros(signal.shape, np.float32)
     for t, floor in enumerate(floors):
-        fg = foreground(signal[t], float(floor), params, scale)
+        fg = foreground(signal[t], float(floor), params, scale, dimmer)
         kept[t] = np.where(fg, signal[t], np.float32(0))
     px = dm.without_smoothing(params.in_pixels(scale))
     found = dm.segment_foreground_block(kept, floors.reshape(-1, 1, 1, 1), px)
@@ -99,42 +100,40 @@ def prototype_nuclei(image: np.ndarray, scale) -> pd.DataFrame:
     return bigseg.nuclei_table(nuclei, scale=scale)
 
 
-def real() -> None:
+def real(dimmer: float) -> None:
     """The real stacks: counts, and F1 where a truth table exists."""
     for name, load in _datasets.REAL.items():
         image, scale, truth = load()
         image = np.asarray(image)
         image = image[None] if image.ndim == 3 else image
-        results = [grid.default_nuclei(image, scale), prototype_nuclei(image, scale)]
+        results = [grid.default_nuclei(image, scale), prototype_nuclei(image, scale, dimmer)]
         text = [f"{len(n)}" for n in results]
         if isinstance(truth, pd.DataFrame):
             text = [f"{t} (F1 {bigseg.score(n, truth).f1:.3f})" for t, n in zip(text, results)]
         print(f"{name}: default {text[0]}, prototype {text[1]}", flush=True)
 
 
-def _dimmer() -> float:
-    """``--dimmer X`` on the command line, else the 2D images' :data:`PLANAR_DIMMER`."""
-    if "--dimmer" in sys.argv:
-        return float(sys.argv[sys.argv.index("--dimmer") + 1])
-    return dm.PLANAR_DIMMER
-
-
-#: Step 3's fraction of the box's peak (``--dimmer``).
-DIMMER = _dimmer()
-
-
 def main() -> None:
-    if "--real" in sys.argv:
-        real()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", action="store_true", help="the named kinds (seeds 0,1)")
+    parser.add_argument("--real", action="store_true", help="the real stacks")
+    parser.add_argument(
+        "--dimmer", type=float, default=dm.PLANAR_DIMMER,
+        help=f"step 3's fraction of the box's peak (default {dm.PLANAR_DIMMER}, the 2D images')",
+    )  # fmt: skip
+    grid.add_seeds(parser, (0,))
+    args = parser.parse_args()
+    if args.real:
+        real(args.dimmer)
         return
-    if "--kinds" in sys.argv:
-        cases = fragments.kind_cases(grid._seeds((0, 1)))
+    if args.kinds:
+        cases = fragments.kind_cases(grid.seeds_of(args.seeds, (0, 1)))
     else:
-        cases = fragments.matrix_cases(grid._seeds((0,)))
+        cases = fragments.matrix_cases(grid.seeds_of(args.seeds, (0,)))
     rows = []
     for name, image, truth, scale in cases:
         default = grid.scored(grid.default_nuclei(image, scale), truth)[0].f1
-        proto = grid.scored(prototype_nuclei(image, scale), truth)[0].f1
+        proto = grid.scored(prototype_nuclei(image, scale, args.dimmer), truth)[0].f1
         rows.append({"case": name, "default": default, "prototype": proto})
         print(f"{name}: default {default:.3f}, prototype {proto:.3f}", flush=True)
     print(fragments.summary(pd.DataFrame(rows), ["prototype"]).round(4).to_string())

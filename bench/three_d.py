@@ -19,6 +19,7 @@ and stitching of 3D labels, built only if these numbers called for it.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -90,11 +91,15 @@ def compare(seeds, radii) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-if __name__ == "__main__":
-    radii = tuple(grid.RADII)
-    if "--radii" in sys.argv:
-        radii = tuple(sys.argv[sys.argv.index("--radii") + 1].split(","))
-    table = compare(grid._seeds((0, 1)), radii)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--radii", default=",".join(grid.RADII),
+        help=f"the matrix's radius ranges, comma-separated (default {','.join(grid.RADII)})",
+    )  # fmt: skip
+    grid.add_seeds(parser, (0, 1))
+    args = parser.parse_args()
+    table = compare(grid.seeds_of(args.seeds, (0, 1)), tuple(args.radii.split(",")))
     scores = [c for c in table if c == "default" or c.startswith("3d")]
     print("\nmean F1 per cell kind:")
     print(
@@ -102,3 +107,7 @@ if __name__ == "__main__":
     )
     print("all 3D cells:", table[scores].mean().round(3).to_dict())
     print("cells under 0.95:", (table[scores] < 0.95).sum().to_dict())
+
+
+if __name__ == "__main__":
+    main()
