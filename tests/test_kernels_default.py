@@ -413,3 +413,20 @@ def test_smoothing_gain_is_the_standard_deviation_of_smoothed_white_noise(planes
     smoothed = filters.smooth_volume(noise, lp.sigma)
     inside = smoothed[min(5, planes // 2) : max(planes - 5, 1), 10:-10, 10:-10]
     assert dm.smoothing_gain(params, scale, planes) == pytest.approx(inside.std(), rel=0.05)
+
+
+@pytest.mark.parametrize("planes", [1, 2, 5, 48])
+def test_smoothing_gain_is_that_of_the_compiled_smoothing_bit_for_bit(planes):
+    # smoothing_gain smooths its impulse with SciPy (no numba where the graph is built).
+    from bigseg import Params
+    from bigseg.methods import default as dm
+
+    params, scale = Params(), (1.5, 0.71, 0.71)
+    lp = dm.local_pixels(params, scale)
+    reach = [filters.gaussian_reach(s) for s in lp.sigma]
+    reach[0] = min(reach[0], (planes - 1) // 2)
+    impulse = np.zeros([2 * r + 1 for r in reach], np.float32)
+    impulse[tuple(reach)] = 1.0
+    assert filters.compiled_kernels()
+    weights = filters.smooth_volume(impulse, lp.sigma).astype(np.float64)
+    assert dm.smoothing_gain(params, scale, planes) == float(np.sqrt(np.sum(weights**2)))

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import dask.array as da
 import numpy as np
 import xarray as xr
+from scipy import ndimage as ndi
 
 from .._errors import InputError
 from ..chunked.maps import map_with_halo, per_t_counts
@@ -239,15 +240,17 @@ def smoothing_gain(params: Params, scale: Sequence[float], planes: int) -> float
     The root of the sum of the squared weights of the 3D Gaussian
     (:func:`bigseg.kernels.filters.smooth_volume`, its weights themselves: an impulse
     smoothed), over at most ``planes`` planes (a 2D image's one plane: the 2D Gaussian's):
-    the image's raw noise times this is the noise of its smoothed signal.
+    the image's raw noise times this is the noise of its smoothed signal.  The impulse is
+    smoothed by SciPy's filter, whose values the compiled smoothing gives bit for bit: it
+    is called where the graph is built, and numba's kernels load on the workers, not there.
     """
     lp = local_pixels(params, scale)
     reach = [filters.gaussian_reach(s) for s in lp.sigma]
     reach[0] = min(reach[0], (max(int(planes), 1) - 1) // 2)
     impulse = np.zeros([2 * r + 1 for r in reach], np.float32)
     impulse[tuple(reach)] = 1.0
-    weights = filters.smooth_volume(impulse, lp.sigma).astype(np.float64)
-    return float(np.sqrt(np.sum(weights**2)))
+    weights = ndi.gaussian_filter(impulse, lp.sigma, mode="nearest", truncate=filters.TRUNCATE)
+    return float(np.sqrt(np.sum(weights.astype(np.float64) ** 2)))
 
 
 def _histogram_range(data: da.Array) -> tuple[da.Array, da.Array]:
