@@ -189,7 +189,8 @@ def work_chunks(
 
     Storage chunks that fit are kept (with ``merge``, whole storage chunks are merged
     along y and x, z, then t, while a block holds at most :data:`MERGE_VOXELS` voxels
-    and its task needs at most half the budget).  Otherwise they are
+    and its task needs at most half the budget beyond the buffers every task holds,
+    the passes' ``fixed`` bytes).  Otherwise they are
     split: one time point per block, then the plan of fewest tasks among splits of
     every z chunk (or merges of whole z chunks up to the passes' z reach) and of
     every y/x chunk into near-equal parts (y/x blocks at least ``min_side`` wide,
@@ -228,7 +229,11 @@ def work_chunks(
         return max(kernels, read // INPUT_COPIES + storage_bytes)
 
     if peak(chunks) <= budget:
-        return _merged(chunks, peak, budget) if merge else chunks
+        if not merge:
+            return chunks
+        # Half of what the budget leaves beyond the buffers a task holds whatever its block.
+        fixed = max((int(p.fixed) for p in passes), default=0)
+        return _merged(chunks, peak, fixed + max(budget - fixed, 0) // 2)
     one_t = (_split(chunks[0], 1), *chunks[1:])
     if peak(one_t) <= budget:
         return one_t
@@ -381,11 +386,12 @@ def _z_choices(z: tuple[int, ...], reach: int) -> list[tuple[int, ...]]:
     return [_merge(z, -(-reach // zmax)), *splits]
 
 
-def _merged(chunks, peak, budget: int) -> tuple[tuple[int, ...], ...]:
+def _merged(chunks, peak, limit: int) -> tuple[tuple[int, ...], ...]:
     """Merge whole chunks along y and x, then z, then t, into blocks of few voxels.
 
-    At most :data:`MERGE_VOXELS` voxels a block, and a task that needs at most half the
-    budget.  Planes first: the halo of a small y/x block is most of what it computes.
+    At most :data:`MERGE_VOXELS` voxels a block, and a task that needs at most ``limit``
+    bytes (:func:`work_chunks`: its fixed buffers and half of the rest of the budget).
+    Planes first: the halo of a small y/x block is most of what it computes.
     """
     out = chunks
     for axes in ((2, 3), (1,), (0,)):
@@ -393,7 +399,7 @@ def _merged(chunks, peak, budget: int) -> tuple[tuple[int, ...], ...]:
         while any(k < len(out[a]) for a in axes):
             trial = tuple(_merge(c, 2 * k) if a in axes else c for a, c in enumerate(out))
             voxels = int(np.prod([max(c) for c in trial], dtype=np.int64))
-            if voxels > MERGE_VOXELS or peak(trial) > budget // 2:
+            if voxels > MERGE_VOXELS or peak(trial) > limit:
                 break
             k *= 2
         if k > 1:
