@@ -280,6 +280,11 @@ def make_truth(
         raise InputError(f"elongation={elongation} must be two aspect ratios 1 <= low <= high.")
     if elongation is not None and motion_um is not None and t > 1:
         raise InputError("elongation and motion_um cannot be combined; give one of them.")
+    if divisions and (motion_um is None or t < 2):
+        raise InputError(
+            f"divisions={divisions} needs moving nuclei over several time points: give "
+            "motion_um (--motion UM) and t > 1 (--t N) too, or leave divisions out."
+        )
     if motion_um is not None and t > 1:
         first = make_truth(
             shape, nuclei, scale=scale, t=1, radius_um=radius_um, brightness=brightness,

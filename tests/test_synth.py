@@ -171,6 +171,22 @@ def test_oval_nuclei_have_the_spheres_area_their_aspect_and_angle():
         make_truth((1, 50, 50), 2, elongation=(0.5, 2.0))
 
 
+def test_divisions_without_moving_nuclei_are_refused(tmp_path, capsys):
+    # They were ignored: `bigseg synth --kind series --divisions 0.05` wrote nuclei drawn
+    # anew at every time point, without a word.
+    from bigseg.cli import main
+
+    with pytest.raises(InputError, match="motion_um"):
+        make_truth((8, 64, 64), 4, t=3, divisions=0.05)
+    with pytest.raises(InputError, match="t > 1"):
+        make_truth((8, 64, 64), 4, t=1, motion_um=2.0, divisions=0.05)
+    assert main(["synth", str(tmp_path / "x.ome.zarr"), "--divisions", "0.05"]) == 2
+    assert "--motion" in capsys.readouterr().err
+    assert not (tmp_path / "x.ome.zarr").exists()
+    moving = make_truth((8, 64, 64), 4, t=3, motion_um=2.0, divisions=0.05, seed=1)
+    assert "track_id" in moving
+
+
 def test_touching_oval_nuclei_meet_on_the_line_of_their_centres():
     from bigseg.synth import _oval_reach
 
