@@ -8,6 +8,15 @@ with a chance per nucleus and time point, rendered and run end to end through
 true nuclei that were found) and the Cell Tracking Challenge's measures through
 py-ctcmetrics (``bigseg export-ctc`` against the truth's ``TRA`` folder).
 
+Search radius (``--part radius``): the matrix of motions the default search radius must
+serve.  Series of the named kinds (``hela2d`` frames of 350 x 550 px, the 3D ``series``
+stacks, the sparse 3D stacks above, and those three times as dense with a quarter
+touching), each with nuclei moving ``--motions`` µm per time
+point and dividing (``bigseg.synth.make_truth(motion_um=..., divisions=...)``), segmented
+once by ``bigseg.run`` with its defaults, then tracked in memory (``bigseg.track.track``)
+with each of ``--search-radii``; prints link and division F1 per kind, motion and radius
+(means over ``--seeds``), so a default is chosen by the numbers over the whole matrix.
+
 Scale (``--part scale``): the tracking passes alone (``pipeline.tracking.track_parts``)
 over nuclei tables written part by part (one part per time point, ``--nuclei`` nuclei
 each, random walks of 1 µm per time point with one nucleus per 12 µm cube), on a
@@ -21,6 +30,7 @@ ratios against the first (smallest) size, measured in the same run.
 Examples::
 
     python bench/tracking.py --part accuracy
+    python bench/tracking.py --part radius --motions 1 2 3 5 --search-radii 8 12 16
     python bench/tracking.py --part scale --nuclei 20000 --time-points 50 500
 """
 
@@ -106,6 +116,75 @@ def accuracy(seeds: list[int]) -> list[dict]:
     }
     print(json.dumps({"mean_over_seeds": pooled}))
     return rows
+
+
+#: ``--part radius``'s series: a kind of :data:`bigseg.synth.KINDS` (or ``None``: the
+#: 3D stacks of :data:`ACCURACY`) and what is drawn otherwise (shape, nuclei, time points,
+#: the fraction touching).
+RADIUS_CASES = {
+    "hela2d": ("hela2d", {"shape": (1, 350, 550), "nuclei": 40, "t": 10}),
+    "series3d": ("series", {"t": 10}),
+    "sparse3d": (None, {"t": 10}),
+    "dense3d": (None, {"t": 10, "nuclei": 60, "touching": 0.25}),
+}
+
+
+def radius_matrix(
+    seeds: list[int], motions: list[float], radii: list[float], divisions: float = 0.05
+) -> pd.DataFrame:
+    """Link and division F1 of every case, motion and search radius (one row each)."""
+    from bigseg import Params, as_stack, run
+    from bigseg.params import TrackParams
+    from bigseg.score import track_scores
+    from bigseg.synth import kind_options, make_truth, render
+    from bigseg.track import track
+
+    rows = []
+    for case, (kind, changes) in RADIUS_CASES.items():
+        for motion in motions:
+            for seed in seeds:
+                if kind is None:
+                    truth_options = {
+                        "radius_um": ACCURACY["radius_um"],
+                        "touching": changes.get("touching", 0.0),
+                    }
+                    spec = {**ACCURACY, **changes, "truth": truth_options, "render": {}}
+                    params = Params(min_radius=3.0, max_radius=9.0)
+                else:
+                    spec = {**kind_options(kind, seed), **changes}
+                    params = Params()
+                shape, t = tuple(spec["shape"]), int(spec["t"])
+                truth = make_truth(shape, int(spec["nuclei"]), scale=spec["scale"], t=t,
+                                   seed=seed, motion_um=motion, divisions=divisions,
+                                   **spec["truth"])  # fmt: skip
+                data = render(truth, (0, 0, 0, 0), (t, *shape), scale=spec["scale"],
+                              noise_seed=seed, **spec["render"])  # fmt: skip
+                tmp = Path(tempfile.mkdtemp())
+                try:
+                    stack = as_stack(data, scale=spec["scale"]).chunk({"t": 1})
+                    nuclei = run(stack, tmp / "out", params=params, track=False).nuclei
+                finally:
+                    shutil.rmtree(tmp)
+                for radius in radii:
+                    tracked, _ = track(nuclei, params=TrackParams(search_radius=radius))
+                    trk = track_scores(tracked, truth)
+                    rows.append({"case": case, "motion_um": motion, "seed": seed,
+                                 "search_radius": radius, "link_f1": trk.link_f1,
+                                 "division_f1": trk.division_f1,
+                                 "divisions_true": trk.divisions_true})  # fmt: skip
+                print(f"{case} motion {motion} seed {seed}: " + ", ".join(
+                    f"R {r['search_radius']:g}: {r['link_f1']:.3f} / {r['division_f1']:.3f}"
+                    for r in rows[-len(radii):]), flush=True)  # fmt: skip
+    table = pd.DataFrame(rows)
+    means = table.groupby(["case", "motion_um", "search_radius"])[["link_f1", "division_f1"]]
+    wide = means.mean().unstack("search_radius").round(3)
+    print("\nlink F1 / division F1, means over seeds, by search radius (µm):")
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
+        print(wide)
+        print("\nover the whole matrix (mean; worst case):")
+        cell = means.mean().groupby("search_radius")
+        print(pd.concat({"mean": cell.mean(), "worst": cell.min()}, axis=1).round(3))
+    return table
 
 
 def _write_series(folder: Path, n: int, n_t: int, seed: int = 0) -> list[list[int]]:
@@ -246,9 +325,13 @@ def scale(n: int, sizes: list[int], local_config: bool = True) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("accuracy", "scale"), default="accuracy")
+    parser.add_argument("--part", choices=("accuracy", "radius", "scale"), default="accuracy")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--nuclei", type=int, default=2000)
+    parser.add_argument("--motions", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0],
+                        help="--part radius: µm per time point")  # fmt: skip
+    parser.add_argument("--search-radii", type=float, nargs="+", default=[6, 8, 10, 12, 16, 20],
+                        help="--part radius: search radii to compare, µm")  # fmt: skip
     parser.add_argument("--time-points", type=int, nargs="+", default=[50, 500])
     parser.add_argument(
         "--dask-defaults",
@@ -259,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.part == "accuracy":
         accuracy(args.seeds)
+    elif args.part == "radius":
+        radius_matrix(args.seeds, args.motions, args.search_radii)
     else:
         scale(args.nuclei, args.time_points, local_config=not args.dask_defaults)
     return 0

@@ -306,7 +306,8 @@ def _tracking_options(parser: argparse.ArgumentParser) -> None:
         "--search-radius",
         type=_float,
         metavar="UM",
-        help="farthest a nucleus moves between consecutive time points, µm "
+        help="farthest a nucleus moves between consecutive time points, µm, beyond its "
+        "own radius (daughters lie about their radius from where their mother was) "
         f"(default: {defaults.search_radius:g})",
     )
     group.add_argument(

@@ -214,8 +214,11 @@ class TrackParams:
     Attributes
     ----------
     search_radius : float
-        Farthest a nucleus may move between consecutive time points, µm (a gap
-        over one missing time point may span twice as far, a daughter as far).
+        Farthest a nucleus may move between consecutive time points, µm, beyond its
+        own radius: a daughter lies about her radius to one side of where her mother
+        was, so candidates are sought within this plus the nucleus's radius (a gap over
+        one missing time point may span twice the search radius).  A link's cost counts
+        the whole distance, ``(d / search_radius)²``.
     gap_closing : bool
         Close gaps of one missing time point.
     divisions : bool

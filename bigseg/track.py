@@ -5,7 +5,8 @@ that each need only two or three time points, so that every step runs on a worke
 memory and time bounded by the nuclei of those time points:
 
 1. **Frame links** (:func:`frame_links`): every nucleus of time point ``t`` may link to
-   one of ``t + 1``.  Candidates come from a KD-tree within ``search_radius`` µm; the
+   one of ``t + 1``.  Candidates come from a KD-tree within ``search_radius`` µm plus the
+   nucleus's own radius (a daughter lies about her radius from where her mother was); the
    cost of a link is ``(d / search_radius)² + volume_weight · log2(v' / v)² +
    intensity_weight · log2(I' / I)²`` (displacement, change of volume, change of mean
    intensity); a nucleus left unlinked costs 1 on each side (a track ends, a track
@@ -17,13 +18,13 @@ memory and time bounded by the nuclei of those time points:
    component of candidates, which a dense solver per component would not fit.
 2. **Gaps and divisions** (:func:`gaps_and_divisions`), per target time point ``s``:
    a nucleus of ``s`` that no frame link reached (a *start*) may continue a track that
-   ended at ``s - 2`` (a gap over one missing time point, cost ``(d / search_radius)² /
-   2 + ...`` plus ``gap_cost``, saving an end and a start: made below 2), or be the
-   second daughter of a nucleus of ``s - 1`` whose frame link reached ``s`` (a division:
-   cost of the displacement of the daughters' midpoint from the mother, of the daughters'
-   summed volume against the mother's, of unequal daughters, plus ``division_cost``;
-   saving a start: made below 1).  Both
-   kinds compete for the same starts in one sparse assignment.
+   ended at ``s - 2`` (a gap over one missing time point, within twice the search radius,
+   cost ``(d / search_radius)² / 2 + ...`` plus ``gap_cost``, saving an end and a start:
+   made below 2), or be the second daughter of a nucleus of ``s - 1`` whose frame link
+   reached ``s``, within the search radius plus the mother's radius (a division: cost of
+   the displacement of the daughters' midpoint from the mother, of the daughters' summed
+   volume against the mother's, of unequal daughters, plus ``division_cost``; saving a
+   start: made below 1).  Both kinds compete for the same starts in one sparse assignment.
 3. **Late daughters** (:func:`late_daughters`): a start of ``s`` left over may be the
    second daughter of a nucleus of ``s - 2`` whose track continued into ``s - 1``
    (segmentation often misses a daughter, or merges her with her sister, right after a
@@ -144,8 +145,22 @@ def _solve(
     return np.flatnonzero(chosen_col == cols)
 
 
-def _candidates(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i, j) with ``|a[i] - b[j]| <= radius``, from one KD-tree query."""
+def _reach(sources: pd.DataFrame, search_radius: float) -> np.ndarray:
+    """How far the candidates of each source nucleus may lie, µm.
+
+    The search radius (how far a nucleus moves) plus the nucleus's own radius: a
+    daughter lies about her own radius to one side of where her mother was, besides
+    what she moved, so the daughters of a large nucleus lie beyond the search radius
+    even when nothing moved.  The cost of a link still counts the whole distance.
+    """
+    radius = np.nan_to_num(sources["radius_um"].to_numpy(float), nan=0.0)
+    return search_radius + np.maximum(radius, 0.0)
+
+
+def _candidates(
+    a: np.ndarray, b: np.ndarray, radius: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) with ``|a[i] - b[j]| <= radius`` (one per row of ``a``, or one for all)."""
     if len(a) == 0 or len(b) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     hits = cKDTree(b).query_ball_point(a, r=radius)
@@ -181,7 +196,7 @@ def frame_links(
     """
     params = params or TrackParams()
     pa, pb = (f[POSITION].to_numpy(float) for f in (a, b))
-    i, j = _candidates(pa, pb, params.search_radius)
+    i, j = _candidates(pa, pb, _reach(a, params.search_radius))
     if i.size == 0:
         return empty_links()
     d = np.linalg.norm(pa[i] - pb[j], axis=1)
@@ -258,7 +273,7 @@ def gaps_and_divisions(
     n_div = len(mothers) if params.divisions else 0
     if n_div:
         pm = mothers[POSITION].to_numpy(float)
-        i, j = _candidates(pm, ps, params.search_radius)
+        i, j = _candidates(pm, ps, _reach(mothers, params.search_radius))
         # The mother's other daughter: the target of her frame link.
         other = links.set_index("source")["target"]
         first = current.set_index("nucleus").loc[
@@ -266,19 +281,7 @@ def gaps_and_divisions(
         ]
         # Daughters lie on either side of where their mother was: the displacement is
         # the one of the daughters' midpoint.
-        d = np.linalg.norm(pm[i] - (first[POSITION].to_numpy(float)[i] + ps[j]) / 2, axis=1)
-        v_m, v_1, v_2 = _size(mothers)[i], _size(first)[i], _size(starts)[j]
-        c = (
-            (d / params.search_radius) ** 2
-            + params.volume_weight * (_log2_ratio(v_m, v_1 + v_2) ** 2 + _log2_ratio(v_1, v_2) ** 2)
-            + params.intensity_weight
-            * _log2_ratio(
-                first["intensity_mean"].to_numpy(float)[i],
-                starts["intensity_mean"].to_numpy(float)[j],
-            )
-            ** 2
-            + params.division_cost
-        )
+        c = _division_cost(mothers.iloc[i], first.iloc[i], starts.iloc[j], params)
         ok = c < _ALONE
         rows.append(n_gap + i[ok]), cols.append(j[ok]), costs.append(c[ok])
         kinds.append(np.ones(int(ok.sum()), np.int64))
@@ -298,6 +301,32 @@ def gaps_and_divisions(
         divided = links["source"].isin(div["source"])
         links.loc[divided, "continues"] = False
     return pd.concat(new, ignore_index=True).astype(LINK_COLUMNS)
+
+
+def _division_cost(
+    mothers: pd.DataFrame,
+    first: pd.DataFrame,
+    second: pd.DataFrame,
+    params: TrackParams,
+) -> np.ndarray:
+    """Cost of each row's division: ``mothers`` into ``first`` and ``second`` (aligned rows).
+
+    The displacement of the daughters' midpoint from the mother, the daughters' summed
+    volume against hers, unequal daughters, their intensities, plus ``division_cost``.
+    """
+    pm, pf, ps = (f[POSITION].to_numpy(float) for f in (mothers, first, second))
+    d = np.linalg.norm(pm - (pf + ps) / 2, axis=1)
+    v_m, v_1, v_2 = _size(mothers), _size(first), _size(second)
+    return (
+        (d / params.search_radius) ** 2
+        + params.volume_weight * (_log2_ratio(v_m, v_1 + v_2) ** 2 + _log2_ratio(v_1, v_2) ** 2)
+        + params.intensity_weight
+        * _log2_ratio(
+            first["intensity_mean"].to_numpy(float), second["intensity_mean"].to_numpy(float)
+        )
+        ** 2
+        + params.division_cost
+    )
 
 
 def late_daughters(
@@ -352,25 +381,13 @@ def late_daughters(
         return empty_links()
     mothers = before.set_index("nucleus").loc[cont["source"].to_numpy()].reset_index()
     first = previous.set_index("nucleus").loc[cont["target"].to_numpy()].reset_index()
-    pm, pf, ps = (f[POSITION].to_numpy(float) for f in (mothers, first, starts))
+    pm, ps = (f[POSITION].to_numpy(float) for f in (mothers, starts))
     # The daughters' midpoint lies near the mother: the second daughter within twice
-    # the search radius of her (a gap's reach).
-    i, j = _candidates(pm, ps, 2 * params.search_radius)
+    # the search radius of her (a gap's reach) and her radius.
+    i, j = _candidates(pm, ps, _reach(mothers, 2 * params.search_radius))
     if i.size == 0:
         return empty_links()
-    d = np.linalg.norm(pm[i] - (pf[i] + ps[j]) / 2, axis=1)
-    v_m, v_1, v_2 = _size(mothers)[i], _size(first)[i], _size(starts)[j]
-    c = (
-        (d / params.search_radius) ** 2
-        + params.volume_weight * (_log2_ratio(v_m, v_1 + v_2) ** 2 + _log2_ratio(v_1, v_2) ** 2)
-        + params.intensity_weight
-        * _log2_ratio(
-            first["intensity_mean"].to_numpy(float)[i], starts["intensity_mean"].to_numpy(float)[j]
-        )
-        ** 2
-        + params.division_cost
-        + params.gap_cost
-    )
+    c = _division_cost(mothers.iloc[i], first.iloc[i], starts.iloc[j], params) + params.gap_cost
     ok = c < _ALONE
     i, j, c = i[ok], j[ok], c[ok]
     chosen = _solve(i, j, c, np.zeros(len(mothers)), np.full(len(starts), _ALONE))

@@ -92,6 +92,47 @@ def test_a_division_ends_the_mother_and_starts_two_daughters():
     assert (tracked["parent_track_id"] == 0).all()
 
 
+def test_the_daughters_of_a_large_nucleus_are_found_beyond_the_search_radius():
+    # A nucleus of radius 9 µm divides: her daughters (7.1 µm) lie 8.6 µm either side
+    # of where she was, and moved 1 µm besides: beyond the 8 µm search radius, within
+    # it plus the mother's radius.
+    rd = 9 / 2 ** (1 / 3)
+    table = _nuclei(
+        [(1, 0, 20, 40, 40, 9, 100), (2, 1, 20, 41, 48.6, rd, 100), (3, 1, 20, 41, 31.4, rd, 100)]
+    )
+    tracked, _ = track(table, params=TrackParams(search_radius=8.0))
+    mother, d1, d2 = tracked["track_id"].tolist()
+    assert len({mother, d1, d2}) == 3
+    assert tracked["parent_track_id"].tolist() == [0, mother, mother]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_divisions_of_large_2d_nuclei_moving_two_microns_are_found(seed):
+    # HeLa-like nuclei of 4.5-8.5 µm in a 2D time-lapse, 2 µm of motion per time point.
+    # With candidates within the search radius only: division F1 0.85 (seed 0), link F1
+    # 0.988 (seed 1).
+    truth = make_truth(
+        (1, 350, 550), 40, scale=(1.0, 0.71, 0.71), t=10, seed=seed, radius_um=(4.5, 8.5),
+        motion_um=2.0, divisions=0.05,
+    )  # fmt: skip
+    table = _from_truth(truth, jitter=0.2, seed=seed)
+    table["volume_um3"] = np.nan  # 2D images: areas from the radius
+    tracked, _ = track(table)
+    s = track_scores(tracked, truth)
+    assert s.divisions_true >= 8
+    assert s.link_f1 >= 0.99 and s.division_f1 >= 0.95
+
+
+def test_a_nucleus_moves_the_search_radius_plus_its_own_radius_at_most():
+    # Nuclei of radius 2 µm: one moves 9.5 µm (within 8 + 2, and the cost allows up to
+    # 8 √2), the other 10.5 µm (beyond the reach): the second starts a new track.
+    table = _nuclei([(1, 0, 10, 10, 10, 2, 100), (2, 1, 10, 10, 19.5, 2, 100),
+                     (3, 0, 10, 60, 10, 2, 100), (4, 1, 10, 60, 20.5, 2, 100)])  # fmt: skip
+    tracked, _ = track(table, params=TrackParams(search_radius=8.0))
+    track_of = dict(zip(tracked["nucleus"], tracked["track_id"]))
+    assert track_of[1] == track_of[2] and track_of[3] != track_of[4]
+
+
 @pytest.mark.parametrize("late", ["missed", "merged"])
 def test_a_daughter_found_a_time_point_late_is_still_a_daughter(late):
     # The mother at t = 0; at t = 1 segmentation found one daughter (the other missed, or
