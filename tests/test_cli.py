@@ -226,3 +226,22 @@ def test_dashboard_line_names_bokeh_when_the_page_would_only_ask_for_it(monkeypa
     assert sink.dashboard_text(link) == "dask's dashboard needs bokeh (pip install 'bokeh>=3.1')"
     monkeypatch.setattr(sink.importlib.util, "find_spec", lambda name: object())
     assert sink.dashboard_text(link) == f"dashboard {link}"
+
+
+def test_the_libraries_are_imported_without_the_collector_and_frozen():
+    import gc
+
+    from bigseg.cli import _long_lived_imports
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with pytest.raises(KeyboardInterrupt), _long_lived_imports():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]
+            raise KeyboardInterrupt  # Ctrl-C during an import
+        # Re-enabled whatever happened inside; what was made inside is frozen.
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(made)
+    finally:
+        gc.unfreeze()
+        gc.enable()
