@@ -419,7 +419,8 @@ def _convert_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .io.convert import convert
+    with _long_lived_imports():
+        from .io.convert import convert
 
     out = convert(
         args.input,
@@ -1161,7 +1162,8 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _track(args: argparse.Namespace) -> int:
-    from .pipeline.retrack import retrack
+    with _long_lived_imports():
+        from .pipeline.retrack import retrack
 
     entry = retrack(
         args.result,
@@ -1193,7 +1195,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def _export_ctc(args: argparse.Namespace) -> int:
-    from .pipeline.export import export_ctc
+    with _long_lived_imports():
+        from .pipeline.export import export_ctc
 
     target = export_ctc(args.result, args.directory)
     if not args.quiet:
@@ -1323,7 +1326,8 @@ def _split_note(blocks: dict) -> str:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synth import synth
+    with _long_lived_imports():
+        from .synth import synth
 
     image, truth = synth(
         args.output,
@@ -1364,8 +1368,9 @@ def _given(args: argparse.Namespace, *names: str) -> dict:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from .io import read_table
-    from .score import score
+    with _long_lived_imports():
+        from .io import read_table
+        from .score import score
 
     found, truth = read_table(args.nuclei), read_table(args.truth)
     times = _run_time_points(Path(args.nuclei))
@@ -1422,12 +1427,13 @@ def _span(times: list[int]) -> str:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    import matplotlib
+    with _long_lived_imports():
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
-    from . import plots
+        from . import plots
     from .io import open_stack, read_table
 
     out = Path(args.result)
