@@ -13,7 +13,8 @@ serve.  Series of the named kinds (``hela2d`` frames of 350 x 550 px, the 3D ``s
 stacks, the sparse 3D stacks above, and those three times as dense with a quarter
 touching), each with nuclei moving ``--motions`` µm per time
 point and dividing (``bigseg.synth.make_truth(motion_um=..., divisions=...)``), segmented
-once by ``bigseg.run`` with its defaults, then tracked in memory (``bigseg.track.track``)
+once by ``bigseg.run`` (default parameters; the stacks of :data:`ACCURACY` with the
+accuracy part's ``min_radius=3``, ``max_radius=9``), then tracked in memory (``bigseg.track.track``)
 with each of ``--search-radii``; prints link and division F1 per kind, motion and radius
 (means over ``--seeds``), so a default is chosen by the numbers over the whole matrix.
 
