@@ -941,9 +941,10 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
             yield client
         return
     workers, threads = cluster_shape(os.cpu_count() or 1, args.workers, args.threads_per_worker)
-    # The run's libraries are imported by now: 160 000 objects that live as long as
-    # the process.  Frozen, the collector no longer walks them at each full collection of
-    # the run (and the worker in this process) nor at exit (docs/speed.md).
+    # The libraries were frozen after their imports (_long_lived_imports); what the open
+    # of the input made since (its graph, the format's and xarray's modules) lives as long
+    # as the run too.  Frozen, the collector no longer walks it at each full collection of
+    # the run (and of the worker in this process) nor at exit (docs/speed.md).
     gc.freeze()
     # One worker runs in this process (its kernels release the GIL): no worker process to
     # spawn, import into and shut down, about a second less per run.  Not with a memory
