@@ -37,6 +37,24 @@ def test_box_extreme_is_scipy_filter(shape, size, maximum, dtype):
 
 
 @pytest.mark.parametrize("maximum", [True, False])
+def test_box_extreme_along_lines_is_scipy_filter_with_ties_and_kept_ranges(maximum):
+    # The last axis runs windows doubling in length: every width from one value to wider
+    # than the line, lines whose kept range starts and stops anywhere, many equal values.
+    rng = np.random.default_rng(7)
+    filt = ndi.maximum_filter if maximum else ndi.minimum_filter
+    for _ in range(150):
+        n, lines, size = int(rng.integers(1, 90)), int(rng.integers(1, 6)), int(rng.integers(0, 40))
+        values = np.round(rng.normal(0, 2, (lines, n))).astype(np.float32)
+        lo = int(rng.integers(0, n))
+        hi = int(rng.integers(lo, n + 1))
+        got = filters.box_extreme(
+            values, (1, 2 * size + 1), maximum=maximum, keep=((0, lines), (lo, hi))
+        )
+        expected = filt(values, size=(1, 2 * size + 1), mode="nearest")[:, lo:hi]
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("maximum", [True, False])
 def test_box_extreme_edge_cases(maximum):
     filt = ndi.maximum_filter if maximum else ndi.minimum_filter
     empty = np.zeros((0, 4, 4), np.float32)

@@ -51,7 +51,9 @@ def box_extreme_axis(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - 
     """
     pre, n, post = src.shape
     if post == 1:
-        return box_extreme_last(src[:, :, 0], r, lo, hi, maximum, fill, out[:, :, 0])
+        return box_extreme_last(
+            src.reshape((pre, n)), r, lo, hi, maximum, fill, out.reshape((pre, hi - lo))
+        )
     w = 2 * r + 1
     length = hi - lo + 2 * r
     cols = min(post, _COLUMNS)
@@ -106,71 +108,74 @@ def box_extreme_axis(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - 
     return True
 
 
-#: Lines :func:`box_extreme_last` takes at once (a tile transposed in cache).
-_ROWS = 16
-
-
 @njit(nogil=True, cache=True)
 def box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - compiled
     """:func:`box_extreme_axis` along the last (contiguous) axis of ``src`` (pre, n).
 
-    A running extreme along one line does not vectorise: :data:`_ROWS` lines at a time
-    are copied across into a small buffer (each line a column of it) and run as
-    :func:`box_extreme_axis` runs columns (1 024² float32, box of 9 or 41: 2.2 and 2.1 ms
-    against 2.4 and 3.8 one line at a time).
+    Each line is copied into a buffer (``fill`` beyond its ends) and its extremes taken over
+    windows doubling in length, 2, 4, ... up to ``k``, the largest power of two within
+    ``2r + 1``; each window of ``2r + 1`` is then the extreme of the two windows of ``k``
+    at its ends, which overlap.  ``log2(k) + 1`` passes along the line, each a loop over
+    contiguous values that vectorises (lines of 1 024 float32, a box of 41: 0.6 ns per
+    value, against 4.0 for van Herk's three comparisons per value run on lines copied 16
+    at a time across a buffer).  The reads ahead go through views (``values[k:]``), whose
+    indices the compiler knows are never negative: ``values[i + k]`` did not vectorise.
     """
     pre, n = src.shape
     w = 2 * r + 1
     length = hi - lo + 2 * r
-    g = np.empty((length, _ROWS), src.dtype)
-    h = np.empty((length, _ROWS), src.dtype)
+    k = 1
+    while 2 * k <= w:
+        k *= 2
+    a = np.empty(length, src.dtype)
+    b = np.empty(length, src.dtype)
     first = lo - r
-    q0, q1 = max(0, -first), min(length, n - first)
-    for p0 in range(0, pre, _ROWS):
-        nr = min(_ROWS, pre - p0)
+    q0 = max(0, -first)  # the line's values go to a[q0:q1], the fill around them
+    q1 = max(q0, min(length, n - first))
+    inside = a[q0:q1]
+    for p in range(pre):
+        a[:q0] = fill  # (the passes of the line before wrote over them)
+        a[q1:] = fill
+        line = src[p, first + q0 : first + q1]
         nan = False
-        for q in range(length):
-            gq = g[q]
-            if q0 <= q < q1:
-                j = first + q
-                for t in range(nr):
-                    v = src[p0 + t, j]
-                    nan |= v != v
-                    gq[t] = v
-            else:
-                gq[:nr] = fill
+        for j in range(q1 - q0):
+            v = line[j]
+            nan |= v != v
+            inside[j] = v
         if nan:
             return False
-        h[:, :nr] = g[:, :nr]
-        for b in range(0, length, w):
-            e = min(b + w, length)
-            if maximum:
-                for q in range(b + 1, e):
-                    g0, g1 = g[q - 1], g[q]
-                    for t in range(nr):
-                        g1[t] = max(g0[t], g1[t])
-                for q in range(e - 2, b - 1, -1):
-                    h0, h1 = h[q + 1], h[q]
-                    for t in range(nr):
-                        h1[t] = max(h0[t], h1[t])
-            else:
-                for q in range(b + 1, e):
-                    g0, g1 = g[q - 1], g[q]
-                    for t in range(nr):
-                        g1[t] = min(g0[t], g1[t])
-                for q in range(e - 2, b - 1, -1):
-                    h0, h1 = h[q + 1], h[q]
-                    for t in range(nr):
-                        h1[t] = min(h0[t], h1[t])
-        for t in range(nr):
-            o = out[p0 + t]
-            if maximum:
-                for i in range(hi - lo):
-                    o[i] = max(h[i, t], g[i + w - 1, t])
-            else:
-                for i in range(hi - lo):
-                    o[i] = min(h[i, t], g[i + w - 1, t])
+        values, spare = a, b
+        span, valid = 1, length
+        while span < k:
+            valid -= span
+            _pairs(values, span, valid, maximum, spare)
+            values, spare = spare, values
+            span *= 2
+        _pairs(values, w - k, hi - lo, maximum, out[p])
     return True
+
+
+@njit(nogil=True, cache=True)
+def _pairs(values, span, count, maximum, out):  # pragma: no cover - compiled
+    """``out[i]`` = the extreme of ``values[i]`` and ``values[i + span]``, ``i < count``."""
+    _extremes(values, values[span:], count, maximum, out)
+
+
+@njit(nogil=True, cache=True)
+def _extremes(first, second, count, maximum, out):  # pragma: no cover - compiled
+    """``out[i] = max(first[i], second[i])`` (or ``min``), ``i < count``; ``out`` may be either.
+
+    A loop of its own: the compiler vectorises it, which it did not do inline where the
+    arrays were rows of one buffer or swapped between passes.
+    """
+    if maximum:
+        for i in range(count):
+            x, y = first[i], second[i]
+            out[i] = y if y > x else x  # max(x, y): x unless y is larger
+    else:
+        for i in range(count):
+            x, y = first[i], second[i]
+            out[i] = y if y < x else x
 
 
 @njit(nogil=True, cache=True)
@@ -347,28 +352,45 @@ def gaussian_axis(src, w, out):  # pragma: no cover - compiled
 def gaussian_last(src, w, out):  # pragma: no cover - compiled
     """:func:`gaussian_axis` along the last axis of a 3D ``src`` (any strides)."""
     r = (w.size - 1) // 2
+    n = src.shape[2]
+    buf = np.empty(n + 2 * r, np.float64)
+    acc = np.empty(n, np.float64)
     for p in range(src.shape[0]):
         for q in range(src.shape[1]):
-            _gaussian_line(src[p, q], w, r, out[p, q])
+            _gaussian_line(src[p, q], w, r, buf, acc, out[p, q])
 
 
 @njit(nogil=True, cache=True)
-def _gaussian_line(line, w, r, out):  # pragma: no cover - compiled
-    """:func:`gaussian_axis` of one line (the last axis): all outputs one weight at a time."""
+def _gaussian_line(line, w, r, buf, acc, out):  # pragma: no cover - compiled
+    """:func:`gaussian_axis` of one line (the last axis): all outputs one weight at a time.
+
+    ``buf`` (``n + 2r``) and ``acc`` (``n``) are working arrays; the line's shifted reads go
+    through views (:func:`_add_pairs`), whose indices the compiler knows are never
+    negative, so that the loops vectorise.
+    """
     n = line.size
-    buf = np.empty(n + 2 * r, np.float64)
-    for q in range(n + 2 * r):
-        buf[q] = np.float64(line[min(max(q - r, 0), n - 1)])
-    acc = np.empty(n, np.float64)
+    if n == 0:
+        return
+    for q in range(r):
+        buf[q] = np.float64(line[0])
+        buf[r + n + q] = np.float64(line[n - 1])
+    inner = buf[r : r + n]
+    for i in range(n):
+        inner[i] = np.float64(line[i])
     w0 = w[r]
     for i in range(n):
-        acc[i] = buf[i + r] * w0
+        acc[i] = inner[i] * w0
     for k in range(r, 0, -1):
-        wk = w[r - k]
-        for i in range(n):
-            acc[i] += (buf[i + r - k] + buf[i + r + k]) * wk
+        _add_pairs(buf[r - k :], buf[r + k :], w[r - k], n, acc)
     for i in range(n):
         out[i] = np.float32(acc[i])
+
+
+@njit(nogil=True, cache=True)
+def _add_pairs(low, high, weight, n, acc):  # pragma: no cover - compiled
+    """``acc[i] += (low[i] + high[i]) * weight``, ``i < n`` (SciPy's order for a pair)."""
+    for i in range(n):
+        acc[i] += (low[i] + high[i]) * weight
 
 
 @njit(nogil=True, cache=True)
