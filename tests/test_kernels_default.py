@@ -267,6 +267,26 @@ def test_above_background_leaves_its_input_alone(monkeypatch, compiled, size):
         assert not got.any()
 
 
+@pytest.mark.parametrize(
+    ("size", "margin"),
+    [
+        ((3, 11, 11), ((1, 1), (0, 5), (5, 0))),
+        ((5, 1, 9), ((2, 0), (3, 3), (0, 4))),  # an axis left alone
+        ((19, 41, 41), ((0, 0), (0, 0), (0, 0))),  # a box wider than the block
+        ((1, 1, 1), ((0, 0), (0, 0), (0, 0))),  # every axis left alone
+    ],
+)
+def test_above_background_in_one_buffer_is_the_scipy_opening(monkeypatch, size, margin):
+    # The opening's passes after the first run in place in one buffer (the maximum's
+    # first one too): the values of SciPy's filters, cropped.
+    rng = np.random.default_rng(11)
+    block = np.round(rng.normal(1000, 30, (9, 50, 47))).astype(np.float32)  # ties too
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "1")
+    got = filters.above_background(block, size, margin=margin)
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, "0")
+    np.testing.assert_array_equal(got, filters.above_background(block, size, margin=margin))
+
+
 @pytest.mark.parametrize("offset", [0.0, 30000.0])
 def test_floor_above_background_is_the_same_whatever_the_offset(offset):
     rng = np.random.default_rng(0)

@@ -656,10 +656,10 @@ def above_background(
     )
     inner = tuple((lo - rlo, hi - rlo) for (lo, hi), (rlo, _) in zip(keep, reached))
     if smoothed.dtype == np.float32 and all(s % 2 for s in size) and compiled_kernels():
-        buffers: list = [None, None]  # minimum and maximum share two working arrays
+        buffers: list = [None]  # minimum and maximum share one working array
         low = _box_extreme(smoothed, size, False, reached, buffers)
-        background = _box_extreme(low, size, True, inner, buffers)
-        del low, buffers  # the buffer not holding the background
+        background = _box_extreme(low, size, True, inner, buffers, consume=True)
+        del low, buffers
     else:
         background = box_extreme(box_extreme(smoothed, size, maximum=False, keep=reached), size,
                                  maximum=True, keep=inner)  # fmt: skip
@@ -728,7 +728,7 @@ def box_extreme(
         or not compiled_kernels()
     ):
         return _scipy_extreme(values, size, maximum, crop)
-    return _box_extreme(values, size, maximum, keep, [None, None])
+    return _box_extreme(values, size, maximum, keep, [None])
 
 
 #: Environment variable that turns the compiled kernels off (``0``): SciPy's filters then
@@ -780,18 +780,26 @@ def _numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def _box_extreme(values, size, maximum: bool, keep, buffers: list) -> np.ndarray:
-    """:func:`box_extreme` (float, odd sizes) writing into two reused working buffers.
+def _box_extreme(
+    values, size, maximum: bool, keep, buffers: list, *, consume: bool = False
+) -> np.ndarray:
+    """:func:`box_extreme` (float, odd sizes) in one reused working buffer.
 
-    Each axis reads one buffer (or ``values``) and writes the other, so the whole filter,
-    however many axes, holds two arrays besides its input (SciPy's separable filter: one,
-    but of the whole input); ``buffers`` may carry them from a previous call, whose
-    result (in one of them) can be this call's ``values``.  The result is a view of one.
+    The first axis reads ``values`` and writes a buffer; each later axis runs in place in
+    it (the compiled loops read each line, or each group of columns, whole before they
+    write its result, which is never longer: ``tests/test_kernels_compiled.py``).  So the
+    whole filter, however many axes, holds one array besides its input (SciPy's separable
+    filter: one too, but of the whole input; fresh memory costs more than the passes on
+    some machines: docs/speed.md).  ``buffers`` (a list of one) may carry it from a
+    previous call, whose result (in it) can be this call's ``values``: with ``consume``
+    the first axis runs in place too, over ``values``, which must then be that buffer's
+    view (free of NaN: the earlier call checked).  The result is a view of the buffer.
     """
     from . import _compiled as compiled  # numba is imported (and its cache read) on first use
 
     crop = tuple(slice(lo, hi) for lo, hi in keep)
     fill = values.dtype.type(-np.inf if maximum else np.inf)
+    consume = consume and buffers[0] is not None and np.may_share_memory(values, buffers[0])
     out = values
     # Each axis's result is needed where the axes filtered later read it: the kept
     # range of the axes not yet filtered stays whole.
@@ -803,14 +811,16 @@ def _box_extreme(values, size, maximum: bool, keep, buffers: list) -> np.ndarray
         post = int(np.prod(out.shape[axis + 1 :], dtype=np.int64))
         shape = out.shape[:axis] + (hi - lo,) + out.shape[axis + 1 :]
         src = np.ascontiguousarray(out).reshape(pre, n, post)
-        k = 0 if buffers[0] is None or not np.may_share_memory(buffers[0], src) else 1
         needed = pre * (hi - lo) * post
-        if buffers[k] is None or buffers[k].size < needed or buffers[k].dtype != values.dtype:
-            buffers[k] = np.empty(needed, values.dtype)
-        result = buffers[k][:needed].reshape(shape)
+        if out is not values or consume:  # in place: the buffer holds ``out`` from its start
+            result = buffers[0][:needed].reshape(shape)
+        else:
+            if buffers[0] is None or buffers[0].size < needed or buffers[0].dtype != values.dtype:
+                buffers[0] = np.empty(needed, values.dtype)
+            result = buffers[0][:needed].reshape(shape)
         if not compiled.box_extreme_axis(
             src, s // 2, lo, hi, maximum, fill, result.reshape(pre, -1, post)
-        ):
+        ):  # (only the first axis meets a NaN: the later ones read its extremes)
             return _scipy_extreme(values, size, maximum, crop)  # NaN: SciPy's order of picks
         out = result
     return out if out is not values else np.array(values[crop])

@@ -612,15 +612,18 @@ def memory(params: Params, scale: Sequence[float], halo: int) -> tuple[PassMemor
 
     * ``floor``: the float32 smoothing of the block grown by the reach of the smoothing
       and the background map, the map's grey opening and the signal above it (12 bytes
-      per voxel), and two strips of :data:`bigseg.kernels.filters.STRIP_BYTES`; a run
+      per voxel; 8 measured in large blocks since the opening runs in one buffer, left
+      at 12: the plans of runs stay as they were), and two strips of
+      :data:`bigseg.kernels.filters.STRIP_BYTES`; a run
       that keeps the signal computes it in blocks of its own
       (:func:`bigseg.chunked.plan.stored_pass_chunks`), not in the work blocks;
     * ``foreground``: where the signal is not kept, the same, grown by the local box's
       radius too, and the float32 signal where foreground (12 bytes per voxel measured,
-      with the result); where it is kept, the kept signal read grown by the local box's
-      radius only, its local maximum and the signal where foreground (6 bytes per voxel
-      measured, and 4 for the float32 signal read beyond the stack's own dtype, which
-      the planner counts) and the two strips;
+      with the result; 9 in large blocks since the opening runs in one buffer); where it
+      is kept, the kept signal read grown by the local box's radius only, its local
+      maximum and the signal where foreground (5 bytes per voxel measured in blocks of
+      16 planes or more, with the float32 signal read beyond the stack's own dtype,
+      which the planner counts: 8.5 in all) and the two strips;
     * ``kernel``: the float32 signal it reads (4 bytes per voxel beyond the stack's own
       dtype, which the planner counts), its int32 labels (4), and the working set of one
       plane grown by the stitching ``halo`` (holes filled, distance transform, markers,
@@ -633,7 +636,7 @@ def memory(params: Params, scale: Sequence[float], halo: int) -> tuple[PassMemor
     return (
         PassMemory("floor", reach=reach, per_voxel=12.0, fixed=_STRIPS, kept=False),  # type: ignore[arg-type]
         PassMemory("foreground", reach=box, per_voxel=13.0, fixed=_STRIPS, kept=False),  # type: ignore[arg-type]
-        PassMemory("foreground", reach=radius, per_voxel=10.0, fixed=_STRIPS, kept=True),  # type: ignore[arg-type]
+        PassMemory("foreground", reach=radius, per_voxel=8.5, fixed=_STRIPS, kept=True),  # type: ignore[arg-type]
         PassMemory("kernel", reach=(0, int(halo), int(halo)), per_voxel=8.0, per_plane=48.0),
     )
 
