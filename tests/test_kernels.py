@@ -208,13 +208,19 @@ def test_disk_max_min_match_scipy_and_rank():
     assert filters.disk_max(np.zeros((0, 3), np.uint16), 2).shape == (0, 3)
 
 
-def test_disk_count_is_zero_padded_correlation():
+@pytest.mark.parametrize("compiled", ["1", "0"])
+def test_disk_count_is_zero_padded_correlation(monkeypatch, compiled):
     from scipy import ndimage as ndi
 
+    monkeypatch.setenv(filters.COMPILED_VARIABLE, compiled)
+    if compiled == "1":  # numba loaded: the compiled counts run however small the plane
+        import bigseg.kernels._compiled  # noqa: F401
+
+        assert filters.compiled_plane(np.zeros((3, 3), bool)) is not None
     rng = np.random.default_rng(8)
     for _ in range(40):
         mask = rng.random(tuple(int(s) for s in rng.integers(1, 40, 2))) < rng.random()
-        radius = int(rng.integers(1, 8))
+        radius = int(rng.integers(0, 8))
         expected = ndi.correlate(
             mask.astype(np.int32), disk(radius).astype(np.int32), mode="constant"
         )

@@ -15,6 +15,7 @@ from numba import njit
 __all__ = [
     "box_extreme_axis",
     "box_extreme_last",
+    "disk_counts",
     "disk_extremes_at",
     "apart_markers",
     "fill_holes",
@@ -176,6 +177,48 @@ def _extremes(first, second, count, maximum, out):  # pragma: no cover - compile
         for i in range(count):
             x, y = first[i], second[i]
             out[i] = y if y < x else x
+
+
+@njit(nogil=True, cache=True)
+def disk_counts(mask, dys, ws, r, out):  # pragma: no cover - compiled
+    """``out[y, x]``: the true pixels of ``mask`` in the disk around ``(y, x)``, in the image.
+
+    The disk's rows are ``(dys[k], ws[k])``: offset and half width, radius ``r``.  Each
+    row of ``mask`` becomes running counts, ``prefix[y, j]`` the true pixels left of
+    column ``j - r``; a disk row adds the difference of two of them, for a whole output
+    row at once through views (:func:`_add_differences`: a loop that vectorises).  The
+    counts of :func:`bigseg.kernels.filters.disk_count`'s NumPy sums, without its
+    padded copy and a plane-sized array per half width.
+    """
+    ny, nx = mask.shape
+    width = nx + 2 * r + 1
+    prefix = np.zeros((ny, width), np.int32)
+    for y in range(ny):
+        row, run = mask[y], prefix[y]
+        total = 0
+        for x in range(nx):
+            total += row[x]
+            run[x + r + 1] = total
+        for j in range(nx + r + 1, width):
+            run[j] = total
+    acc = np.empty(nx, np.int32)
+    for y in range(ny):
+        acc[:] = 0
+        for k in range(dys.size):
+            yy = y + dys[k]
+            if 0 <= yy < ny:
+                w = ws[k]
+                _add_differences(prefix[yy, r + w + 1 :], prefix[yy, r - w :], nx, acc)
+        o = out[y]
+        for x in range(nx):
+            o[x] = acc[x]
+
+
+@njit(nogil=True, cache=True)
+def _add_differences(high, low, n, acc):  # pragma: no cover - compiled
+    """``acc[i] += high[i] - low[i]``, ``i < n``."""
+    for i in range(n):
+        acc[i] += high[i] - low[i]
 
 
 @njit(nogil=True, cache=True)

@@ -117,6 +117,11 @@ def disk_count(mask: np.ndarray, radius: int) -> np.ndarray:
     # Row sums are differences of running sums; both stay exact modulo 2**16
     # while every true sum is below 2**16.
     dtype = np.uint16 if int(disk_footprint(r).sum()) < 2**16 else np.int64
+    compiled = compiled_plane(mask) if dtype == np.uint16 and nx + 2 * r < 2**31 else None
+    if compiled is not None:  # the same counts, one pass per disk row without plane copies
+        out = np.empty((ny, nx), dtype)
+        compiled.disk_counts(np.ascontiguousarray(mask), *_disk_row_arrays(r), r, out)
+        return out
     padded = np.zeros((ny + 2 * r, nx + 2 * r + 1), dtype)
     padded[r : r + ny, r + 1 : r + 1 + nx] = mask
     csum = np.cumsum(padded, axis=1, dtype=dtype, out=padded)
