@@ -2,6 +2,9 @@
 
 Run from the repository root:  ``.venv/bin/python bench/grid.py [--kinds] [--quick] [--seeds 0-9]``
 
+``--conditions`` scores the held-out 3D kind under the microscope's blur, other voxel sizes,
+dimmer nuclei and a denser field (:data:`CONDITIONS`).
+
 ``--misses`` classifies every true nucleus missed in the cells of small touching nuclei
 (:func:`misses`: merged, found but unmatched, dropped as a fragment, absent).
 
@@ -38,7 +41,13 @@ from bigseg.methods.default import signal_of  # noqa: E402
 from bigseg.score import match  # noqa: E402
 from bigseg.segment import segment_whole_planes  # noqa: E402
 from bigseg.stack import as_4d, as_stack  # noqa: E402
-from bigseg.synth import make_truth, render, synth_kind, visible_centres  # noqa: E402
+from bigseg.synth import (  # noqa: E402
+    kind_options,
+    make_truth,
+    render,
+    synth_kind,
+    visible_centres,
+)
 
 SCALE = (1.5, 0.71, 0.71)
 MIN_R = bigseg.Params().min_radius
@@ -155,6 +164,64 @@ def kinds(seeds=(0, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
         )  # fmt: skip
         truths.append(marked.assign(kind=kind))
     return pd.DataFrame(rows), pd.concat(truths, ignore_index=True)
+
+
+#: The held-out 3D kind (``heldout3d``: 60 x 273 x 273 µm, radii 3.2-8.5 µm, log-normal
+#: brightness over tenfold, 15 % touching, autofluorescence over a dark offset) under
+#: conditions nobody tuned to (:func:`conditions`): the microscope's blur (standard
+#: deviations in µm, z first), other voxel sizes (the stack's extent kept), dimmer nuclei,
+#: a denser field.  ``name: make_truth / render changes``.
+CONDITIONS: dict[str, dict] = {
+    "as the kind": {},
+    "blur 0.8 µm in z": {"blur_um": (0.8, 0.15, 0.15)},
+    "blur 1.2 µm in z": {"blur_um": (1.2, 0.2, 0.2)},
+    "blur 1.8 µm in z": {"blur_um": (1.8, 0.25, 0.25)},
+    "z step 0.5 µm": {"scale": (0.5, 0.71, 0.71)},
+    "z step 1.0 µm": {"scale": (1.0, 0.71, 0.71)},
+    "z step 2.0 µm": {"scale": (2.0, 0.71, 0.71)},
+    "z step 3.0 µm": {"scale": (3.0, 0.71, 0.71)},
+    "pixels 0.4 µm": {"scale": (1.5, 0.4, 0.4)},
+    "pixels 1.0 µm": {"scale": (1.5, 1.0, 1.0)},
+    "dim: 100-1 000": {"brightness": (100.0, 1000.0)},
+    "1.5x denser, 30 % touching": {"density": 1.5, "touching": 0.3},
+    "z step 2.0 µm, blur 1.2 µm": {"scale": (2.0, 0.71, 0.71), "blur_um": (1.2, 0.2, 0.2)},
+}
+
+
+def condition_case(name: str, seed: int):
+    """One stack of :data:`CONDITIONS`: (image, truth, scale)."""
+    spec = kind_options("heldout3d", seed)
+    change = dict(CONDITIONS[name])
+    scale = tuple(change.pop("scale", spec["scale"]))
+    extent = np.array(spec["shape"]) * np.array(spec["scale"])
+    shape = tuple(int(round(e / s)) for e, s in zip(extent, scale))
+    nuclei = int(spec["nuclei"] * change.pop("density", 1.0))
+    truth_options = {k: v for k, v in spec["truth"].items() if k != "radius_px"}
+    truth_options.update(radius_um=(4.5 * 0.71, 12.0 * 0.71))  # the kind's, in µm
+    for key in ("brightness", "touching"):
+        if key in change:
+            truth_options[key] = change.pop(key)
+    truth = make_truth(shape, nuclei, scale=scale, t=1, seed=seed, **truth_options)
+    image = render(truth, (0, 0, 0, 0), (1, *shape), scale=scale, noise_seed=seed,
+                   **{**spec["render"], **change})  # fmt: skip
+    return image, truth, scale
+
+
+def conditions(seeds=(0, 1)) -> pd.DataFrame:
+    """Scores of the default on :data:`CONDITIONS` (one row per condition and seed)."""
+    rows = []
+    for name, seed in itertools.product(CONDITIONS, seeds):
+        image, truth, scale = condition_case(name, seed)
+        t0 = time.perf_counter()
+        s = scored(default_nuclei(image, scale), truth, image.shape[1:], scale)[0]
+        rows.append(
+            {"condition": name, "seed": seed, "shape": "x".join(map(str, image.shape[1:])),
+             "truth": s.n_true, "found": s.n_found, "precision": s.precision,
+             "recall": s.recall, "f1": s.f1, "error_um": s.mean_error_um,
+             "s": time.perf_counter() - t0}
+        )  # fmt: skip
+        print(f"{name}, seed {seed}: F1 {s.f1:.3f}", flush=True)
+    return pd.DataFrame(rows)
 
 
 #: Where the misses of a cell come from (:func:`misses`), in the order they are tried.
@@ -435,8 +502,20 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="CSV", help="a table another version saved: which cells moved"
     )
+    parser.add_argument(
+        "--conditions",
+        action="store_true",
+        help="the held-out 3D kind under blur, other voxel sizes, dimmer, denser (seeds 0,1)",
+    )
     add_seeds(parser, (0,))
     args = parser.parse_args()
+    if args.conditions:
+        table = conditions(seeds=seeds_of(args.seeds, (0, 1)))
+        means = table.groupby("condition", sort=False)[["precision", "recall", "f1"]].mean()
+        print(means.round(3).to_string())
+        if args.save:
+            table.to_csv(args.save, index=False)
+        return
     if args.misses:
         report_misses(miss_grid(seeds=seeds_of(args.seeds, (0,))))
         return

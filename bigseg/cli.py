@@ -530,6 +530,15 @@ def _synth_parser(sub: Any) -> argparse.ArgumentParser:
     syn.add_argument(
         "--texture", type=_float, help="nuclear texture, a fraction of brightness (default: 0)"
     )
+    syn.add_argument(
+        "--blur",
+        nargs=3,
+        type=_float,
+        metavar=("Z", "Y", "X"),
+        dest="blur_um",
+        help="the microscope's blur: the light spread by a Gaussian of these standard "
+        "deviations in µm before the noise, e.g. 1.2 0.2 0.2 (default: none)",
+    )
     syn.add_argument("--overwrite", action="store_true", help="replace an existing synthetic stack")
     _synth_motion_options(syn)
     _quiet_option(syn)
@@ -1340,7 +1349,9 @@ def _synth(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         difficulty=args.difficulty,
         kind=args.kind,
-        render_options=_given(args, "offset", "autofluorescence", "illumination", "texture")
+        render_options=_given(
+            args, "offset", "autofluorescence", "illumination", "texture", "blur_um"
+        )
         | ({"max_value": 65535} if args.offset is not None else {}),
         frame_interval_s=args.frame_interval,
         **_given(

@@ -230,3 +230,40 @@ def test_visible_centres_are_the_centroid_of_what_the_stack_shows():
         expected = (z * plane).sum() / plane.sum()
         assert seen.loc[i, "z_um"] == pytest.approx(expected, abs=0.05)
     assert truth.loc[1, "z_um"] == -2.0  # the input is left as it was
+
+
+def test_blur_spreads_the_light_in_z_and_blocks_join_without_seams(tmp_path):
+    scale = (1.5, 0.71, 0.71)
+    truth = make_truth((20, 64, 64), 1, scale=scale, seed=3, radius_um=(4.0, 4.0))
+    truth["z_um"] = 15.0  # plane 10: room above and below
+    options = {"autofluorescence": 60.0, "texture": 0.1, "read_noise": 0.0}
+    sharp = render(truth, (0, 0, 0, 0), (1, 20, 64, 64), scale=scale, **options)
+    blurred = render(
+        truth, (0, 0, 0, 0), (1, 20, 64, 64), scale=scale, blur_um=(1.5, 0.2, 0.2), **options
+    )
+    row = truth.iloc[0]
+    y, x = round(row.y_um / scale[1]), round(row.x_um / scale[2])
+
+    def out_of_focus(image):  # the light 1-2 planes (1.5-3 µm) beyond the nucleus's faces
+        profile = image[0, :, y, x].astype(float)
+        return profile[[5, 6, 14, 15]].sum()  # (planes 7-13 hold the nucleus)
+
+    assert out_of_focus(blurred) > out_of_focus(sharp) + 200
+    # Blocks are rendered with the margin the Gaussian reaches: two halves are the whole.
+    from bigseg.synth import _light
+
+    light = dict(scale=scale, background=100.0, noise_seed=0, edge_um=0.6, autofluorescence=60.0,
+                 illumination=0.2, texture=0.1, blur_um=(1.5, 0.2, 0.2))  # fmt: skip
+    whole = _light(truth, (0, 0, 0, 0), (1, 20, 64, 64), **light)
+    halves = np.concatenate(
+        [_light(truth, (0, 0, 0, 0), (1, 9, 64, 64), **light),
+         _light(truth, (0, 9, 0, 0), (1, 11, 64, 64), **light)], axis=1,
+    )  # fmt: skip
+    np.testing.assert_array_equal(whole, halves)
+
+
+def test_a_bad_blur_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(InputError, match="blur_um"):
+        synth(tmp_path / "s.ome.zarr", shape=(4, 32, 32), nuclei=2,
+              render_options={"blur_um": (-1.0, 0.0, 0.0)})  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
