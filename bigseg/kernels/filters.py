@@ -804,7 +804,12 @@ def _box_extreme(
 
     crop = tuple(slice(lo, hi) for lo, hi in keep)
     fill = values.dtype.type(-np.inf if maximum else np.inf)
-    consume = consume and buffers[0] is not None and np.may_share_memory(values, buffers[0])
+    consume = (  # ``values`` the buffer's own view, from its start (else: a first pass as usual)
+        consume
+        and buffers[0] is not None
+        and values.flags.c_contiguous
+        and values.ctypes.data == buffers[0].ctypes.data
+    )
     out = values
     # Each axis's result is needed where the axes filtered later read it: the kept
     # range of the axes not yet filtered stays whole.
