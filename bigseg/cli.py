@@ -1473,7 +1473,9 @@ def _plot(args: argparse.Namespace) -> int:
         f"histogram{tag}.png": lambda: plots.intensity_histogram(stack, thresholds, t=position),
     }
     if n_t > 1:
-        figures["time.png"] = lambda: plots.time_summary(nuclei, time_points=times)
+        figures["time.png"] = lambda: plots.time_summary(
+            nuclei, time_points=times, frame_interval_s=inp.get("frame_interval_s")
+        )
     for name, draw in figures.items():
         log.debug("drawing %s", name)
         fig = draw()

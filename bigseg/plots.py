@@ -648,6 +648,7 @@ def time_summary(
     *,
     time_points: int | Sequence[int] | None = None,
     fig: Any = None,
+    frame_interval_s: float | None = None,
 ) -> Any:
     """Nucleus count, mean volume and mean intensity against time point.
 
@@ -666,6 +667,9 @@ def time_summary(
         in the table.
     fig : matplotlib.figure.Figure, optional
         Figure to draw into; a new one by default.
+    frame_interval_s : float, optional
+        Seconds between time points (``run.json``'s ``input.frame_interval_s``): the
+        x axis is then the time in minutes (hours beyond five), from time point 0.
 
     Returns
     -------
@@ -673,11 +677,23 @@ def time_summary(
     """
     import matplotlib.pyplot as plt
 
+    if frame_interval_s is not None and not float(frame_interval_s) > 0:
+        raise InputError(
+            f"frame_interval_s={frame_interval_s!r} must be a positive number of seconds "
+            "between time points (or None: the axis in time points)."
+        )
     table = time_table(nuclei, time_points=time_points)
     if fig is None:
         fig = plt.figure(figsize=(6.0, 6.0))
     axes = fig.subplots(3, 1, sharex=True)
-    t = table.index.to_numpy()
+    points = table.index.to_numpy()
+    t, xlabel = points, "time point"
+    if frame_interval_s is not None:
+        minutes = points * float(frame_interval_s) / 60.0
+        if len(points) and minutes.max() > 300:
+            t, xlabel = minutes / 60.0, "time (h)"
+        else:
+            t, xlabel = minutes, "time (min)"
     axes[0].plot(t, table["nuclei"], "o-", color="k", ms=4)
     axes[0].set_ylabel("nuclei")
     # From 0, with room above the largest count (its points would sit on the frame).
@@ -696,14 +712,27 @@ def time_summary(
         ax.plot(t, mean, "o-", color="tab:blue", ms=4)
         ax.fill_between(t, mean - sd, mean + sd, color="tab:blue", alpha=0.2, lw=0)
         ax.set_ylabel(label)
-    axes[-1].set_xlabel("time point")
-    if len(t) and len(t) <= 20:
+    axes[-1].set_xlabel(xlabel)
+    if len(t) and len(t) <= 20 and frame_interval_s is None:
         axes[-1].set_xticks(t)
     axes[0].set_title(
-        f"{int(table['nuclei'].sum())} nuclei in {len(t)} time points", loc="left", fontsize=10
+        f"{int(table['nuclei'].sum())} nuclei in {len(t)} time points"
+        + (f", {_duration(frame_interval_s)} apart" if frame_interval_s is not None else ""),
+        loc="left",
+        fontsize=10,
     )
     fig.align_ylabels(axes)
     return fig
+
+
+def _duration(seconds: float) -> str:
+    """``90`` -> ``'1.5 min'``, ``20`` -> ``'20 s'``, ``7200`` -> ``'2 h'``."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
 
 
 # --------------------------------------------------------------------------- tracks

@@ -233,6 +233,24 @@ def test_time_summary_of_a_2d_time_lapse_draws_the_radius():
     np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [5.0, 5.0])
 
 
+@pytest.mark.parametrize(
+    ("interval", "unit", "step", "apart"),
+    [(600.0, "time (min)", 10.0, "10 min apart"), (7200.0, "time (h)", 2.0, "2 h apart")],
+)
+def test_time_summary_with_a_frame_interval_draws_time(interval, unit, step, apart):
+    # Known seconds between time points (run.json's input.frame_interval_s): the x axis
+    # is time, in minutes (in hours beyond five).
+    nuclei = pd.DataFrame(
+        {"t": [0, 1, 3], "volume_um3": [100.0, 110.0, 120.0], "intensity_mean": [1.0, 2.0, 3.0]}
+    )
+    fig = plots.time_summary(nuclei, time_points=4, frame_interval_s=interval)
+    assert fig.axes[-1].get_xlabel() == unit
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), np.arange(4) * step)
+    assert fig.axes[0].get_title(loc="left") == f"3 nuclei in 4 time points, {apart}"
+    with pytest.raises(bigseg.InputError, match="frame_interval_s"):
+        plots.time_summary(nuclei, frame_interval_s=0)
+
+
 def test_time_table_of_empty_and_bad_tables():
     empty = pd.DataFrame({"t": [], "volume_um3": [], "intensity_mean": []})
     assert len(plots.time_table(empty)) == 0
