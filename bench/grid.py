@@ -197,7 +197,8 @@ def condition_case(name: str, seed: int):
     shape = tuple(int(round(e / s)) for e, s in zip(extent, scale))
     nuclei = int(spec["nuclei"] * change.pop("density", 1.0))
     truth_options = {k: v for k, v in spec["truth"].items() if k != "radius_px"}
-    truth_options.update(radius_um=(4.5 * 0.71, 12.0 * 0.71))  # the kind's, in µm
+    # the kind's radii, in µm (its pixels are 0.71 µm), whatever the pixels here
+    truth_options["radius_um"] = tuple(r * spec["scale"][2] for r in spec["truth"]["radius_px"])
     for key in ("brightness", "touching"):
         if key in change:
             truth_options[key] = change.pop(key)

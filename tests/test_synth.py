@@ -232,7 +232,7 @@ def test_visible_centres_are_the_centroid_of_what_the_stack_shows():
     assert truth.loc[1, "z_um"] == -2.0  # the input is left as it was
 
 
-def test_blur_spreads_the_light_in_z_and_blocks_join_without_seams(tmp_path):
+def test_blur_spreads_the_light_in_z_and_blocks_join_without_seams():
     scale = (1.5, 0.71, 0.71)
     truth = make_truth((20, 64, 64), 1, scale=scale, seed=3, radius_um=(4.0, 4.0))
     truth["z_um"] = 15.0  # plane 10: room above and below

@@ -149,17 +149,11 @@ def box_extreme_last(src, r, lo, hi, maximum, fill, out):  # pragma: no cover - 
         span, valid = 1, length
         while span < k:
             valid -= span
-            _pairs(values, span, valid, maximum, spare)
+            _extremes(values, values[span:], valid, maximum, spare)
             values, spare = spare, values
             span *= 2
-        _pairs(values, w - k, hi - lo, maximum, out[p])
+        _extremes(values, values[w - k :], hi - lo, maximum, out[p])
     return True
-
-
-@njit(nogil=True, cache=True)
-def _pairs(values, span, count, maximum, out):  # pragma: no cover - compiled
-    """``out[i]`` = the extreme of ``values[i]`` and ``values[i + span]``, ``i < count``."""
-    _extremes(values, values[span:], count, maximum, out)
 
 
 @njit(nogil=True, cache=True)

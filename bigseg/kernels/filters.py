@@ -822,12 +822,12 @@ def _box_extreme(
         shape = out.shape[:axis] + (hi - lo,) + out.shape[axis + 1 :]
         src = np.ascontiguousarray(out).reshape(pre, n, post)
         needed = pre * (hi - lo) * post
-        if out is not values or consume:  # in place: the buffer holds ``out`` from its start
-            result = buffers[0][:needed].reshape(shape)
-        else:
-            if buffers[0] is None or buffers[0].size < needed or buffers[0].dtype != values.dtype:
-                buffers[0] = np.empty(needed, values.dtype)
-            result = buffers[0][:needed].reshape(shape)
+        first = out is values and not consume  # later passes: in place, ``out`` at its start
+        if first and (
+            buffers[0] is None or buffers[0].size < needed or buffers[0].dtype != values.dtype
+        ):
+            buffers[0] = np.empty(needed, values.dtype)
+        result = buffers[0][:needed].reshape(shape)
         if not compiled.box_extreme_axis(
             src, s // 2, lo, hi, maximum, fill, result.reshape(pre, -1, post)
         ):  # (only the first axis meets a NaN: the later ones read its extremes)
